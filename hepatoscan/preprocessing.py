@@ -1,0 +1,194 @@
+"""The one preprocessing path shared by training and serving.
+
+Two kinds of pixels come in:
+
+* CT in Hounsfield units (DICOM, NIfTI): clipped to the model's HU window and scaled to [0, 1].
+* 8-bit display images (PNG/JPG exports from a viewer): their display window is unknown, so it
+  is *estimated from the image's own histogram* (fat and soft-tissue peaks), the grey levels are
+  mapped back to approximate HU and then windowed exactly like CT. This makes an export made
+  with W2000/L0 look to the model like one made with the model's own window.
+
+Both then go to the model's input size (bilinear for images, nearest for masks) as float32.
+Training (``training/``) imports these functions, so what the model learned on is what it sees.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from .errors import InputError
+
+log = logging.getLogger(__name__)
+
+# Anatomical priors used to read a display window off an abdominal CT histogram.
+FAT_HU = -100.0  # subcutaneous and visceral fat
+SOFT_TISSUE_HU = 70.0  # median of abdominal soft tissue above fat (muscle, liver, spleen, vessels)
+FALLBACK_WIDTH_HU = 350.0  # the usual abdominal window, assumed when fat is clipped to black
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """What the model takes. At inference time the model card is the source of these values."""
+
+    height: int = 256  # pixels; a multiple of 16 so a 4-level U-Net pools evenly
+    width: int = 256
+    window_hu: tuple[float, float] = (-160.0, 240.0)  # W400/L40: fat, liver and tumor all visible
+
+
+@dataclass(frozen=True)
+class WindowEstimate:
+    """The display window (in HU) an 8-bit image is judged to have been exported with."""
+
+    lo_hu: float
+    hi_hu: float
+    method: str  # "fat+soft-tissue peaks", "fat peak + soft-tissue median", "soft-tissue median, W350 assumed" or "none: flat image"
+
+    @property
+    def width_hu(self) -> float:
+        return self.hi_hu - self.lo_hu
+
+    @property
+    def level_hu(self) -> float:
+        return (self.hi_hu + self.lo_hu) / 2.0
+
+    def describe(self) -> str:
+        return f"W{self.width_hu:.0f}/L{self.level_hu:.0f} (estimated from the histogram: {self.method})"
+
+
+def to_grayscale(pixels: np.ndarray) -> np.ndarray:
+    """(H, W), (H, W, 1), (H, W, 3) or (H, W, 4) array -> (H, W) float32, same value range.
+
+    RGB is converted with ITU-R 601 luma weights; alpha is dropped (composited on black).
+    """
+    a = np.asarray(pixels)
+    if a.ndim == 2:
+        return a.astype(np.float32)
+    if a.ndim == 3 and a.shape[2] in (1, 3, 4):
+        if a.shape[2] == 1:
+            return a[..., 0].astype(np.float32)
+        rgb = a[..., :3].astype(np.float32)
+        gray = rgb @ np.array([0.299, 0.587, 0.114], np.float32)
+        if a.shape[2] == 4:
+            gray *= a[..., 3].astype(np.float32) / float(np.iinfo(a.dtype).max if a.dtype.kind in "ui" else 1.0)
+        return gray
+    raise InputError(f"expected a 2D image or (H, W, C) with C in 1, 3, 4; got shape {a.shape}")
+
+
+def window_hu(hu: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """HU array (any shape) -> float32 in [0, 1]: clip to ``window`` = (lo, hi) and scale."""
+    lo, hi = float(window[0]), float(window[1])
+    if not hi > lo:
+        raise InputError(f"HU window {window} is empty: the upper bound must exceed the lower one")
+    out = (np.asarray(hu, np.float32) - lo) / (hi - lo)
+    return np.clip(out, 0.0, 1.0, out=out)
+
+
+def render_8bit(hu: np.ndarray, window: tuple[float, float], gamma: float = 1.0) -> np.ndarray:
+    """HU array -> uint8 display image, as a viewer exports it with ``window`` (and a gamma)."""
+    x = window_hu(hu, window)
+    if gamma != 1.0:
+        x = np.power(x, gamma, dtype=np.float32)
+    return np.rint(x * 255.0).astype(np.uint8)
+
+
+def _smooth(hist: np.ndarray, sigma_bins: float) -> np.ndarray:
+    r = int(3 * sigma_bins)
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma_bins) ** 2)
+    return np.convolve(hist, k / k.sum(), mode="same")
+
+
+def _local_maxima(h: np.ndarray, lo: int, hi: int) -> list[int]:
+    return [i for i in range(max(lo, 1), min(hi, len(h) - 1)) if h[i] >= h[i - 1] and h[i] > h[i + 1]]
+
+
+def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
+    """Estimate the HU window an 8-bit CT export was rendered with, from its histogram alone.
+
+    gray: (H, W) array of grey levels in [0, 255] (uint8 or float).
+    Fat is the darkest clear mode of the histogram (saturated ends excluded); soft tissue is the
+    median grey level above the valley that follows it. Two landmarks at known HU give the linear
+    grey->HU map. When fat is clipped to black (narrow windows), the usual abdominal width is
+    assumed around the soft-tissue median.
+    """
+    g = np.clip(np.asarray(gray, np.float32), 0, 255)
+    hist = np.bincount(np.rint(g).astype(np.int64).ravel(), minlength=256)[:256].astype(np.float64)
+    inner = hist.copy()
+    inner[:3] = 0
+    inner[253:] = 0
+    if inner.sum() < 0.02 * hist.sum() or inner.sum() < 64:
+        return WindowEstimate(-160.0, 240.0, "none: flat image")
+    h = _smooth(inner, 2.0)
+    top = int(np.argmax(h))
+    # Fat: the darkest clear mode, separated from the brighter tissue by a valley.
+    fat, valley = None, None
+    for p in _local_maxima(h, 3, top):
+        if h[p] < 0.08 * h[top]:
+            continue
+        v = p + int(np.argmin(h[p:top + 1]))
+        if h[v] < 0.85 * h[p] and v > p:
+            fat, valley = p, v
+            break
+    # Soft tissue: the median grey level of what lies above fat (robust to several soft modes).
+    start = valley if valley is not None else 3
+    cdf = np.cumsum(inner[start:253])
+    soft = start + int(np.searchsorted(cdf, cdf[-1] / 2.0))
+    if fat is not None and soft - fat < 6:
+        fat = None
+    if fat is not None:
+        gray_per_hu = (soft - fat) / (SOFT_TISSUE_HU - FAT_HU)
+        lo = FAT_HU - fat / gray_per_hu
+        return WindowEstimate(float(lo), float(lo + 255.0 / gray_per_hu), "fat peak + soft-tissue median")
+    gray_per_hu = 255.0 / FALLBACK_WIDTH_HU
+    lo = SOFT_TISSUE_HU - soft / gray_per_hu
+    return WindowEstimate(float(lo), float(lo + FALLBACK_WIDTH_HU), "soft-tissue median, W350 assumed")
+
+
+def standardize_8bit(gray: np.ndarray, window: tuple[float, float],
+                     estimate: WindowEstimate | None = None) -> tuple[np.ndarray, WindowEstimate]:
+    """8-bit display image -> (float32 in [0, 1] as if windowed from HU with ``window``, estimate).
+
+    gray: (H, W) grey levels in [0, 255]. Pass ``estimate`` to reuse one window for a whole stack.
+    """
+    est = estimate or estimate_display_window(gray)
+    approx_hu = est.lo_hu + np.asarray(gray, np.float32) * (est.width_hu / 255.0)
+    return window_hu(approx_hu, window), est
+
+
+def resize_image(img: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) float32 -> (height, width) float32, bilinear (antialiased when shrinking)."""
+    a = np.asarray(img, np.float32)
+    if a.shape == (height, width):
+        return a.copy()
+    return np.asarray(Image.fromarray(a, mode="F").resize((width, height), Image.BILINEAR), np.float32)
+
+
+def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(H, W) integer label mask -> (height, width) uint8, nearest neighbour (labels stay labels)."""
+    a = np.asarray(mask).astype(np.uint8)
+    if a.shape == (height, width):
+        return a.copy()
+    return np.asarray(Image.fromarray(a, mode="L").resize((width, height), Image.NEAREST), np.uint8)
+
+
+def resize_prob(prob: np.ndarray, height: int, width: int) -> np.ndarray:
+    """(h, w) float32 probability map -> (height, width), bilinear; used to return masks at input size."""
+    return resize_image(prob, height, width)
+
+
+def prepare_slice(pixels: np.ndarray, is_hu: bool, spec: InputSpec,
+                  estimate: WindowEstimate | None = None) -> tuple[np.ndarray, WindowEstimate | None]:
+    """One slice -> model input.
+
+    pixels: (H, W) HU values when ``is_hu``, else an 8-bit display image (H, W) or (H, W, C)
+    with grey levels in [0, 255].
+    Returns ((spec.height, spec.width) float32 in [0, 1], the window estimate for 8-bit input).
+    """
+    gray = to_grayscale(pixels)
+    if is_hu:
+        x, est = window_hu(gray, spec.window_hu), None
+    else:
+        x, est = standardize_8bit(gray, spec.window_hu, estimate)
+    return resize_image(x, spec.height, spec.width), est

@@ -1,0 +1,142 @@
+"""Training samples: geometry, synthetic tumors, and display-window augmentation.
+
+Every sample reaches the model through ``hepatoscan.preprocessing``: HU slices either through the
+model's own HU window (the CT path) or rendered to an 8-bit export with a random window, gamma
+and JPEG, then standardised exactly as the runtime standardises PNG/JPG uploads.
+"""
+from __future__ import annotations
+
+import io
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+from scipy import ndimage as ndi
+
+from hepatoscan.preprocessing import InputSpec, render_8bit, standardize_8bit, window_hu
+
+from .data import Case
+from .synth import paste_tumor
+
+
+@dataclass(frozen=True)
+class AugmentConfig:
+    crop_fraction: tuple[float, float] = (0.5, 1.0)  # side of the random crop / image side
+    rotation_deg: float = 10.0
+    p_hu_window: float = 0.35  # HU slices fed through the model's own window (the CT path)
+    width_hu: tuple[float, float] = (120.0, 2500.0)  # random export windows, log-uniform
+    level_hu: tuple[float, float] = (-120.0, 150.0)
+    p_gamma: float = 0.25
+    gamma: tuple[float, float] = (0.6, 1.6)
+    p_jpeg: float = 0.3
+    jpeg_quality: tuple[int, int] = (50, 95)
+    p_lowres: float = 0.15  # downsample 2x and back, like small crops upscaled
+    p_synthetic_tumor: float = 0.5  # on liver slices with no real tumor
+    noise_hu: float = 15.0
+
+
+@dataclass
+class LoadedCase:
+    case: Case
+    images: np.ndarray  # (Z, H, W) float32 HU or uint8 grey
+    labels: np.ndarray  # (Z, H, W) uint8 in {0, 1, 2}
+    liver_slices: np.ndarray
+    tumor_slices: np.ndarray
+    other_slices: np.ndarray
+
+    @classmethod
+    def from_case(cls, case: Case) -> "LoadedCase":
+        images, labels = case.load()
+        liver_px = (labels > 0).sum((1, 2))
+        tumor_px = (labels == 2).sum((1, 2)) if case.tumor_labeled else np.zeros(len(labels))
+        return cls(case, images, labels, np.nonzero(liver_px > 0)[0], np.nonzero(tumor_px > 20)[0],
+                   np.nonzero(liver_px == 0)[0])
+
+    def pixel_mm(self) -> float:
+        """In-plane pixel size in mm; a typical value where it is unknown."""
+        if self.case.spacing_yx_mm:
+            return float(self.case.spacing_yx_mm[0])
+        return 1.5 if self.images.shape[-1] <= 256 else 0.75
+
+    def units_per_hu(self) -> float:
+        """Grey levels per HU of this case's intensities (1 for HU)."""
+        if self.case.kind == "hu":
+            return 1.0
+        if self.case.window_hu:
+            return 255.0 / (self.case.window_hu[1] - self.case.window_hu[0])
+        return 255.0 / 350.0
+
+
+def _affine_crop(rng, shape, out_hw, cfg: AugmentConfig):
+    h, w = shape
+    f = rng.uniform(*cfg.crop_fraction)
+    side = f * min(h, w)
+    cy = h / 2 + rng.uniform(-1, 1) * (h - side) / 2
+    cx = w / 2 + rng.uniform(-1, 1) * (w - side) / 2
+    a = np.deg2rad(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
+    scale = side / out_hw[0]
+    m = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
+    offset = np.array([cy, cx]) - m @ (np.array(out_hw) / 2.0)
+    return m, offset
+
+
+def _jpeg(gray: np.ndarray, quality: int) -> np.ndarray:
+    buf = io.BytesIO()
+    Image.fromarray(gray, "L").save(buf, format="JPEG", quality=int(quality))
+    return np.asarray(Image.open(io.BytesIO(buf.getvalue())), np.uint8)
+
+
+def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: AugmentConfig) -> np.ndarray:
+    """(H, W) HU or grey -> (H, W) float32 in [0, 1] through the runtime's preprocessing."""
+    if is_hu:
+        img = img + rng.normal(0, rng.uniform(0, cfg.noise_hu), img.shape).astype(np.float32)
+        if rng.random() < cfg.p_hu_window:
+            return window_hu(img, spec.window_hu)
+        width = float(np.exp(rng.uniform(*np.log(cfg.width_hu))))
+        level = rng.uniform(*cfg.level_hu)
+        gamma = rng.uniform(*cfg.gamma) if rng.random() < cfg.p_gamma else 1.0
+        gray = render_8bit(img, (level - width / 2, level + width / 2), gamma)
+    else:
+        g = img.astype(np.float32)
+        if rng.random() < 0.6:  # re-window the export: contrast and brightness change
+            s = float(np.exp(rng.uniform(np.log(0.25), np.log(1.8))))
+            g = (g - 128.0) * s + 128.0 + rng.uniform(-40, 40)
+        g = np.clip(g, 0, 255) / 255.0
+        if rng.random() < cfg.p_gamma:
+            g = g ** rng.uniform(*cfg.gamma)
+        gray = np.rint(g * 255).astype(np.uint8)
+    if rng.random() < cfg.p_jpeg:
+        gray = _jpeg(gray, rng.integers(*cfg.jpeg_quality))
+    return standardize_8bit(gray, spec.window_hu)[0]
+
+
+def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpec,
+                cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
+    """-> (x (H, W, 1) float32 in [0, 1], y (H, W, 4) float32: liver, tumor, liver weight, tumor weight)."""
+    is_hu = lc.case.kind == "hu"
+    img = lc.images[z].astype(np.float32)
+    lab = lc.labels[z]
+    known = np.ones(lab.shape, bool) if lc.case.tumor_labeled else np.zeros(lab.shape, bool)
+    if not (lab == 2).any() and rng.random() < cfg.p_synthetic_tumor:
+        pasted = paste_tumor(img, lab, rng, lc.pixel_mm(), lc.units_per_hu())
+        if pasted is not None:
+            img, lab, region = pasted
+            known |= region
+    out_hw = (spec.height, spec.width)
+    m, off = _affine_crop(rng, img.shape, out_hw, cfg)
+    background = -1024.0 if is_hu else 0.0
+    img = ndi.affine_transform(img, m, off, output_shape=out_hw, order=1, mode="constant", cval=background)
+    lab = ndi.affine_transform(lab, m, off, output_shape=out_hw, order=0, mode="constant", cval=0)
+    known = ndi.affine_transform(known.astype(np.uint8), m, off, output_shape=out_hw, order=0) > 0
+    if rng.random() < cfg.p_lowres:
+        img = ndi.zoom(ndi.zoom(img, 0.5, order=1), 2.0, order=1)[: out_hw[0], : out_hw[1]]
+    x = _to_model_input(img.astype(np.float32), is_hu, rng, spec, cfg)
+    y = np.stack([lab >= 1, lab == 2, np.ones(out_hw, bool), known], -1).astype(np.float32)
+    return x[..., None], y
+
+
+def eval_input(lc: LoadedCase, z: int, spec: InputSpec) -> np.ndarray:
+    """Deterministic model input of one slice (no augmentation): the runtime's own path."""
+    from hepatoscan.preprocessing import prepare_slice
+
+    return prepare_slice(lc.images[z], lc.case.kind == "hu", spec)[0]

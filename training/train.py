@@ -1,0 +1,178 @@
+"""Train the HepatoScan U-Net.
+
+    python -m training.train --data ../shared/data --out runs/NAME [--epochs 16 --steps 100]
+
+Writes runs/NAME/{model.keras, last.keras, config.json, log.csv, split.json}.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import os
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import keras  # noqa: E402
+import numpy as np  # noqa: E402
+
+from hepatoscan.preprocessing import InputSpec  # noqa: E402
+
+from .augment import AugmentConfig, LoadedCase, eval_input, make_sample  # noqa: E402
+from .data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
+from .losses import METRICS, make_loss  # noqa: E402
+from .model import UNetConfig, build_unet  # noqa: E402
+
+log = logging.getLogger("training.train")
+
+
+@dataclasses.dataclass(frozen=True)
+class TrainConfig:
+    epochs: int = 16
+    steps_per_epoch: int = 100
+    batch_size: int = 8
+    learning_rate: float = 2e-3  # Adam, cosine-decayed to lr_final over the run
+    lr_final: float = 5e-5
+    tumor_loss_weight: float = 1.0
+    # How a batch is drawn: slices with real tumor, other HU liver slices (synthetic tumors),
+    # 8-bit liver slices, and slices without liver (any source).
+    mix: tuple[float, float, float, float] = (0.25, 0.25, 0.4, 0.1)
+    seed: int = 117
+    max_minutes: float = 55.0  # stop early (after an epoch) to keep within the CPU budget
+
+
+class SampleSource:
+    """Draws augmented training samples by the mix of TrainConfig."""
+
+    def __init__(self, cases: list[LoadedCase], spec: InputSpec, aug: AugmentConfig, cfg: TrainConfig):
+        self.spec, self.aug, self.cfg = spec, aug, cfg
+        hu = [c for c in cases if c.case.kind == "hu"]
+        eight = [c for c in cases if c.case.kind != "hu"]
+        self.pools = [
+            [(c, z) for c in hu for z in c.tumor_slices],
+            [(c, z) for c in hu for z in np.setdiff1d(c.liver_slices, c.tumor_slices)],
+            [(c, z) for c in eight for z in c.liver_slices],
+            [(c, z) for c in cases for z in c.other_slices],
+        ]
+        self.mix = np.array([m if pool else 0.0 for m, pool in zip(cfg.mix, self.pools)])
+        self.mix /= self.mix.sum()
+        self._counter, self._lock = 0, threading.Lock()
+
+    def batch(self) -> tuple[np.ndarray, np.ndarray]:
+        with self._lock:
+            self._counter += 1
+            rng = np.random.default_rng([self.cfg.seed, self._counter])
+        xs, ys = [], []
+        for _ in range(self.cfg.batch_size):
+            pool = self.pools[rng.choice(4, p=self.mix)]
+            lc, z = pool[rng.integers(len(pool))]
+            x, y = make_sample(lc, int(z), rng, self.spec, self.aug)
+            xs.append(x)
+            ys.append(y)
+        return np.stack(xs), np.stack(ys)
+
+
+class _Batches(keras.utils.PyDataset):
+    def __init__(self, source: SampleSource, steps: int):
+        super().__init__(workers=2, use_multiprocessing=False, max_queue_size=6)
+        self.source, self.steps = source, steps
+
+    def __len__(self):
+        return self.steps
+
+    def __getitem__(self, idx):
+        return self.source.batch()
+
+
+def validation_arrays(cases: list[LoadedCase], spec: InputSpec, max_per_case: int = 12):
+    """Deterministic (x, y) of held-out slices through the runtime's own preprocessing."""
+    xs, ys = [], []
+    for lc in cases:
+        zs = lc.liver_slices[np.linspace(0, len(lc.liver_slices) - 1, min(max_per_case, len(lc.liver_slices))).astype(int)]
+        for z in zs:
+            from hepatoscan.preprocessing import resize_mask
+
+            lab = resize_mask(lc.labels[z], spec.height, spec.width)
+            xs.append(eval_input(lc, int(z), spec)[..., None])
+            w_t = np.full(lab.shape, float(lc.case.tumor_labeled))
+            ys.append(np.stack([lab >= 1, lab == 2, np.ones(lab.shape), w_t], -1).astype(np.float32))
+    return np.stack(xs), np.stack(ys)
+
+
+class _TimeLimit(keras.callbacks.Callback):
+    def __init__(self, minutes: float):
+        super().__init__()
+        self.deadline = time.time() + 60 * minutes
+
+    def on_epoch_end(self, epoch, logs=None):
+        if time.time() > self.deadline:
+            log.warning("time limit reached after epoch %d: stopping", epoch + 1)
+            self.model.stop_training = True
+
+
+def git_commit() -> str:
+    try:
+        return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                              check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
+def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: AugmentConfig,
+          split_cfg: SplitConfig = SplitConfig()) -> keras.Model:
+    out.mkdir(parents=True, exist_ok=True)
+    keras.utils.set_random_seed(cfg.seed)
+    spec = InputSpec(height=unet.height, width=unet.width)
+    split = split_by_patient(discover_cases(data), split_cfg)
+    (out / "split.json").write_text(json.dumps({k: [c.patient for c in v] for k, v in split.items()}, indent=1))
+    log.info("patients: %s", {k: len(v) for k, v in split.items()})
+    train_cases = [LoadedCase.from_case(c) for c in split["train"]]
+    val_cases = [LoadedCase.from_case(c) for c in split["val"]]
+    source = SampleSource(train_cases, spec, aug, cfg)
+    log.info("training pools (tumor, HU liver, 8-bit liver, no liver): %s", [len(p) for p in source.pools])
+    config = {"train": dataclasses.asdict(cfg), "unet": dataclasses.asdict(unet),
+              "augment": dataclasses.asdict(aug), "split": dataclasses.asdict(split_cfg),
+              "input": dataclasses.asdict(spec), "data": str(data), "git_commit": git_commit(),
+              "sources": sorted({c.source for c in split["train"]})}
+    (out / "config.json").write_text(json.dumps(config, indent=1))
+
+    model = build_unet(unet)
+    total_steps = cfg.epochs * cfg.steps_per_epoch
+    schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps,
+                                                      alpha=cfg.lr_final / cfg.learning_rate)
+    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=make_loss(cfg.tumor_loss_weight),
+                  metrics=METRICS)
+    callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv")),
+                 keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
+                 _TimeLimit(cfg.max_minutes)]
+    val = validation_arrays(val_cases, spec) if val_cases else None
+    model.fit(_Batches(source, cfg.steps_per_epoch), epochs=cfg.epochs, validation_data=val,
+              callbacks=callbacks, verbose=2)
+    model.save(out / "model.keras")
+    return model
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--data", default="../shared/data", type=Path)
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--epochs", type=int, default=TrainConfig.epochs)
+    p.add_argument("--steps", type=int, default=TrainConfig.steps_per_epoch)
+    p.add_argument("--batch", type=int, default=TrainConfig.batch_size)
+    p.add_argument("--base-filters", type=int, default=UNetConfig.base_filters)
+    p.add_argument("--max-minutes", type=float, default=TrainConfig.max_minutes)
+    p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
+                      max_minutes=a.max_minutes, seed=a.seed)
+    train(a.data, a.out, cfg, UNetConfig(base_filters=a.base_filters), AugmentConfig())
+
+
+if __name__ == "__main__":
+    main()
