@@ -1,0 +1,203 @@
+"""``load_scan``: any supported input -> :class:`hepatoscan.scan.Scan`, with clear errors.
+
+Supported: PNG, JPEG, BMP, TIFF (8/16-bit, RGB(A), palette -> grey); one DICOM file; a DICOM
+series as a folder or a .zip; NIfTI .nii / .nii.gz (3D).
+"""
+from __future__ import annotations
+
+import gzip
+import io
+import logging
+import zipfile
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from ..config import LoadLimits
+from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
+from ..scan import Scan
+from . import dicom
+from .image import read_image
+from .nifti import read_nifti
+
+log = logging.getLogger(__name__)
+
+ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz")
+
+
+def _stem(name: str) -> str:
+    base = PurePosixPath(name.replace("\\", "/")).name or "input"
+    for suffix in (".nii.gz", ".nii", ".dcm", ".zip", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+        if base.lower().endswith(suffix):
+            return base[: -len(suffix)] or "input"
+    return base.rsplit(".", 1)[0] if "." in base[1:] else base
+
+
+def _is_nifti(data: bytes, name: str) -> bool:
+    lower = name.lower()
+    if lower.endswith((".nii", ".nii.gz")):
+        return True
+    return len(data) > 348 and data[344:348] in (b"n+1\x00", b"n+2\x00")
+
+
+def _read_path(path: Path, limits: LoadLimits) -> bytes:
+    size = path.stat().st_size
+    if size > limits.max_bytes:
+        raise InputTooLargeError(f"{path.name}: {size / 1e6:.0f} MB is over the limit of "
+                                 f"{limits.max_bytes / 1e6:.0f} MB.")
+    return path.read_bytes()
+
+
+def load_scan(source: str | Path | bytes, filename: str | None = None,
+              limits: LoadLimits = LoadLimits()) -> Scan:
+    """Load a file, folder (DICOM series) or bytes (give ``filename`` for its extension)."""
+    if isinstance(source, (bytes, bytearray)):
+        name = filename or "upload"
+        return _from_bytes(bytes(source), name, limits)
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"{path}: no such file or folder. Check the path and try again.")
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and not p.name.startswith("."))
+        if len(files) > limits.max_zip_entries:
+            raise InputTooLargeError(f"{path.name}: {len(files)} files, over the limit of {limits.max_zip_entries}.")
+        if not files:
+            raise InputError(f"{path}: the folder is empty. Give a folder holding one DICOM series.")
+        total = sum(p.stat().st_size for p in files)
+        if total > limits.max_bytes:
+            raise InputTooLargeError(f"{path.name}: {total / 1e6:.0f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB.")
+        return _series_scan([(str(p.relative_to(path)), p.read_bytes()) for p in files], path.name, limits)
+    return _from_bytes(_read_path(path, limits), filename or path.name, limits)
+
+
+def _from_bytes(data: bytes, name: str, limits: LoadLimits) -> Scan:
+    if not data:
+        raise InputError(f"{name}: the file is empty (0 bytes). Upload the file again.")
+    if len(data) > limits.max_bytes:
+        raise InputTooLargeError(f"{name}: {len(data) / 1e6:.0f} MB is over the limit of "
+                                 f"{limits.max_bytes / 1e6:.0f} MB.")
+    if data[:4] == b"PK\x03\x04" or name.lower().endswith(".zip"):
+        return _series_scan(_unzip(data, name, limits), _stem(name), limits)
+    if _is_nifti(data, name):
+        return _nifti_scan(data, name, limits)
+    if dicom.is_dicom(data) or name.lower().endswith(".dcm"):
+        d = dicom.read_single(data, name)
+        return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], "dicom", _stem(name),
+                             d["metadata"], d["warnings"]), limits)
+    if name.lower().endswith(ARCHIVE_SUFFIXES):
+        raise UnsupportedFormatError(f"{name}: only .zip archives are read; repack the DICOM series as .zip.")
+    grey, fmt = read_image(data, name, limits)
+    return _checked(Scan(grey[None].astype(np.float32), False, None, fmt, _stem(name)), limits)
+
+
+def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, bytes]]:
+    try:
+        zf = zipfile.ZipFile(io.BytesIO(data))
+        infos = [i for i in zf.infolist() if not i.is_dir()]
+    except (zipfile.BadZipFile, EOFError, ValueError) as e:
+        raise InputError(f"{name}: the .zip is corrupt or truncated ({e}). Create it again.") from e
+    if len(infos) > limits.max_zip_entries:
+        raise InputTooLargeError(f"{name}: {len(infos)} files in the archive, over the limit of "
+                                 f"{limits.max_zip_entries}. Zip one series at a time.")
+    total = sum(i.file_size for i in infos)
+    if total > limits.max_zip_uncompressed_bytes:
+        raise InputTooLargeError(f"{name}: the archive unpacks to {total / 1e9:.1f} GB, over the limit "
+                                 f"of {limits.max_zip_uncompressed_bytes / 1e9:.1f} GB.")
+    files = []
+    for info in infos:
+        entry = info.filename.replace("\\", "/")
+        if entry.startswith("/") or ".." in PurePosixPath(entry).parts or (len(entry) > 1 and entry[1] == ":"):
+            raise InputError(f"{name}: unsafe path '{info.filename}' in the archive (absolute or '..'). "
+                             "Zip the series folder itself, with relative paths.")
+        base = PurePosixPath(entry).name
+        if base.startswith(".") or entry.startswith("__MACOSX/"):
+            continue
+        if base.lower().endswith(ARCHIVE_SUFFIXES) and not base.lower().endswith(".nii.gz"):
+            raise UnsupportedFormatError(f"{name}: the archive contains another archive ('{entry}'). "
+                                         "Nested archives are not read: unpack it and zip the DICOM files.")
+        try:
+            files.append((entry, zf.read(info)))
+        except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError) as e:
+            raise InputError(f"{name}: cannot read '{entry}' from the archive ({e}). Create it again.") from e
+    if not files:
+        raise InputError(f"{name}: the archive holds no files. Zip the .dcm files of one series.")
+    return files
+
+
+def _series_scan(files: list[tuple[str, bytes]], name: str, limits: LoadLimits) -> Scan:
+    if len(files) == 1 and not dicom.is_dicom(files[0][1]):
+        return _from_bytes(files[0][1], files[0][0], limits)
+    d = dicom.read_series(files, name, limits)
+    fmt = "dicom-series" if d["pixels"].shape[0] > 1 else "dicom"
+    return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], fmt, _stem(name), d["metadata"],
+                         d["warnings"], geometry={"origin_mm": d.get("origin_mm")}), limits)
+
+
+def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
+    import nibabel as nib
+
+    raw = data
+    if data[:2] == b"\x1f\x8b":
+        try:
+            with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
+                raw = f.read(limits.max_bytes + 1)
+        except (OSError, EOFError) as e:
+            raise InputError(f"{name}: the .nii.gz is corrupt or truncated ({e}). Export it again.") from e
+        if len(raw) > limits.max_bytes:
+            raise InputTooLargeError(f"{name}: unpacks to over {limits.max_bytes / 1e6:.0f} MB.")
+    img = None
+    for cls in (nib.Nifti1Image, nib.Nifti2Image):
+        try:
+            img = cls.from_bytes(raw)
+            break
+        except (nib.filebasedimages.ImageFileError, ValueError, TypeError, EOFError, OSError):
+            continue
+    if img is None:
+        raise InputError(f"{name}: not a valid NIfTI file. Export the volume again as .nii or .nii.gz.")
+    shape = img.shape
+    if len(shape) >= 4 and any(s > 1 for s in shape[3:]):
+        raise UnsupportedFormatError(f"{name}: a {len(shape)}D NIfTI {tuple(shape)}; HepatoScan reads one "
+                                     "3D CT volume. Save a single 3D volume and try again.")
+    if len(shape) < 3:
+        raise InputError(f"{name}: NIfTI of shape {tuple(shape)} is not a 3D volume.")
+    n_vox = int(np.prod(shape[:3]))
+    if shape[2] > limits.max_slices or shape[0] * shape[1] > limits.max_pixels_per_slice:
+        raise InputTooLargeError(f"{name}: volume {tuple(shape[:3])} exceeds the limits "
+                                 f"({limits.max_slices} slices, {limits.max_pixels_per_slice:,} pixels a slice).")
+    try:
+        pixels, spacing, canonical = read_nifti(img)
+    except (EOFError, ValueError, OSError, TypeError) as e:
+        raise InputError(f"{name}: the NIfTI data are truncated or corrupt ({e}); {n_vox:,} voxels "
+                         "were declared. Export it again.") from e
+    finite = pixels[np.isfinite(pixels)]
+    is_hu = finite.size > 0 and not (finite.min() >= 0 and finite.max() <= 255)
+    scan = Scan(pixels, bool(is_hu), spacing, "nifti", _stem(name), warnings=[], geometry=canonical)
+    if not is_hu and finite.size:
+        scan.warnings.append("Values lie in 0..255, so the volume is read as display grey levels, "
+                             "not HU; the window is estimated from each slice.")
+    return _checked(scan, limits)
+
+
+def _checked(scan: Scan, limits: LoadLimits) -> Scan:
+    """Shared validation of every loaded scan."""
+    z, h, w = scan.pixels.shape
+    if min(h, w) < limits.min_side_px:
+        raise InputError(f"{scan.name}: the image is {w} x {h} pixels; at least {limits.min_side_px} "
+                         "are needed on each side. Upload the full-size slice.")
+    if h * w > limits.max_pixels_per_slice:
+        raise InputTooLargeError(f"{scan.name}: {w} x {h} pixels a slice, over the limit of "
+                                 f"{limits.max_pixels_per_slice:,}.")
+    if z > limits.max_slices:
+        raise InputTooLargeError(f"{scan.name}: {z} slices, over the limit of {limits.max_slices}.")
+    nan = ~np.isfinite(scan.pixels)
+    if nan.all():
+        raise InputError(f"{scan.name}: every value is NaN or infinite; the file holds no image.")
+    if nan.any():
+        fill = -1024.0 if scan.is_hu else 0.0
+        scan.pixels = np.where(nan, fill, scan.pixels).astype(np.float32)
+        scan.warnings.append(f"{int(nan.sum()):,} NaN/infinite values were replaced by {fill:g}.")
+    if float(scan.pixels.max()) == float(scan.pixels.min()):
+        raise InputError(f"{scan.name}: every pixel has the same value ({float(scan.pixels.min()):g}): "
+                         "the image is blank. Check the export.")
+    scan.pixels = np.ascontiguousarray(scan.pixels, dtype=np.float32)
+    return scan

@@ -1,0 +1,239 @@
+"""HepatoScan web app: a thin Gradio Blocks interface over the hepatoscan library.
+
+    python app.py [--host 127.0.0.1] [--port 7860] [--model models/] [--share]
+
+Environment: HEPATOSCAN_HOST, HEPATOSCAN_PORT, HEPATOSCAN_MODEL_DIR, HEPATOSCAN_SHARE=1.
+API (stable): POST /gradio_api/call/segment, or gradio_client's predict(api_name="/segment").
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import queue
+import shutil
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+import gradio as gr  # noqa: E402
+
+from hepatoscan import __version__  # noqa: E402
+from hepatoscan.errors import HepatoScanError  # noqa: E402
+from hepatoscan.pipeline import Result, analyze  # noqa: E402
+from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
+from hepatoscan.report import PatientInfo  # noqa: E402
+from hepatoscan.tables import MEASUREMENT_HEADERS, lesion_rows, slice_rows  # noqa: E402
+
+log = logging.getLogger("hepatoscan.app")
+
+ROOT = Path(__file__).resolve().parent
+SAMPLES = ROOT / "samples"
+CONCURRENCY = 2  # requests segmented at once; each has its own interpreter
+MAX_UPLOAD = "512mb"
+FILE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".zip", ".nii", ".gz"]
+REQUEST_FILES_TTL_S = 15 * 60  # per-request folders older than this are removed
+COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232"}
+CSS = """
+#title h1 {margin-bottom: 0.1em}
+#subtitle {color: var(--body-text-color-subdued); margin-top: 0}
+#disclaimer {font-size: 0.85em; color: var(--body-text-color-subdued)}
+"""
+
+
+class PredictorPool:
+    """One interpreter per concurrent request (TFLite interpreters are not thread-safe)."""
+
+    def __init__(self, model_dir: Path, size: int):
+        self._pool: queue.Queue = queue.Queue()
+        for _ in range(size):
+            self._pool.put(Predictor.from_model_dir(model_dir))
+        self.card = self._pool.queue[0].card
+        self.backend = self._pool.queue[0].backend
+
+    @contextmanager
+    def get(self):
+        predictor = self._pool.get()
+        try:
+            yield predictor
+        finally:
+            self._pool.put(predictor)
+
+
+class RequestFiles:
+    """A private folder per request under one root; stale folders are removed as new ones come."""
+
+    def __init__(self):
+        self.root = Path(tempfile.mkdtemp(prefix="hepatoscan_app_"))
+
+    def new(self) -> Path:
+        now = time.time()
+        for d in self.root.iterdir():
+            if now - d.stat().st_mtime > REQUEST_FILES_TTL_S:
+                shutil.rmtree(d, ignore_errors=True)
+        return Path(tempfile.mkdtemp(dir=self.root))
+
+    def cleanup(self):
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _patient(name, pid, age, sex, date, physician, notes) -> PatientInfo:
+    return PatientInfo(name=name or "", patient_id=pid or "", age=str(age or ""), sex=sex or "",
+                       study_date=date or "", referring_physician=physician or "", notes=notes or "")
+
+
+def _file_path(file) -> str:
+    if file is None:
+        raise gr.Error("No file uploaded. Choose a CT image (PNG/JPG), a DICOM file or .zip series, "
+                       "or a NIfTI volume, then press Segment.")
+    return file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
+
+
+def build_app(pool: PredictorPool, files: RequestFiles) -> gr.Blocks:
+    card = pool.card
+
+    def run(file, spacing, patient: PatientInfo, progress) -> tuple[Result, Path]:
+        path = _file_path(file)
+        folder = files.new()
+        try:
+            with pool.get() as predictor:
+                result = analyze(predictor, path, filename=Path(path).name,
+                                 pixel_spacing_mm=float(spacing) if spacing else None,
+                                 progress=lambda f, msg: progress(f, desc=msg))
+            pdf = folder / f"hepatoscan_{result.scan.name}.pdf"
+            pdf.write_bytes(result.report_pdf(patient))
+        except HepatoScanError as e:
+            raise gr.Error(str(e)) from e
+        except Exception as e:  # a bug must never show a traceback or stop the app
+            log.exception("internal error on %s", path)
+            raise gr.Error(f"Internal error ({type(e).__name__}). The app is still running; "
+                           "please report this file to the HepatoScan team.") from e
+        return result, pdf
+
+    def views_for(result: Result, z: int):
+        v = result.views(z)
+        annotated = (v["numbered"], [(result.segmentation.liver[z].astype(float), "Liver"),
+                                     (result.segmentation.tumor[z].astype(float), "Tumor")])
+        headers, rows = lesion_rows(result, z)
+        return (annotated, v["original"], v["liver"], v["tumor"],
+                gr.Dataframe(value=slice_rows(result, z), headers=MEASUREMENT_HEADERS),
+                gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
+
+    def segment_ui(file, spacing, name, pid, age, sex, date, physician, notes,
+                   progress=gr.Progress()):
+        result, pdf = run(file, spacing, _patient(name, pid, age, sex, date, physician, notes), progress)
+        z = result.default_slice
+        n = result.scan.n_slices
+        slider = gr.Slider(minimum=0, maximum=max(1, n - 1), value=z, step=1, visible=n > 1,
+                           label=f"Slice (opens on the largest tumor, {n} slices)")
+        summary = "### Result\n" + result.describe()
+        return (*views_for(result, z), summary, str(pdf), result.summary(), slider, result)
+
+    def show_slice(result: Result | None, z):
+        if result is None:
+            raise gr.Error("Segment a volume first.")
+        return views_for(result, int(z))
+
+    def segment_api(file, pixel_spacing_mm, patient_name, patient_id, patient_age, patient_sex,
+                    study_date, referring_physician, notes):
+        """Segment one CT input; returns (measurements JSON, PDF report, overlay PNG)."""
+        result, pdf = run(file, pixel_spacing_mm,
+                          _patient(patient_name, patient_id, patient_age, patient_sex, study_date,
+                                   referring_physician, notes), gr.Progress())
+        overlay = pdf.with_name("overlay.png")
+        from PIL import Image
+
+        Image.fromarray(result.views(result.default_slice)["overlay"]).save(overlay)
+        doc = {"summary": result.summary(), "shown_slice": result.default_slice,
+               "measurements": result.measurements.to_dict()}
+        return json.loads(json.dumps(doc, default=str)), str(pdf), str(overlay)
+
+    with gr.Blocks(title="HepatoScan", delete_cache=(600, 1800)) as demo:
+        gr.Markdown("# HepatoScan", elem_id="title")
+        gr.Markdown("Liver and liver-tumor segmentation of CT, with measurements in real units and a PDF "
+                    "report, running on this computer.", elem_id="subtitle")
+        state = gr.State(None, time_to_live=REQUEST_FILES_TTL_S)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=2, min_width=300):
+                upload = gr.File(label="CT image or study: PNG/JPG slice, DICOM file or .zip series, NIfTI volume",
+                                 file_types=FILE_TYPES, type="filepath", elem_id="upload")
+                spacing = gr.Number(label="Pixel spacing in mm (optional, for PNG/JPG without it)",
+                                    value=None, minimum=0, elem_id="spacing")
+                with gr.Accordion("Patient information (optional, printed on the PDF)", open=False):
+                    with gr.Row():
+                        name = gr.Textbox(label="Name")
+                        pid = gr.Textbox(label="Patient ID")
+                    with gr.Row():
+                        age = gr.Textbox(label="Age")
+                        sex = gr.Dropdown(["", "female", "male", "other"], label="Sex", value="")
+                    with gr.Row():
+                        date = gr.Textbox(label="Study date")
+                        physician = gr.Textbox(label="Referring physician")
+                    notes = gr.Textbox(label="Notes", lines=2)
+                button = gr.Button("Segment", variant="primary", elem_id="segment")
+                examples = [[str(p)] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
+                examples.append([str(SAMPLES / "lits117_volume.nii.gz")])
+            with gr.Column(scale=3, min_width=320):
+                summary = gr.Markdown("### Result\nUpload a CT image or study and press **Segment**, or "
+                                      "click an example.", elem_id="summary")
+                overlay = gr.AnnotatedImage(label="Overlay: liver (green) and tumor (red); click a label to highlight it",
+                                            color_map=COLORS, format="png", elem_id="overlay")
+                slider = gr.Slider(0, 1, step=1, visible=False, label="Slice", elem_id="slice")
+                with gr.Row():
+                    original = gr.Image(label="Original", format="png", interactive=False)
+                    liver = gr.Image(label="Liver mask", format="png", interactive=False)
+                    tumor = gr.Image(label="Tumor mask", format="png", interactive=False)
+                measurements = gr.Dataframe(headers=MEASUREMENT_HEADERS, label="Measurements", interactive=False)
+                lesions = gr.Dataframe(label="Lesions", interactive=False)
+                pdf = gr.File(label="PDF report", elem_id="pdf")
+                with gr.Accordion("Measurements as JSON", open=False):
+                    data = gr.JSON()
+        gr.Markdown(f"Model: {card.name} {card.version} ({card.quantization}), {pool.backend}. "
+                    f"HepatoScan {__version__}. A research tool, not a medical device: check every result.",
+                    elem_id="disclaimer")
+        patient_inputs = [name, pid, age, sex, date, physician, notes]
+        ui_outputs = [overlay, original, liver, tumor, measurements, lesions, summary, pdf, data, slider, state]
+        gr.Examples(examples, inputs=[upload], outputs=ui_outputs, fn=lambda f: segment_ui(f, None, *[""] * 7),
+                    run_on_click=True, cache_examples=False, label="Examples (LiTS case 117)")
+        button.click(segment_ui, [upload, spacing, *patient_inputs], ui_outputs,
+                     concurrency_limit=CONCURRENCY, api_visibility="private")
+        slider.release(show_slice, [state, slider], ui_outputs[:6], api_visibility="private")
+        api_out = [gr.JSON(visible=False), gr.File(visible=False), gr.File(visible=False)]
+        api_button = gr.Button(visible=False)
+        api_button.click(segment_api, [upload, spacing, *patient_inputs], api_out, api_name="segment",
+                         concurrency_limit=CONCURRENCY)
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
+    return demo
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description="HepatoScan web app")
+    p.add_argument("--host", default=os.environ.get("HEPATOSCAN_HOST", "127.0.0.1"))
+    p.add_argument("--port", type=int, default=int(os.environ.get("HEPATOSCAN_PORT", "7860")))
+    p.add_argument("--model", default=os.environ.get("HEPATOSCAN_MODEL_DIR", str(DEFAULT_MODEL_DIR)))
+    p.add_argument("--share", action="store_true", default=os.environ.get("HEPATOSCAN_SHARE") == "1",
+                   help="create a public gradio.live link (off unless asked)")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    try:
+        pool = PredictorPool(Path(a.model), CONCURRENCY)
+    except HepatoScanError as e:
+        log.error("%s", e)
+        raise SystemExit(2) from e
+    files = RequestFiles()
+    demo = build_app(pool, files)
+    log.info("HepatoScan app (pid %d) on http://%s:%d", os.getpid(), a.host, a.port)
+    try:
+        demo.launch(server_name=a.host, server_port=a.port, share=a.share, max_file_size=MAX_UPLOAD,
+                    theme=gr.themes.Soft(primary_hue="blue"), css=CSS, show_error=True)
+    finally:
+        files.cleanup()
+
+
+if __name__ == "__main__":
+    main()

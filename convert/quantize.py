@@ -1,0 +1,238 @@
+"""Convert a trained Keras U-Net to TFLite and prove the quantized models agree with it.
+
+    python -m convert.quantize runs/NAME --out models/ [--data ../shared/data]
+
+Writes float32, float16 and full-integer int8 (int8 weights, activations, input and output;
+calibrated on real slices through the runtime's preprocessing) models, measures mask agreement
+against the Keras float model on held-out slices (run through LiteRT, as the runtime does), and
+writes the shipped model with its JSON card.
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import shutil
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+
+from hepatoscan.preprocessing import InputSpec, render_8bit, standardize_8bit  # noqa: E402
+from training.augment import LoadedCase, eval_input  # noqa: E402
+from training.data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
+
+log = logging.getLogger("convert.quantize")
+
+AGREEMENT_BAR = {"liver": 0.98, "tumor": 0.95}  # mask Dice, quantized vs Keras float
+CALIBRATION_WINDOWS = [(-160, 240), (-125, 225), (-45, 105), (-500, 500), (-850, 650), (-1000, 1000)]
+
+
+def _slices(cases: list[LoadedCase], per_case: int, rng, tumor_first: bool = True) -> list[tuple[LoadedCase, int]]:
+    out = []
+    for lc in cases:
+        pool = list(lc.tumor_slices) if tumor_first and len(lc.tumor_slices) else []
+        pool += list(np.setdiff1d(lc.liver_slices, pool))
+        if len(lc.other_slices):
+            pool += list(rng.choice(lc.other_slices, min(3, len(lc.other_slices)), replace=False))
+        pick = pool[: per_case // 2] + list(rng.choice(pool, min(len(pool), per_case - per_case // 2), replace=False))
+        out += [(lc, int(z)) for z in dict.fromkeys(pick)]
+    return out
+
+
+def calibration_inputs(cases: list[LoadedCase], spec: InputSpec, n: int = 240, seed: int = 0) -> np.ndarray:
+    """(n, H, W, 1) float32 real slices as the runtime sees them: HU through the model window,
+    and 8-bit renders (narrow to wide windows) and exports through the standardisation."""
+    rng = np.random.default_rng(seed)
+    hu = [c for c in cases if c.case.kind == "hu"]
+    eight = [c for c in cases if c.case.kind != "hu"]
+    xs = []
+    for lc, z in _slices(hu, n // (2 * max(1, len(hu))), rng):
+        xs.append(eval_input(lc, z, spec))
+        window = CALIBRATION_WINDOWS[rng.integers(len(CALIBRATION_WINDOWS))]
+        gray = render_8bit(lc.images[z], window)
+        from hepatoscan.preprocessing import resize_image
+
+        xs.append(resize_image(standardize_8bit(gray, spec.window_hu)[0], spec.height, spec.width))
+    per = max(1, (n - len(xs)) // max(1, len(eight)))
+    for lc, z in _slices(eight, per, rng, tumor_first=False):
+        xs.append(eval_input(lc, z, spec))
+        if len(xs) >= n:
+            break
+    log.info("calibration: %d slices", len(xs))
+    return np.stack(xs)[..., None].astype(np.float32)
+
+
+def convert(model, kind: str, calibration: np.ndarray | None = None) -> bytes:
+    import tensorflow as tf
+
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    if kind == "float16":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.target_spec.supported_types = [tf.float16]
+    elif kind == "int8":
+        conv.optimizations = [tf.lite.Optimize.DEFAULT]
+        conv.representative_dataset = lambda: ([calibration[i:i + 1]] for i in range(len(calibration)))
+        conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+        conv.inference_input_type = tf.int8
+        conv.inference_output_type = tf.int8
+    return conv.convert()
+
+
+def tflite_probs(model_bytes: bytes, x: np.ndarray, threads: int = 2) -> np.ndarray:
+    """Run a TFLite model with LiteRT (as the runtime does). x (N, H, W, 1) -> (N, H, W, 2)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model_bytes, num_threads=threads)
+    it.allocate_tensors()
+    inp, out = it.get_input_details()[0], it.get_output_details()[0]
+    res = []
+    for i in range(len(x)):
+        xi = x[i:i + 1]
+        if inp["dtype"] != np.float32:
+            s, zp = inp["quantization"]
+            xi = np.clip(np.rint(xi / s + zp), -128, 127).astype(inp["dtype"])
+        it.set_tensor(inp["index"], xi)
+        it.invoke()
+        y = it.get_tensor(out["index"])
+        if out["dtype"] != np.float32:
+            s, zp = out["quantization"]
+            y = (y.astype(np.float32) - zp) * s
+        res.append(y[0])
+    return np.stack(res)
+
+
+def mask_dice(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(bool), b.astype(bool)
+    denom = a.sum() + b.sum()
+    return 1.0 if denom == 0 else float(2 * (a & b).sum() / denom)
+
+
+def agreement(ref_probs: np.ndarray, probs: np.ndarray, thresholds: dict) -> dict:
+    """Mask Dice over all slices, per channel, between reference and quantized probabilities."""
+    return {name: round(mask_dice(ref_probs[..., c] > thresholds[name], probs[..., c] > thresholds[name]), 4)
+            for c, name in enumerate(("liver", "tumor"))}
+
+
+def time_tflite(model_bytes: bytes, spec: InputSpec, threads: int = 2, runs: int = 20) -> float:
+    from ai_edge_litert.interpreter import Interpreter
+
+    it = Interpreter(model_content=model_bytes, num_threads=threads)
+    it.allocate_tensors()
+    inp = it.get_input_details()[0]
+    it.set_tensor(inp["index"], np.zeros(inp["shape"], inp["dtype"]))
+    it.invoke()
+    t = time.perf_counter()
+    for _ in range(runs):
+        it.invoke()
+    return 1000 * (time.perf_counter() - t) / runs
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def main(argv=None):
+    import keras
+
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("run", type=Path, help="training run folder (model.keras, config.json)")
+    p.add_argument("--out", type=Path, default=Path("models"))
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--calibration-slices", type=int, default=240)
+    p.add_argument("--version", default="1.0.0")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    config = json.loads((a.run / "config.json").read_text())
+    spec = InputSpec(config["input"]["height"], config["input"]["width"], tuple(config["input"]["window_hu"]))
+    model = keras.saving.load_model(a.run / "model.keras", compile=False)
+    split = split_by_patient(discover_cases(a.data), SplitConfig(**{k: tuple(v) if isinstance(v, list) else v
+                                                                   for k, v in config["split"].items()}))
+    train_cases = [LoadedCase.from_case(c) for c in split["train"]]
+    calib = calibration_inputs(train_cases, spec, a.calibration_slices)
+    del train_cases
+    held_out = [LoadedCase.from_case(c) for c in split["test"] + split["val"]]
+    rng = np.random.default_rng(1)
+    check = np.stack([eval_input(lc, z, spec) for lc, z in _slices(held_out, 16, rng)])[..., None]
+    log.info("agreement check on %d held-out slices", len(check))
+    thresholds = {"liver": 0.5, "tumor": 0.5}
+    ref = model.predict(check, batch_size=8, verbose=0)
+    report = {"calibration_slices": int(len(calib)), "check_slices": int(len(check)), "variants": {}}
+    blobs = {}
+    for kind in ("float32", "float16", "int8"):
+        blob = convert(model, kind, calib)
+        blobs[kind] = blob
+        agree = agreement(ref, tflite_probs(blob, check), thresholds)
+        report["variants"][kind] = {"bytes": len(blob), "agreement_dice": agree,
+                                    "ms_per_slice_2_threads": round(time_tflite(blob, spec), 1),
+                                    "meets_bar": all(agree[k] >= AGREEMENT_BAR[k] for k in AGREEMENT_BAR)}
+        log.info("%s: %s", kind, report["variants"][kind])
+    t = time.perf_counter()
+    for _ in range(5):
+        model.predict(check[:1], verbose=0)
+    report["keras_float_ms_per_slice"] = round(1000 * (time.perf_counter() - t) / 5, 1)
+    ship = "int8" if report["variants"]["int8"]["meets_bar"] else "float16"
+    report["shipped"] = ship
+    a.out.mkdir(parents=True, exist_ok=True)
+    for kind, blob in blobs.items():
+        (a.run / f"hepatoscan_unet_{kind}.tflite").write_bytes(blob)
+    fname = f"hepatoscan_unet_{ship}.tflite"
+    (a.out / fname).write_bytes(blobs[ship])
+    (a.run / "quantization.json").write_text(json.dumps(report, indent=1))
+    card = build_card(config, a.run, fname, blobs[ship], ship, report, spec, thresholds, a.version)
+    (a.out / fname.replace(".tflite", ".json")).write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    log.info("shipped %s (%d bytes) to %s", fname, len(blobs[ship]), a.out)
+    shutil.copy(a.run / "config.json", a.out / "training_config.json")
+
+
+def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: dict, spec: InputSpec,
+               thresholds: dict, version: str) -> dict:
+    eval_path = run / "eval.json"
+    metrics = json.loads(eval_path.read_text()) if eval_path.exists() else {}
+    split = json.loads((run / "split.json").read_text())
+    return {
+        "name": f"hepatoscan-unet-{kind}", "version": version, "default": True, "file": fname,
+        "sha256": sha256(blob), "bytes": len(blob),
+        "task": "liver and liver-tumor segmentation of axial abdominal CT, slice by slice (2D)",
+        "input": {"height": spec.height, "width": spec.width, "channels": 1, "layout": "NHWC",
+                  "window_hu": list(spec.window_hu), "range": [0, 1],
+                  "preprocessing": "HU clipped to window_hu and scaled to [0, 1]; slice resized bilinearly to "
+                                   "height x width. 8-bit display images: window estimated from the histogram "
+                                   "(hepatoscan.preprocessing.standardize_8bit), mapped to window_hu.",
+                  "orientation": "axial slice, anterior up, patient right on the image left"},
+        "outputs": ["liver", "tumor"],
+        "output_semantics": {"liver": "sigmoid probability of liver including tumor (LiTS)",
+                             "tumor": "sigmoid probability of liver tumor"},
+        "thresholds": thresholds,
+        "labels": {"0": "background", "1": "liver", "2": "tumor"},
+        "quantization": {"type": kind, "calibration_slices": qreport["calibration_slices"],
+                         "agreement_vs_keras_float": {k: v["agreement_dice"] for k, v in qreport["variants"].items()},
+                         "agreement_bar": AGREEMENT_BAR, "check_slices": qreport["check_slices"],
+                         "ms_per_slice_2_threads": {k: v["ms_per_slice_2_threads"] for k, v in qreport["variants"].items()},
+                         "keras_float_ms_per_slice": qreport["keras_float_ms_per_slice"]},
+        "architecture": {"type": "2D U-Net", **config["unet"]},
+        "training": {"sources": config["sources"], "split": split, "seed": config["split"]["seed"],
+                     "epochs_planned": config["train"]["epochs"], "epochs_run": _epochs_run(run),
+                     "steps_per_epoch": config["train"]["steps_per_epoch"], "batch_size": config["train"]["batch_size"],
+                     "optimizer": "Adam, cosine-decayed learning rate",
+                     "loss": "BCE + soft Dice per channel; tumor channel masked on tumor-unlabelled sources "
+                             "except around synthetic tumors",
+                     "augmentation": config["augment"], "git_commit": config["git_commit"]},
+        "metrics": metrics,
+        "data": "see ../shared/data/README.md (IRCADb, CHAOS, LiTS, MSD Task03, CURVAS); research licences, "
+                "non-commercial; data are not redistributed with the model",
+        "intended_use": "research only; not a medical device",
+    }
+
+
+def _epochs_run(run: Path) -> int:
+    log_csv = run / "log.csv"
+    return max(0, len(log_csv.read_text().strip().splitlines()) - 1) if log_csv.exists() else 0
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,181 @@
+"""Command line: segment files, folders and zips in a batch.
+
+    hepatoscan segment INPUT... --out DIR [--pdf] [--patient-name NAME] [--pixel-spacing MM] [--threads N]
+
+Writes DIR/<input stem>/{liver_mask.png, tumor_mask.png, overlay.png, panel.png,
+measurements.json[, report.pdf][, liver_mask.nii.gz, tumor_mask.nii.gz]} and DIR/summary.csv.
+A bad input is reported (stderr and summary.csv) and the batch goes on; the exit code is 1
+when any input failed.
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import logging
+import sys
+import time
+from pathlib import Path
+
+from . import __version__
+from .errors import HepatoScanError
+
+log = logging.getLogger("hepatoscan")
+
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".nii.gz", ".zip", ".dcm")
+
+
+def _is_dicom_file(path: Path) -> bool:
+    if path.suffix.lower() == ".dcm":
+        return True
+    try:
+        with path.open("rb") as f:
+            return f.read(132)[128:132] == b"DICM"
+    except OSError:
+        return False
+
+
+def expand_inputs(paths: list[str]) -> list[Path]:
+    """Folders of DICOM files stay one input (a series); other folders give one input per file."""
+    out: list[Path] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
+            if any(_is_dicom_file(f) for f in files[:50]) or any(f.is_dir() for f in p.iterdir()):
+                out.append(p)
+            else:
+                out += [f for f in files if f.name.lower().endswith(INPUT_SUFFIXES)]
+        else:
+            out.append(p)
+    return out
+
+
+def _stem(path: Path) -> str:
+    name = path.name
+    for suffix in (".nii.gz",) + INPUT_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return name
+
+
+class _Progress:
+    """A one-line progress bar on stderr (only when it is a terminal, else sparse log lines)."""
+
+    def __init__(self, label: str):
+        self.label, self.tty, self.last = label, sys.stderr.isatty(), -1
+
+    def __call__(self, fraction: float, message: str = ""):
+        pct = int(100 * fraction)
+        if self.tty:
+            bar = "#" * (pct // 4)
+            sys.stderr.write(f"\r{self.label} [{bar:<25}] {pct:3d}% {message[:40]:<40}")
+            sys.stderr.flush()
+            if pct >= 100:
+                sys.stderr.write("\n")
+        elif pct // 25 != self.last // 25:
+            log.info("%s: %d%% %s", self.label, pct, message)
+        self.last = pct
+
+
+def _unique_dir(out: Path, stem: str, used: set) -> Path:
+    name, k = stem, 2
+    while name in used:
+        name, k = f"{stem}_{k}", k + 1
+    used.add(name)
+    return out / name
+
+
+def segment_command(args) -> int:
+    from .config import LoadLimits
+    from .pipeline import analyze, write_outputs
+    from .predictor import DEFAULT_MODEL_DIR, Predictor
+    from .report import PatientInfo
+
+    try:
+        predictor = Predictor.from_model_dir(args.model or DEFAULT_MODEL_DIR, num_threads=args.threads)
+    except HepatoScanError as e:
+        log.error("%s", e)
+        return 2
+    log.info("model %s %s on %s (%d threads)", predictor.card.name, predictor.card.version,
+             predictor.backend, args.threads)
+    patient = PatientInfo(name=args.patient_name or "", patient_id=args.patient_id or "",
+                          age=args.patient_age or "", sex=args.patient_sex or "",
+                          study_date=args.study_date or "", referring_physician=args.referring_physician or "",
+                          notes=args.notes or "")
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    inputs = expand_inputs(args.inputs)
+    if not inputs:
+        log.error("no inputs found in %s", args.inputs)
+        return 2
+    rows, used, failed = [], set(), 0
+    for i, path in enumerate(inputs, 1):
+        label = f"[{i}/{len(inputs)}] {path.name}"
+        t0 = time.perf_counter()
+        row = {"input": str(path), "status": "ok", "message": "", "output_dir": "", "slices": "",
+               "liver": "", "tumor": "", "units": "", "lesion_count": "", "seconds": ""}
+        try:
+            result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
+                             limits=LoadLimits(), progress=_Progress(label))
+            target = _unique_dir(out, _stem(path), used)
+            write_outputs(result, target, pdf=args.pdf, patient=patient)
+            s = result.summary()
+            volume = result.measurements.volume is not None
+            row.update(output_dir=str(target), slices=s["slices"], units=s["units"],
+                       lesion_count=s["lesion_count"],
+                       liver=s["liver_volume_ml"] if volume else (s["liver_area_mm2"] or s["liver_area_px"]),
+                       tumor=s["tumor_volume_ml"] if volume else (s["tumor_area_mm2"] if s["units"] == "mm" else s["tumor_area_px"]),
+                       message=" ".join(result.scan.warnings))
+            if volume and s["liver_volume_ml"] is None:
+                row.update(liver=s["liver_voxels"], tumor=s["tumor_voxels"], units="voxels")
+            elif volume:
+                row["units"] = "mL"
+            elif s["units"] == "mm":
+                row["units"] = "mm2"
+            log.info("%s: %s", label, result.describe())
+        except HepatoScanError as e:
+            failed += 1
+            row.update(status="error", message=str(e))
+            log.error("%s: %s", label, e)
+        except Exception as e:  # an internal bug must not cost the rest of the batch
+            failed += 1
+            row.update(status="error", message=f"internal error ({type(e).__name__}: {e}); please report it")
+            log.exception("%s: internal error", label)
+        row["seconds"] = f"{time.perf_counter() - t0:.2f}"
+        rows.append(row)
+    with (out / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    log.info("%d of %d inputs done, %d failed; summary in %s", len(rows) - failed, len(rows), failed,
+             out / "summary.csv")
+    return 1 if failed else 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="hepatoscan", description="Liver and liver-tumor segmentation of CT.")
+    p.add_argument("--version", action="version", version=f"hepatoscan {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("segment", help="segment images, DICOM files/series/zips and NIfTI volumes",
+                       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    s.add_argument("inputs", nargs="+", help="files, folders (a DICOM series, or many images) or zips")
+    s.add_argument("--out", required=True, help="output folder")
+    s.add_argument("--pdf", action="store_true", help="also write report.pdf for each input")
+    s.add_argument("--pixel-spacing", type=float, metavar="MM", help="in-plane pixel size for PNG/JPG inputs")
+    s.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
+    s.add_argument("--model", help="model folder (default: the shipped models/)")
+    for flag in ("patient-name", "patient-id", "patient-age", "patient-sex", "study-date",
+                 "referring-physician", "notes"):
+        s.add_argument(f"--{flag}", help=f"{flag.replace('-', ' ')} for the PDF report")
+    s.add_argument("-q", "--quiet", action="store_true", help="only errors")
+    return p
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.ERROR if getattr(args, "quiet", False) else logging.INFO,
+                        format="%(levelname)s %(message)s", stream=sys.stderr)
+    logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting chatter
+    if args.command == "segment":
+        return segment_command(args)
+    return 2

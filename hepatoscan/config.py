@@ -1,0 +1,27 @@
+"""Runtime settings as frozen dataclasses. Model-specific values live in the model card."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class LoadLimits:
+    """Limits on what one input may be; exceeding one gives an InputTooLargeError."""
+
+    max_bytes: int = 1024 * 1024 * 1024  # 1 GiB per file or archive
+    max_pixels_per_slice: int = 4096 * 4096  # also guards against decompression bombs
+    max_slices: int = 2000  # slices per volume
+    max_zip_entries: int = 4000  # files inside one .zip
+    max_zip_uncompressed_bytes: int = 4 * 1024 * 1024 * 1024  # zip bombs
+    min_side_px: int = 32  # smaller images are degenerate
+
+
+@dataclass(frozen=True)
+class PostprocessConfig:
+    """How probability maps become masks (thresholds come from the model card)."""
+
+    liver_keep_fraction_2d: float = 0.25  # in one slice a lobe may be cut off: keep pieces >= 25% of the largest
+    tumor_margin_mm: float = 3.0  # tumor is kept inside the liver dilated by this much
+    tumor_margin_px: int = 2  # the same where spacing is unknown
+    min_lesion_diameter_mm: float = 3.0  # specks below a disc of this diameter are dropped
+    min_lesion_px: int = 8  # the same where spacing is unknown

@@ -1,0 +1,216 @@
+"""Measurements in real units (mm, mm2, mL) when spacing is known; in pixels otherwise, never invented.
+
+Lesion diameters follow RECIST 1.1: the longest in-plane diameter and the longest diameter
+perpendicular to it; lesions under 10 mm are flagged as non-measurable.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+from .morphology import boundary, label
+
+RECIST_MIN_MM = 10.0
+
+
+@dataclass
+class Lesion:
+    """One lesion in one slice. ``*_mm*`` fields are None when spacing is unknown."""
+
+    lesion_id: int
+    slice_index: int
+    area_px: int
+    area_mm2: float | None
+    longest_diameter_px: float
+    longest_diameter_mm: float | None
+    short_axis_px: float
+    short_axis_mm: float | None
+    measurable: bool | None  # RECIST: longest diameter >= 10 mm; None without spacing
+    mean_hu: float | None
+    centroid_yx: tuple[float, float]
+
+
+@dataclass
+class SliceMeasurements:
+    slice_index: int
+    liver_area_px: int
+    liver_area_mm2: float | None
+    tumor_area_px: int
+    tumor_area_mm2: float | None
+    tumor_burden_pct: float  # tumor / liver area, %
+    lesion_count: int
+    liver_mean_hu: float | None
+    tumor_mean_hu: float | None
+    lesions: list[Lesion] = field(default_factory=list)
+
+
+@dataclass
+class Lesion3D:
+    lesion_id: int
+    voxels: int
+    volume_ml: float | None
+    largest_slice: int
+    largest_area_mm2: float | None
+    longest_diameter_mm: float | None  # on its largest slice
+    longest_diameter_px: float
+    mean_hu: float | None
+
+
+@dataclass
+class VolumeMeasurements:
+    liver_volume_ml: float | None
+    tumor_volume_ml: float | None
+    liver_voxels: int
+    tumor_voxels: int
+    tumor_burden_pct: float  # tumor / liver volume, %
+    lesion_count: int
+    largest_tumor_slice: int | None
+    key_slices: list[int]
+    lesions: list[Lesion3D] = field(default_factory=list)
+
+
+@dataclass
+class Measurements:
+    units: str  # "mm" when spacing is known, else "px"
+    spacing_mm: tuple | None
+    slices: list[SliceMeasurements]  # every slice with liver (a 2D input: its one slice)
+    volume: VolumeMeasurements | None  # volumes only
+    notes: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def _diameters(mask: np.ndarray, sy: float, sx: float) -> tuple[float, float]:
+    """(H, W) bool of one lesion -> (longest diameter, longest perpendicular extent) in the units
+    of (sy, sx). Distances run between boundary pixel centres plus one pixel, so a disc of
+    radius r pixels measures 2r."""
+    ys, xs = np.nonzero(boundary(mask))
+    pts = np.stack([ys * sy, xs * sx], 1).astype(np.float64)
+    if len(pts) > 1200:
+        pts = pts[np.linspace(0, len(pts) - 1, 1200).astype(int)]
+    if len(pts) < 2:
+        return float((sy + sx) / 2), float((sy + sx) / 2)
+    d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
+    i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
+    axis = pts[j] - pts[i]
+    length = float(np.sqrt(d2[i, j]))
+    unit = axis / length if length > 0 else np.array([1.0, 0.0])
+    perp = np.array([-unit[1], unit[0]])
+    proj = pts @ perp
+    step_long = float(np.hypot(unit[0] * sy, unit[1] * sx))
+    step_short = float(np.hypot(perp[0] * sy, perp[1] * sx))
+    return length + step_long, float(proj.max() - proj.min()) + step_short
+
+
+def _mean(values: np.ndarray) -> float | None:
+    return round(float(values.mean()), 1) if values.size else None
+
+
+def measure_slice(liver: np.ndarray, tumor: np.ndarray, slice_index: int = 0,
+                  pixel_spacing_mm: tuple[float, float] | None = None, hu: np.ndarray | None = None,
+                  lesion_labels: np.ndarray | None = None) -> SliceMeasurements:
+    """liver, tumor: (H, W) uint8 in {0, 1}. hu: (H, W) HU or None.
+    lesion_labels: (H, W) int ids to use (a volume's 3D lesion ids); default: 2D components
+    numbered by decreasing area."""
+    liver, tumor = liver.astype(bool), tumor.astype(bool)
+    px_mm2 = pixel_spacing_mm[0] * pixel_spacing_mm[1] if pixel_spacing_mm else None
+    sy, sx = pixel_spacing_mm if pixel_spacing_mm else (1.0, 1.0)
+    if lesion_labels is None:
+        labels, n = label(tumor)
+        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+        order = np.argsort(-sizes, kind="stable")
+        remap = np.zeros(n + 1, np.int32)
+        remap[order + 1] = np.arange(1, n + 1)
+        lesion_labels = remap[labels]
+    lesions = []
+    for lid in np.unique(lesion_labels[tumor]):
+        m = lesion_labels == lid
+        long_u, short_u = _diameters(m, sy, sx)
+        ys, xs = np.nonzero(m)
+        lesions.append(Lesion(
+            lesion_id=int(lid), slice_index=slice_index, area_px=int(m.sum()),
+            area_mm2=round(float(m.sum() * px_mm2), 1) if px_mm2 else None,
+            longest_diameter_px=round(long_u if not pixel_spacing_mm else _diameters(m, 1.0, 1.0)[0], 1),
+            longest_diameter_mm=round(long_u, 1) if pixel_spacing_mm else None,
+            short_axis_px=round(short_u if not pixel_spacing_mm else _diameters(m, 1.0, 1.0)[1], 1),
+            short_axis_mm=round(short_u, 1) if pixel_spacing_mm else None,
+            measurable=(long_u >= RECIST_MIN_MM) if pixel_spacing_mm else None,
+            mean_hu=_mean(hu[m]) if hu is not None else None,
+            centroid_yx=(round(float(ys.mean()), 1), round(float(xs.mean()), 1))))
+    lesions.sort(key=lambda l: l.lesion_id)
+    liver_px, tumor_px = int(liver.sum()), int(tumor.sum())
+    return SliceMeasurements(
+        slice_index=slice_index, liver_area_px=liver_px,
+        liver_area_mm2=round(liver_px * px_mm2, 1) if px_mm2 else None,
+        tumor_area_px=tumor_px, tumor_area_mm2=round(tumor_px * px_mm2, 1) if px_mm2 else None,
+        tumor_burden_pct=round(100.0 * tumor_px / liver_px, 2) if liver_px else 0.0,
+        lesion_count=len(lesions),
+        liver_mean_hu=_mean(hu[liver & ~tumor]) if hu is not None else None,
+        tumor_mean_hu=_mean(hu[tumor]) if hu is not None else None, lesions=lesions)
+
+
+def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndarray | None = None):
+    """liver, tumor: (Z, H, W) uint8 in {0, 1}; spacing_mm (z, y, x) or None; hu (Z, H, W) or None.
+    -> (VolumeMeasurements, (Z, H, W) int32 3D lesion ids numbered by decreasing volume)."""
+    liver, tumor = liver.astype(bool), tumor.astype(bool)
+    known = spacing_mm is not None and spacing_mm[0]
+    voxel_ml = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0 if known else None
+    labels, n = label(tumor)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    order = np.argsort(-sizes, kind="stable")
+    remap = np.zeros(n + 1, np.int32)
+    remap[order + 1] = np.arange(1, n + 1)
+    labels = remap[labels]
+    sy, sx = (spacing_mm[1], spacing_mm[2]) if spacing_mm else (1.0, 1.0)
+    lesions = []
+    for lid in range(1, n + 1):
+        m = labels == lid
+        per_slice = m.sum((1, 2))
+        z = int(np.argmax(per_slice))
+        long_u, _ = _diameters(m[z], sy, sx)
+        lesions.append(Lesion3D(
+            lesion_id=lid, voxels=int(m.sum()),
+            volume_ml=round(float(m.sum() * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
+            largest_area_mm2=round(float(per_slice[z] * sy * sx), 1) if spacing_mm else None,
+            longest_diameter_mm=round(long_u, 1) if spacing_mm else None,
+            longest_diameter_px=round(_diameters(m[z], 1.0, 1.0)[0], 1),
+            mean_hu=_mean(hu[m]) if hu is not None else None))
+    tumor_per_slice = tumor.sum((1, 2))
+    liver_per_slice = liver.sum((1, 2))
+    largest_tumor = int(np.argmax(tumor_per_slice)) if tumor_per_slice.any() else None
+    key = sorted({s for s in [largest_tumor, int(np.argmax(liver_per_slice)) if liver.any() else None]
+                  if s is not None} | {l.largest_slice for l in lesions[:4]})
+    lv, tv = int(liver.sum()), int(tumor.sum())
+    return VolumeMeasurements(
+        liver_volume_ml=round(lv * voxel_ml, 1) if voxel_ml else None,
+        tumor_volume_ml=round(tv * voxel_ml, 2) if voxel_ml else None,
+        liver_voxels=lv, tumor_voxels=tv, tumor_burden_pct=round(100.0 * tv / lv, 2) if lv else 0.0,
+        lesion_count=n, largest_tumor_slice=largest_tumor, key_slices=key, lesions=lesions), labels
+
+
+def measure(seg) -> Measurements:
+    """A :class:`hepatoscan.predictor.Segmentation` -> :class:`Measurements`."""
+    scan = seg.scan
+    spacing = scan.spacing_mm
+    pixel_spacing = scan.pixel_spacing_mm
+    hu = scan.pixels if scan.is_hu else None
+    notes = []
+    if pixel_spacing is None:
+        notes.append("Pixel spacing unknown: areas and diameters are in pixels only. Give the pixel "
+                     "spacing in mm to get physical units.")
+    volume, lesion_ids = None, None
+    if scan.is_volume:
+        volume, lesion_ids = measure_volume(seg.liver, seg.tumor, spacing, hu)
+        if spacing is not None and not spacing[0]:
+            notes.append("Slice spacing unknown: volumes are not reported in mL.")
+    slices = []
+    for z in range(scan.n_slices):
+        if scan.is_volume and not seg.liver[z].any():
+            continue
+        slices.append(measure_slice(seg.liver[z], seg.tumor[z], z, pixel_spacing,
+                                    hu[z] if hu is not None else None,
+                                    lesion_ids[z] if lesion_ids is not None else None))
+    return Measurements(units="mm" if pixel_spacing else "px", spacing_mm=spacing, slices=slices,
+                        volume=volume, notes=notes)

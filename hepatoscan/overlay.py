@@ -1,0 +1,104 @@
+"""Pictures a reader can trust at a glance: liver green, tumor red (translucent fill + contour) on
+the windowed CT, lesion numbers matching the report's lesion table; and a 4-panel view."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw, ImageFont
+
+from .morphology import boundary
+from .preprocessing import WindowEstimate, standardize_8bit, window_hu
+
+LIVER_RGB = (40, 200, 90)
+TUMOR_RGB = (235, 50, 50)
+DISPLAY_WINDOW_HU = (-160.0, 240.0)  # W400/L40 abdominal view for HU input
+FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-Bold.ttf"
+
+
+def display_image(pixels: np.ndarray, is_hu: bool) -> np.ndarray:
+    """(H, W) HU or grey -> (H, W) uint8 for display (HU: abdominal window; grey: as exported)."""
+    if is_hu:
+        return np.rint(window_hu(pixels, DISPLAY_WINDOW_HU) * 255).astype(np.uint8)
+    return np.clip(np.rint(pixels), 0, 255).astype(np.uint8)
+
+
+def _font(size: int):
+    try:
+        return ImageFont.truetype(str(FONT_PATH), size)
+    except OSError:
+        return ImageFont.load_default()
+
+
+def overlay(gray: np.ndarray, liver: np.ndarray, tumor: np.ndarray, lesion_centroids=None,
+            alpha: float = 0.35) -> np.ndarray:
+    """gray (H, W) uint8; liver/tumor (H, W) {0, 1}; lesion_centroids [(id, (y, x))] ->
+    (H, W, 3) uint8 RGB with translucent fills, solid contours and lesion numbers."""
+    rgb = np.repeat(gray[..., None], 3, -1).astype(np.float32)
+    liver_only = liver.astype(bool) & ~tumor.astype(bool)
+    for mask, colour in ((liver_only, LIVER_RGB), (tumor.astype(bool), TUMOR_RGB)):
+        rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.array(colour, np.float32)
+    thick = max(1, round(min(gray.shape) / 256))
+    for mask, colour in ((liver.astype(bool), LIVER_RGB), (tumor.astype(bool), TUMOR_RGB)):
+        edge = boundary(mask)
+        for _ in range(thick - 1):
+            edge = edge | (boundary(mask & ~edge) if (mask & ~edge).any() else edge)
+        rgb[edge] = colour
+    img = Image.fromarray(rgb.astype(np.uint8), "RGB")
+    if lesion_centroids:
+        draw = ImageDraw.Draw(img)
+        size = max(10, min(gray.shape) // 28)
+        font = _font(size)
+        for lid, (y, x) in lesion_centroids:
+            draw.text((x + size * 0.6, y - size * 1.2), str(lid), fill=(255, 255, 0), font=font,
+                      stroke_width=max(1, size // 8), stroke_fill=(0, 0, 0))
+    return np.asarray(img)
+
+
+def numbered(gray: np.ndarray, lesion_centroids) -> np.ndarray:
+    """(H, W) uint8 -> (H, W, 3) uint8: the grey image with lesion numbers only (a base for
+    viewers that draw the masks themselves)."""
+    empty = np.zeros(gray.shape, np.uint8)
+    return overlay(gray, empty, empty, lesion_centroids, alpha=0.0)
+
+
+def mask_image(mask: np.ndarray, colour) -> np.ndarray:
+    """(H, W) {0, 1} -> (H, W, 3) uint8: the mask in colour on black."""
+    out = np.zeros(mask.shape + (3,), np.uint8)
+    out[mask.astype(bool)] = colour
+    return out
+
+
+def panel(gray: np.ndarray, liver: np.ndarray, tumor: np.ndarray, over: np.ndarray,
+          tile_px: int = 384) -> np.ndarray:
+    """Side by side: original, liver mask, tumor mask, overlay, each captioned -> (h, 4w, 3) uint8."""
+    tiles = [np.repeat(gray[..., None], 3, -1), mask_image(liver, LIVER_RGB), mask_image(tumor, TUMOR_RGB), over]
+    captions = ["Original", "Liver mask", "Tumor mask", "Overlay"]
+    h, w = gray.shape
+    scale = tile_px / max(h, w)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    bar = max(18, tile_px // 16)
+    canvas = Image.new("RGB", (4 * size[0] + 3 * 4, size[1] + bar), (255, 255, 255))
+    draw = ImageDraw.Draw(canvas)
+    font = _font(int(bar * 0.6))
+    for i, (t, cap) in enumerate(zip(tiles, captions)):
+        x0 = i * (size[0] + 4)
+        canvas.paste(Image.fromarray(t).resize(size, Image.NEAREST if i in (1, 2) else Image.BILINEAR), (x0, bar))
+        draw.text((x0 + 4, bar * 0.15), cap, fill=(30, 30, 30), font=font)
+    return np.asarray(canvas)
+
+
+def slice_views(seg, z: int, lesion_centroids=None) -> dict:
+    """The pictures of slice ``z`` of a Segmentation: {"original", "liver", "tumor", "overlay", "panel"}."""
+    scan = seg.scan
+    gray = display_image(scan.pixels[z], scan.is_hu)
+    over = overlay(gray, seg.liver[z], seg.tumor[z], lesion_centroids)
+    return {"original": gray, "numbered": numbered(gray, lesion_centroids),
+            "liver": (seg.liver[z] * 255).astype(np.uint8),
+            "tumor": (seg.tumor[z] * 255).astype(np.uint8), "overlay": over,
+            "panel": panel(gray, seg.liver[z], seg.tumor[z], over)}
+
+
+def standardized_preview(gray: np.ndarray, est: WindowEstimate, window) -> np.ndarray:
+    """What the model saw of an 8-bit image, as uint8 (for checking the window estimate)."""
+    return np.rint(standardize_8bit(gray, window, est)[0] * 255).astype(np.uint8)

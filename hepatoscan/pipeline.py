@@ -1,0 +1,169 @@
+"""One call from an input to everything a user gets: masks, measurements, pictures, report."""
+from __future__ import annotations
+
+import json
+import logging
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+from PIL import Image
+
+from .config import LoadLimits
+from .io import load_scan
+from .measure import Measurements, measure
+from .model_card import ModelCard
+from .overlay import slice_views
+from .predictor import Predictor, Segmentation
+from .report import PatientInfo, build_report, now_stamp
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Result:
+    segmentation: Segmentation
+    measurements: Measurements
+    card: ModelCard
+    backend: str
+    elapsed_ms: float
+    timestamp: str
+    _views: dict = field(default_factory=dict, repr=False)
+
+    @property
+    def scan(self):
+        return self.segmentation.scan
+
+    @property
+    def key_slices(self) -> list[int]:
+        """Slices to show: the 2D input's one slice, or a volume's key slices (largest tumor first)."""
+        v = self.measurements.volume
+        if v is None:
+            return [0]
+        first = [v.largest_tumor_slice] if v.largest_tumor_slice is not None else []
+        return first + [z for z in v.key_slices if z not in first] or [self.scan.n_slices // 2]
+
+    @property
+    def default_slice(self) -> int:
+        return self.key_slices[0]
+
+    def lesion_centroids(self, z: int) -> list[tuple[int, tuple[float, float]]]:
+        for s in self.measurements.slices:
+            if s.slice_index == z:
+                return [(l.lesion_id, l.centroid_yx) for l in s.lesions]
+        return []
+
+    def views(self, z: int) -> dict:
+        """Pictures of slice z (cached): original, liver, tumor, overlay, panel."""
+        if z not in self._views:
+            self._views[z] = slice_views(self.segmentation, z, self.lesion_centroids(z))
+        return self._views[z]
+
+    def summary(self) -> dict:
+        """A compact, JSON-able summary (what the API and CLI print)."""
+        m, scan = self.measurements, self.scan
+        out = {"input": scan.name, "format": scan.source_format, "slices": scan.n_slices,
+               "units": m.units, "spacing_mm": scan.spacing_mm, "warnings": scan.warnings,
+               "window": self.segmentation.window_summary(), "model": f"{self.card.name} {self.card.version}",
+               "backend": self.backend, "elapsed_ms": round(self.elapsed_ms, 1)}
+        if m.volume is not None:
+            v = m.volume
+            out.update(liver_volume_ml=v.liver_volume_ml, tumor_volume_ml=v.tumor_volume_ml,
+                       liver_voxels=v.liver_voxels, tumor_voxels=v.tumor_voxels,
+                       tumor_burden_pct=v.tumor_burden_pct, lesion_count=v.lesion_count,
+                       largest_tumor_slice=v.largest_tumor_slice)
+        else:
+            s = m.slices[0]
+            out.update(liver_area_px=s.liver_area_px, liver_area_mm2=s.liver_area_mm2,
+                       tumor_area_px=s.tumor_area_px, tumor_area_mm2=s.tumor_area_mm2,
+                       tumor_burden_pct=s.tumor_burden_pct, lesion_count=s.lesion_count)
+        return out
+
+    def describe(self) -> str:
+        """The result in a few plain sentences."""
+        s = self.summary()
+        if self.measurements.volume is not None:
+            liver = f"{s['liver_volume_ml']:.0f} mL" if s["liver_volume_ml"] is not None else f"{s['liver_voxels']:,} voxels"
+            tumor = f"{s['tumor_volume_ml']:.1f} mL" if s["tumor_volume_ml"] is not None else f"{s['tumor_voxels']:,} voxels"
+            text = (f"Volume of {s['slices']} slices. Liver {liver}; tumor {tumor} in "
+                    f"{s['lesion_count']} lesion(s), {s['tumor_burden_pct']:.1f}% of the liver.")
+        else:
+            if s["units"] == "mm":
+                liver, tumor = f"{s['liver_area_mm2']:.0f} mm²", f"{s['tumor_area_mm2']:.0f} mm²"
+            else:
+                liver, tumor = f"{s['liver_area_px']:,} px", f"{s['tumor_area_px']:,} px"
+            text = (f"Liver {liver}; tumor {tumor} in {s['lesion_count']} lesion(s), "
+                    f"{s['tumor_burden_pct']:.1f}% of the liver area.")
+        if s["units"] == "px":
+            text += " Pixel units only: the pixel spacing is unknown."
+        if s["window"]:
+            text += " " + s["window"]
+        for w in s["warnings"]:
+            text += " Warning: " + w
+        return text
+
+    def report_pdf(self, patient: PatientInfo | None = None) -> bytes:
+        return build_report(self, patient)
+
+
+def analyze(predictor: Predictor, source, filename: str | None = None,
+            pixel_spacing_mm: float | None = None, limits: LoadLimits = LoadLimits(),
+            progress: Callable[[float, str], None] | None = None) -> Result:
+    """Load, segment and measure one input (path, folder or bytes)."""
+    t0 = time.perf_counter()
+    scan = load_scan(source, filename, limits)
+    if pixel_spacing_mm:
+        scan.with_pixel_spacing(pixel_spacing_mm)
+    seg = predictor.segment(scan, progress)
+    m = measure(seg)
+    return Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp())
+
+
+def _to_nifti(mask_zyx: np.ndarray, scan):
+    import nibabel as nib
+
+    from .io.nifti import from_display_axes
+
+    if scan.geometry is not None and hasattr(scan.geometry, "affine"):
+        # The input's own RAS-canonical geometry.
+        img = nib.Nifti1Image(from_display_axes(mask_zyx.astype(np.uint8)), scan.geometry.affine)
+        img.set_data_dtype(np.uint8)
+        return img
+    # Display axes stored as (x, y, z): i -> patient left, j -> posterior, k -> head (LPS).
+    data = np.ascontiguousarray(mask_zyx.astype(np.uint8).transpose(2, 1, 0))
+    sz, sy, sx = (s or 1.0 for s in (scan.spacing_mm or (1.0, 1.0, 1.0)))
+    affine = np.diag([-sx, -sy, sz, 1.0])
+    origin = (scan.geometry or {}).get("origin_mm") if isinstance(scan.geometry, dict) else None
+    if origin:
+        affine[:3, 3] = [-origin[0], -origin[1], origin[2]]
+    return nib.Nifti1Image(data, affine)
+
+
+def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
+                  patient: PatientInfo | None = None) -> dict:
+    """Write masks, overlay, measurements (and the PDF) into ``out_dir``; -> {kind: path}."""
+    import nibabel as nib
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    seg, z = result.segmentation, result.default_slice
+    paths = {}
+    views = result.views(z)
+    for key, fname in (("liver", "liver_mask.png"), ("tumor", "tumor_mask.png"), ("overlay", "overlay.png"),
+                       ("panel", "panel.png")):
+        Image.fromarray(views[key]).save(out_dir / fname)
+        paths[key] = out_dir / fname
+    doc = {"summary": result.summary(), "shown_slice": z, "measurements": result.measurements.to_dict()}
+    (out_dir / "measurements.json").write_text(json.dumps(doc, indent=1, default=str))
+    paths["measurements"] = out_dir / "measurements.json"
+    if result.scan.is_volume:
+        for key, mask in (("liver_nifti", seg.liver), ("tumor_nifti", seg.tumor)):
+            path = out_dir / f"{key.split('_')[0]}_mask.nii.gz"
+            nib.save(_to_nifti(mask, result.scan), str(path))
+            paths[key] = path
+    if pdf:
+        (out_dir / "report.pdf").write_bytes(result.report_pdf(patient))
+        paths["pdf"] = out_dir / "report.pdf"
+    return paths

@@ -1,0 +1,49 @@
+"""Probability maps -> clean masks: the liver as its largest connected component (3D for volumes),
+holes filled; tumor kept inside the slightly dilated liver; specks below a physical size dropped."""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import PostprocessConfig
+from .morphology import component_sizes, dilate, fill_holes_2d, keep_largest, label
+
+
+def _margin_px(spacing_mm, cfg: PostprocessConfig) -> int:
+    if spacing_mm is None:
+        return cfg.tumor_margin_px
+    return max(1, int(round(cfg.tumor_margin_mm / min(spacing_mm[1], spacing_mm[2]))))
+
+
+def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> int:
+    if spacing_mm is None:
+        return cfg.min_lesion_px
+    r = cfg.min_lesion_diameter_mm / 2.0
+    area_px = np.pi * r * r / (spacing_mm[1] * spacing_mm[2])
+    if is_volume and spacing_mm[0]:
+        return max(1, int(area_px * max(1.0, 2 * r / spacing_mm[0]) * 2 / 3))
+    return max(1, int(area_px))
+
+
+def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
+                cfg: PostprocessConfig = PostprocessConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """liver, tumor: (Z, H, W) bool raw thresholded masks -> (liver, tumor) (Z, H, W) uint8 in {0, 1}.
+
+    The returned liver includes the tumor (LiTS convention).
+    """
+    liver = np.asarray(liver, bool)
+    tumor = np.asarray(tumor, bool)
+    volume = liver.shape[0] > 1
+    if volume:
+        liver = keep_largest(liver)
+    else:
+        liver = keep_largest(liver[0], cfg.liver_keep_fraction_2d)[None]
+    liver = np.stack([fill_holes_2d(s) if s.any() else s for s in liver])
+    tumor = tumor & dilate(liver, _margin_px(spacing_mm, cfg))
+    if tumor.any():
+        labels, n = label(tumor if volume else tumor[0])
+        sizes = component_sizes(labels, n)
+        keep = sizes >= _min_lesion_voxels(spacing_mm, volume, cfg)
+        keep[0] = False
+        tumor = keep[labels] if volume else keep[labels][None]
+    liver = liver | tumor
+    return liver.astype(np.uint8), tumor.astype(np.uint8)

@@ -1,0 +1,213 @@
+"""A4 PDF report (fpdf2) with embedded Unicode fonts. Patient text is data, never markup."""
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+from fpdf.fonts import FontFace
+from PIL import Image
+
+from . import __version__
+
+log = logging.getLogger(__name__)
+
+FONT_DIR = Path(__file__).resolve().parent / "fonts"
+DISCLAIMER = ("HepatoScan is a research tool, not a medical device. Its masks and measurements "
+              "have not been cleared for clinical use and must be checked by a qualified reader; do "
+              "not base diagnosis or treatment on them.")
+
+
+@dataclass(frozen=True)
+class PatientInfo:
+    """Optional patient block; every field is free text shown as typed."""
+
+    name: str = ""
+    patient_id: str = ""
+    age: str = ""
+    sex: str = ""
+    study_date: str = ""
+    referring_physician: str = ""
+    notes: str = ""
+
+    def rows(self) -> list[tuple[str, str]]:
+        labels = [("Name", self.name), ("Patient ID", self.patient_id), ("Age", self.age), ("Sex", self.sex),
+                  ("Study date", self.study_date), ("Referring physician", self.referring_physician),
+                  ("Notes", self.notes)]
+        return [(k, str(v).strip()) for k, v in labels if str(v or "").strip()]
+
+
+class _Report(FPDF):
+    def __init__(self):
+        super().__init__(format="A4")
+        self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
+        self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+        self.add_font("DroidFallback", "", str(FONT_DIR / "DroidSansFallback.ttf"))
+        self.set_fallback_fonts(["DroidFallback"], exact_match=False)
+        try:
+            self.set_text_shaping(True)  # Arabic joining and right-to-left runs (needs uharfbuzz)
+        except (ImportError, ModuleNotFoundError):
+            log.info("uharfbuzz missing: Arabic and other complex scripts print unshaped")
+        self.set_auto_page_break(True, margin=18)
+        self.set_margins(15, 15, 15)
+        self.set_title("HepatoScan report")
+        self.set_creator(f"HepatoScan {__version__}")
+
+    def header(self):
+        self.set_font("DejaVu", "B", 14)
+        self.set_text_color(20, 60, 110)
+        self.cell(0, 8, "HepatoScan: liver and liver-tumor segmentation report",
+                  new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_draw_color(20, 60, 110)
+        self.line(15, self.get_y(), 195, self.get_y())
+        self.ln(2)
+        self.set_text_color(0, 0, 0)
+
+    def footer(self):
+        self.set_y(-14)
+        self.set_font("DejaVu", "", 7)
+        self.set_text_color(110, 110, 110)
+        self.multi_cell(0, 3.2, f"Page {self.page_no()}. {DISCLAIMER}")
+
+    def section(self, title: str):
+        self.ln(2)
+        self.set_font("DejaVu", "B", 11)
+        self.set_fill_color(232, 238, 246)
+        self.cell(0, 7, title, fill=True, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        self.set_font("DejaVu", "", 9)
+        self.ln(1)
+
+    def kv_table(self, rows: list[tuple[str, str]], col1: float = 50):
+        self.set_font("DejaVu", "", 9)
+        for key, value in rows:
+            self.set_font("DejaVu", "B", 9)
+            self.cell(col1, 5.5, key)
+            self.set_font("DejaVu", "", 9)
+            self.multi_cell(0, 5.5, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    def grid(self, header: list[str], rows: list[list[str]]):
+        self.set_font("DejaVu", "", 8)
+        heading = FontFace(emphasis="BOLD", fill_color=(232, 238, 246))
+        with self.table(headings_style=heading, line_height=5, text_align="CENTER",
+                        first_row_as_headings=True) as table:
+            r = table.row()
+            for h in header:
+                r.cell(h)
+            for row in rows:
+                r = table.row()
+                for v in row:
+                    r.cell(v)
+
+    def picture(self, rgb: np.ndarray, width_mm: float = 180):
+        h, w = rgb.shape[:2]
+        height_mm = width_mm * h / w
+        if self.get_y() + height_mm > self.h - 20:
+            self.add_page()
+        self.image(Image.fromarray(rgb), x=15, w=width_mm, h=height_mm)
+        self.ln(1)
+
+
+def _fmt(value, unit: str = "", digits: int = 1) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return f"{value:.{digits}f}{unit}"
+    return f"{value}{unit}"
+
+
+def build_report(result, patient: PatientInfo | None = None) -> bytes:
+    """A :class:`hepatoscan.pipeline.Result` -> PDF bytes."""
+    scan, m, card = result.segmentation.scan, result.measurements, result.card
+    pdf = _Report()
+    pdf.add_page()
+    pdf.set_font("DejaVu", "", 9)
+    pdf.cell(0, 5, f"Generated {result.timestamp}  ·  HepatoScan {__version__}",
+             new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    rows = patient.rows() if patient else []
+    if rows:
+        pdf.section("Patient")
+        pdf.kv_table(rows)
+
+    pdf.section("Input")
+    spacing = (" x ".join("?" if s is None else f"{s:.3g}" for s in scan.spacing_mm) + " mm (z, y, x)"
+               if scan.spacing_mm else "unknown: measurements in pixels only")
+    info = [("File", f"{scan.name} ({scan.source_format})"),
+            ("Size", f"{scan.n_slices} slice(s) of {scan.pixels.shape[2]} x {scan.pixels.shape[1]} px"),
+            ("Spacing", spacing),
+            ("Intensity", "Hounsfield units" if scan.is_hu else "8-bit display image")]
+    if result.segmentation.window_summary():
+        info.append(("Window", result.segmentation.window_summary()))
+    for k in ("modality", "study_date", "study_description", "manufacturer"):
+        if scan.metadata.get(k):
+            info.append((k.replace("_", " ").capitalize(), scan.metadata[k]))
+    for w in scan.warnings:
+        info.append(("Warning", w))
+    pdf.kv_table(info)
+
+    pdf.section("Measurements")
+    mm = m.units == "mm"
+    if m.volume is not None:
+        v = m.volume
+        pdf.kv_table([
+            ("Liver volume", _fmt(v.liver_volume_ml, " mL") if v.liver_volume_ml is not None else f"{v.liver_voxels:,} voxels"),
+            ("Tumor volume", _fmt(v.tumor_volume_ml, " mL", 2) if v.tumor_volume_ml is not None else f"{v.tumor_voxels:,} voxels"),
+            ("Tumor burden", f"{v.tumor_burden_pct:.2f} % of liver volume"),
+            ("Lesions (3D)", str(v.lesion_count)),
+            ("Largest tumor on slice", _fmt(v.largest_tumor_slice))])
+    else:
+        s = m.slices[0]
+        pdf.kv_table([
+            ("Liver area", f"{_fmt(s.liver_area_mm2, ' mm²')} ({s.liver_area_px:,} px)" if mm else f"{s.liver_area_px:,} px"),
+            ("Tumor area", f"{_fmt(s.tumor_area_mm2, ' mm²')} ({s.tumor_area_px:,} px)" if mm else f"{s.tumor_area_px:,} px"),
+            ("Tumor burden", f"{s.tumor_burden_pct:.2f} % of liver area"),
+            ("Lesions", str(s.lesion_count)),
+            ("Mean HU liver / tumor", f"{_fmt(s.liver_mean_hu)} / {_fmt(s.tumor_mean_hu)}")])
+    for note in m.notes:
+        pdf.multi_cell(0, 5, "Note: " + note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    if m.volume is not None and m.volume.lesions:
+        pdf.section("Lesions (3D)")
+        header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU"]
+        pdf.grid(header, [[str(l.lesion_id), _fmt(l.volume_ml, " mL", 2) if l.volume_ml is not None else f"{l.voxels} vox",
+                           str(l.largest_slice),
+                           _fmt(l.longest_diameter_mm, " mm") if mm else _fmt(l.longest_diameter_px, " px"),
+                           _fmt(l.mean_hu)] for l in m.volume.lesions[:40]])
+    elif m.volume is None and m.slices[0].lesions:
+        pdf.section("Lesions")
+        unit = " mm" if mm else " px"
+        pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"],
+                 [[str(l.lesion_id), _fmt(l.area_mm2, " mm²") if mm else f"{l.area_px} px",
+                   _fmt(l.longest_diameter_mm if mm else l.longest_diameter_px, unit),
+                   _fmt(l.short_axis_mm if mm else l.short_axis_px, unit),
+                   _fmt(l.measurable) if mm else "needs spacing", _fmt(l.mean_hu)]
+                  for l in m.slices[0].lesions[:40]])
+
+    pdf.section("Images" if not scan.is_volume else "Key slices")
+    for z in result.key_slices[:3]:
+        if scan.is_volume:
+            pdf.set_font("DejaVu", "B", 9)
+            pdf.cell(0, 5, f"Slice {z}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+        pdf.picture(result.views(z)["panel"])
+
+    pdf.section("Model")
+    metrics = card.raw.get("metrics", {})
+    summary = metrics.get("summary", {})
+    pdf.kv_table([("Model", f"{card.name} {card.version} ({card.quantization})"),
+                  ("sha256", card.sha256),
+                  ("Runtime", f"{result.backend}, input {card.input_spec.height} x {card.input_spec.width}, "
+                              f"window {card.input_spec.window_hu[0]:g} to {card.input_spec.window_hu[1]:g} HU"),
+                  ("Validation", "; ".join(f"{k}: {v}" for k, v in summary.items()) or "see model card"),
+                  ("Processing time", f"{result.elapsed_ms:.0f} ms")])
+    pdf.section("Disclaimer")
+    pdf.multi_cell(0, 5, DISCLAIMER, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    return bytes(pdf.output())
+
+
+def now_stamp() -> str:
+    return dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

@@ -1,0 +1,53 @@
+"""The in-memory form of one input: a slice or a volume, with what a report needs to know."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Scan:
+    """One loaded input.
+
+    pixels: (Z, H, W) float32, Z = 1 for a 2D image. HU when ``is_hu``; otherwise grey levels of
+        a display image in [0, 255]. Axis order: Z toward the head, H toward the patient's back
+        (anterior up), W toward the patient's left (patient right on the image left).
+    spacing_mm: (z, y, x) in mm, or None when unknown (PNG/JPG). z may be None for one slice.
+    """
+
+    pixels: np.ndarray
+    is_hu: bool
+    spacing_mm: tuple[float | None, float, float] | None
+    source_format: str  # "png", "jpeg", "bmp", "tiff", "dicom", "dicom-series", "nifti", "array"
+    name: str  # file stem, used for output folders
+    metadata: dict = field(default_factory=dict)  # modality, study_date, patient_* ... when known
+    warnings: list[str] = field(default_factory=list)
+    geometry: object | None = None  # nibabel canonical image (NIfTI) or DICOM origin, for writing masks
+
+    @property
+    def n_slices(self) -> int:
+        return int(self.pixels.shape[0])
+
+    @property
+    def is_volume(self) -> bool:
+        return self.n_slices > 1
+
+    @property
+    def pixel_spacing_mm(self) -> tuple[float, float] | None:
+        """(row, column) spacing in mm, or None."""
+        return None if self.spacing_mm is None else (self.spacing_mm[1], self.spacing_mm[2])
+
+    def with_pixel_spacing(self, pixel_spacing_mm: float | tuple[float, float] | None) -> "Scan":
+        """Return this scan with a user-given in-plane spacing (for PNG/JPG without one)."""
+        if pixel_spacing_mm is None:
+            return self
+        sy, sx = (pixel_spacing_mm, pixel_spacing_mm) if np.isscalar(pixel_spacing_mm) else pixel_spacing_mm
+        from .errors import InputError
+
+        if not (0 < float(sy) < 50 and 0 < float(sx) < 50):
+            raise InputError(f"pixel spacing {pixel_spacing_mm} mm is not plausible for CT; give the "
+                             "in-plane pixel size in millimetres, typically 0.5 to 1.0")
+        z = self.spacing_mm[0] if self.spacing_mm else None
+        self.spacing_mm = (z, float(sy), float(sx))
+        return self

@@ -1,0 +1,59 @@
+"""Measurement and lesion tables as rows of strings, for the app and other front ends."""
+from __future__ import annotations
+
+
+def _v(x, unit: str = "", digits: int = 1) -> str:
+    if x is None:
+        return "n/a"
+    if isinstance(x, bool):
+        return "yes" if x else "no"
+    if isinstance(x, float):
+        return f"{x:,.{digits}f}{unit}"
+    return f"{x:,}{unit}" if isinstance(x, int) else f"{x}{unit}"
+
+
+MEASUREMENT_HEADERS = ["Measurement", "Value"]
+LESION_HEADERS = ["Lesion", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"]
+LESION3D_HEADERS = ["Lesion", "Volume", "Largest on slice", "Longest diameter", "Mean HU"]
+
+
+def slice_rows(result, z: int) -> list[list[str]]:
+    """Rows for slice z (and, for a volume, the volume totals first)."""
+    m = result.measurements
+    rows = []
+    if m.volume is not None:
+        v = m.volume
+        rows += [["Liver volume", _v(v.liver_volume_ml, " mL") if v.liver_volume_ml is not None else _v(v.liver_voxels, " voxels")],
+                 ["Tumor volume", _v(v.tumor_volume_ml, " mL", 2) if v.tumor_volume_ml is not None else _v(v.tumor_voxels, " voxels")],
+                 ["Tumor burden (volume)", _v(v.tumor_burden_pct, " %", 2)],
+                 ["Lesions (3D)", _v(v.lesion_count)]]
+    s = next((s for s in m.slices if s.slice_index == z), None)
+    prefix = f"Slice {z}: " if m.volume is not None else ""
+    if s is None:
+        return rows + [[prefix + "liver", "none found on this slice"]]
+    mm = m.units == "mm"
+    rows += [[prefix + "liver area", f"{_v(s.liver_area_mm2, ' mm²')} ({_v(s.liver_area_px, ' px')})" if mm else _v(s.liver_area_px, " px")],
+             [prefix + "tumor area", f"{_v(s.tumor_area_mm2, ' mm²')} ({_v(s.tumor_area_px, ' px')})" if mm else _v(s.tumor_area_px, " px")],
+             [prefix + "tumor burden", _v(s.tumor_burden_pct, " %", 2)],
+             [prefix + "lesions", _v(s.lesion_count)]]
+    if s.liver_mean_hu is not None:
+        rows.append([prefix + "mean HU liver / tumor", f"{_v(s.liver_mean_hu)} / {_v(s.tumor_mean_hu)}"])
+    return rows
+
+
+def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
+    """(headers, rows): a volume's 3D lesions, or the lesions of a 2D input."""
+    m = result.measurements
+    if m.volume is not None:
+        mm = m.units == "mm"
+        return LESION3D_HEADERS, [[str(l.lesion_id),
+                                   _v(l.volume_ml, " mL", 2) if l.volume_ml is not None else _v(l.voxels, " voxels"),
+                                   str(l.largest_slice),
+                                   _v(l.longest_diameter_mm, " mm") if mm else _v(l.longest_diameter_px, " px"),
+                                   _v(l.mean_hu)] for l in m.volume.lesions]
+    s = m.slices[0]
+    mm = m.units == "mm"
+    return LESION_HEADERS, [[str(l.lesion_id), _v(l.area_mm2, " mm²") if mm else _v(l.area_px, " px"),
+                             _v(l.longest_diameter_mm, " mm") if mm else _v(l.longest_diameter_px, " px"),
+                             _v(l.short_axis_mm, " mm") if mm else _v(l.short_axis_px, " px"),
+                             _v(l.measurable) if mm else "needs spacing", _v(l.mean_hu)] for l in s.lesions]

@@ -1,0 +1,60 @@
+"""Shared fixtures. Tests that need the shared CT data skip, with the reason, when it is absent."""
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+
+SAMPLES = ROOT / "samples"
+MODELS = ROOT / "models"
+DATA = Path(os.environ.get("HEPATOSCAN_DATA", ROOT.parent / "shared" / "data"))
+
+
+def dice(a, b) -> float:
+    a, b = np.asarray(a, bool), np.asarray(b, bool)
+    s = a.sum() + b.sum()
+    return 1.0 if s == 0 else float(2 * (a & b).sum() / s)
+
+
+@pytest.fixture(scope="session")
+def data_dir() -> Path:
+    if not (DATA / "manifest.json").exists():
+        pytest.skip(f"shared CT data not found at {DATA} (set HEPATOSCAN_DATA or place ../shared/data)")
+    return DATA
+
+
+@pytest.fixture(scope="session")
+def predictor():
+    from hepatoscan.predictor import Predictor
+
+    return Predictor.from_model_dir(MODELS)
+
+
+@pytest.fixture(scope="session")
+def sample_pngs() -> list[tuple[Path, np.ndarray]]:
+    """[(png path, (H, W) uint8 label mask 0/1/2)] of the shipped LiTS 117 slices."""
+    out = []
+    for p in sorted(SAMPLES.glob("lits117_z*_w*.png")):
+        if p.name.endswith("_mask.png"):
+            continue
+        out.append((p, np.asarray(Image.open(p.with_name(p.stem + "_mask.png")))))
+    assert out, "samples/ is empty: run python scripts/fetch_samples.py"
+    return out
+
+
+@pytest.fixture(scope="session")
+def sample_volume():
+    """(path, (Z, H, W) HU, (Z, H, W) labels) of LiTS case 117."""
+    from hepatoscan.io import load_scan
+
+    vol = SAMPLES / "lits117_volume.nii.gz"
+    seg = load_scan(SAMPLES / "lits117_segmentation.nii.gz")
+    return vol, load_scan(vol).pixels, np.rint(seg.pixels).astype(np.uint8)

@@ -1,0 +1,94 @@
+import numpy as np
+import pytest
+
+from hepatoscan.errors import InputError
+from hepatoscan.preprocessing import (InputSpec, estimate_display_window, prepare_slice, render_8bit,
+                                      resize_mask, standardize_8bit, to_grayscale, window_hu)
+
+
+def test_window_hu_clips_and_scales():
+    hu = np.array([[-1000, -160, 40, 240, 3000]], np.float32)
+    x = window_hu(hu, (-160, 240))
+    assert x.dtype == np.float32
+    np.testing.assert_allclose(x, [[0, 0, 0.5, 1, 1]], atol=1e-6)
+
+
+def test_window_hu_rejects_empty_window():
+    with pytest.raises(InputError, match="upper bound"):
+        window_hu(np.zeros((4, 4)), (100, 100))
+
+
+@pytest.mark.parametrize("shape", [(512, 512), (128, 128), (300, 420)])
+def test_prepare_slice_hu_shape_and_range(shape):
+    rng = np.random.default_rng(0)
+    hu = rng.uniform(-1500, 2500, shape).astype(np.float32)
+    x, est = prepare_slice(hu, True, InputSpec())
+    assert x.shape == (256, 256) and x.dtype == np.float32
+    assert 0.0 <= x.min() and x.max() <= 1.0
+    assert est is None
+
+
+def test_prepare_slice_8bit_rgb_is_grey_and_reports_window():
+    hu = _synthetic_abdomen(np.random.default_rng(1))
+    grey = render_8bit(hu, (-125, 225))
+    rgb = np.repeat(grey[..., None], 3, -1)
+    x_rgb, est = prepare_slice(rgb, False, InputSpec())
+    x_grey, _ = prepare_slice(grey, False, InputSpec())
+    np.testing.assert_allclose(x_rgb, x_grey, atol=1e-5)
+    assert est is not None and est.method.startswith("fat")
+
+
+def test_to_grayscale_rejects_odd_channels():
+    with pytest.raises(InputError):
+        to_grayscale(np.zeros((8, 8, 2)))
+
+
+def test_resize_mask_keeps_labels():
+    m = np.zeros((512, 512), np.uint8)
+    m[100:300, 100:300] = 1
+    m[150:200, 150:200] = 2
+    r = resize_mask(m, 256, 256)
+    assert set(np.unique(r)) == {0, 1, 2}
+
+
+def _synthetic_abdomen(rng, n=200_000):
+    """HU samples with air, fat and soft-tissue modes, like an abdominal slice."""
+    air = rng.normal(-1000, 5, n // 4)
+    fat = rng.normal(-100, 15, n // 4)
+    muscle = rng.normal(50, 12, n // 4)
+    liver = rng.normal(110, 12, n // 4)
+    return np.concatenate([air, fat, muscle, liver]).astype(np.float32).reshape(400, -1)
+
+
+@pytest.mark.parametrize("level,width", [(50, 350), (40, 400), (100, 600), (0, 1000), (-100, 1500), (0, 2000)])
+def test_window_estimate_on_synthetic_histograms(level, width):
+    hu = _synthetic_abdomen(np.random.default_rng(level + width))
+    est = estimate_display_window(render_8bit(hu, (level - width / 2, level + width / 2)))
+    assert est.method.startswith("fat")
+    assert abs(est.width_hu - width) / width < 0.25, est
+    assert abs(est.level_hu - level) < 0.2 * width, est
+
+
+def test_window_estimate_narrow_window_falls_back_when_fat_is_clipped():
+    hu = _synthetic_abdomen(np.random.default_rng(3))
+    est = estimate_display_window(render_8bit(hu, (-45, 105)))  # W150/L30: fat is black
+    assert "W350 assumed" in est.method
+    assert -60 < est.level_hu < 120
+
+
+def test_standardisation_maps_exports_back_to_the_model_window():
+    """A soft-tissue value lands near the same model input whatever window it was exported with."""
+    hu = _synthetic_abdomen(np.random.default_rng(5))
+    probe = 110.0  # liver
+    values = []
+    for lo, hi in [(-125, 225), (-500, 500), (-1000, 1000)]:
+        g = render_8bit(hu, (lo, hi))
+        x, est = standardize_8bit(g, (-160, 240))
+        g_probe = np.float32(round((probe - lo) / (hi - lo) * 255))
+        values.append(float(standardize_8bit(np.array([[g_probe]]), (-160, 240), est)[0][0, 0]))
+    assert max(values) - min(values) < 0.12, values
+
+
+def test_flat_image_gets_default_window():
+    est = estimate_display_window(np.zeros((64, 64), np.uint8))
+    assert est.method.startswith("none")

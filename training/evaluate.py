@@ -1,0 +1,218 @@
+"""LiTS-style evaluation of a shipped TFLite model through the runtime (hepatoscan.Predictor).
+
+    python -m training.evaluate --model models/ --data ../shared/data [--split test] [--windows]
+        [--json runs/NAME/eval.json]
+
+Per held-out volume: liver Dice, tumor Dice (cases with labelled tumor), lesion-wise recall and
+precision (a lesion is detected when its Dice with one predicted lesion exceeds 0.5, as in
+LiTS), recall of lesions of 10 mm or more, tumor burden error. Global tumor Dice pools all
+voxels. Slice sources (8-bit exports) get liver Dice per patient. ``--windows`` renders each
+held-out HU volume as 8-bit exports with a grid of display windows (plus gamma and JPEG
+variants) and runs them through the runtime's own 8-bit path.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from hepatoscan.measure import _diameters
+from hepatoscan.morphology import label
+from hepatoscan.predictor import Predictor
+from hepatoscan.preprocessing import render_8bit
+from hepatoscan.scan import Scan
+
+from .data import SplitConfig, discover_cases, split_by_patient
+
+log = logging.getLogger("training.evaluate")
+
+WINDOW_GRID = [("W150/L30", (-45, 105)), ("W350/L50", (-125, 225)), ("W400/L40", (-160, 240)),
+               ("W600/L100", (-200, 400)), ("W1000/L0", (-500, 500)), ("W1500/L-100", (-850, 650)),
+               ("W2000/L0", (-1000, 1000))]
+VARIANTS = [("W400/L40 gamma 0.7", (-160, 240), 0.7, None), ("W400/L40 gamma 1.4", (-160, 240), 1.4, None),
+            ("W400/L40 JPEG q75", (-160, 240), 1.0, 75)]
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float | None:
+    a, b = a.astype(bool), b.astype(bool)
+    s = a.sum() + b.sum()
+    return None if s == 0 else round(float(2 * (a & b).sum() / s), 4)
+
+
+def lesion_detection(gt: np.ndarray, pred: np.ndarray, pixel_spacing_mm) -> dict:
+    """gt, pred: (Z, H, W) bool tumor masks -> lesion-wise counts (3D components)."""
+    gl, ng = label(gt)
+    pl, npred = label(pred)
+    matched_pred, detected, big, big_detected = set(), 0, 0, 0
+    sy, sx = pixel_spacing_mm or (1.0, 1.0)
+    for g in range(1, ng + 1):
+        gm = gl == g
+        overlapping = np.unique(pl[gm])
+        best, best_p = 0.0, None
+        for p in overlapping[overlapping > 0]:
+            pm = pl == p
+            d = 2 * (gm & pm).sum() / (gm.sum() + pm.sum())
+            if d > best:
+                best, best_p = d, p
+        hit = best > 0.5
+        detected += hit
+        if hit:
+            matched_pred.add(best_p)
+        z = int(np.argmax(gm.sum((1, 2))))
+        if _diameters(gm[z], sy, sx)[0] >= 10.0:
+            big += 1
+            big_detected += hit
+    return {"gt_lesions": ng, "pred_lesions": npred, "detected": detected,
+            "recall": round(detected / ng, 3) if ng else None,
+            "precision": round(len(matched_pred) / npred, 3) if npred else None,
+            "gt_lesions_10mm": big, "recall_10mm": round(big_detected / big, 3) if big else None}
+
+
+def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray, is_hu: bool,
+                    spacing_mm, tumor_labeled: bool, name: str) -> dict:
+    scan = Scan(pixels.astype(np.float32), is_hu, spacing_mm, "nifti" if is_hu else "png", name)
+    seg = predictor.segment(scan)
+    gt_liver, gt_tumor = labels >= 1, labels == 2
+    out = {"case": name, "slices": int(pixels.shape[0]), "liver_dice": dice(seg.liver, gt_liver)}
+    if tumor_labeled:
+        out["tumor_dice"] = dice(seg.tumor, gt_tumor) if gt_tumor.any() else None
+        out["tumor_voxels_gt"], out["tumor_voxels_pred"] = int(gt_tumor.sum()), int(seg.tumor.sum())
+        burden_gt = gt_tumor.sum() / max(1, gt_liver.sum())
+        burden_pred = seg.tumor.sum() / max(1, seg.liver.sum())
+        out["tumor_burden_error_pct"] = round(100 * abs(float(burden_pred - burden_gt)), 2)
+        out["lesions"] = lesion_detection(gt_tumor, seg.tumor.astype(bool), spacing_mm[1:] if spacing_mm else None)
+    out["_masks"] = (seg.tumor.astype(bool), gt_tumor)
+    return out
+
+
+def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
+    per_case, windows_table, slices_table = [], {}, []
+    pooled_pred, pooled_gt = [], []
+    for case in cases:
+        pixels, labels = case.load()
+        if case.kind == "hu":
+            spacing = (case.spacing_z_mm, *case.spacing_yx_mm) if case.spacing_yx_mm else None
+            r = evaluate_volume(predictor, pixels, labels, True, spacing, case.tumor_labeled, case.patient)
+            pred, gt = r.pop("_masks")
+            if case.tumor_labeled:
+                pooled_pred.append(pred.ravel())
+                pooled_gt.append(gt.ravel())
+            per_case.append(r)
+            log.info("%s", r)
+            if windows:
+                windows_table[case.patient] = window_grid(predictor, pixels, labels, spacing, case)
+        else:
+            # 8-bit slices: each slice on its own, as a user uploads a PNG.
+            ds_l, ds_t = [], []
+            for img, lab in zip(pixels, labels):
+                scan = Scan(img[None].astype(np.float32), False, None, "png", case.patient)
+                seg = predictor.segment(scan)
+                if (lab >= 1).any():
+                    ds_l.append(dice(seg.liver[0], lab >= 1))
+            slices_table.append({"case": case.patient, "source": case.source, "slices": len(pixels),
+                                 "liver_dice_mean": round(float(np.mean(ds_l)), 4) if ds_l else None})
+    out = {"volumes": per_case, "slice_sources": slices_table}
+    if pooled_gt:
+        out["tumor_dice_global"] = dice(np.concatenate(pooled_pred), np.concatenate(pooled_gt))
+    if windows_table:
+        out["window_grid"] = windows_table
+    out["summary"] = summarize(out)
+    return out
+
+
+def _render_volume(pixels, window, gamma=1.0, jpeg=None) -> np.ndarray:
+    out = np.empty(pixels.shape, np.float32)
+    for z, s in enumerate(pixels):
+        g = render_8bit(s, window, gamma)
+        if jpeg:
+            buf = io.BytesIO()
+            Image.fromarray(g).save(buf, format="JPEG", quality=jpeg)
+            g = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+        out[z] = g
+    return out
+
+
+def window_grid(predictor: Predictor, pixels, labels, spacing, case) -> dict:
+    rows = {}
+    hu = evaluate_volume(predictor, pixels, labels, True, spacing, case.tumor_labeled, case.patient)
+    hu.pop("_masks")
+    rows["HU path"] = {"liver_dice": hu["liver_dice"], "tumor_dice": hu.get("tumor_dice")}
+    grid = [(n, w, 1.0, None) for n, w in WINDOW_GRID] + VARIANTS
+    for name, window, gamma, jpeg in grid:
+        r = evaluate_volume(predictor, _render_volume(pixels, window, gamma, jpeg), labels, False, spacing,
+                            case.tumor_labeled, case.patient)
+        r.pop("_masks")
+        rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
+        log.info("%s %s: %s", case.patient, name, rows[name])
+    return rows
+
+
+def summarize(out: dict) -> dict:
+    vols = out["volumes"]
+    s = {}
+    liver = [v["liver_dice"] for v in vols if v["liver_dice"] is not None]
+    tumor = [v["tumor_dice"] for v in vols if v.get("tumor_dice") is not None]
+    if liver:
+        s["liver_dice_per_case_mean"] = round(float(np.mean(liver)), 4)
+    if tumor:
+        s["tumor_dice_per_case_mean"] = round(float(np.mean(tumor)), 4)
+    if "tumor_dice_global" in out:
+        s["tumor_dice_global"] = out["tumor_dice_global"]
+    rec = [v["lesions"]["recall_10mm"] for v in vols if v.get("lesions", {}).get("recall_10mm") is not None]
+    if rec:
+        s["lesion_recall_10mm_mean"] = round(float(np.mean(rec)), 3)
+    sl = [r["liver_dice_mean"] for r in out["slice_sources"] if r["liver_dice_mean"] is not None]
+    if sl:
+        s["liver_dice_8bit_slices_mean"] = round(float(np.mean(sl)), 4)
+    s["volumes"] = len(vols)
+    s["slice_patients"] = len(out["slice_sources"])
+    if "window_grid" in out:
+        worst = min(r["liver_dice"] for g in out["window_grid"].values() for r in g.values() if r["liver_dice"] is not None)
+        s["window_grid_min_liver_dice"] = worst
+    return s
+
+
+def print_table(out: dict):
+    print(f"{'case':<16}{'liver Dice':>11}{'tumor Dice':>11}{'lesions':>9}{'recall':>8}{'prec.':>7}{'rec>=10mm':>10}")
+    for v in out["volumes"]:
+        les = v.get("lesions", {})
+        fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        print(f"{v['case']:<16}{fmt(v['liver_dice']):>11}{fmt(v.get('tumor_dice')):>11}"
+              f"{les.get('gt_lesions', '-'):>9}{fmt(les.get('recall')):>8}{fmt(les.get('precision')):>7}"
+              f"{fmt(les.get('recall_10mm')):>10}")
+    for r in out["slice_sources"]:
+        print(f"{r['case']:<16}{r['liver_dice_mean'] if r['liver_dice_mean'] is not None else '-':>11}  (8-bit slices)")
+    for case, rows in out.get("window_grid", {}).items():
+        print(f"\nwindow grid, {case} (8-bit path):")
+        for name, r in rows.items():
+            print(f"  {name:<22} liver {r['liver_dice']}  tumor {r['tumor_dice']}")
+    print("\nsummary:", json.dumps(out["summary"]))
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--model", default="models", help="model folder with the default card")
+    p.add_argument("--data", type=Path, default=Path("../shared/data"))
+    p.add_argument("--split", default="test", choices=["test", "val", "test+val"])
+    p.add_argument("--cases", nargs="*", help="only these patient ids")
+    p.add_argument("--windows", action="store_true", help="also run the display-window grid on HU volumes")
+    p.add_argument("--json", type=Path, help="write the results here")
+    a = p.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    split = split_by_patient(discover_cases(a.data), SplitConfig())
+    cases = [c for part in a.split.split("+") for c in split[part]]
+    if a.cases:
+        cases = [c for c in cases if c.patient in a.cases]
+    out = evaluate_cases(Predictor.from_model_dir(a.model), cases, a.windows)
+    print_table(out)
+    if a.json:
+        a.json.write_text(json.dumps(out, indent=1))
+
+
+if __name__ == "__main__":
+    main()
