@@ -28,6 +28,7 @@ from hepatoscan.pipeline import Result, analyze  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from hepatoscan.report import PatientInfo  # noqa: E402
 from hepatoscan.tables import MEASUREMENT_HEADERS, lesion_rows, slice_rows  # noqa: E402
+from hepatoscan.overlay import write_png  # noqa: E402
 
 log = logging.getLogger("hepatoscan.app")
 
@@ -93,17 +94,20 @@ def _file_path(file) -> str:
     return file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
 
 
-def build_app(pool: PredictorPool, files: RequestFiles) -> gr.Blocks:
-    card = pool.card
+class HepatoScanApp:
+    """The handlers behind the page and the API; each turns library errors into gr.Error."""
 
-    def run(file, spacing, patient: PatientInfo, progress) -> tuple[Result, Path]:
+    def __init__(self, pool: PredictorPool, files: RequestFiles):
+        self.pool, self.files = pool, files
+
+    def run(self, file, spacing, patient: PatientInfo, progress=None) -> tuple[Result, Path]:
         path = _file_path(file)
-        folder = files.new()
+        folder = self.files.new()
+        report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
         try:
-            with pool.get() as predictor:
+            with self.pool.get() as predictor:
                 result = analyze(predictor, path, filename=Path(path).name,
-                                 pixel_spacing_mm=float(spacing) if spacing else None,
-                                 progress=lambda f, msg: progress(f, desc=msg))
+                                 pixel_spacing_mm=float(spacing) if spacing else None, progress=report)
             pdf = folder / f"hepatoscan_{result.scan.name}.pdf"
             pdf.write_bytes(result.report_pdf(patient))
         except HepatoScanError as e:
@@ -114,6 +118,7 @@ def build_app(pool: PredictorPool, files: RequestFiles) -> gr.Blocks:
                            "please report this file to the HepatoScan team.") from e
         return result, pdf
 
+    @staticmethod
     def views_for(result: Result, z: int):
         v = result.views(z)
         annotated = (v["numbered"], [(result.segmentation.liver[z].astype(float), "Liver"),
@@ -123,46 +128,46 @@ def build_app(pool: PredictorPool, files: RequestFiles) -> gr.Blocks:
                 gr.Dataframe(value=slice_rows(result, z), headers=MEASUREMENT_HEADERS),
                 gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
 
-    def segment_ui(file, spacing, name, pid, age, sex, date, physician, notes,
-                   progress=gr.Progress()):
-        result, pdf = run(file, spacing, _patient(name, pid, age, sex, date, physician, notes), progress)
+    def segment_ui(self, file, spacing, name, pid, age, sex, date, physician, notes, progress=gr.Progress()):
+        result, pdf = self.run(file, spacing, _patient(name, pid, age, sex, date, physician, notes), progress)
         z = result.default_slice
         n = result.scan.n_slices
         slider = gr.Slider(minimum=0, maximum=max(1, n - 1), value=z, step=1, visible=n > 1,
-                           label=f"Slice (opens on the largest tumor, {n} slices)")
+                           label=f"Slice (opens on the largest tumor; {n} slices)")
         summary = "### Result\n" + result.describe()
-        return (*views_for(result, z), summary, str(pdf), result.summary(), slider, result)
+        return (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result)
 
-    def show_slice(result: Result | None, z):
+    def show_slice(self, result: Result | None, z):
         if result is None:
             raise gr.Error("Segment a volume first.")
-        return views_for(result, int(z))
+        return self.views_for(result, int(z))
 
-    def segment_api(file, pixel_spacing_mm, patient_name, patient_id, patient_age, patient_sex,
+    def segment_api(self, file, pixel_spacing_mm, patient_name, patient_id, patient_age, patient_sex,
                     study_date, referring_physician, notes):
         """Segment one CT input; returns (measurements JSON, PDF report, overlay PNG)."""
-        result, pdf = run(file, pixel_spacing_mm,
-                          _patient(patient_name, patient_id, patient_age, patient_sex, study_date,
-                                   referring_physician, notes), gr.Progress())
+        result, pdf = self.run(file, pixel_spacing_mm,
+                               _patient(patient_name, patient_id, patient_age, patient_sex, study_date,
+                                        referring_physician, notes))
         overlay = pdf.with_name("overlay.png")
-        from PIL import Image
-
-        Image.fromarray(result.views(result.default_slice)["overlay"]).save(overlay)
+        write_png(result.views(result.default_slice)["overlay"], overlay)
         doc = {"summary": result.summary(), "shown_slice": result.default_slice,
                "measurements": result.measurements.to_dict()}
         return json.loads(json.dumps(doc, default=str)), str(pdf), str(overlay)
 
+
+def build_app(handlers: HepatoScanApp) -> gr.Blocks:
+    card, pool = handlers.pool.card, handlers.pool
     with gr.Blocks(title="HepatoScan", delete_cache=(600, 1800)) as demo:
         gr.Markdown("# HepatoScan", elem_id="title")
         gr.Markdown("Liver and liver-tumor segmentation of CT, with measurements in real units and a PDF "
                     "report, running on this computer.", elem_id="subtitle")
         state = gr.State(None, time_to_live=REQUEST_FILES_TTL_S)
         with gr.Row(equal_height=False):
-            with gr.Column(scale=2, min_width=300):
+            with gr.Column(scale=2, min_width=300) as left_column:
                 upload = gr.File(label="CT image or study: PNG/JPG slice, DICOM file or .zip series, NIfTI volume",
                                  file_types=FILE_TYPES, type="filepath", elem_id="upload")
-                spacing = gr.Number(label="Pixel spacing in mm (optional, for PNG/JPG without it)",
-                                    value=None, minimum=0, elem_id="spacing")
+                spacing = gr.Number(label="Pixel spacing in mm (PNG/JPG only; leave 0 if unknown: results are then in pixels)",
+                                    value=0, minimum=0, maximum=50, elem_id="spacing")
                 with gr.Accordion("Patient information (optional, printed on the PDF)", open=False):
                     with gr.Row():
                         name = gr.Textbox(label="Name")
@@ -197,14 +202,16 @@ def build_app(pool: PredictorPool, files: RequestFiles) -> gr.Blocks:
                     elem_id="disclaimer")
         patient_inputs = [name, pid, age, sex, date, physician, notes]
         ui_outputs = [overlay, original, liver, tumor, measurements, lesions, summary, pdf, data, slider, state]
-        gr.Examples(examples, inputs=[upload], outputs=ui_outputs, fn=lambda f: segment_ui(f, None, *[""] * 7),
-                    run_on_click=True, cache_examples=False, label="Examples (LiTS case 117)")
-        button.click(segment_ui, [upload, spacing, *patient_inputs], ui_outputs,
+        with left_column:
+            gr.Examples(examples, inputs=[upload], outputs=ui_outputs,
+                        fn=lambda f: handlers.segment_ui(f, 0, *[""] * 7), run_on_click=True,
+                        cache_examples=False, label="Examples: LiTS case 117 (click to run)")
+        button.click(handlers.segment_ui, [upload, spacing, *patient_inputs], ui_outputs,
                      concurrency_limit=CONCURRENCY, api_visibility="private")
-        slider.release(show_slice, [state, slider], ui_outputs[:6], api_visibility="private")
+        slider.release(handlers.show_slice, [state, slider], ui_outputs[:6], api_visibility="private")
         api_out = [gr.JSON(visible=False), gr.File(visible=False), gr.File(visible=False)]
         api_button = gr.Button(visible=False)
-        api_button.click(segment_api, [upload, spacing, *patient_inputs], api_out, api_name="segment",
+        api_button.click(handlers.segment_api, [upload, spacing, *patient_inputs], api_out, api_name="segment",
                          concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
@@ -226,7 +233,7 @@ def main(argv=None):
         log.error("%s", e)
         raise SystemExit(2) from e
     files = RequestFiles()
-    demo = build_app(pool, files)
+    demo = build_app(HepatoScanApp(pool, files))
     log.info("HepatoScan app (pid %d) on http://%s:%d", os.getpid(), a.host, a.port)
     try:
         demo.launch(server_name=a.host, server_port=a.port, share=a.share, max_file_size=MAX_UPLOAD,

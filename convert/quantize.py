@@ -145,10 +145,15 @@ def main(argv=None):
     p.add_argument("--data", type=Path, default=Path("../shared/data"))
     p.add_argument("--calibration-slices", type=int, default=240)
     p.add_argument("--version", default="1.0.0")
+    p.add_argument("--update-card", action="store_true",
+                   help="only rewrite the shipped card (e.g. after training.evaluate wrote eval.json)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = json.loads((a.run / "config.json").read_text())
     spec = InputSpec(config["input"]["height"], config["input"]["width"], tuple(config["input"]["window_hu"]))
+    if a.update_card:
+        update_card(a.run, a.out, config, spec, a.version)
+        return
     model = keras.saving.load_model(a.run / "model.keras", compile=False)
     split = split_by_patient(discover_cases(a.data), SplitConfig(**{k: tuple(v) if isinstance(v, list) else v
                                                                    for k, v in config["split"].items()}))
@@ -187,6 +192,18 @@ def main(argv=None):
     (a.out / fname.replace(".tflite", ".json")).write_text(json.dumps(card, indent=1, ensure_ascii=False))
     log.info("shipped %s (%d bytes) to %s", fname, len(blobs[ship]), a.out)
     shutil.copy(a.run / "config.json", a.out / "training_config.json")
+    # The float source model (no optimizer state): for the agreement test and for fine-tuning.
+    (a.out / "source").mkdir(exist_ok=True)
+    model.save(a.out / "source" / "hepatoscan_unet.keras")
+
+
+def update_card(run: Path, out: Path, config: dict, spec: InputSpec, version: str) -> None:
+    report = json.loads((run / "quantization.json").read_text())
+    fname = f"hepatoscan_unet_{report['shipped']}.tflite"
+    blob = (out / fname).read_bytes()
+    card = build_card(config, run, fname, blob, report["shipped"], report, spec, {"liver": 0.5, "tumor": 0.5}, version)
+    (out / fname.replace(".tflite", ".json")).write_text(json.dumps(card, indent=1, ensure_ascii=False))
+    log.info("card of %s updated", fname)
 
 
 def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: dict, spec: InputSpec,

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .morphology import boundary, label
+from .morphology import label
 
 RECIST_MIN_MM = 10.0
 
@@ -82,21 +82,48 @@ class Measurements:
         return asdict(self)
 
 
+def _hull(points: np.ndarray) -> np.ndarray:
+    """(N, 2) points -> their convex hull vertices (Andrew's monotone chain)."""
+    pts = np.unique(points, axis=0)
+    if len(pts) < 3:
+        return pts
+
+    def half(seq):
+        out: list = []
+        for p in seq:
+            while len(out) >= 2 and ((out[-1][0] - out[-2][0]) * (p[1] - out[-2][1])
+                                     - (out[-1][1] - out[-2][1]) * (p[0] - out[-2][0])) <= 0:
+                out.pop()
+            out.append(p)
+        return out
+
+    seq = pts.tolist()
+    lower, upper = half(seq), half(reversed(seq))
+    return np.array(lower[:-1] + upper[:-1], dtype=np.float64)
+
+
+def _hull_pixels(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool -> hull vertices (row, col) of the pixel centres: the row-wise extremes suffice."""
+    rows = np.nonzero(mask.any(1))[0]
+    sub = mask[rows]
+    left = sub.argmax(1)
+    right = mask.shape[1] - 1 - sub[:, ::-1].argmax(1)
+    pts = np.concatenate([np.stack([rows, left], 1), np.stack([rows, right], 1)])
+    return _hull(pts)
+
+
 def _diameters(mask: np.ndarray, sy: float, sx: float) -> tuple[float, float]:
-    """(H, W) bool of one lesion -> (longest diameter, longest perpendicular extent) in the units
-    of (sy, sx). Distances run between boundary pixel centres plus one pixel, so a disc of
-    radius r pixels measures 2r."""
-    ys, xs = np.nonzero(boundary(mask))
-    pts = np.stack([ys * sy, xs * sx], 1).astype(np.float64)
-    if len(pts) > 1200:
-        pts = pts[np.linspace(0, len(pts) - 1, 1200).astype(int)]
+    """(H, W) bool of one lesion -> (longest diameter, longest extent perpendicular to it) in the
+    units of (sy, sx). Distances run between pixel centres plus one pixel, so a disc of radius r
+    pixels measures 2r. Computed on the convex hull, where the extremes lie."""
+    pts = _hull_pixels(mask) * np.array([sy, sx])
     if len(pts) < 2:
         return float((sy + sx) / 2), float((sy + sx) / 2)
     d2 = ((pts[:, None, :] - pts[None, :, :]) ** 2).sum(-1)
     i, j = np.unravel_index(int(np.argmax(d2)), d2.shape)
     axis = pts[j] - pts[i]
     length = float(np.sqrt(d2[i, j]))
-    unit = axis / length if length > 0 else np.array([1.0, 0.0])
+    unit = axis / length
     perp = np.array([-unit[1], unit[0]])
     proj = pts @ perp
     step_long = float(np.hypot(unit[0] * sy, unit[1] * sx))

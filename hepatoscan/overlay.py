@@ -99,6 +99,11 @@ def slice_views(seg, z: int, lesion_centroids=None) -> dict:
             "panel": panel(gray, seg.liver[z], seg.tumor[z], over)}
 
 
+def write_png(rgb: np.ndarray, path) -> None:
+    """Save an (H, W) or (H, W, 3) uint8 picture as PNG."""
+    Image.fromarray(rgb).save(path, format="PNG")
+
+
 def standardized_preview(gray: np.ndarray, est: WindowEstimate, window) -> np.ndarray:
     """What the model saw of an 8-bit image, as uint8 (for checking the window estimate)."""
     return np.rint(standardize_8bit(gray, window, est)[0] * 255).astype(np.uint8)

@@ -150,7 +150,9 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
         try:
             img = cls.from_bytes(raw)
             break
-        except (nib.filebasedimages.ImageFileError, ValueError, TypeError, EOFError, OSError):
+        except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
+                nib.wrapstruct.WrapStructError, ValueError,
+                TypeError, EOFError, OSError):
             continue
     if img is None:
         raise InputError(f"{name}: not a valid NIfTI file. Export the volume again as .nii or .nii.gz.")

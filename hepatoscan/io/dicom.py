@@ -122,6 +122,7 @@ def read_series(files: list[tuple[str, bytes]], name: str, limits: LoadLimits) -
             datasets.append((fname, parse(data, fname)))
         except InputError:
             skipped.append(fname)
+    skipped += [f for f, ds in datasets if "PixelData" not in ds]
     datasets = [(f, ds) for f, ds in datasets if "PixelData" in ds]
     if not datasets:
         raise InputError(f"{name}: no DICOM images found among {len(files)} files. Upload a folder "
@@ -158,7 +159,7 @@ def read_series(files: list[tuple[str, bytes]], name: str, limits: LoadLimits) -
     else:
         dz = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 0) or None
     if skipped:
-        warnings.append(f"{len(skipped)} non-DICOM file(s) ignored.")
+        warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
     return {"pixels": np.stack(slices), "is_hu": _is_hu(first),
             "spacing_mm": (dz, *ps) if ps else None, "metadata": metadata(first),
             "warnings": _modality_warnings(first) + warnings,

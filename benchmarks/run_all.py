@@ -1,0 +1,166 @@
+"""Speed, size and memory figures of HepatoScan on this machine. Prints a table; --json writes it.
+
+    python benchmarks/run_all.py [--json out/benchmarks.json] [--skip-keras] [--skip-app]
+
+Targets (from the issues) are printed beside each figure; nothing here asserts.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+import numpy as np  # noqa: E402
+
+SAMPLES = ROOT / "samples"
+PNG = SAMPLES / "lits117_z080_w350.png"
+VOLUME = SAMPLES / "lits117_volume.nii.gz"
+
+
+def timed(fn, repeat: int = 10, warmup: int = 1) -> float:
+    """Median wall time of fn() in ms."""
+    for _ in range(warmup):
+        fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t))
+    return statistics.median(times)
+
+
+def model_figures(skip_keras: bool) -> dict:
+    from hepatoscan.predictor import Predictor
+
+    p = Predictor.from_model_dir(batch_size=1)
+    x = np.random.default_rng(0).random((1, 256, 256), dtype=np.float32)
+    out = {"model": p.card.name, "model_bytes": p.card.model_path.stat().st_size,
+           "litert_ms_per_slice_2_threads": round(timed(lambda: p.predict_probs(x), 30, 3), 1)}
+    keras_path = ROOT / "models" / "source" / "hepatoscan_unet.keras"
+    if not skip_keras and keras_path.exists():
+        import keras
+
+        model = keras.saving.load_model(keras_path, compile=False)
+        xk = x[..., None]
+        out["keras_float32_ms_per_slice"] = round(timed(lambda: model(xk, training=False), 10, 2), 1)
+        out["speedup_vs_keras"] = round(out["keras_float32_ms_per_slice"] / out["litert_ms_per_slice_2_threads"], 1)
+    return out
+
+
+def import_and_load_s() -> float:
+    code = ("import time; t=time.perf_counter(); import hepatoscan.pipeline; "
+            "from hepatoscan.predictor import Predictor; Predictor.from_model_dir(); "
+            "print(time.perf_counter()-t)")
+    r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True)
+    return round(float(r.stdout.strip().splitlines()[-1]), 2)
+
+
+def pipeline_figures() -> dict:
+    from hepatoscan.pipeline import analyze
+    from hepatoscan.predictor import Predictor
+
+    p = Predictor.from_model_dir()
+
+    def png_end_to_end():
+        r = analyze(p, PNG)
+        r.views(0)
+        return r
+
+    result = png_end_to_end()
+    out = {"png_end_to_end_ms": round(timed(png_end_to_end, 20), 1),
+           "pdf_ms": round(timed(lambda: result.report_pdf(), 5), 1)}
+    t = time.perf_counter()
+    analyze(p, VOLUME)
+    out["volume_128_slices_s"] = round(time.perf_counter() - t, 2)
+    return out
+
+
+PEAK_RSS_SCRIPT = """
+import resource, sys, numpy as np, nibabel as nib
+sys.path.insert(0, {root!r})
+from hepatoscan.io import load_scan
+from hepatoscan.pipeline import analyze
+from hepatoscan.predictor import Predictor
+p = Predictor.from_model_dir()
+r = analyze(p, {path!r})
+print(r.scan.pixels.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+"""
+
+
+def peak_rss_mb() -> tuple[str, float]:
+    """Peak RSS while segmenting a 512 x 512 x 150 volume (the LiTS sample, upsampled)."""
+    import nibabel as nib
+
+    from hepatoscan.io import load_scan
+
+    hu = load_scan(VOLUME).pixels  # (128, 128, 128)
+    big = np.repeat(np.repeat(hu, 4, axis=1), 4, axis=2)
+    big = np.concatenate([big, big[:22]])  # (150, 512, 512)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "big.nii.gz"
+        nib.save(nib.Nifti1Image(big.astype(np.int16).transpose(2, 1, 0), np.diag([-0.7, -0.7, 1.5, 1])), str(path))
+        del big, hu
+        r = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT.format(root=str(ROOT), path=str(path))],
+                           capture_output=True, text=True, check=True)
+    shape, rss = r.stdout.strip().rsplit(" ", 1)
+    return shape, round(float(rss), 1)
+
+
+def app_figures() -> dict:
+    import app
+
+    files = app.RequestFiles()
+    handlers = app.HepatoScanApp(app.PredictorPool(ROOT / "models", 1), files)
+    args = [0, "Jürgen Müller", "", "", "", "", "", ""]
+    out = {"app_png_request_ms": round(timed(lambda: handlers.segment_api(str(PNG), *args), 10), 1)}
+    t = time.perf_counter()
+    handlers.segment_api(str(VOLUME), *args)
+    out["app_volume_request_s"] = round(time.perf_counter() - t, 2)
+    files.cleanup()
+    return out
+
+
+TARGETS = {
+    "model_bytes": "<= 2,000,000", "litert_ms_per_slice_2_threads": "<= 20", "speedup_vs_keras": ">= 3",
+    "import_and_load_s": "<= 1.5", "png_end_to_end_ms": "<= 60", "pdf_ms": "<= 500",
+    "volume_128_slices_s": "<= 4", "peak_rss_512x512x150_mb": "<= 300",
+    "app_png_request_ms": "<= 300", "app_volume_request_s": "<= 6",
+}
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--json", type=Path)
+    ap.add_argument("--skip-keras", action="store_true")
+    ap.add_argument("--skip-app", action="store_true")
+    a = ap.parse_args(argv)
+    figures = {"cpu_count": os.cpu_count()}
+    figures.update(model_figures(a.skip_keras))
+    figures["import_and_load_s"] = import_and_load_s()
+    figures.update(pipeline_figures())
+    shape, rss = peak_rss_mb()
+    figures["peak_rss_512x512x150_mb"] = rss
+    if not a.skip_app:
+        figures.update(app_figures())
+    width = max(map(len, figures))
+    for k, v in figures.items():
+        print(f"{k:<{width}}  {v!s:>14}  {('target ' + TARGETS[k]) if k in TARGETS else ''}")
+    if a.json:
+        a.json.parent.mkdir(parents=True, exist_ok=True)
+        a.json.write_text(json.dumps(figures, indent=1))
+
+
+if __name__ == "__main__":
+    main()

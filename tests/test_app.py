@@ -1,0 +1,177 @@
+"""The Gradio app: handlers called directly, a live server driven by gradio_client, a real
+browser (Playwright + Debian's Chromium), and a bounded load test on loopback."""
+from __future__ import annotations
+
+import concurrent.futures as cf
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import gradio as gr
+import pytest
+
+from conftest import MODELS, ROOT, SAMPLES
+
+pytestmark = pytest.mark.slow
+BROWSER_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                "--disable-component-update", "--no-first-run"]
+ARTIFACTS = ROOT / "out" / "test-artifacts"
+
+
+@pytest.fixture(scope="module")
+def handlers():
+    import app
+
+    files = app.RequestFiles()
+    yield app.HepatoScanApp(app.PredictorPool(MODELS, 1), files)
+    files.cleanup()
+
+
+def test_handler_segments_png_with_patient(handlers):
+    out = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, "Jürgen Müller", "", "", "", "", "", "",
+                              progress=None)
+    annotated, original, liver, tumor, table, lesions, summary, pdf, data, slider, state = out
+    assert annotated[0].shape[:2] == original.shape == liver.shape
+    assert "Pixel units only" in summary and "estimated" in summary
+    assert Path(pdf).read_bytes()[:5] == b"%PDF-"
+    assert data["liver_area_px"] > 1000 and data["lesion_count"] >= 1
+    assert slider.visible is False and state is not None
+
+
+def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
+    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, *[""] * 7, progress=None)
+    data, slider, state = out[8], out[9], out[10]
+    assert data["slices"] == 128 and data["liver_volume_ml"] > 100
+    assert slider.visible and slider.value == data["largest_tumor_slice"]
+    views = handlers.show_slice(state, 10)
+    assert views[1].shape == (128, 128)
+
+
+@pytest.mark.parametrize("content,name,words", [
+    (b"", "empty.png", "empty"),
+    (b"not an image at all", "x.png", "not a readable image"),
+    (b"PK\x03\x04broken", "series.zip", "corrupt"),
+])
+def test_handler_bad_input_is_a_gradio_error(handlers, tmp_path, content, name, words):
+    f = tmp_path / name
+    f.write_bytes(content)
+    with pytest.raises(gr.Error) as info:
+        handlers.segment_ui(str(f), 0, *[""] * 7, progress=None)
+    assert words in str(info.value)
+    with pytest.raises(gr.Error, match="No file uploaded"):
+        handlers.segment_ui(None, 0, *[""] * 7, progress=None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return 0.0
+
+
+@pytest.fixture(scope="module")
+def server():
+    port = _free_port()
+    env = dict(os.environ, GRADIO_ANALYTICS_ENABLED="False", HEPATOSCAN_PORT=str(port))
+    proc = subprocess.Popen([sys.executable, "app.py", "--host", "127.0.0.1"], cwd=ROOT, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    url = f"http://127.0.0.1:{port}/"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                break
+        except OSError:
+            if proc.poll() is not None:
+                pytest.fail("app exited: " + proc.stdout.read())
+            time.sleep(0.5)
+    yield url, proc
+    proc.terminate()
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def client(server):
+    from gradio_client import Client
+
+    return Client(server[0], verbose=False)
+
+
+def _segment(client, path, spacing=0):
+    from gradio_client import handle_file
+
+    return client.predict(handle_file(str(path)), spacing, "Jürgen Müller", "", "", "", "", "", "",
+                          api_name="/segment")
+
+
+def test_api_png_and_volume(client):
+    data, pdf, overlay = _segment(client, SAMPLES / "lits117_z080_w350.png", 0.8)
+    assert data["summary"]["units"] == "mm" and data["summary"]["liver_area_mm2"] > 1000
+    assert data["summary"]["lesion_count"] >= 1
+    assert Path(pdf).read_bytes()[:5] == b"%PDF-" and Path(overlay).read_bytes()[:4] == b"\x89PNG"
+    data, pdf, _ = _segment(client, SAMPLES / "lits117_volume.nii.gz")
+    assert data["summary"]["slices"] == 128 and data["summary"]["tumor_volume_ml"] > 1
+    assert Path(pdf).read_bytes()[:5] == b"%PDF-"
+
+
+def test_api_bad_input_and_server_keeps_serving(client, tmp_path):
+    from gradio_client import handle_file
+
+    bad = tmp_path / "bad.png"
+    bad.write_bytes(b"garbage")
+    with pytest.raises(Exception, match="not a readable image"):
+        client.predict(handle_file(str(bad)), 0, *[""] * 7, api_name="/segment")
+    data, _, _ = _segment(client, SAMPLES / "lits117_z064_w350.png")
+    assert data["summary"]["liver_area_px"] > 0
+
+
+def test_load_20_concurrent_then_memory_after_100(client, server):
+    expected = _segment(client, SAMPLES / "lits117_z064_w350.png")[0]["summary"]
+    with cf.ThreadPoolExecutor(20) as pool:
+        results = list(pool.map(lambda _: _segment(client, SAMPLES / "lits117_z064_w350.png")[0]["summary"], range(20)))
+    assert all(r["liver_area_px"] == expected["liver_area_px"] and r["tumor_area_px"] == expected["tumor_area_px"]
+               for r in results)
+    pid = server[1].pid
+    before = _rss_mb(pid)
+    with cf.ThreadPoolExecutor(4) as pool:
+        list(pool.map(lambda _: _segment(client, SAMPLES / "lits117_z064_w350.png"), range(100)))
+    grown = _rss_mb(pid) - before
+    print(f"server RSS grew {grown:.1f} MB over 100 requests")
+    assert grown <= 50
+
+
+@pytest.mark.browser
+def test_browser_upload_segment_and_screenshot(server):
+    from playwright.sync_api import sync_playwright
+
+    if not Path("/usr/bin/chromium").exists():
+        pytest.fail("Debian's /usr/bin/chromium is missing: make test installs it (scripts/system_deps.sh)")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        for width, height, tag in [(1280, 800, "desktop"), (390, 844, "phone")]:
+            page = browser.new_page(viewport={"width": width, "height": height})
+            page.goto(server[0])
+            page.locator("#upload input[type=file]").set_input_files(str(SAMPLES / "lits117_z080_w350.png"))
+            page.locator("#segment").click()
+            page.locator("#pdf a").first.wait_for(timeout=90_000)
+            page.locator("#overlay img").first.wait_for(timeout=30_000)
+            summary = page.locator("#summary").inner_text()
+            assert "Liver" in summary and "lesion" in summary and "Pixel units only" in summary
+            assert page.get_by_text("liver area").first.is_visible()
+            page.screenshot(path=str(ARTIFACTS / f"app_{tag}.png"), full_page=True)
+            page.close()
+        browser.close()
+    assert (ARTIFACTS / "app_desktop.png").stat().st_size > 20_000

@@ -1,0 +1,68 @@
+"""The CLI end to end on the samples, and a batch that keeps going past bad input."""
+import csv
+import json
+import subprocess
+import sys
+
+import nibabel as nib
+import numpy as np
+from PIL import Image
+
+from conftest import ROOT, SAMPLES, dice
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "hepatoscan", "segment", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_png_and_volume_against_ground_truth(tmp_path, sample_volume):
+    png = SAMPLES / "lits117_z080_w350.png"
+    gt_png = np.asarray(Image.open(SAMPLES / "lits117_z080_w350_mask.png"))
+    vol_path, _, labels = sample_volume
+    r = run_cli(png, vol_path, "--out", tmp_path, "--pdf", "--patient-name", "Jürgen Müller")
+    assert r.returncode == 0, r.stderr
+    out_png = tmp_path / "lits117_z080_w350"
+    liver = np.asarray(Image.open(out_png / "liver_mask.png"))
+    tumor = np.asarray(Image.open(out_png / "tumor_mask.png"))
+    assert liver.shape == gt_png.shape and set(np.unique(liver)) <= {0, 255}
+    assert dice(liver > 0, gt_png >= 1) >= 0.9
+    assert dice(tumor > 0, gt_png == 2) > 0.3
+    m = json.loads((out_png / "measurements.json").read_text())
+    assert m["summary"]["units"] == "px" and m["summary"]["lesion_count"] >= 1
+    assert (out_png / "report.pdf").read_bytes()[:5] == b"%PDF-"
+    out_vol = tmp_path / "lits117_volume"
+    liver_nii = nib.load(out_vol / "liver_mask.nii.gz")
+    ref = nib.load(vol_path)
+    assert liver_nii.shape == ref.shape
+    np.testing.assert_allclose(nib.as_closest_canonical(liver_nii).affine, nib.as_closest_canonical(ref).affine)
+    from hepatoscan.io import load_scan
+
+    liver_zyx = load_scan(out_vol / "liver_mask.nii.gz").pixels > 0
+    assert dice(liver_zyx, labels >= 1) >= 0.9
+    assert dice(load_scan(out_vol / "tumor_mask.nii.gz").pixels > 0, labels == 2) > 0.4
+    rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
+    assert [r["status"] for r in rows] == ["ok", "ok"] and rows[1]["units"] == "mL"
+
+
+def test_cli_batch_goes_on_after_bad_input(tmp_path):
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"\x89PNG\r\n\x1a\n" + b"\x00" * 30)
+    empty = tmp_path / "empty.nii.gz"
+    empty.write_bytes(b"")
+    r = run_cli(bad, SAMPLES / "lits117_z064_w350.png", empty, "--out", tmp_path / "out")
+    assert r.returncode == 1
+    rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
+    assert [row["status"] for row in rows] == ["error", "ok", "error"]
+    assert "empty" in rows[2]["message"] and "broken" in rows[0]["message"]
+    assert "broken.png" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "out" / "lits117_z064_w350" / "overlay.png").exists()
+
+
+def test_cli_pixel_spacing_gives_millimetres(tmp_path):
+    r = run_cli(SAMPLES / "lits117_z080_w350.png", "--out", tmp_path, "--pixel-spacing", "0.8")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "lits117_z080_w350" / "measurements.json").read_text())
+    s = m["measurements"]["slices"][0]
+    assert m["summary"]["units"] == "mm"
+    assert abs(s["liver_area_mm2"] - s["liver_area_px"] * 0.64) < 1

@@ -1,0 +1,233 @@
+"""Loaders on every supported format, and a catalogue of bad inputs with their clear errors."""
+from __future__ import annotations
+
+import gzip
+import io
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from hepatoscan.config import LoadLimits
+from hepatoscan.errors import InputError, InputTooLargeError, UnsupportedFormatError
+from hepatoscan.io import load_scan
+
+
+def _png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format=fmt, **kw)
+    return buf.getvalue()
+
+
+def _ct_like(h=96, w=96) -> np.ndarray:
+    yy, xx = np.mgrid[0:h, 0:w]
+    img = np.where((yy - h / 2) ** 2 + (xx - w / 2) ** 2 < (h / 3) ** 2, 150, 20).astype(np.uint8)
+    img[h // 3: h // 2, w // 3: w // 2] = 220
+    return img
+
+
+def _dicom_bytes(hu: np.ndarray, z_mm: float, instance: int, series_uid: str = "1.2.3.4", modality="CT",
+                 frames: int | None = None) -> bytes:
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = CTImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.Modality = modality
+    ds.SOPClassUID = CTImageStorage
+    ds.SOPInstanceUID = meta.MediaStorageSOPInstanceUID
+    ds.SeriesInstanceUID = series_uid
+    ds.PatientName = "Müller^Jürgen"
+    ds.StudyDate = "20240131"
+    ds.InstanceNumber = instance
+    ds.ImagePositionPatient = [0.0, 0.0, z_mm]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+    ds.PixelSpacing = [0.7, 0.8]
+    ds.SliceThickness = 2.5
+    ds.RescaleSlope, ds.RescaleIntercept = 1, -1024
+    stored = (hu + 1024).astype(np.uint16)
+    ds.Rows, ds.Columns = stored.shape[-2:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    if frames:
+        ds.NumberOfFrames = frames
+        stored = np.stack([stored] * frames)
+    ds.PixelData = stored.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+# ---------------------------------------------------------------- formats that load
+
+@pytest.mark.parametrize("mode", ["L", "RGB", "RGBA", "P", "I;16"])
+def test_png_modes_become_grey(mode):
+    grey = _ct_like()
+    if mode == "I;16":
+        img = Image.fromarray(grey.astype(np.uint16) * 200)
+    elif mode == "P":
+        img = Image.fromarray(grey).convert("P")
+    else:
+        img = Image.fromarray(grey).convert(mode)
+    scan = load_scan(_png_bytes(img), "slice.png")
+    assert scan.pixels.shape == (1, 96, 96) and not scan.is_hu and scan.spacing_mm is None
+    assert scan.source_format == "png"
+    # The grey structure survives every mode (16-bit is stretched to 0..255).
+    assert np.corrcoef(scan.pixels[0].ravel(), grey.ravel())[0, 1] > 0.99
+
+
+@pytest.mark.parametrize("fmt,name", [("JPEG", "a.jpg"), ("BMP", "a.bmp"), ("TIFF", "a.tif")])
+def test_other_image_formats(fmt, name):
+    scan = load_scan(_png_bytes(Image.fromarray(_ct_like()), fmt), name)
+    assert scan.pixels.shape == (1, 96, 96)
+    assert scan.source_format in ("jpeg", "bmp", "tiff")
+
+
+def test_single_dicom_gives_hu_spacing_and_metadata():
+    hu = np.full((64, 64), 40, np.int16)
+    hu[:10] = -1000
+    scan = load_scan(_dicom_bytes(hu, 10.0, 1), "slice.dcm")
+    assert scan.is_hu and scan.source_format == "dicom"
+    assert scan.pixels[0, 0, 0] == -1000 and scan.pixels[0, 40, 40] == 40
+    assert scan.spacing_mm == (2.5, 0.7, 0.8)
+    assert scan.metadata["patient_name"] == "Müller^Jürgen" and scan.metadata["modality"] == "CT"
+
+
+def _series(n=5):
+    slices = []
+    for k in range(n):
+        hu = np.full((48, 48), k * 10, np.int16)
+        slices.append((f"IM{(k * 7) % n:04d}.dcm", _dicom_bytes(hu, 100.0 + 2.0 * k, n - k)))
+    return slices
+
+
+def test_dicom_series_folder_is_ordered_by_position(tmp_path):
+    for name, data in _series():
+        (tmp_path / name).write_bytes(data)
+    scan = load_scan(tmp_path)
+    assert scan.source_format == "dicom-series" and scan.pixels.shape == (5, 48, 48)
+    np.testing.assert_array_equal(scan.pixels[:, 0, 0], [0, 10, 20, 30, 40])  # feet to head
+    assert scan.spacing_mm == (2.0, 0.7, 0.8)
+
+
+def test_dicom_series_zip(tmp_path):
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in _series():
+            z.writestr(f"series/{name}", data)
+        z.writestr("series/README.txt", "not dicom")
+    scan = load_scan(buf.getvalue(), "study.zip")
+    assert scan.pixels.shape == (5, 48, 48) and scan.name == "study"
+    assert any("non-DICOM" in w for w in scan.warnings)
+
+
+def test_non_ct_dicom_is_segmented_with_a_warning():
+    scan = load_scan(_dicom_bytes(np.zeros((64, 64), np.int16) + np.arange(64), 0.0, 1, modality="MR"), "mr.dcm")
+    assert any("not CT" in w for w in scan.warnings)
+
+
+def test_nifti_gz_orientation_and_spacing(tmp_path, sample_volume):
+    path, hu, _ = sample_volume
+    scan = load_scan(path)
+    assert scan.source_format == "nifti" and scan.is_hu and scan.pixels.shape == (128, 128, 128)
+    # Anterior up: the spine (bone, > 200 HU) is in the lower half of a mid slice.
+    bone_rows = np.nonzero((scan.pixels[64] > 300).any(1))[0]
+    assert bone_rows.mean() > 64
+    # The same volume as uncompressed bytes.
+    raw = gzip.decompress(path.read_bytes())
+    again = load_scan(raw, "vol.nii")
+    np.testing.assert_array_equal(again.pixels, scan.pixels)
+
+
+# ---------------------------------------------------------------- bad inputs
+
+def _nifti_bytes(data: np.ndarray) -> bytes:
+    return nib.Nifti1Image(data, np.eye(4)).to_bytes()
+
+
+def _zip(entries: dict) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in entries.items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+def _bomb_png() -> bytes:
+    """A tiny PNG that declares a 30000 x 30000 image."""
+    return _png_bytes(Image.new("L", (30000, 30000)), compress_level=9)
+
+
+BAD_INPUTS = {
+    "empty file": (b"", "empty.png", InputError, "empty"),
+    "text file": (b"hello, this is not an image", "notes.txt", UnsupportedFormatError, "not a readable image"),
+    "truncated png": (_png_bytes(Image.fromarray(_ct_like()))[:200], "cut.png", InputError, "truncated or corrupt"),
+    "gif": (_png_bytes(Image.fromarray(_ct_like()), "GIF"), "anim.gif", UnsupportedFormatError, "not supported"),
+    "multi-page tiff": (None, "pages.tif", UnsupportedFormatError, "frames"),
+    "decompression bomb": (None, "bomb.png", InputTooLargeError, "decompression bomb"),
+    "tiny image": (_png_bytes(Image.new("L", (20, 20), 3)), "tiny.png", InputError, "at least 32"),
+    "blank image": (_png_bytes(Image.new("L", (64, 64), 0)), "blank.png", InputError, "blank"),
+    "4D nifti": (_nifti_bytes(np.zeros((40, 40, 10, 3), np.int16)), "dyn.nii", UnsupportedFormatError, "4D"),
+    "zero-filled nifti": (_nifti_bytes(np.zeros((40, 40, 10), np.int16)), "zero.nii", InputError, "same value"),
+    "NaN nifti": (_nifti_bytes(np.full((40, 40, 10), np.nan, np.float32)), "nan.nii", InputError, "NaN"),
+    "corrupt nifti": (b"\x00" * 400, "broken.nii", InputError, "NIfTI"),
+    "corrupt zip": (b"PK\x03\x04" + b"\x00" * 50, "broken.zip", InputError, "corrupt"),
+    "zip with ..": (_zip({"../../etc/evil.dcm": b"x"}), "evil.zip", InputError, "unsafe path"),
+    "zip with absolute path": (_zip({"/etc/evil.dcm": b"x"}), "abs.zip", InputError, "unsafe path"),
+    "nested zip": (_zip({"inner.zip": b"PK\x03\x04"}), "nested.zip", UnsupportedFormatError, "another archive"),
+    "zip without dicom": (_zip({"a.txt": b"x", "b.txt": b"y"}), "text.zip", InputError, "no DICOM images"),
+    "dicom without pixels": (None, "sr.dcm", InputError, "no image"),
+    "multi-frame dicom": (None, "mf.dcm", UnsupportedFormatError, "multi-frame"),
+    "rar archive": (b"Rar!\x1a\x07\x00" + b"\x00" * 100, "study.rar", UnsupportedFormatError, "only .zip"),
+}
+
+
+def _materialise(kind: str, data):
+    if kind == "multi-page tiff":
+        frames = [Image.fromarray(_ct_like()), Image.fromarray(_ct_like())]
+        buf = io.BytesIO()
+        frames[0].save(buf, format="TIFF", save_all=True, append_images=frames[1:])
+        return buf.getvalue()
+    if kind == "decompression bomb":
+        return _bomb_png()
+    if kind == "dicom without pixels":
+        import pydicom
+
+        ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(np.zeros((32, 32), np.int16), 0, 1)))
+        del ds.PixelData
+        buf = io.BytesIO()
+        ds.save_as(buf)
+        return buf.getvalue()
+    if kind == "multi-frame dicom":
+        return _dicom_bytes(np.zeros((32, 32), np.int16) + np.arange(32), 0, 1, frames=3)
+    return data
+
+
+@pytest.mark.parametrize("kind", list(BAD_INPUTS))
+def test_bad_input_gives_a_clear_error(kind):
+    data, name, error, words = BAD_INPUTS[kind]
+    with pytest.raises(error) as info:
+        load_scan(_materialise(kind, data), name)
+    message = str(info.value)
+    assert words.lower() in message.lower(), message
+    assert name.split(".")[0] in message or "upload" in message.lower() or "export" in message.lower()
+
+
+def test_too_many_slices_and_bytes_are_limited(tmp_path):
+    data = _nifti_bytes((np.arange(40 * 40 * 12).reshape(40, 40, 12) % 300).astype(np.int16))
+    with pytest.raises(InputTooLargeError, match="slices"):
+        load_scan(data, "long.nii", LoadLimits(max_slices=10))
+    with pytest.raises(InputTooLargeError, match="MB"):
+        load_scan(data, "big.nii", LoadLimits(max_bytes=1000))
+    with pytest.raises(InputTooLargeError, match="files in the archive"):
+        load_scan(_zip({f"{i}.dcm": b"x" for i in range(20)}), "many.zip", LoadLimits(max_zip_entries=10))
+
+
+def test_missing_path_says_so(tmp_path):
+    with pytest.raises(InputError, match="no such file"):
+        load_scan(tmp_path / "nope.png")

@@ -1,0 +1,22 @@
+"""The shipped quantized model agrees with the float Keras model it came from (TensorFlow only here)."""
+import numpy as np
+import pytest
+
+from conftest import MODELS, dice
+
+keras = pytest.importorskip("keras", reason="needs the full profile (requirements-dev.txt)")
+
+KERAS_MODEL = MODELS / "source" / "hepatoscan_unet.keras"
+
+
+def test_quantized_masks_agree_with_keras_float(predictor, sample_volume):
+    from hepatoscan.preprocessing import prepare_slice
+
+    model = keras.saving.load_model(KERAS_MODEL, compile=False)
+    _, hu, _ = sample_volume
+    x = np.stack([prepare_slice(s, True, predictor.card.input_spec)[0] for s in hu[::4]])
+    ref = model.predict(x[..., None], batch_size=8, verbose=0)
+    ours = predictor.predict_probs(x)
+    t = predictor.card.thresholds
+    assert dice(ref[..., 0] > t["liver"], ours[..., 0] > t["liver"]) >= 0.98
+    assert dice(ref[..., 1] > t["tumor"], ours[..., 1] > t["tumor"]) >= 0.95

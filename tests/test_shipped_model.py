@@ -1,0 +1,63 @@
+"""The shipped model: its card, and accuracy on the LiTS 117 samples (never trained on)."""
+import hashlib
+import json
+
+import numpy as np
+import pytest
+
+from conftest import MODELS, dice
+from hepatoscan.errors import ModelError
+from hepatoscan.io import load_scan
+from hepatoscan.model_card import find_card
+from hepatoscan.predictor import Predictor
+
+
+def test_default_card_is_complete_and_matches_the_file():
+    card = find_card(MODELS)
+    raw = card.raw
+    for key in ("name", "version", "sha256", "input", "outputs", "thresholds", "quantization", "training",
+                "metrics", "default"):
+        assert key in raw, key
+    assert raw["default"] is True
+    assert raw["outputs"] == ["liver", "tumor"]
+    assert raw["input"]["range"] == [0, 1] and len(raw["input"]["window_hu"]) == 2
+    assert {"sources", "split", "seed", "git_commit"} <= set(raw["training"])
+    assert hashlib.sha256(card.model_path.read_bytes()).hexdigest() == raw["sha256"]
+    assert card.model_path.stat().st_size <= 2_000_000
+
+
+def test_predictor_reads_shape_and_quantisation_from_the_interpreter(predictor):
+    assert predictor.backend in ("ai-edge-litert", "tflite-runtime")
+    if predictor.card.quantization == "int8":
+        scale, _ = predictor.input_scale_zero_point
+        assert 0 < scale < 0.01
+
+
+def test_tampered_model_is_refused(tmp_path):
+    card = find_card(MODELS)
+    (tmp_path / card.model_path.name).write_bytes(card.model_path.read_bytes()[:-10] + b"0" * 10)
+    (tmp_path / "card.json").write_text(json.dumps(card.raw))
+    with pytest.raises(ModelError, match="does not match its card"):
+        Predictor.from_model_dir(tmp_path)
+
+
+def test_missing_model_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(ModelError, match="no default model card"):
+        Predictor.from_model_dir(tmp_path)
+
+
+def test_png_samples_liver_and_tumor(predictor, sample_pngs):
+    for path, gt in sample_pngs:
+        seg = predictor.segment(load_scan(path))
+        assert seg.liver.shape == (1,) + gt.shape
+        assert dice(seg.liver[0], gt >= 1) >= 0.85, path.name
+        if (gt == 2).sum() > 500:
+            assert dice(seg.tumor[0], gt == 2) > 0.3, path.name
+
+
+def test_volume_liver_dice_and_tumor_found(predictor, sample_volume):
+    path, _, labels = sample_volume
+    seg = predictor.segment(load_scan(path))
+    assert dice(seg.liver, labels >= 1) >= 0.90
+    assert dice(seg.tumor, labels == 2) >= 0.4
+    assert not (seg.tumor.astype(bool) & ~seg.liver.astype(bool)).any()  # tumor inside liver

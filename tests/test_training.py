@@ -1,0 +1,115 @@
+"""Training code: the U-Net's shapes, the data readers on each layout, a 2-step real-data run."""
+from __future__ import annotations
+
+import json
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+pytest.importorskip("tensorflow", reason="training needs the full profile (requirements-dev.txt)")
+
+from training.data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
+
+
+def test_unet_shapes_and_sigmoid_range():
+    from training.model import UNetConfig, build_unet
+
+    model = build_unet(UNetConfig(height=64, width=64, depth=3, base_filters=4))
+    assert model.input_shape == (None, 64, 64, 1)
+    assert model.output_shape == (None, 64, 64, 2)
+    y = model.predict(np.random.rand(2, 64, 64, 1).astype("float32"), verbose=0)
+    assert y.min() >= 0 and y.max() <= 1
+
+
+def test_unet_rejects_sizes_that_do_not_pool_evenly():
+    from training.model import UNetConfig, build_unet
+
+    with pytest.raises(ValueError, match="multiple of 16"):
+        build_unet(UNetConfig(height=252, width=252))
+
+
+def _volume_pair(folder, vol_name, seg_name, seed):
+    rng = np.random.default_rng(seed)
+    vol = rng.normal(50, 20, (48, 40, 6)).astype(np.int16)
+    seg = np.zeros((48, 40, 6), np.uint8)
+    seg[10:30, 10:30, 1:5] = 1
+    seg[15:20, 15:20, 2:4] = 2
+    affine = np.diag([-0.8, -0.8, 2.0, 1.0])
+    nib.save(nib.Nifti1Image(vol, affine), str(folder / vol_name))
+    nib.save(nib.Nifti1Image(seg, affine), str(folder / seg_name))
+
+
+def test_reads_lits_layout(tmp_path):
+    for i in (3, 7):
+        _volume_pair(tmp_path, f"volume-{i}.nii", f"segmentation-{i}.nii", i)
+    cases = discover_cases(tmp_path)
+    assert [c.patient for c in cases] == ["lits_3", "lits_7"]
+    img, lab = cases[0].load()
+    assert img.shape == (6, 40, 48) and set(np.unique(lab)) == {0, 1, 2}
+
+
+def test_reads_msd_layout(tmp_path):
+    (tmp_path / "imagesTr").mkdir()
+    (tmp_path / "labelsTr").mkdir()
+    _volume_pair(tmp_path, "imagesTr/liver_1.nii.gz", "labelsTr/liver_1.nii.gz", 1)
+    (cases,) = [discover_cases(tmp_path)]
+    assert [c.patient for c in cases] == ["msd_liver_1"] and cases[0].tumor_labeled
+
+
+def test_reads_shared_layout_and_splits_by_patient(tmp_path):
+    src = tmp_path / "slices" / "demo"
+    (src / "images").mkdir(parents=True)
+    (src / "masks").mkdir()
+    patients = [f"demo{i:02d}" for i in range(8)]
+    for p in patients:
+        for z in (3, 4):
+            Image.fromarray(np.full((40, 40), 100, np.uint8)).save(src / "images" / f"{p}_{z}.png")
+            Image.fromarray(np.ones((40, 40), np.uint8)).save(src / "masks" / f"{p}_{z}.png")
+    (tmp_path / "volumes" / "lits_117").mkdir(parents=True)
+    _volume_pair(tmp_path / "volumes" / "lits_117", "volume.nii.gz", "segmentation.nii.gz", 0)
+    manifest = {"sources": [
+        {"name": "demo", "kind": "slices", "path": "slices/demo", "intensity": "windowed8",
+         "window_hu": None, "tumor_labeled": False},
+        {"name": "lits_117", "kind": "volume", "path": "volumes/lits_117", "intensity": "hu",
+         "tumor_labeled": True, "patients": ["lits_117"], "spacing_zyx_mm": [2.0, 0.8, 0.8],
+         "spacing_known": True}]}
+    (tmp_path / "manifest.json").write_text(json.dumps(manifest))
+    split = split_by_patient(discover_cases(tmp_path), SplitConfig(held_out=("lits_117",)))
+    assert [c.patient for c in split["test"]] == ["lits_117"]
+    train = {c.patient for c in split["train"]}
+    val = {c.patient for c in split["val"]}
+    assert train.isdisjoint(val) and train | val == set(patients) and len(val) >= 1
+    assert all(len(c.slice_files) == 2 for c in split["train"])  # both slices of a patient together
+
+
+def test_two_step_training_on_real_data(tmp_path, data_dir):
+    from training.augment import AugmentConfig
+    from training.model import UNetConfig
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2)
+    model = train(data_dir, tmp_path, cfg, UNetConfig(base_filters=4), AugmentConfig())
+    assert (tmp_path / "model.keras").exists()
+    log = (tmp_path / "log.csv").read_text().splitlines()
+    assert len(log) == 2 and "loss" in log[0]
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["split"]["seed"] == 117 and "lits_117" in json.loads((tmp_path / "split.json").read_text())["test"]
+    assert model.output_shape == (None, 256, 256, 2)
+
+
+def test_synthetic_tumor_stays_in_liver_and_is_labelled():
+    from training.synth import paste_tumor
+
+    rng = np.random.default_rng(0)
+    img = np.full((128, 128), 110.0, np.float32)
+    lab = np.zeros((128, 128), np.uint8)
+    lab[20:110, 20:110] = 1
+    out = paste_tumor(img, lab, rng, pixel_mm=0.8, units_per_hu=1.0)
+    assert out is not None
+    new_img, new_lab, known = out
+    tumor = new_lab == 2
+    assert tumor.any() and not (tumor & (lab == 0)).any()
+    assert abs(float(new_img[tumor].mean()) - 110.0) > 5  # hypo- or hyper-attenuating
+    assert known[tumor].all()

@@ -1,0 +1,18 @@
+"""8-bit exports of LiTS 117 with any display window: a floor so that regressions show."""
+import pytest
+
+from training.evaluate import VARIANTS, WINDOW_GRID, _render_volume
+
+from conftest import dice
+from hepatoscan.scan import Scan
+
+FLOOR_LIVER_DICE = 0.85
+
+
+@pytest.mark.parametrize("name,window,gamma,jpeg", [(n, w, 1.0, None) for n, w in WINDOW_GRID] + VARIANTS)
+def test_window_grid_floor(predictor, sample_volume, name, window, gamma, jpeg):
+    _, hu, labels = sample_volume
+    grey = _render_volume(hu, window, gamma, jpeg)
+    seg = predictor.segment(Scan(grey, False, None, "png", "grid"))
+    assert dice(seg.liver, labels >= 1) >= FLOOR_LIVER_DICE, name
+    assert seg.window_summary() is not None
