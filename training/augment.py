@@ -21,7 +21,9 @@ from .synth import paste_tumor
 
 @dataclass(frozen=True)
 class AugmentConfig:
-    crop_fraction: tuple[float, float] = (0.5, 1.0)  # side of the random crop / image side
+    crop_fraction: tuple[float, float] = (0.45, 1.0)  # side of a random crop / image side
+    p_liver_crop: float = 0.5  # crops centred on the liver: zoomed views like liver-centred exports
+    liver_crop_fraction: tuple[float, float] = (0.3, 0.8)
     rotation_deg: float = 10.0
     p_hu_window: float = 0.35  # HU slices fed through the model's own window (the CT path)
     width_hu: tuple[float, float] = (120.0, 2500.0)  # random export windows, log-uniform
@@ -67,12 +69,17 @@ class LoadedCase:
         return 255.0 / 350.0
 
 
-def _affine_crop(rng, shape, out_hw, cfg: AugmentConfig):
-    h, w = shape
-    f = rng.uniform(*cfg.crop_fraction)
-    side = f * min(h, w)
-    cy = h / 2 + rng.uniform(-1, 1) * (h - side) / 2
-    cx = w / 2 + rng.uniform(-1, 1) * (w - side) / 2
+def _affine_crop(rng, label, out_hw, cfg: AugmentConfig):
+    h, w = label.shape
+    ys, xs = np.nonzero(label) if rng.random() < cfg.p_liver_crop else ((), ())
+    if len(ys):
+        side = rng.uniform(*cfg.liver_crop_fraction) * min(h, w)
+        cy = ys.mean() + rng.uniform(-0.15, 0.15) * side
+        cx = xs.mean() + rng.uniform(-0.15, 0.15) * side
+    else:
+        side = rng.uniform(*cfg.crop_fraction) * min(h, w)
+        cy = h / 2 + rng.uniform(-1, 1) * (h - side) / 2
+        cx = w / 2 + rng.uniform(-1, 1) * (w - side) / 2
     a = np.deg2rad(rng.uniform(-cfg.rotation_deg, cfg.rotation_deg))
     scale = side / out_hw[0]
     m = scale * np.array([[np.cos(a), -np.sin(a)], [np.sin(a), np.cos(a)]])
@@ -123,7 +130,7 @@ def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpe
             img, lab, region = pasted
             known |= region
     out_hw = (spec.height, spec.width)
-    m, off = _affine_crop(rng, img.shape, out_hw, cfg)
+    m, off = _affine_crop(rng, lab, out_hw, cfg)
     background = -1024.0 if is_hu else 0.0
     img = ndi.affine_transform(img, m, off, output_shape=out_hw, order=1, mode="constant", cval=background)
     lab = ndi.affine_transform(lab, m, off, output_shape=out_hw, order=0, mode="constant", cval=0)
