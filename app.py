@@ -185,7 +185,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
             with gr.Column(scale=3, min_width=320):
                 summary = gr.Markdown("### Result\nUpload a CT image or study and press **Segment**, or "
                                       "click an example.", elem_id="summary")
-                overlay = gr.AnnotatedImage(label="Overlay: liver (green) and tumor (red); click a label to highlight it",
+                overlay = gr.AnnotatedImage(label="Overlay: liver green, tumor red (click a label to highlight)",
                                             color_map=COLORS, format="png", elem_id="overlay")
                 slider = gr.Slider(0, 1, step=1, visible=False, label="Slice", elem_id="slice")
                 with gr.Row():

@@ -7,7 +7,9 @@ trap 'rm -rf "$tmp"' EXIT
 ${PYTHON:-python3.11} -m venv "$tmp/venv"
 "$tmp/venv/bin/pip" install -q --upgrade pip >/dev/null
 "$tmp/venv/bin/pip" install -q . >/dev/null
-base=$(du -sm "$tmp/venv" | cut -f1)
-echo "core install (pip install .): ${base} MB in a fresh venv (target <= 250 MB)"
+total=$(du -sm "$tmp/venv" | cut -f1)
+site=$("$tmp/venv/bin/python" -c "import sysconfig; print(sysconfig.get_paths()['purelib'])")
+tooling=$(du -smc "$site"/pip "$site"/setuptools "$site"/_distutils_hack 2>/dev/null | tail -1 | cut -f1)
+echo "core install (pip install .): $((total - tooling)) MB for HepatoScan and its dependencies (target <= 250 MB); ${total} MB with the venv's own pip/setuptools"
 "$tmp/venv/bin/python" -c "import hepatoscan.pipeline, sys; bad=[m for m in sys.modules if m.startswith(('tensorflow','gradio'))]; print('imports TensorFlow/Gradio:', bad or 'none')"
 "$tmp/venv/bin/hepatoscan" --version

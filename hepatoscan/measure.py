@@ -131,6 +131,15 @@ def _diameters(mask: np.ndarray, sy: float, sx: float) -> tuple[float, float]:
     return length + step_long, float(proj.max() - proj.min()) + step_short
 
 
+def lesions_by_size(tumor: np.ndarray) -> tuple[np.ndarray, int]:
+    """(H, W) or (Z, H, W) bool -> (int32 lesion ids, n): components numbered 1..n by decreasing size."""
+    labels, n = label(tumor)
+    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
+    remap = np.zeros(n + 1, np.int32)
+    remap[np.argsort(-sizes, kind="stable") + 1] = np.arange(1, n + 1)
+    return remap[labels], n
+
+
 def _mean(values: np.ndarray) -> float | None:
     return round(float(values.mean()), 1) if values.size else None
 
@@ -145,25 +154,21 @@ def measure_slice(liver: np.ndarray, tumor: np.ndarray, slice_index: int = 0,
     px_mm2 = pixel_spacing_mm[0] * pixel_spacing_mm[1] if pixel_spacing_mm else None
     sy, sx = pixel_spacing_mm if pixel_spacing_mm else (1.0, 1.0)
     if lesion_labels is None:
-        labels, n = label(tumor)
-        sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-        order = np.argsort(-sizes, kind="stable")
-        remap = np.zeros(n + 1, np.int32)
-        remap[order + 1] = np.arange(1, n + 1)
-        lesion_labels = remap[labels]
+        lesion_labels, _ = lesions_by_size(tumor)
     lesions = []
     for lid in np.unique(lesion_labels[tumor]):
         m = lesion_labels == lid
-        long_u, short_u = _diameters(m, sy, sx)
+        long_px, short_px = _diameters(m, 1.0, 1.0)
+        long_mm, short_mm = _diameters(m, sy, sx) if pixel_spacing_mm else (None, None)
         ys, xs = np.nonzero(m)
         lesions.append(Lesion(
             lesion_id=int(lid), slice_index=slice_index, area_px=int(m.sum()),
             area_mm2=round(float(m.sum() * px_mm2), 1) if px_mm2 else None,
-            longest_diameter_px=round(long_u if not pixel_spacing_mm else _diameters(m, 1.0, 1.0)[0], 1),
-            longest_diameter_mm=round(long_u, 1) if pixel_spacing_mm else None,
-            short_axis_px=round(short_u if not pixel_spacing_mm else _diameters(m, 1.0, 1.0)[1], 1),
-            short_axis_mm=round(short_u, 1) if pixel_spacing_mm else None,
-            measurable=(long_u >= RECIST_MIN_MM) if pixel_spacing_mm else None,
+            longest_diameter_px=round(long_px, 1),
+            longest_diameter_mm=round(long_mm, 1) if long_mm is not None else None,
+            short_axis_px=round(short_px, 1),
+            short_axis_mm=round(short_mm, 1) if short_mm is not None else None,
+            measurable=(long_mm >= RECIST_MIN_MM) if long_mm is not None else None,
             mean_hu=_mean(hu[m]) if hu is not None else None,
             centroid_yx=(round(float(ys.mean()), 1), round(float(xs.mean()), 1))))
     lesions.sort(key=lambda l: l.lesion_id)
@@ -184,12 +189,7 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
     liver, tumor = liver.astype(bool), tumor.astype(bool)
     known = spacing_mm is not None and spacing_mm[0]
     voxel_ml = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0 if known else None
-    labels, n = label(tumor)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    order = np.argsort(-sizes, kind="stable")
-    remap = np.zeros(n + 1, np.int32)
-    remap[order + 1] = np.arange(1, n + 1)
-    labels = remap[labels]
+    labels, n = lesions_by_size(tumor)
     sy, sx = (spacing_mm[1], spacing_mm[2]) if spacing_mm else (1.0, 1.0)
     lesions = []
     for lid in range(1, n + 1):

@@ -13,6 +13,7 @@ from fpdf.fonts import FontFace
 from PIL import Image
 
 from . import __version__
+from .tables import fmt_value as _fmt
 
 log = logging.getLogger(__name__)
 
@@ -109,16 +110,6 @@ class _Report(FPDF):
             self.add_page()
         self.image(Image.fromarray(rgb), x=15, w=width_mm, h=height_mm)
         self.ln(1)
-
-
-def _fmt(value, unit: str = "", digits: int = 1) -> str:
-    if value is None:
-        return "n/a"
-    if isinstance(value, bool):
-        return "yes" if value else "no"
-    if isinstance(value, float):
-        return f"{value:.{digits}f}{unit}"
-    return f"{value}{unit}"
 
 
 def build_report(result, patient: PatientInfo | None = None) -> bytes:

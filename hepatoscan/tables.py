@@ -2,7 +2,8 @@
 from __future__ import annotations
 
 
-def _v(x, unit: str = "", digits: int = 1) -> str:
+def fmt_value(x, unit: str = "", digits: int = 1) -> str:
+    """A measurement as text: 'n/a' for None, yes/no, thousands separators, a unit."""
     if x is None:
         return "n/a"
     if isinstance(x, bool):
@@ -23,21 +24,21 @@ def slice_rows(result, z: int) -> list[list[str]]:
     rows = []
     if m.volume is not None:
         v = m.volume
-        rows += [["Liver volume", _v(v.liver_volume_ml, " mL") if v.liver_volume_ml is not None else _v(v.liver_voxels, " voxels")],
-                 ["Tumor volume", _v(v.tumor_volume_ml, " mL", 2) if v.tumor_volume_ml is not None else _v(v.tumor_voxels, " voxels")],
-                 ["Tumor burden (volume)", _v(v.tumor_burden_pct, " %", 2)],
-                 ["Lesions (3D)", _v(v.lesion_count)]]
+        rows += [["Liver volume", fmt_value(v.liver_volume_ml, " mL") if v.liver_volume_ml is not None else fmt_value(v.liver_voxels, " voxels")],
+                 ["Tumor volume", fmt_value(v.tumor_volume_ml, " mL", 2) if v.tumor_volume_ml is not None else fmt_value(v.tumor_voxels, " voxels")],
+                 ["Tumor burden (volume)", fmt_value(v.tumor_burden_pct, " %", 2)],
+                 ["Lesions (3D)", fmt_value(v.lesion_count)]]
     s = next((s for s in m.slices if s.slice_index == z), None)
     prefix = f"Slice {z}: " if m.volume is not None else ""
     if s is None:
         return rows + [[prefix + "liver", "none found on this slice"]]
     mm = m.units == "mm"
-    rows += [[prefix + "liver area", f"{_v(s.liver_area_mm2, ' mm²')} ({_v(s.liver_area_px, ' px')})" if mm else _v(s.liver_area_px, " px")],
-             [prefix + "tumor area", f"{_v(s.tumor_area_mm2, ' mm²')} ({_v(s.tumor_area_px, ' px')})" if mm else _v(s.tumor_area_px, " px")],
-             [prefix + "tumor burden", _v(s.tumor_burden_pct, " %", 2)],
-             [prefix + "lesions", _v(s.lesion_count)]]
+    rows += [[prefix + "liver area", f"{fmt_value(s.liver_area_mm2, ' mm²')} ({fmt_value(s.liver_area_px, ' px')})" if mm else fmt_value(s.liver_area_px, " px")],
+             [prefix + "tumor area", f"{fmt_value(s.tumor_area_mm2, ' mm²')} ({fmt_value(s.tumor_area_px, ' px')})" if mm else fmt_value(s.tumor_area_px, " px")],
+             [prefix + "tumor burden", fmt_value(s.tumor_burden_pct, " %", 2)],
+             [prefix + "lesions", fmt_value(s.lesion_count)]]
     if s.liver_mean_hu is not None:
-        rows.append([prefix + "mean HU liver / tumor", f"{_v(s.liver_mean_hu)} / {_v(s.tumor_mean_hu)}"])
+        rows.append([prefix + "mean HU liver / tumor", f"{fmt_value(s.liver_mean_hu)} / {fmt_value(s.tumor_mean_hu)}"])
     return rows
 
 
@@ -47,13 +48,13 @@ def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
     if m.volume is not None:
         mm = m.units == "mm"
         return LESION3D_HEADERS, [[str(l.lesion_id),
-                                   _v(l.volume_ml, " mL", 2) if l.volume_ml is not None else _v(l.voxels, " voxels"),
+                                   fmt_value(l.volume_ml, " mL", 2) if l.volume_ml is not None else fmt_value(l.voxels, " voxels"),
                                    str(l.largest_slice),
-                                   _v(l.longest_diameter_mm, " mm") if mm else _v(l.longest_diameter_px, " px"),
-                                   _v(l.mean_hu)] for l in m.volume.lesions]
+                                   fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
+                                   fmt_value(l.mean_hu)] for l in m.volume.lesions]
     s = m.slices[0]
     mm = m.units == "mm"
-    return LESION_HEADERS, [[str(l.lesion_id), _v(l.area_mm2, " mm²") if mm else _v(l.area_px, " px"),
-                             _v(l.longest_diameter_mm, " mm") if mm else _v(l.longest_diameter_px, " px"),
-                             _v(l.short_axis_mm, " mm") if mm else _v(l.short_axis_px, " px"),
-                             _v(l.measurable) if mm else "needs spacing", _v(l.mean_hu)] for l in s.lesions]
+    return LESION_HEADERS, [[str(l.lesion_id), fmt_value(l.area_mm2, " mm²") if mm else fmt_value(l.area_px, " px"),
+                             fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
+                             fmt_value(l.short_axis_mm, " mm") if mm else fmt_value(l.short_axis_px, " px"),
+                             fmt_value(l.measurable) if mm else "needs spacing", fmt_value(l.mean_hu)] for l in s.lesions]

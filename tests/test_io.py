@@ -231,3 +231,19 @@ def test_too_many_slices_and_bytes_are_limited(tmp_path):
 def test_missing_path_says_so(tmp_path):
     with pytest.raises(InputError, match="no such file"):
         load_scan(tmp_path / "nope.png")
+
+
+def test_dicom_with_flipped_orientation_is_shown_the_standard_way():
+    from io import BytesIO
+
+    import pydicom
+
+    hu = np.zeros((40, 40), np.int16)
+    hu[:10, :5] = 500  # a marker at the top left: anterior, patient right
+    standard = load_scan(_dicom_bytes(hu, 0.0, 1), "a.dcm").pixels[0]
+    ds = pydicom.dcmread(BytesIO(_dicom_bytes(hu[::-1, ::-1].copy(), 0.0, 1)))
+    ds.ImageOrientationPatient = [-1, 0, 0, 0, -1, 0]  # rows toward patient right, columns anterior
+    buf = BytesIO()
+    ds.save_as(buf)
+    flipped = load_scan(buf.getvalue(), "b.dcm").pixels[0]
+    np.testing.assert_array_equal(flipped, standard)

@@ -61,7 +61,23 @@ def _pixels_hu(ds, name: str) -> np.ndarray:
         raise UnsupportedFormatError(f"{name}: DICOM pixel array has shape {arr.shape}; expected one 2D slice.")
     slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
     intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-    return arr.astype(np.float32) * slope + intercept
+    return _to_display(arr.astype(np.float32) * slope + intercept, ds)
+
+
+def _to_display(arr: np.ndarray, ds) -> np.ndarray:
+    """Flip an axial slice so that it shows anterior up and the patient's right on the image left
+    (DICOM LPS: row direction +x = patient left, column direction +y = posterior)."""
+    iop = getattr(ds, "ImageOrientationPatient", None)
+    if iop is None or len(iop) != 6:
+        return arr
+    row, col = np.array(iop[:3], float), np.array(iop[3:], float)
+    if abs(row[1]) > abs(row[0]) and abs(col[0]) > abs(col[1]):  # rows run along y: transpose
+        arr, row, col = arr.T, col, row
+    if row[0] < 0:
+        arr = arr[:, ::-1]
+    if col[1] < 0:
+        arr = arr[::-1, :]
+    return np.ascontiguousarray(arr)
 
 
 def metadata(ds) -> dict:
