@@ -51,7 +51,7 @@ def calibration_inputs(cases: list[LoadedCase], spec: InputSpec, n: int = 240, s
     hu = [c for c in cases if c.case.kind == "hu"]
     eight = [c for c in cases if c.case.kind != "hu"]
     xs = []
-    for lc, z in _slices(hu, n // (2 * max(1, len(hu))), rng):
+    for lc, z in _slices(hu, n // (3 * max(1, len(hu))), rng):  # 2/3 from HU volumes (HU + renders)
         xs.append(eval_input(lc, z, spec))
         window = CALIBRATION_WINDOWS[rng.integers(len(CALIBRATION_WINDOWS))]
         gray = render_8bit(lc.images[z], window)
