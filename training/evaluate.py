@@ -59,14 +59,14 @@ def lesion_detection(gt: np.ndarray, pred: np.ndarray, pixel_spacing_mm) -> dict
             d = 2 * (gm & pm).sum() / (gm.sum() + pm.sum())
             if d > best:
                 best, best_p = d, p
-        hit = best > 0.5
+        hit = bool(best > 0.5)
         detected += hit
         if hit:
             matched_pred.add(best_p)
         z = int(np.argmax(gm.sum((1, 2))))
         if _diameters(gm[z], sy, sx)[0] >= 10.0:
             big += 1
-            big_detected += hit
+            big_detected += int(hit)
     return {"gt_lesions": ng, "pred_lesions": npred, "detected": detected,
             "recall": round(detected / ng, 3) if ng else None,
             "precision": round(len(matched_pred) / npred, 3) if npred else None,
