@@ -35,7 +35,9 @@ def test_pdf_text_holds_measurements_and_unicode_patient(png_result, tmp_path):
     s = png_result.measurements.slices[0]
     assert "Jürgen Müller" in text and "王伟" in text
     assert "P-001<script>" in text and "**not markdown** <b>x</b>" in text  # data, not markup
-    assert f"{s.liver_area_mm2:.1f} mm²" in text and f"{s.lesion_count}" in text
+    from hepatoscan.tables import fmt_value
+
+    assert f"{fmt_value(s.liver_area_mm2, ' mm²')}" in text and f"{s.lesion_count}" in text
     assert png_result.card.sha256 in text
     assert "not a medical device" in text
 
