@@ -175,14 +175,16 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         pdf.multi_cell(0, 5, "Note: " + note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     if m.volume is not None and m.volume.lesions:
-        pdf.section("Lesions (3D)")
+        shown = min(40, len(m.volume.lesions))
+        pdf.section("Lesions (3D)" + (f": the {shown} largest of {len(m.volume.lesions)}" if shown < len(m.volume.lesions) else ""))
         header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU"]
         pdf.grid(header, [[str(l.lesion_id), _fmt(l.volume_ml, " mL", 2) if l.volume_ml is not None else f"{l.voxels} vox",
                            str(l.largest_slice),
                            _fmt(l.longest_diameter_mm, " mm") if mm else _fmt(l.longest_diameter_px, " px"),
                            _fmt(l.mean_hu)] for l in m.volume.lesions[:40]])
     elif m.volume is None and m.slices[0].lesions:
-        pdf.section("Lesions")
+        n = len(m.slices[0].lesions)
+        pdf.section("Lesions" + (f": the 40 largest of {n}" if n > 40 else ""))
         unit = " mm" if mm else " px"
         pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"],
                  [[str(l.lesion_id), _fmt(l.area_mm2, " mm²") if mm else f"{l.area_px} px",
