@@ -135,9 +135,10 @@ def lesions_by_size(tumor: np.ndarray) -> tuple[np.ndarray, int]:
     """(H, W) or (Z, H, W) bool -> (int32 lesion ids, n): components numbered 1..n by decreasing size."""
     labels, n = label(tumor)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    remap = np.zeros(n + 1, np.int32)
+    remap = np.zeros(n + 1, labels.dtype)
     remap[np.argsort(-sizes, kind="stable") + 1] = np.arange(1, n + 1)
-    return remap[labels], n
+    np.take(remap, labels, out=labels)  # in place: no second full-size copy
+    return labels, n
 
 
 def _mean(values: np.ndarray) -> float | None:

@@ -54,18 +54,15 @@ def _union_find(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return parent
 
 
-def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
-    """(H, W) or (Z, H, W) bool -> (int32 labels 1..n, 0 background; n). Face connectivity."""
-    m = np.asarray(mask, bool)
-    shape = m.shape
+def _run_components(m: np.ndarray):
+    """bool (H, W) or (Z, H, W) -> (line, start, end, component id per run 1..n, n)."""
     if m.ndim not in (2, 3):
-        raise ValueError(f"label expects a 2D or 3D mask, got shape {shape}")
-    h, w = shape[-2], shape[-1]
+        raise ValueError(f"label expects a 2D or 3D mask, got shape {m.shape}")
+    h, w = m.shape[-2], m.shape[-1]
     flat = m.reshape(-1, w)
     line, start, end = _runs(flat)
-    out = np.zeros(flat.shape, np.int32)
     if line.size == 0:
-        return out.reshape(shape), 0
+        return line, start, end, np.zeros(0, np.int32), 0
     pairs = [_overlap_pairs(line, start, end, w, 1, lambda l, t: (l // h) == (t // h))]
     if m.ndim == 3:
         pairs.append(_overlap_pairs(line, start, end, w, h, lambda l, t: t < flat.shape[0]))
@@ -74,11 +71,25 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     roots = _union_find(line.size, a, b)
     _, comp = np.unique(roots, return_inverse=True)
     comp = comp.astype(np.int32) + 1
+    return line, start, end, comp, int(comp.max())
+
+
+def _paint(shape, line, start, end, values, dtype) -> np.ndarray:
+    """Write one value per run into a new array of ``shape``."""
+    out = np.zeros((int(np.prod(shape[:-1])), shape[-1]), dtype)
     lengths = end - start
     rows = np.repeat(line, lengths)
     cols = np.repeat(start, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-    out[rows, cols] = np.repeat(comp, lengths)
-    return out.reshape(shape), int(comp.max())
+    out[rows, cols] = np.repeat(values, lengths)
+    return out.reshape(shape)
+
+
+def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
+    """(H, W) or (Z, H, W) bool -> (int16 or int32 labels 1..n, 0 background; n). Face connectivity."""
+    m = np.asarray(mask, bool)
+    line, start, end, comp, n = _run_components(m)
+    dtype = np.int16 if n < np.iinfo(np.int16).max else np.int32  # half the memory for volumes
+    return _paint(m.shape, line, start, end, comp.astype(dtype), dtype), n
 
 
 def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
@@ -87,15 +98,28 @@ def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
 
 
 def keep_largest(mask: np.ndarray, min_fraction: float = 1.0) -> np.ndarray:
-    """Keep the largest component, plus any at least ``min_fraction`` of its size. Same shape, bool."""
-    labels, n = label(mask)
+    """Keep the largest component, plus any at least ``min_fraction`` of its size. Same shape, bool.
+    Works on runs, so no full-size label volume is made."""
+    m = np.asarray(mask, bool)
+    line, start, end, comp, n = _run_components(m)
     if n <= 1:
-        return labels > 0
-    sizes = component_sizes(labels, n)
-    sizes[0] = 0
-    keep = sizes >= min(sizes.max(), max(1, min_fraction * sizes.max()))
+        return m.copy()
+    sizes = np.bincount(comp, weights=end - start, minlength=n + 1)
+    keep = sizes >= max(1.0, min_fraction * sizes.max())
     keep[0] = False
-    return keep[labels]
+    sel = keep[comp]
+    return _paint(m.shape, line[sel], start[sel], end[sel], np.ones(int(sel.sum()), bool), bool)
+
+
+def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
+    """Drop components smaller than ``min_size`` pixels/voxels. Same shape, bool; run-based."""
+    m = np.asarray(mask, bool)
+    line, start, end, comp, n = _run_components(m)
+    if n == 0:
+        return m.copy()
+    sizes = np.bincount(comp, weights=end - start, minlength=n + 1)
+    sel = sizes[comp] >= min_size
+    return _paint(m.shape, line[sel], start[sel], end[sel], np.ones(int(sel.sum()), bool), bool)
 
 
 def fill_holes_2d(mask: np.ndarray) -> np.ndarray:

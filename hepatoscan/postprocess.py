@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import PostprocessConfig
-from .morphology import component_sizes, dilate, fill_holes_2d, keep_largest, label
+from .morphology import dilate, fill_holes_2d, keep_largest, remove_small
 
 
 def _margin_px(spacing_mm, cfg: PostprocessConfig) -> int:
@@ -40,10 +40,7 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
     liver = np.stack([fill_holes_2d(s) if s.any() else s for s in liver])
     tumor = tumor & dilate(liver, _margin_px(spacing_mm, cfg))
     if tumor.any():
-        labels, n = label(tumor if volume else tumor[0])
-        sizes = component_sizes(labels, n)
-        keep = sizes >= _min_lesion_voxels(spacing_mm, volume, cfg)
-        keep[0] = False
-        tumor = keep[labels] if volume else keep[labels][None]
+        min_size = _min_lesion_voxels(spacing_mm, volume, cfg)
+        tumor = remove_small(tumor, min_size) if volume else remove_small(tumor[0], min_size)[None]
     liver = liver | tumor
     return liver.astype(np.uint8), tumor.astype(np.uint8)

@@ -171,10 +171,10 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
     except (EOFError, ValueError, OSError, TypeError) as e:
         raise InputError(f"{name}: the NIfTI data are truncated or corrupt ({e}); {n_vox:,} voxels "
                          "were declared. Export it again.") from e
-    finite = pixels[np.isfinite(pixels)]
-    is_hu = finite.size > 0 and not (finite.min() >= 0 and finite.max() <= 255)
+    lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels)) if not np.isnan(pixels).all() else (0.0, 0.0)
+    is_hu = not (lo >= 0 and hi <= 255)
     scan = Scan(pixels, bool(is_hu), spacing, "nifti", _stem(name), warnings=[], geometry=canonical)
-    if not is_hu and finite.size:
+    if not is_hu and hi > lo:
         scan.warnings.append("Values lie in 0..255, so the volume is read as display grey levels, "
                              "not HU; the window is estimated from each slice.")
     return _checked(scan, limits)

@@ -31,7 +31,9 @@ def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], "object"]:
             f"NIfTI has {len(img.shape)} dimensions {tuple(img.shape)}; HepatoScan reads 3D CT volumes. "
             "Export a single 3D volume (one time point / one channel) and try again.")
     canonical = nib.as_closest_canonical(img)
-    data = np.asarray(canonical.dataobj, dtype=np.float32)
+    data = np.asanyarray(canonical.dataobj)  # stored dtype (often int16), scaled if the header says so
     zooms = canonical.header.get_zooms()[:3]
     spacing_zyx = (float(zooms[2]), float(zooms[1]), float(zooms[0]))
-    return to_display_axes(data), spacing_zyx, canonical
+    # One float32 copy, made directly in display order (no intermediate float copy).
+    display = np.asarray(data).transpose(2, 1, 0)[:, ::-1, ::-1].astype(np.float32, order="C")
+    return display, spacing_zyx, canonical
