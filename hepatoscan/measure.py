@@ -132,7 +132,7 @@ def _diameters(mask: np.ndarray, sy: float, sx: float) -> tuple[float, float]:
 
 
 def lesions_by_size(tumor: np.ndarray) -> tuple[np.ndarray, int]:
-    """(H, W) or (Z, H, W) bool -> (int32 lesion ids, n): components numbered 1..n by decreasing size."""
+    """(H, W) or (Z, H, W) bool -> (integer lesion ids, n): components numbered 1..n by decreasing size."""
     labels, n = label(tumor)
     sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
     remap = np.zeros(n + 1, labels.dtype)
@@ -186,7 +186,7 @@ def measure_slice(liver: np.ndarray, tumor: np.ndarray, slice_index: int = 0,
 
 def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndarray | None = None):
     """liver, tumor: (Z, H, W) uint8 in {0, 1}; spacing_mm (z, y, x) or None; hu (Z, H, W) or None.
-    -> (VolumeMeasurements, (Z, H, W) int32 3D lesion ids numbered by decreasing volume)."""
+    -> (VolumeMeasurements, (Z, H, W) integer 3D lesion ids numbered by decreasing volume)."""
     liver, tumor = liver.astype(bool), tumor.astype(bool)
     known = spacing_mm is not None and spacing_mm[0]
     voxel_ml = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0 if known else None

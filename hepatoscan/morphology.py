@@ -92,11 +92,6 @@ def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     return _paint(m.shape, line, start, end, comp.astype(dtype), dtype), n
 
 
-def component_sizes(labels: np.ndarray, n: int) -> np.ndarray:
-    """Voxel count of each component, index 0 = background."""
-    return np.bincount(labels.ravel(), minlength=n + 1)
-
-
 def keep_largest(mask: np.ndarray, min_fraction: float = 1.0) -> np.ndarray:
     """Keep the largest component, plus any at least ``min_fraction`` of its size. Same shape, bool.
     Works on runs, so no full-size label volume is made."""

@@ -8,7 +8,7 @@ import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
 from .morphology import boundary
-from .preprocessing import WindowEstimate, standardize_8bit, window_hu
+from .preprocessing import window_hu
 
 LIVER_RGB = (40, 200, 90)
 TUMOR_RGB = (235, 50, 50)
@@ -102,8 +102,3 @@ def slice_views(seg, z: int, lesion_centroids=None) -> dict:
 def write_png(rgb: np.ndarray, path) -> None:
     """Save an (H, W) or (H, W, 3) uint8 picture as PNG."""
     Image.fromarray(rgb).save(path, format="PNG")
-
-
-def standardized_preview(gray: np.ndarray, est: WindowEstimate, window) -> np.ndarray:
-    """What the model saw of an 8-bit image, as uint8 (for checking the window estimate)."""
-    return np.rint(standardize_8bit(gray, window, est)[0] * 255).astype(np.uint8)
