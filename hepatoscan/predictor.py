@@ -76,12 +76,12 @@ class Predictor:
         self.card = card
         self.postprocess = postprocess
         self.num_threads = num_threads
-        try:
-            self.interpreter = interpreter_cls(model_path=str(card.model_path), num_threads=num_threads)
-            self.interpreter.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise ModelError(f"cannot load {card.model_path.name} with {self.backend}: {e}") from e
+        self._interpreter_cls = interpreter_cls
+        # Two interpreters of one model: batch 1 (single slices, leftovers) and, for volumes,
+        # batch_size slices at once. A lone slice is never padded to a full batch.
+        self.interpreter = self._new_interpreter()
         self._read_io_details()
+        self._batched = None
         self.batch_size = self._try_batch(batch_size)
         log.info("loaded %s %s (%s) with %s, %d threads, batch %d", card.name, card.version,
                  card.quantization, self.backend, num_threads, self.batch_size)
@@ -105,21 +105,27 @@ class Predictor:
         self._in_quant = inp["quantization"]  # (scale, zero_point); (0.0, 0) when float
         self._out_quant = out["quantization"]
 
+    def _new_interpreter(self):
+        try:
+            it = self._interpreter_cls(model_path=str(self.card.model_path), num_threads=self.num_threads)
+            it.allocate_tensors()
+        except (ValueError, RuntimeError) as e:
+            raise ModelError(f"cannot load {self.card.model_path.name} with {self.backend}: {e}") from e
+        return it
+
     def _try_batch(self, batch_size: int) -> int:
         spec = self.card.input_spec
         if batch_size <= 1:
             return 1
         try:
-            self.interpreter.resize_tensor_input(self._in_index, [batch_size, spec.height, spec.width, 1])
-            self.interpreter.allocate_tensors()
-            self._read_io_details()
-            return batch_size
+            it = self._new_interpreter()
+            it.resize_tensor_input(self._in_index, [batch_size, spec.height, spec.width, 1])
+            it.allocate_tensors()
         except (ValueError, RuntimeError):
             log.info("model does not take batches; running one slice at a time")
-            self.interpreter.resize_tensor_input(self._in_index, [1, spec.height, spec.width, 1])
-            self.interpreter.allocate_tensors()
-            self._read_io_details()
             return 1
+        self._batched = it
+        return batch_size
 
     @property
     def input_scale_zero_point(self) -> tuple[float, int]:
@@ -143,15 +149,14 @@ class Predictor:
         x = np.asarray(x, np.float32)
         n = x.shape[0]
         out = np.empty((n, x.shape[1], x.shape[2], 2), np.float32)
-        b = self.batch_size
-        for i in range(0, n, b):
-            chunk = x[i:i + b]
-            k = chunk.shape[0]
-            if k < b:
-                chunk = np.concatenate([chunk, np.zeros((b - k,) + chunk.shape[1:], np.float32)])
-            self.interpreter.set_tensor(self._in_index, self._quantize(chunk[..., None]))
-            self.interpreter.invoke()
-            out[i:i + k] = self._dequantize(self.interpreter.get_tensor(self._out_index))[:k]
+        i = 0
+        while i < n:
+            full = self._batched is not None and n - i >= self.batch_size
+            it, k = (self._batched, self.batch_size) if full else (self.interpreter, 1)
+            it.set_tensor(self._in_index, self._quantize(x[i:i + k, ..., None]))
+            it.invoke()
+            out[i:i + k] = self._dequantize(it.get_tensor(self._out_index))
+            i += k
         return out
 
     def segment(self, scan: Scan, progress: Callable[[float, str], None] | None = None) -> Segmentation:
