@@ -46,23 +46,39 @@ CJK_RANGES = ((0x2E80, 0x9FFF), (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xF900, 0xF
               (0xFF00, 0xFFEF), (0x20000, 0x2FA1F))
 
 
+# Scripts whose letters change shape with context or run right to left: Hebrew, Arabic (with
+# presentation forms), Syriac, Thaana, Indic, Thai, Lao, Tibetan, Myanmar, Khmer.
+SHAPING_RANGES = ((0x0590, 0x08FF), (0x0900, 0x0DFF), (0x0E00, 0x0FFF), (0x1000, 0x109F), (0x1780, 0x17FF),
+                  (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF))
+
+
+def _any_in(texts, ranges) -> bool:
+    return any(lo <= ord(ch) <= hi for t in texts for ch in str(t) for lo, hi in ranges)
+
+
 def needs_cjk_font(texts) -> bool:
     """True when any text has Chinese, Japanese or Korean characters (which DejaVu lacks)."""
-    return any(lo <= ord(ch) <= hi for t in texts for ch in str(t) for lo, hi in CJK_RANGES)
+    return _any_in(texts, CJK_RANGES)
+
+
+def needs_text_shaping(texts) -> bool:
+    """True when any text is in a script that needs shaping (e.g. Arabic joining, right to left)."""
+    return _any_in(texts, SHAPING_RANGES)
 
 
 class _Report(FPDF):
-    def __init__(self, cjk: bool):
+    def __init__(self, cjk: bool, shaping: bool):
         super().__init__(format="A4")
         self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
         self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
         if cjk:  # parsing this 3.4 MB font costs ~0.4 s: only when the text needs it
             self.add_font("DroidFallback", "", str(FONT_DIR / "DroidSansFallback.ttf"))
             self.set_fallback_fonts(["DroidFallback"], exact_match=False)
-        try:
-            self.set_text_shaping(True)  # Arabic joining and right-to-left runs (needs uharfbuzz)
-        except (ImportError, ModuleNotFoundError):
-            log.info("uharfbuzz missing: Arabic and other complex scripts print unshaped")
+        if shaping:  # Arabic joining, right-to-left runs (uharfbuzz); ~0.15 s, so only when needed
+            try:
+                self.set_text_shaping(True)
+            except (ImportError, ModuleNotFoundError):
+                log.info("uharfbuzz missing: Arabic and other complex scripts print unshaped")
         self.set_auto_page_break(True, margin=18)
         self.set_margins(15, 15, 15)
         self.set_title("HepatoScan report")
@@ -127,7 +143,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     scan, m, card = result.segmentation.scan, result.measurements, result.card
     user_text = [v for _, v in (patient.rows() if patient else [])] + [scan.name]
     user_text += [str(v) for v in scan.metadata.values()]
-    pdf = _Report(cjk=needs_cjk_font(user_text))
+    pdf = _Report(cjk=needs_cjk_font(user_text), shaping=needs_text_shaping(user_text))
     pdf.add_page()
     pdf.set_font("DejaVu", "", 9)
     pdf.cell(0, 5, f"Generated {result.timestamp}  ·  HepatoScan {__version__}",
