@@ -91,26 +91,11 @@ def convert(model, kind: str, calibration: np.ndarray | None = None) -> bytes:
 
 
 def tflite_probs(model_bytes: bytes, x: np.ndarray, threads: int = 2) -> np.ndarray:
-    """Run a TFLite model with LiteRT (as the runtime does). x (N, H, W, 1) -> (N, H, W, 2)."""
-    from ai_edge_litert.interpreter import Interpreter
+    """Run a TFLite model exactly as the runtime does (hepatoscan.tflite_model, LiteRT).
+    x (N, H, W, 1) -> (N, H, W, 2)."""
+    from hepatoscan.tflite_model import TFLiteModel
 
-    it = Interpreter(model_content=model_bytes, num_threads=threads)
-    it.allocate_tensors()
-    inp, out = it.get_input_details()[0], it.get_output_details()[0]
-    res = []
-    for i in range(len(x)):
-        xi = x[i:i + 1]
-        if inp["dtype"] != np.float32:
-            s, zp = inp["quantization"]
-            xi = np.clip(np.rint(xi / s + zp), -128, 127).astype(inp["dtype"])
-        it.set_tensor(inp["index"], xi)
-        it.invoke()
-        y = it.get_tensor(out["index"])
-        if out["dtype"] != np.float32:
-            s, zp = out["quantization"]
-            y = (y.astype(np.float32) - zp) * s
-        res.append(y[0])
-    return np.stack(res)
+    return TFLiteModel(model_content=model_bytes, num_threads=threads).predict_probs(x[..., 0])
 
 
 def mask_dice(a: np.ndarray, b: np.ndarray) -> float:

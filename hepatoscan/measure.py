@@ -112,7 +112,7 @@ def _hull_pixels(mask: np.ndarray) -> np.ndarray:
     return _hull(pts)
 
 
-def _diameters(mask: np.ndarray, sy: float, sx: float) -> tuple[float, float]:
+def lesion_diameters(mask: np.ndarray, sy: float, sx: float) -> tuple[float, float]:
     """(H, W) bool of one lesion -> (longest diameter, longest extent perpendicular to it) in the
     units of (sy, sx). Distances run between pixel centres plus one pixel, so a disc of radius r
     pixels measures 2r. Computed on the convex hull, where the extremes lie."""
@@ -159,8 +159,8 @@ def measure_slice(liver: np.ndarray, tumor: np.ndarray, slice_index: int = 0,
     lesions = []
     for lid in np.unique(lesion_labels[tumor]):
         m = lesion_labels == lid
-        long_px, short_px = _diameters(m, 1.0, 1.0)
-        long_mm, short_mm = _diameters(m, sy, sx) if pixel_spacing_mm else (None, None)
+        long_px, short_px = lesion_diameters(m, 1.0, 1.0)
+        long_mm, short_mm = lesion_diameters(m, sy, sx) if pixel_spacing_mm else (None, None)
         ys, xs = np.nonzero(m)
         lesions.append(Lesion(
             lesion_id=int(lid), slice_index=slice_index, area_px=int(m.sum()),
@@ -197,13 +197,13 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
         m = labels == lid
         per_slice = m.sum((1, 2))
         z = int(np.argmax(per_slice))
-        long_u, _ = _diameters(m[z], sy, sx)
+        long_u, _ = lesion_diameters(m[z], sy, sx)
         lesions.append(Lesion3D(
             lesion_id=lid, voxels=int(m.sum()),
             volume_ml=round(float(m.sum() * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
             largest_area_mm2=round(float(per_slice[z] * sy * sx), 1) if spacing_mm else None,
             longest_diameter_mm=round(long_u, 1) if spacing_mm else None,
-            longest_diameter_px=round(_diameters(m[z], 1.0, 1.0)[0], 1),
+            longest_diameter_px=round(lesion_diameters(m[z], 1.0, 1.0)[0], 1),
             mean_hu=_mean(hu[m]) if hu is not None else None))
     tumor_per_slice = tumor.sum((1, 2))
     liver_per_slice = liver.sum((1, 2))

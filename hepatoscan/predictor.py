@@ -13,13 +13,13 @@ from typing import Callable
 
 import numpy as np
 
-from .backend import load_interpreter_class
 from .config import PostprocessConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks
-from .preprocessing import WindowEstimate, prepare_slice, resize_prob
+from .preprocessing import WindowEstimate, prepare_slice, resize_image
 from .scan import Scan
+from .tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
 
@@ -72,17 +72,14 @@ class Predictor:
                  postprocess: PostprocessConfig = PostprocessConfig(), verify: bool = True):
         if verify:
             card.verify()
-        interpreter_cls, self.backend = load_interpreter_class()
         self.card = card
         self.postprocess = postprocess
-        self.num_threads = num_threads
-        self._interpreter_cls = interpreter_cls
-        # Two interpreters of one model: batch 1 (single slices, leftovers) and, for volumes,
-        # batch_size slices at once. A lone slice is never padded to a full batch.
-        self.interpreter = self._new_interpreter()
-        self._read_io_details()
-        self._batched = None
-        self.batch_size = self._try_batch(batch_size)
+        self.model = TFLiteModel(card.model_path, num_threads=num_threads, batch_size=batch_size)
+        spec, m = card.input_spec, self.model
+        if (m.height, m.width, m.channels) != (spec.height, spec.width, 1) or m.n_outputs != len(card.outputs):
+            raise ModelError(f"{card.model_path.name} takes {m.height}x{m.width}x{m.channels} and gives "
+                             f"{m.n_outputs} channels, but its card says {spec.height}x{spec.width}x1 and "
+                             f"{len(card.outputs)}: the card does not belong to this model.")
         log.info("loaded %s %s (%s) with %s, %d threads, batch %d", card.name, card.version,
                  card.quantization, self.backend, num_threads, self.batch_size)
 
@@ -91,73 +88,21 @@ class Predictor:
                        **kwargs) -> "Predictor":
         return cls(find_card(model_dir, name), **kwargs)
 
-    def _read_io_details(self):
-        inp = self.interpreter.get_input_details()[0]
-        out = self.interpreter.get_output_details()[0]
-        _, h, w, c = inp["shape"]
-        spec = self.card.input_spec
-        if (h, w, c) != (spec.height, spec.width, 1) or out["shape"][-1] != len(self.card.outputs):
-            raise ModelError(f"{self.card.model_path.name} takes {h}x{w}x{c} and gives {out['shape'][-1]} "
-                             f"channels, but its card says {spec.height}x{spec.width}x1 and "
-                             f"{len(self.card.outputs)}: the card does not belong to this model.")
-        self._in_index, self._out_index = inp["index"], out["index"]
-        self._in_dtype, self._out_dtype = inp["dtype"], out["dtype"]
-        self._in_quant = inp["quantization"]  # (scale, zero_point); (0.0, 0) when float
-        self._out_quant = out["quantization"]
+    @property
+    def backend(self) -> str:
+        return self.model.backend
 
-    def _new_interpreter(self):
-        try:
-            it = self._interpreter_cls(model_path=str(self.card.model_path), num_threads=self.num_threads)
-            it.allocate_tensors()
-        except (ValueError, RuntimeError) as e:
-            raise ModelError(f"cannot load {self.card.model_path.name} with {self.backend}: {e}") from e
-        return it
-
-    def _try_batch(self, batch_size: int) -> int:
-        spec = self.card.input_spec
-        if batch_size <= 1:
-            return 1
-        try:
-            it = self._new_interpreter()
-            it.resize_tensor_input(self._in_index, [batch_size, spec.height, spec.width, 1])
-            it.allocate_tensors()
-        except (ValueError, RuntimeError):
-            log.info("model does not take batches; running one slice at a time")
-            return 1
-        self._batched = it
-        return batch_size
+    @property
+    def batch_size(self) -> int:
+        return self.model.batch_size
 
     @property
     def input_scale_zero_point(self) -> tuple[float, int]:
-        return float(self._in_quant[0]), int(self._in_quant[1])
-
-    def _quantize(self, x: np.ndarray) -> np.ndarray:
-        if self._in_dtype == np.float32:
-            return x.astype(np.float32)
-        scale, zp = self._in_quant
-        info = np.iinfo(self._in_dtype)
-        return np.clip(np.rint(x / scale + zp), info.min, info.max).astype(self._in_dtype)
-
-    def _dequantize(self, y: np.ndarray) -> np.ndarray:
-        if self._out_dtype == np.float32:
-            return y.astype(np.float32)
-        scale, zp = self._out_quant
-        return (y.astype(np.float32) - zp) * scale
+        return self.model.input_scale_zero_point
 
     def predict_probs(self, x: np.ndarray) -> np.ndarray:
         """x: (N, H, W) float32 in [0, 1] at the model's input size -> (N, H, W, 2) float32 in [0, 1]."""
-        x = np.asarray(x, np.float32)
-        n = x.shape[0]
-        out = np.empty((n, x.shape[1], x.shape[2], 2), np.float32)
-        i = 0
-        while i < n:
-            full = self._batched is not None and n - i >= self.batch_size
-            it, k = (self._batched, self.batch_size) if full else (self.interpreter, 1)
-            it.set_tensor(self._in_index, self._quantize(x[i:i + k, ..., None]))
-            it.invoke()
-            out[i:i + k] = self._dequantize(it.get_tensor(self._out_index))
-            i += k
-        return out
+        return self.model.predict_probs(x)
 
     def segment(self, scan: Scan, progress: Callable[[float, str], None] | None = None) -> Segmentation:
         """Segment every slice of ``scan``; masks come back at its resolution and orientation."""
@@ -178,8 +123,8 @@ class Predictor:
                 estimates.append(est)
             probs = self.predict_probs(np.stack(batch))
             for j, k in enumerate(range(start, stop)):
-                liver_raw[k] = resize_prob(probs[j, ..., 0], h, w) > t_liver
-                tumor_raw[k] = resize_prob(probs[j, ..., 1], h, w) > t_tumor
+                liver_raw[k] = resize_image(probs[j, ..., 0], h, w) > t_liver
+                tumor_raw[k] = resize_image(probs[j, ..., 1], h, w) > t_tumor
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()

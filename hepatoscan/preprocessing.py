@@ -173,11 +173,6 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a, mode="L").resize((width, height), Image.NEAREST), np.uint8)
 
 
-def resize_prob(prob: np.ndarray, height: int, width: int) -> np.ndarray:
-    """(h, w) float32 probability map -> (height, width), bilinear; used to return masks at input size."""
-    return resize_image(prob, height, width)
-
-
 def prepare_slice(pixels: np.ndarray, is_hu: bool, spec: InputSpec,
                   estimate: WindowEstimate | None = None) -> tuple[np.ndarray, WindowEstimate | None]:
     """One slice -> model input.

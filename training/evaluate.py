@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from hepatoscan.measure import _diameters
+from hepatoscan.measure import lesion_diameters
 from hepatoscan.morphology import label
 from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
@@ -64,7 +64,7 @@ def lesion_detection(gt: np.ndarray, pred: np.ndarray, pixel_spacing_mm) -> dict
         if hit:
             matched_pred.add(best_p)
         z = int(np.argmax(gm.sum((1, 2))))
-        if _diameters(gm[z], sy, sx)[0] >= 10.0:
+        if lesion_diameters(gm[z], sy, sx)[0] >= 10.0:
             big += 1
             big_detected += int(hit)
     return {"gt_lesions": ng, "pred_lesions": npred, "detected": detected,

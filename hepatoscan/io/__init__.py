@@ -171,7 +171,9 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
     except (EOFError, ValueError, OSError, TypeError) as e:
         raise InputError(f"{name}: the NIfTI data are truncated or corrupt ({e}); {n_vox:,} voxels "
                          "were declared. Export it again.") from e
-    lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels)) if not np.isnan(pixels).all() else (0.0, 0.0)
+    if np.isnan(pixels).all():
+        raise InputError(f"{name}: every value is NaN; the file holds no image.")
+    lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
     is_hu = not (lo >= 0 and hi <= 255)
     scan = Scan(pixels, bool(is_hu), spacing, "nifti", _stem(name), warnings=[], geometry=canonical)
     if not is_hu and hi > lo:
