@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .morphology import label
+from .morphology import Components, label
 
 RECIST_MIN_MM = 10.0
 
@@ -184,38 +184,77 @@ def measure_slice(liver: np.ndarray, tumor: np.ndarray, slice_index: int = 0,
         tumor_mean_hu=_mean(hu[tumor]) if hu is not None else None, lesions=lesions)
 
 
+def _as_bool(mask: np.ndarray) -> np.ndarray:
+    """A {0, 1} mask as bool without a copy where it is already bool or uint8 in {0, 1}."""
+    m = np.asarray(mask)
+    if m.dtype == bool:
+        return m
+    if m.dtype == np.uint8 and m.size and m.max() <= 1:
+        return m.view(bool)
+    return m.astype(bool)
+
+
+def _run_sums(comps: Components, values: np.ndarray) -> np.ndarray:
+    """Sum of ``values`` (Z, H, W) over each run of ``comps``, slice by slice (float64 per run)."""
+    out = np.zeros(comps.line.size, np.float64)
+    h = comps.shape[-2]
+    z_of_run = comps.run_slice
+    for z in np.unique(z_of_run):
+        sel = np.nonzero(z_of_run == z)[0]
+        csum = np.zeros((h, comps.shape[-1] + 1), np.float64)
+        np.cumsum(values[z], axis=1, dtype=np.float64, out=csum[:, 1:])
+        rows = comps.line[sel] - z * h
+        out[sel] = csum[rows, comps.end[sel]] - csum[rows, comps.start[sel]]
+    return out
+
+
+def _lesion_mask(comps: Components, lid: int, z: int) -> np.ndarray:
+    """(H, W) bool of lesion ``lid`` on slice z."""
+    return comps.slice_labels(z) == lid
+
+
 def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndarray | None = None):
     """liver, tumor: (Z, H, W) uint8 in {0, 1}; spacing_mm (z, y, x) or None; hu (Z, H, W) or None.
-    -> (VolumeMeasurements, (Z, H, W) integer 3D lesion ids numbered by decreasing volume)."""
-    liver, tumor = liver.astype(bool), tumor.astype(bool)
+    -> (VolumeMeasurements, :class:`Components` of the 3D lesions numbered by decreasing volume;
+    ``.slice_labels(z)`` gives a slice's lesion ids).
+
+    Lesions are measured from their runs, slice by slice: no full-size label volume is made."""
+    liver, tumor = _as_bool(liver), _as_bool(tumor)
     known = spacing_mm is not None and spacing_mm[0]
     voxel_ml = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0 if known else None
-    labels, n = lesions_by_size(tumor)
+    comps = Components.of(tumor).renumbered_by_size()
+    n = comps.n
     sy, sx = (spacing_mm[1], spacing_mm[2]) if spacing_mm else (1.0, 1.0)
+    sizes = comps.sizes()
+    z_of_run = comps.run_slice
+    # Voxels of each lesion on each slice: (n + 1, Z).
+    per_slice = np.zeros((n + 1, tumor.shape[0]), np.int64)
+    np.add.at(per_slice, (comps.comp, z_of_run), comps.lengths)
+    hu_sums = np.bincount(comps.comp, weights=_run_sums(comps, hu), minlength=n + 1) if hu is not None and n else None
     lesions = []
     for lid in range(1, n + 1):
-        m = labels == lid
-        per_slice = m.sum((1, 2))
-        z = int(np.argmax(per_slice))
-        long_u, _ = lesion_diameters(m[z], sy, sx)
+        z = int(np.argmax(per_slice[lid]))
+        m = _lesion_mask(comps, lid, z)
+        long_u, _ = lesion_diameters(m, sy, sx)
+        voxels = int(sizes[lid])
         lesions.append(Lesion3D(
-            lesion_id=lid, voxels=int(m.sum()),
-            volume_ml=round(float(m.sum() * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
-            largest_area_mm2=round(float(per_slice[z] * sy * sx), 1) if spacing_mm else None,
+            lesion_id=lid, voxels=voxels,
+            volume_ml=round(float(voxels * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
+            largest_area_mm2=round(float(per_slice[lid, z] * sy * sx), 1) if spacing_mm else None,
             longest_diameter_mm=round(long_u, 1) if spacing_mm else None,
-            longest_diameter_px=round(lesion_diameters(m[z], 1.0, 1.0)[0], 1),
-            mean_hu=_mean(hu[m]) if hu is not None else None))
+            longest_diameter_px=round(lesion_diameters(m, 1.0, 1.0)[0], 1),
+            mean_hu=round(float(hu_sums[lid] / voxels), 1) if hu_sums is not None else None))
     tumor_per_slice = tumor.sum((1, 2))
     liver_per_slice = liver.sum((1, 2))
     largest_tumor = int(np.argmax(tumor_per_slice)) if tumor_per_slice.any() else None
-    key = sorted({s for s in [largest_tumor, int(np.argmax(liver_per_slice)) if liver.any() else None]
+    key = sorted({s for s in [largest_tumor, int(np.argmax(liver_per_slice)) if liver_per_slice.any() else None]
                   if s is not None} | {l.largest_slice for l in lesions[:4]})
-    lv, tv = int(liver.sum()), int(tumor.sum())
+    lv, tv = int(liver_per_slice.sum()), int(tumor_per_slice.sum())
     return VolumeMeasurements(
         liver_volume_ml=round(lv * voxel_ml, 1) if voxel_ml else None,
         tumor_volume_ml=round(tv * voxel_ml, 2) if voxel_ml else None,
         liver_voxels=lv, tumor_voxels=tv, tumor_burden_pct=round(100.0 * tv / lv, 2) if lv else 0.0,
-        lesion_count=n, largest_tumor_slice=largest_tumor, key_slices=key, lesions=lesions), labels
+        lesion_count=n, largest_tumor_slice=largest_tumor, key_slices=key, lesions=lesions), comps
 
 
 def measure(seg) -> Measurements:
@@ -239,6 +278,6 @@ def measure(seg) -> Measurements:
             continue
         slices.append(measure_slice(seg.liver[z], seg.tumor[z], z, pixel_spacing,
                                     hu[z] if hu is not None else None,
-                                    lesion_ids[z] if lesion_ids is not None else None))
+                                    lesion_ids.slice_labels(z) if lesion_ids is not None else None))
     return Measurements(units="mm" if pixel_spacing else "px", spacing_mm=spacing, slices=slices,
                         volume=volume, notes=notes)

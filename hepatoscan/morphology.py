@@ -2,13 +2,20 @@
 
 Connected components work on runs along the last axis: runs in neighbouring lines that overlap
 are joined with a vectorised union-find. Face connectivity (4 in 2D, 6 in 3D).
+
+Memory: runs are found and painted one slice at a time, and :func:`keep_largest` and
+:func:`remove_small` can edit a mask in place, so a 512 x 512 x 150 volume needs no full-size
+temporary besides the mask itself. :class:`Components` keeps a labelling as runs, which a volume's
+measurements read slice by slice instead of through a full-size label volume.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 
-def _runs(mask2d: np.ndarray):
+def _runs_2d(mask2d: np.ndarray):
     """(L, W) bool -> (line, start, end) int64 arrays of the foreground runs, end exclusive."""
     lines, width = mask2d.shape
     padded = np.zeros((lines, width + 2), np.int8)
@@ -17,6 +24,18 @@ def _runs(mask2d: np.ndarray):
     line_s, start = np.nonzero(d == 1)
     _, end = np.nonzero(d == -1)
     return line_s.astype(np.int64), start.astype(np.int64), end.astype(np.int64)
+
+
+def _runs(m: np.ndarray):
+    """(H, W) or (Z, H, W) bool -> runs of the lines of m.reshape(-1, W), one slice at a time."""
+    if m.ndim == 2:
+        return _runs_2d(m)
+    h = m.shape[1]
+    parts = [_runs_2d(s) for s in m]
+    line = np.concatenate([p[0] + z * h for z, p in enumerate(parts)]) if parts else np.empty(0, np.int64)
+    start = np.concatenate([p[1] for p in parts]) if parts else np.empty(0, np.int64)
+    end = np.concatenate([p[2] for p in parts]) if parts else np.empty(0, np.int64)
+    return line, start, end
 
 
 def _overlap_pairs(line, start, end, width, neighbour_offset, same_block):
@@ -54,67 +73,146 @@ def _union_find(n: int, a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return parent
 
 
-def _run_components(m: np.ndarray):
-    """bool (H, W) or (Z, H, W) -> (line, start, end, component id per run 1..n, n)."""
-    if m.ndim not in (2, 3):
-        raise ValueError(f"label expects a 2D or 3D mask, got shape {m.shape}")
-    h, w = m.shape[-2], m.shape[-1]
-    flat = m.reshape(-1, w)
-    line, start, end = _runs(flat)
-    if line.size == 0:
-        return line, start, end, np.zeros(0, np.int32), 0
-    pairs = [_overlap_pairs(line, start, end, w, 1, lambda l, t: (l // h) == (t // h))]
-    if m.ndim == 3:
-        pairs.append(_overlap_pairs(line, start, end, w, h, lambda l, t: t < flat.shape[0]))
-    a = np.concatenate([p[0] for p in pairs])
-    b = np.concatenate([p[1] for p in pairs])
-    roots = _union_find(line.size, a, b)
-    _, comp = np.unique(roots, return_inverse=True)
-    comp = comp.astype(np.int32) + 1
-    return line, start, end, comp, int(comp.max())
+@dataclass
+class Components:
+    """Connected components of a (H, W) or (Z, H, W) mask, held as runs.
+
+    line: run's line in mask.reshape(-1, W) (= z * H + row); start, end: columns, end exclusive;
+    comp: component id of each run, 1..n. All int arrays of one length, ordered by (line, start).
+    """
+
+    shape: tuple[int, ...]
+    line: np.ndarray
+    start: np.ndarray
+    end: np.ndarray
+    comp: np.ndarray
+    n: int
+
+    @classmethod
+    def of(cls, mask: np.ndarray) -> "Components":
+        m = np.asarray(mask, bool)
+        if m.ndim not in (2, 3):
+            raise ValueError(f"components expects a 2D or 3D mask, got shape {m.shape}")
+        h, w = m.shape[-2], m.shape[-1]
+        line, start, end = _runs(m)
+        if line.size == 0:
+            return cls(m.shape, line, start, end, np.zeros(0, np.int32), 0)
+        n_lines = int(np.prod(m.shape[:-1]))
+        pairs = [_overlap_pairs(line, start, end, w, 1, lambda l, t: (l // h) == (t // h))]
+        if m.ndim == 3:
+            pairs.append(_overlap_pairs(line, start, end, w, h, lambda l, t: t < n_lines))
+        roots = _union_find(line.size, np.concatenate([p[0] for p in pairs]), np.concatenate([p[1] for p in pairs]))
+        _, comp = np.unique(roots, return_inverse=True)
+        comp = comp.astype(np.int32) + 1
+        return cls(m.shape, line, start, end, comp, int(comp.max()))
+
+    @property
+    def lengths(self) -> np.ndarray:
+        return self.end - self.start
+
+    @property
+    def run_slice(self) -> np.ndarray:
+        """Slice index z of each run (0 for a 2D mask)."""
+        return self.line // self.shape[-2] if len(self.shape) == 3 else np.zeros(self.line.size, np.int64)
+
+    def sizes(self) -> np.ndarray:
+        """(n + 1,) int64 pixel/voxel count of each component; index 0 unused (0)."""
+        return np.bincount(self.comp, weights=self.lengths, minlength=self.n + 1).astype(np.int64)
+
+    def renumbered_by_size(self) -> "Components":
+        """The same components numbered 1..n by decreasing size (ties: first met first)."""
+        if self.n == 0:
+            return self
+        remap = np.zeros(self.n + 1, np.int32)
+        remap[np.argsort(-self.sizes()[1:], kind="stable") + 1] = np.arange(1, self.n + 1)
+        return Components(self.shape, self.line, self.start, self.end, remap[self.comp], self.n)
+
+    def select(self, keep: np.ndarray) -> np.ndarray:
+        """keep: (n + 1,) bool per component id -> bool per run."""
+        return keep[self.comp]
+
+    def _slice_runs(self, z: int) -> slice:
+        h = self.shape[-2]
+        return slice(int(np.searchsorted(self.line, z * h)), int(np.searchsorted(self.line, (z + 1) * h)))
+
+    def slice_labels(self, z: int = 0, dtype=np.int32) -> np.ndarray:
+        """(H, W) labels of slice z (the whole mask when 2D): component ids, 0 background."""
+        h, w = self.shape[-2], self.shape[-1]
+        sl = self._slice_runs(z) if len(self.shape) == 3 else slice(None)
+        out = np.zeros((h, w), dtype)
+        _paint_lines(out, self.line[sl] - z * h * (len(self.shape) == 3), self.start[sl], self.end[sl],
+                     self.comp[sl].astype(dtype))
+        return out
+
+    def labels(self) -> np.ndarray:
+        """Full-size label array (int16 where the ids fit, else int32), 0 background."""
+        dtype = np.int16 if self.n < np.iinfo(np.int16).max else np.int32
+        if len(self.shape) == 2:
+            return self.slice_labels(0, dtype)
+        return np.stack([self.slice_labels(z, dtype) for z in range(self.shape[0])])
 
 
-def _paint(shape, line, start, end, values, dtype) -> np.ndarray:
-    """Write one value per run into a new array of ``shape``."""
-    out = np.zeros((int(np.prod(shape[:-1])), shape[-1]), dtype)
+def _paint_lines(out2d: np.ndarray, line, start, end, values) -> None:
+    """Write one value per run (or one scalar for all) into out2d (lines x W), in place."""
     lengths = end - start
+    if lengths.size == 0:
+        return
     rows = np.repeat(line, lengths)
     cols = np.repeat(start, lengths) + (np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths))
-    out[rows, cols] = np.repeat(values, lengths)
-    return out.reshape(shape)
+    out2d[rows, cols] = np.repeat(values, lengths) if np.ndim(values) else values
+
+
+def _clear_runs(m: np.ndarray, comps: Components, drop: np.ndarray) -> None:
+    """Set the runs flagged in ``drop`` to False in m, slice by slice (bounded temporaries)."""
+    flat = m.reshape(-1, m.shape[-1])
+    if m.ndim == 2:
+        _paint_lines(flat, comps.line[drop], comps.start[drop], comps.end[drop], False)
+        return
+    h = m.shape[1]
+    z_of_run = comps.run_slice
+    for z in np.unique(z_of_run[drop]):
+        sel = drop & (z_of_run == z)
+        _paint_lines(m[z], comps.line[sel] - z * h, comps.start[sel], comps.end[sel], False)
+
+
+def _output(mask: np.ndarray, out: np.ndarray | None) -> np.ndarray:
+    m = np.asarray(mask, bool)
+    if out is None:
+        return m.copy()
+    if out is not mask:
+        np.copyto(out, m)
+    return out
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:
     """(H, W) or (Z, H, W) bool -> (int16 or int32 labels 1..n, 0 background; n). Face connectivity."""
-    m = np.asarray(mask, bool)
-    line, start, end, comp, n = _run_components(m)
-    dtype = np.int16 if n < np.iinfo(np.int16).max else np.int32  # half the memory for volumes
-    return _paint(m.shape, line, start, end, comp.astype(dtype), dtype), n
+    comps = Components.of(mask)
+    return comps.labels(), comps.n
 
 
-def keep_largest(mask: np.ndarray, min_fraction: float = 1.0) -> np.ndarray:
+def keep_largest(mask: np.ndarray, min_fraction: float = 1.0, out: np.ndarray | None = None) -> np.ndarray:
     """Keep the largest component, plus any at least ``min_fraction`` of its size. Same shape, bool.
-    Works on runs, so no full-size label volume is made."""
-    m = np.asarray(mask, bool)
-    line, start, end, comp, n = _run_components(m)
-    if n <= 1:
-        return m.copy()
-    sizes = np.bincount(comp, weights=end - start, minlength=n + 1)
+    ``out`` (a bool array, may be ``mask`` itself) is written in place instead of a new array."""
+    comps = Components.of(mask)
+    result = _output(mask, out)
+    if comps.n <= 1:
+        return result
+    sizes = comps.sizes()
     keep = sizes >= max(1.0, min_fraction * sizes.max())
     keep[0] = False
-    sel = keep[comp]
-    return _paint(m.shape, line[sel], start[sel], end[sel], np.ones(int(sel.sum()), bool), bool)
+    _clear_runs(result, comps, ~comps.select(keep))
+    return result
 
 
-def remove_small(mask: np.ndarray, min_size: int) -> np.ndarray:
-    """Drop components smaller than ``min_size`` pixels/voxels. Same shape, bool; run-based."""
-    m = np.asarray(mask, bool)
-    line, start, end, comp, n = _run_components(m)
-    if n == 0:
-        return m.copy()
-    sizes = np.bincount(comp, weights=end - start, minlength=n + 1)
-    sel = sizes[comp] >= min_size
-    return _paint(m.shape, line[sel], start[sel], end[sel], np.ones(int(sel.sum()), bool), bool)
+def remove_small(mask: np.ndarray, min_size: int, out: np.ndarray | None = None) -> np.ndarray:
+    """Drop components smaller than ``min_size`` pixels/voxels. Same shape, bool; ``out`` as in
+    :func:`keep_largest`."""
+    comps = Components.of(mask)
+    result = _output(mask, out)
+    if comps.n == 0:
+        return result
+    _clear_runs(result, comps, comps.sizes()[comps.comp] < min_size)
+    return result
 
 
 def fill_holes_2d(mask: np.ndarray) -> np.ndarray:

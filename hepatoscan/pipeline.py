@@ -1,12 +1,13 @@
 """One call from an input to everything a user gets: masks, measurements, pictures, report."""
 from __future__ import annotations
 
+import datetime as dt
 import json
 import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 from PIL import Image
@@ -17,7 +18,9 @@ from .measure import Measurements, measure
 from .model_card import ModelCard
 from .overlay import slice_views
 from .predictor import Predictor, Segmentation
-from .report import PatientInfo, build_report, now_stamp
+
+if TYPE_CHECKING:  # fpdf2 is imported only when a PDF is made: ~20 MB less for the CLI without --pdf
+    from .report import PatientInfo
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +108,14 @@ class Result:
         return text
 
     def report_pdf(self, patient: PatientInfo | None = None) -> bytes:
+        from .report import build_report
+
         return build_report(self, patient)
+
+
+def now_stamp() -> str:
+    """Local time with its zone, as reports print it."""
+    return dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")
 
 
 def analyze(predictor: Predictor, source, filename: str | None = None,
@@ -122,23 +132,27 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
 
 
 def _to_nifti(mask_zyx: np.ndarray, scan):
+    """(Z, H, W) uint8 mask -> NIfTI image in the input's geometry. The voxels are passed to
+    nibabel as a view (no full-size copy); it writes them slab by slab."""
     import nibabel as nib
 
     from .io.nifti import from_display_axes
 
+    mask = np.asarray(mask_zyx, np.uint8)  # no copy when already uint8
     if scan.geometry is not None and hasattr(scan.geometry, "affine"):
-        # The input's own RAS-canonical geometry.
-        img = nib.Nifti1Image(from_display_axes(mask_zyx.astype(np.uint8)), scan.geometry.affine)
+        # The input's own RAS-canonical geometry: undo the display flips as a view.
+        img = nib.Nifti1Image(from_display_axes(mask), scan.geometry.affine)
         img.set_data_dtype(np.uint8)
         return img
     # Display axes stored as (x, y, z): i -> patient left, j -> posterior, k -> head (LPS).
-    data = np.ascontiguousarray(mask_zyx.astype(np.uint8).transpose(2, 1, 0))
     sz, sy, sx = (s or 1.0 for s in (scan.spacing_mm or (1.0, 1.0, 1.0)))
     affine = np.diag([-sx, -sy, sz, 1.0])
     origin = (scan.geometry or {}).get("origin_mm") if isinstance(scan.geometry, dict) else None
     if origin:
         affine[:3, 3] = [-origin[0], -origin[1], origin[2]]
-    return nib.Nifti1Image(data, affine)
+    img = nib.Nifti1Image(mask.transpose(2, 1, 0), affine)
+    img.set_data_dtype(np.uint8)
+    return img
 
 
 def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,

@@ -26,21 +26,29 @@ def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> i
 
 def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
                 cfg: PostprocessConfig = PostprocessConfig()) -> tuple[np.ndarray, np.ndarray]:
-    """liver, tumor: (Z, H, W) bool raw thresholded masks -> (liver, tumor) (Z, H, W) uint8 in {0, 1}.
+    """liver, tumor: (Z, H, W) bool raw thresholded masks, cleaned *in place* (slice by slice, so a
+    large volume needs no full-size temporaries) -> the same memory as (Z, H, W) uint8 in {0, 1}.
 
     The returned liver includes the tumor (LiTS convention).
     """
-    liver = np.asarray(liver, bool)
+    liver = np.asarray(liver, bool)  # bool input is used as is; anything else is converted once
     tumor = np.asarray(tumor, bool)
     volume = liver.shape[0] > 1
     if volume:
-        liver = keep_largest(liver)
+        keep_largest(liver, out=liver)
     else:
-        liver = keep_largest(liver[0], cfg.liver_keep_fraction_2d)[None]
-    liver = np.stack([fill_holes_2d(s) if s.any() else s for s in liver])
-    tumor = tumor & dilate(liver, _margin_px(spacing_mm, cfg))
+        keep_largest(liver[0], cfg.liver_keep_fraction_2d, out=liver[0])
+    margin = _margin_px(spacing_mm, cfg)
+    for z in range(liver.shape[0]):
+        if liver[z].any():
+            liver[z] = fill_holes_2d(liver[z])
+        if tumor[z].any():
+            tumor[z] &= dilate(liver[z], margin)
     if tumor.any():
         min_size = _min_lesion_voxels(spacing_mm, volume, cfg)
-        tumor = remove_small(tumor, min_size) if volume else remove_small(tumor[0], min_size)[None]
-    liver = liver | tumor
-    return liver.astype(np.uint8), tumor.astype(np.uint8)
+        if volume:
+            remove_small(tumor, min_size, out=tumor)
+        else:
+            remove_small(tumor[0], min_size, out=tumor[0])
+    np.logical_or(liver, tumor, out=liver)
+    return liver.view(np.uint8), tumor.view(np.uint8)

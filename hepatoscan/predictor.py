@@ -68,7 +68,7 @@ class Segmentation:
 class Predictor:
     """Loads a model folder (card + .tflite) and segments slices or whole scans."""
 
-    def __init__(self, card: ModelCard, num_threads: int = 2, batch_size: int = 4,
+    def __init__(self, card: ModelCard, num_threads: int = 2, batch_size: int = 1,
                  postprocess: PostprocessConfig = PostprocessConfig(), verify: bool = True):
         if verify:
             card.verify()
@@ -109,6 +109,7 @@ class Predictor:
         t0 = time.perf_counter()
         spec = self.card.input_spec
         z, h, w = scan.pixels.shape
+        # The two masks are the only full-size arrays made here; they are cleaned in place.
         liver_raw = np.zeros((z, h, w), bool)
         tumor_raw = np.zeros((z, h, w), bool)
         estimates: list[WindowEstimate | None] = []

@@ -1,7 +1,6 @@
 """A4 PDF report (fpdf2) with embedded Unicode fonts. Patient text is data, never markup."""
 from __future__ import annotations
 
-import datetime as dt
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -228,7 +227,3 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     pdf.section("Disclaimer")
     pdf.multi_cell(0, 5, DISCLAIMER, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     return bytes(pdf.output())
-
-
-def now_stamp() -> str:
-    return dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M:%S %Z")

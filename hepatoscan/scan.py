@@ -10,8 +10,10 @@ import numpy as np
 class Scan:
     """One loaded input.
 
-    pixels: (Z, H, W) float32, Z = 1 for a 2D image. HU when ``is_hu``; otherwise grey levels of
-        a display image in [0, 255]. Axis order: Z toward the head, H toward the patient's back
+    pixels: (Z, H, W), Z = 1 for a 2D image. HU when ``is_hu`` (int16 as CT stores them, rounded
+        to 1 HU for float files, float32 only where int16 cannot hold them); otherwise grey levels
+        of a display image in [0, 255] (float32). It may be a strided view of the file's voxels:
+        read it slice by slice (``pixels[z]``) and do not assume C order. Axis order: Z toward the head, H toward the patient's back
         (anterior up), W toward the patient's left (patient right on the image left).
     spacing_mm: (z, y, x) in mm, or None when unknown (PNG/JPG). z may be None for one slice.
     """
@@ -23,7 +25,7 @@ class Scan:
     name: str  # file stem, used for output folders
     metadata: dict = field(default_factory=dict)  # modality, study_date, patient_* ... when known
     warnings: list[str] = field(default_factory=list)
-    geometry: object | None = None  # nibabel canonical image (NIfTI) or DICOM origin, for writing masks
+    geometry: object | None = None  # NiftiGeometry (NIfTI) or {"origin_mm": ...} (DICOM), for writing masks
 
     @property
     def n_slices(self) -> int:

@@ -247,3 +247,69 @@ def test_dicom_with_flipped_orientation_is_shown_the_standard_way():
     ds.save_as(buf)
     flipped = load_scan(buf.getvalue(), "b.dcm").pixels[0]
     np.testing.assert_array_equal(flipped, standard)
+
+
+# ---------------------------------------------------------------- memory-lean storage
+
+def test_int16_nifti_stays_int16_and_matches_nibabel(sample_volume):
+    path, _, _ = sample_volume
+    scan = load_scan(path)
+    assert scan.pixels.dtype == np.int16  # not widened to float32: half the memory
+    ref = nib.as_closest_canonical(nib.load(str(path))).get_fdata()
+    np.testing.assert_array_equal(scan.pixels, ref.transpose(2, 1, 0)[:, ::-1, ::-1])
+
+
+def test_float_hu_nifti_is_held_as_int16_rounded_to_1_hu():
+    hu = np.linspace(-1000.4, 900.6, 40 * 40 * 6, dtype=np.float32).reshape(40, 40, 6)
+    scan = load_scan(_nifti_bytes(hu), "float.nii")
+    assert scan.is_hu and scan.pixels.dtype == np.int16
+    np.testing.assert_allclose(scan.pixels, np.rint(hu).transpose(2, 1, 0)[:, ::-1, ::-1], atol=0)
+
+
+def test_float_nifti_with_some_nan_is_filled_not_rounded():
+    hu = np.linspace(-900, 900, 40 * 40 * 6, dtype=np.float32).reshape(40, 40, 6)
+    hu[0, 0, :] = np.nan
+    scan = load_scan(_nifti_bytes(hu), "holes.nii")
+    assert np.isfinite(scan.pixels).all() and any("NaN" in w for w in scan.warnings)
+
+
+def test_truncated_nifti_gz_is_a_clear_error(sample_volume):
+    path, _, _ = sample_volume
+    data = path.read_bytes()
+    with pytest.raises(InputError, match="truncated or corrupt|not a valid NIfTI"):
+        load_scan(data[: len(data) // 2], "cut.nii.gz")
+
+
+def test_dicom_series_is_int16_when_rescale_is_integral_else_float(tmp_path):
+    for name, data in _series():
+        (tmp_path / name).write_bytes(data)
+    assert load_scan(tmp_path).pixels.dtype == np.int16
+    import pydicom
+
+    hu = np.full((48, 48), 40, np.int16)
+    hu[:, :10] = -1000
+    ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(hu, 0.0, 1)))
+    ds.RescaleSlope = 0.5
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    scan = load_scan(buf.getvalue(), "half.dcm")
+    assert scan.pixels.dtype == np.float32 and scan.pixels[0, 0, -1] == pytest.approx(0.5 * 1064 - 1024)
+
+
+def test_dicom_series_with_a_report_object_skips_it(tmp_path):
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, generate_uid
+
+    for name, data in _series():
+        (tmp_path / name).write_bytes(data)
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"  # Basic Text SR: no pixels
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    sr = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    sr.Modality, sr.SeriesInstanceUID = "SR", "1.2.3.4"
+    buf = io.BytesIO()
+    sr.save_as(buf, enforce_file_format=True)
+    (tmp_path / "report.dcm").write_bytes(buf.getvalue())
+    scan = load_scan(tmp_path)
+    assert scan.pixels.shape == (5, 48, 48) and any("ignored" in w for w in scan.warnings)

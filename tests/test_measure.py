@@ -92,3 +92,20 @@ def test_mean_hu_reported_when_hu_known():
     hu = np.where(tumor, 40.0, 110.0).astype(np.float32)
     s = measure_slice(liver, tumor, pixel_spacing_mm=(1, 1), hu=hu)
     assert s.tumor_mean_hu == 40.0 and s.liver_mean_hu == 110.0
+
+
+def test_volume_lesions_mean_hu_and_ids_match_a_full_labelling():
+    ndi = pytest.importorskip("scipy.ndimage")
+    rng = np.random.default_rng(11)
+    tumor = (ndi.gaussian_filter(rng.random((8, 64, 64)), 1.5) > 0.53).astype(np.uint8)
+    liver = np.ones_like(tumor)
+    hu = rng.integers(-100, 200, tumor.shape).astype(np.int16)
+    v, comps = measure_volume(liver, tumor, (2.0, 0.8, 0.8), hu)
+    ref, n = ndi.label(tumor)
+    assert v.lesion_count == n
+    for les in v.lesions:
+        m = np.stack([comps.slice_labels(z) for z in range(tumor.shape[0])]) == les.lesion_id
+        assert les.voxels == m.sum()
+        assert les.mean_hu == pytest.approx(round(float(hu[m].mean()), 1), abs=0.051)
+        assert len(np.unique(ref[m])) == 1  # one reference component per lesion
+    assert [l.voxels for l in v.lesions] == sorted((l.voxels for l in v.lesions), reverse=True)

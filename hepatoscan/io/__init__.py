@@ -9,7 +9,9 @@ import gzip
 import io
 import logging
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
+from typing import Callable
 
 import numpy as np
 
@@ -66,7 +68,7 @@ def load_scan(source: str | Path | bytes, filename: str | None = None,
         total = sum(p.stat().st_size for p in files)
         if total > limits.max_bytes:
             raise InputTooLargeError(f"{path.name}: {total / 1e6:.0f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB.")
-        return _series_scan([(str(p.relative_to(path)), p.read_bytes()) for p in files], path.name, limits)
+        return _series_scan([(str(p.relative_to(path)), _file_reader(p)) for p in files], path.name, limits)
     return _from_bytes(_read_path(path, limits), filename or path.name, limits)
 
 
@@ -90,7 +92,28 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits) -> Scan:
     return _checked(Scan(grey[None].astype(np.float32), False, None, fmt, _stem(name)), limits)
 
 
-def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, bytes]]:
+def _file_reader(path: Path) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return path.read_bytes()
+        except OSError as e:
+            raise InputError(f"{path.name}: cannot be read ({e}). Check the file's permissions.") from e
+    return read
+
+
+def _zip_reader(zf: zipfile.ZipFile, info: zipfile.ZipInfo, name: str) -> Callable[[], bytes]:
+    def read() -> bytes:
+        try:
+            return zf.read(info)
+        except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError, zlib.error) as e:
+            raise InputError(f"{name}: cannot read '{info.filename}' from the archive ({e}). "
+                             "Create it again.") from e
+    return read
+
+
+def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, Callable[[], bytes]]]:
+    """A .zip -> (entry name, reader) for each file, after the safety checks; entries are
+    decompressed one at a time when read."""
     try:
         zf = zipfile.ZipFile(io.BytesIO(data))
         infos = [i for i in zf.infolist() if not i.is_dir()]
@@ -115,47 +138,77 @@ def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, bytes]
         if base.lower().endswith(ARCHIVE_SUFFIXES) and not base.lower().endswith(".nii.gz"):
             raise UnsupportedFormatError(f"{name}: the archive contains another archive ('{entry}'). "
                                          "Nested archives are not read: unpack it and zip the DICOM files.")
-        try:
-            files.append((entry, zf.read(info)))
-        except (zipfile.BadZipFile, EOFError, ValueError, RuntimeError) as e:
-            raise InputError(f"{name}: cannot read '{entry}' from the archive ({e}). Create it again.") from e
+        files.append((entry, _zip_reader(zf, info, name)))
     if not files:
         raise InputError(f"{name}: the archive holds no files. Zip the .dcm files of one series.")
     return files
 
 
-def _series_scan(files: list[tuple[str, bytes]], name: str, limits: LoadLimits) -> Scan:
-    if len(files) == 1 and not dicom.is_dicom(files[0][1]):
-        return _from_bytes(files[0][1], files[0][0], limits)
+def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> Scan:
+    if len(files) == 1:
+        data = files[0][1]()
+        if not dicom.is_dicom(data):
+            return _from_bytes(data, files[0][0], limits)
+        files = [(files[0][0], lambda: data)]
     d = dicom.read_series(files, name, limits)
     fmt = "dicom-series" if d["pixels"].shape[0] > 1 else "dicom"
     return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], fmt, _stem(name), d["metadata"],
                          d["warnings"], geometry={"origin_mm": d.get("origin_mm")}), limits)
 
 
-def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
+class _ChunkedGzip(io.RawIOBase):
+    """A gzip stream whose ``readinto`` decompresses in chunks straight into the caller's buffer.
+    (``GzipFile.readinto`` reads the whole request into a temporary bytes object first, which
+    doubles the memory needed to read a volume.)"""
+
+    CHUNK = 1 << 20
+
+    def __init__(self, data: bytes):
+        super().__init__()
+        self._gz = gzip.GzipFile(fileobj=io.BytesIO(data))
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def seek(self, offset: int, whence: int = 0) -> int:
+        return self._gz.seek(offset, whence)
+
+    def tell(self) -> int:
+        return self._gz.tell()
+
+    def readinto(self, buffer) -> int:
+        view, done = memoryview(buffer).cast("B"), 0
+        while done < len(view):
+            n = self._gz.readinto(view[done:done + self.CHUNK])
+            if not n:
+                break
+            done += n
+        return done
+
+
+def _open_nifti(data: bytes, name: str, limits: LoadLimits):
+    """Bytes of a .nii or .nii.gz -> nibabel image whose voxels are read lazily from the stream,
+    so the decompressed file is never held in memory beside the voxel array."""
     import nibabel as nib
 
-    raw = data
-    if data[:2] == b"\x1f\x8b":
-        try:
-            with gzip.GzipFile(fileobj=io.BytesIO(data)) as f:
-                raw = f.read(limits.max_bytes + 1)
-        except (OSError, EOFError) as e:
-            raise InputError(f"{name}: the .nii.gz is corrupt or truncated ({e}). Export it again.") from e
-        if len(raw) > limits.max_bytes:
-            raise InputTooLargeError(f"{name}: unpacks to over {limits.max_bytes / 1e6:.0f} MB.")
-    img = None
+    errors = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
+              nib.wrapstruct.WrapStructError, ValueError, TypeError, EOFError, OSError, zlib.error)
     for cls in (nib.Nifti1Image, nib.Nifti2Image):
+        stream = _ChunkedGzip(data) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
+        holder = nib.FileHolder(fileobj=stream)
         try:
-            img = cls.from_bytes(raw)
-            break
-        except (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
-                nib.wrapstruct.WrapStructError, ValueError,
-                TypeError, EOFError, OSError):
+            return cls.from_file_map({"header": holder, "image": holder})
+        except errors:
             continue
-    if img is None:
-        raise InputError(f"{name}: not a valid NIfTI file. Export the volume again as .nii or .nii.gz.")
+    raise InputError(f"{name}: not a valid NIfTI file (corrupt, truncated or another format). "
+                     "Export the volume again as .nii or .nii.gz.")
+
+
+def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
+    img = _open_nifti(data, name, limits)
     shape = img.shape
     if len(shape) >= 4 and any(s > 1 for s in shape[3:]):
         raise UnsupportedFormatError(f"{name}: a {len(shape)}D NIfTI {tuple(shape)}; HepatoScan reads one "
@@ -166,16 +219,19 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
     if shape[2] > limits.max_slices or shape[0] * shape[1] > limits.max_pixels_per_slice:
         raise InputTooLargeError(f"{name}: volume {tuple(shape[:3])} exceeds the limits "
                                  f"({limits.max_slices} slices, {limits.max_pixels_per_slice:,} pixels a slice).")
+    if n_vox * img.get_data_dtype().itemsize > limits.max_bytes:
+        raise InputTooLargeError(f"{name}: unpacks to {n_vox * img.get_data_dtype().itemsize / 1e6:.0f} MB, "
+                                 f"over the limit of {limits.max_bytes / 1e6:.0f} MB.")
     try:
-        pixels, spacing, canonical = read_nifti(img)
-    except (EOFError, ValueError, OSError, TypeError) as e:
+        pixels, spacing, geometry = read_nifti(img)
+    except (EOFError, ValueError, OSError, TypeError, zlib.error) as e:
         raise InputError(f"{name}: the NIfTI data are truncated or corrupt ({e}); {n_vox:,} voxels "
                          "were declared. Export it again.") from e
-    if np.isnan(pixels).all():
+    if pixels.dtype.kind == "f" and all(np.isnan(s).all() for s in pixels):
         raise InputError(f"{name}: every value is NaN; the file holds no image.")
     lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
     is_hu = not (lo >= 0 and hi <= 255)
-    scan = Scan(pixels, bool(is_hu), spacing, "nifti", _stem(name), warnings=[], geometry=canonical)
+    scan = Scan(pixels, bool(is_hu), spacing, "nifti", _stem(name), warnings=[], geometry=geometry)
     if not is_hu and hi > lo:
         scan.warnings.append("Values lie in 0..255, so the volume is read as display grey levels, "
                              "not HU; the window is estimated from each slice.")
@@ -193,15 +249,17 @@ def _checked(scan: Scan, limits: LoadLimits) -> Scan:
                                  f"{limits.max_pixels_per_slice:,}.")
     if z > limits.max_slices:
         raise InputTooLargeError(f"{scan.name}: {z} slices, over the limit of {limits.max_slices}.")
-    nan = ~np.isfinite(scan.pixels)
-    if nan.all():
-        raise InputError(f"{scan.name}: every value is NaN or infinite; the file holds no image.")
-    if nan.any():
+    pixels = scan.pixels
+    if pixels.dtype.kind == "f" and not (np.isfinite(pixels.min()) and np.isfinite(pixels.max())):
+        nan = ~np.isfinite(pixels)
+        if nan.all():
+            raise InputError(f"{scan.name}: every value is NaN or infinite; the file holds no image.")
         fill = -1024.0 if scan.is_hu else 0.0
-        scan.pixels = np.where(nan, fill, scan.pixels).astype(np.float32)
+        scan.pixels = pixels = np.where(nan, fill, pixels).astype(np.float32)
         scan.warnings.append(f"{int(nan.sum()):,} NaN/infinite values were replaced by {fill:g}.")
-    if float(scan.pixels.max()) == float(scan.pixels.min()):
-        raise InputError(f"{scan.name}: every pixel has the same value ({float(scan.pixels.min()):g}): "
+    if float(pixels.max()) == float(pixels.min()):
+        raise InputError(f"{scan.name}: every pixel has the same value ({float(pixels.min()):g}): "
                          "the image is blank. Check the export.")
-    scan.pixels = np.ascontiguousarray(scan.pixels, dtype=np.float32)
+    if pixels.dtype.kind not in "iu" and pixels.dtype != np.float32:
+        scan.pixels = pixels.astype(np.float32)  # integers stay as stored: int16 HU is half of float32
     return scan

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import logging
+from typing import Callable
 
 import numpy as np
 
@@ -26,19 +27,32 @@ def is_dicom(data: bytes) -> bool:
     return len(data) >= 132 and data[128:132] == b"DICM"
 
 
-def parse(data: bytes, name: str):
-    """Bytes -> pydicom Dataset, or InputError with a clear message."""
+def parse(data: bytes, name: str, stop_before_pixels: bool = False):
+    """Bytes -> pydicom Dataset (only the header with ``stop_before_pixels``), or InputError."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
-        return pydicom.dcmread(io.BytesIO(data), force=not is_dicom(data))
+        ds = pydicom.dcmread(io.BytesIO(data), force=not is_dicom(data), stop_before_pixels=stop_before_pixels)
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, AttributeError, OSError) as e:
         raise InputError(f"{name}: not a valid DICOM file ({e}). Export the study again as DICOM.") from e
+    if getattr(ds, "buffer", None) is not None:
+        ds.buffer = None  # every element is read already; keeping the file's bytes would double the memory
+    return ds
+
+
+def _rescale(arr: np.ndarray, slope: float, intercept: float) -> np.ndarray:
+    """Stored values -> HU. int16 where slope and intercept are whole numbers and the result fits
+    (nearly all CT: slope 1, intercept -1024), which is half the memory of float32; else float32."""
+    if arr.dtype.kind in "iu" and float(slope).is_integer() and float(intercept).is_integer() and arr.size:
+        ends = [int(arr.min()) * int(slope) + int(intercept), int(arr.max()) * int(slope) + int(intercept)]
+        if min(ends) >= np.iinfo(np.int16).min and max(ends) <= np.iinfo(np.int16).max:
+            return (arr.astype(np.int32) * int(slope) + int(intercept)).astype(np.int16)
+    return arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
 
 
 def _pixels_hu(ds, name: str) -> np.ndarray:
-    """Dataset -> (H, W) float32 HU (RescaleSlope/Intercept applied)."""
+    """Dataset -> (H, W) HU (RescaleSlope/Intercept applied): int16 where exact, else float32."""
     if "PixelData" not in ds:
         raise InputError(f"{name}: the DICOM file holds no image (no PixelData): is it a DICOMDIR, "
                          "a report or a structured-report object? Upload the image files of the series.")
@@ -61,7 +75,7 @@ def _pixels_hu(ds, name: str) -> np.ndarray:
         raise UnsupportedFormatError(f"{name}: DICOM pixel array has shape {arr.shape}; expected one 2D slice.")
     slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
     intercept = float(getattr(ds, "RescaleIntercept", 0.0) or 0.0)
-    return _to_display(arr.astype(np.float32) * slope + intercept, ds)
+    return _to_display(_rescale(arr, slope, intercept), ds)
 
 
 def _to_display(arr: np.ndarray, ds) -> np.ndarray:
@@ -129,17 +143,40 @@ def _slice_position(ds) -> float | None:
     return float(ipp[2])
 
 
-def read_series(files: list[tuple[str, bytes]], name: str, limits: LoadLimits) -> dict:
+def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
+    """Ordered (file name, header) pairs -> (Z, H, W) HU. Each file is read and decoded again,
+    one at a time, straight into one array: the encoded series is never all in memory."""
+    out = None
+    for i, (f, _) in enumerate(headers):
+        s = _pixels_hu(parse(readers[f](), f), f)
+        if out is None:
+            out = np.empty((len(headers), *s.shape), s.dtype)
+        if s.shape != out.shape[1:]:
+            raise InputError(f"{name}: the series mixes slice sizes ({out.shape[2]} x {out.shape[1]} and "
+                             f"{s.shape[1]} x {s.shape[0]} in '{f}'); upload one series whose slices all "
+                             "have the same size.")
+        if not np.can_cast(s.dtype, out.dtype, "same_kind") or (s.dtype.kind == "f" and out.dtype.kind != "f"):
+            out = out.astype(np.float32)
+        out[i] = s
+    return out
+
+
+def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> dict:
     """Several DICOM files of one series -> dict like :func:`read_single`, pixels (Z, H, W),
-    Z ordered from feet to head by ImagePositionPatient (InstanceNumber as a fallback)."""
+    Z ordered from feet to head by ImagePositionPatient (InstanceNumber as a fallback).
+
+    files: (name, reader) pairs. Headers are read first (to choose, order and check the slices),
+    then the pixels one file at a time, so memory holds the volume and one file, not the series."""
     datasets, skipped = [], []
-    for fname, data in files:
+    for fname, read in files:
+        data = read()  # a file that cannot be read stops the load with its own message
         try:
-            datasets.append((fname, parse(data, fname)))
+            datasets.append((fname, parse(data, fname, stop_before_pixels=True)))
         except InputError:
             skipped.append(fname)
-    skipped += [f for f, ds in datasets if "PixelData" not in ds]
-    datasets = [(f, ds) for f, ds in datasets if "PixelData" in ds]
+    # Image objects carry Rows; DICOMDIR, reports and structured reports do not.
+    skipped += [f for f, ds in datasets if "Rows" not in ds]
+    datasets = [(f, ds) for f, ds in datasets if "Rows" in ds]
     if not datasets:
         raise InputError(f"{name}: no DICOM images found among {len(files)} files. Upload a folder "
                          "or .zip holding the .dcm files of one CT series.")
@@ -163,11 +200,7 @@ def read_series(files: list[tuple[str, bytes]], name: str, limits: LoadLimits) -
         order = np.argsort([int(getattr(ds, "InstanceNumber", 0) or 0) for _, ds in datasets], kind="stable")
         warnings.append("ImagePositionPatient missing: slices ordered by InstanceNumber.")
     datasets = [datasets[i] for i in order]
-    slices = [_pixels_hu(ds, f) for f, ds in datasets]
-    shapes = {s.shape for s in slices}
-    if len(shapes) > 1:
-        raise InputError(f"{name}: the series mixes slice sizes {sorted(shapes)}; upload one series "
-                         "whose slices all have the same size.")
+    pixels = _stack_slices(datasets, dict(files), name)
     first = datasets[0][1]
     ps = _pixel_spacing(first)
     if all(p is not None for p in positions) and len(positions) > 1:
@@ -176,7 +209,7 @@ def read_series(files: list[tuple[str, bytes]], name: str, limits: LoadLimits) -
         dz = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 0) or None
     if skipped:
         warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
-    return {"pixels": np.stack(slices), "is_hu": _is_hu(first),
+    return {"pixels": pixels, "is_hu": _is_hu(first),
             "spacing_mm": (dz, *ps) if ps else None, "metadata": metadata(first),
             "warnings": _modality_warnings(first) + warnings,
             "origin_mm": [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])]}

@@ -1,26 +1,58 @@
-"""NIfTI (.nii, .nii.gz) volumes -> (Z, H, W) arrays shown the radiological way."""
+"""NIfTI (.nii, .nii.gz) volumes -> (Z, H, W) arrays shown the radiological way.
+
+Memory: the voxels are decompressed once, straight into their final array (no copy of the
+decompressed file, no float32 copy of integer data); the display orientation is a view of it.
+"""
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 import numpy as np
 
 from ..errors import InputError
 
+INT16_RANGE = (np.iinfo(np.int16).min, np.iinfo(np.int16).max)
+
+
+@dataclass(frozen=True)
+class NiftiGeometry:
+    """Where a NIfTI volume's voxels lie: the 4x4 affine of its RAS-canonical orientation, so that
+    masks in display axes can be written back with :func:`from_display_axes`."""
+
+    affine: np.ndarray
+
 
 def to_display_axes(data_xyz: np.ndarray) -> np.ndarray:
-    """RAS-canonical (X, Y, Z) array -> (Z, H, W): anterior up, patient right on the image left,
-    Z increasing toward the head. Inverse: :func:`from_display_axes`."""
-    return np.ascontiguousarray(np.asarray(data_xyz).transpose(2, 1, 0)[:, ::-1, ::-1])
+    """RAS-canonical (X, Y, Z) array -> (Z, H, W) view: anterior up, patient right on the image
+    left, Z increasing toward the head. No copy is made. Inverse: :func:`from_display_axes`."""
+    return np.asarray(data_xyz).transpose(2, 1, 0)[:, ::-1, ::-1]
 
 
 def from_display_axes(data_zyx: np.ndarray) -> np.ndarray:
-    """(Z, H, W) display array -> RAS-canonical (X, Y, Z) array."""
-    return np.ascontiguousarray(np.asarray(data_zyx)[:, ::-1, ::-1].transpose(2, 1, 0))
+    """(Z, H, W) display array -> RAS-canonical (X, Y, Z) view (no copy; nibabel writes views)."""
+    return np.asarray(data_zyx)[:, ::-1, ::-1].transpose(2, 1, 0)
 
 
-def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], "object"]:
-    """A nibabel image -> ((Z, H, W) float32 values, spacing (z, y, x) mm, canonical image).
+def _compact(display: np.ndarray) -> np.ndarray:
+    """Float voxels -> int16 (rounded to 1 HU) when they fit, slice by slice: half the memory of
+    float32 and far below what the model resolves (its window is 400 HU over 256 levels)."""
+    if display.dtype.kind in "iub":
+        return display
+    lo, hi = display.min(), display.max()  # NaN propagates: such volumes stay float for the caller
+    if not (np.isfinite(lo) and np.isfinite(hi)) or lo < INT16_RANGE[0] or hi > INT16_RANGE[1] or hi - lo <= 255:
+        # NaN/inf are handled by the caller; 0..255 volumes are display grey levels: keep them exact.
+        return np.asarray(display, np.float32)
+    out = np.empty(display.shape, np.int16)
+    for z in range(display.shape[0]):
+        np.rint(display[z], out=out[z], casting="unsafe")
+    return out
 
-    The canonical image is kept so masks can be written back with the input's geometry.
+
+def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], NiftiGeometry]:
+    """A nibabel image -> ((Z, H, W) voxel values, spacing (z, y, x) mm, geometry).
+
+    The values are the stored integers (int16 for most CT) or, for float files, int16 HU rounded
+    to 1 HU where they fit, float32 otherwise. The array may be a strided view: index slices.
     """
     import nibabel as nib
 
@@ -30,10 +62,9 @@ def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], "object"]:
         raise InputError(
             f"NIfTI has {len(img.shape)} dimensions {tuple(img.shape)}; HepatoScan reads 3D CT volumes. "
             "Export a single 3D volume (one time point / one channel) and try again.")
-    canonical = nib.as_closest_canonical(img)
+    canonical = nib.as_closest_canonical(img)  # flips/transposes are views of the one array
     data = np.asanyarray(canonical.dataobj)  # stored dtype (often int16), scaled if the header says so
     zooms = canonical.header.get_zooms()[:3]
     spacing_zyx = (float(zooms[2]), float(zooms[1]), float(zooms[0]))
-    # One float32 copy, made directly in display order (no intermediate float copy).
-    display = np.asarray(data).transpose(2, 1, 0)[:, ::-1, ::-1].astype(np.float32, order="C")
-    return display, spacing_zyx, canonical
+    display = _compact(to_display_axes(data))
+    return display, spacing_zyx, NiftiGeometry(np.array(canonical.affine))
