@@ -235,6 +235,8 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                      "epochs_planned": config["train"]["epochs"], "epochs_run": _epochs_run(run),
                      "steps_per_epoch": config["train"]["steps_per_epoch"], "batch_size": config["train"]["batch_size"],
                      "optimizer": "Adam, cosine-decayed learning rate",
+                     "learning_rate": [config["train"]["learning_rate"], config["train"]["lr_final"]],
+                     "fine_tuned_from": _base_run(config["train"].get("init")),
                      "loss": "BCE + soft Dice per channel; tumor channel masked on tumor-unlabelled sources "
                              "except around synthetic tumors",
                      "augmentation": config["augment"], "git_commit": config["git_commit"]},
@@ -243,6 +245,20 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                 "non-commercial; data are not redistributed with the model",
         "intended_use": "research only; not a medical device",
     }
+
+
+def _base_run(init: str | None) -> dict | None:
+    """What a fine-tuned model started from: the base run's recipe in brief (None: trained from scratch)."""
+    if not init:
+        return None
+    base = Path(init).parent
+    out = {"model": init, "epochs_run": _epochs_run(base)}
+    if (base / "config.json").exists():
+        cfg = json.loads((base / "config.json").read_text())
+        out.update(steps_per_epoch=cfg["train"]["steps_per_epoch"], batch_size=cfg["train"]["batch_size"],
+                   learning_rate=[cfg["train"]["learning_rate"], cfg["train"]["lr_final"]],
+                   git_commit=cfg["git_commit"])
+    return out
 
 
 def _epochs_run(run: Path) -> int:

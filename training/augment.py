@@ -28,6 +28,12 @@ class AugmentConfig:
     p_hu_window: float = 0.35  # HU slices fed through the model's own window (the CT path)
     width_hu: tuple[float, float] = (120.0, 2500.0)  # random export windows, log-uniform
     level_hu: tuple[float, float] = (-120.0, 150.0)
+    # Narrow "liver" windows (W150/L30 and the like) clip fat to black and enhanced liver to white,
+    # so the model must find the liver by shape; a share of the 8-bit renders is drawn from them.
+    # (runs/v2 used 0.0; the v3 fine-tune 0.3.)
+    p_narrow_window: float = 0.3
+    narrow_width_hu: tuple[float, float] = (100.0, 250.0)
+    narrow_level_hu: tuple[float, float] = (0.0, 120.0)
     p_gamma: float = 0.25
     gamma: tuple[float, float] = (0.6, 1.6)
     p_jpeg: float = 0.3
@@ -99,8 +105,11 @@ def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: Aug
         img = img + rng.normal(0, rng.uniform(0, cfg.noise_hu), img.shape).astype(np.float32)
         if rng.random() < cfg.p_hu_window:
             return window_hu(img, spec.window_hu)
-        width = float(np.exp(rng.uniform(*np.log(cfg.width_hu))))
-        level = rng.uniform(*cfg.level_hu)
+        if rng.random() < cfg.p_narrow_window:
+            width, level = rng.uniform(*cfg.narrow_width_hu), rng.uniform(*cfg.narrow_level_hu)
+        else:
+            width = float(np.exp(rng.uniform(*np.log(cfg.width_hu))))
+            level = rng.uniform(*cfg.level_hu)
         gamma = rng.uniform(*cfg.gamma) if rng.random() < cfg.p_gamma else 1.0
         gray = render_8bit(img, (level - width / 2, level + width / 2), gamma)
     else:

@@ -44,6 +44,7 @@ class TrainConfig:
     mix: tuple[float, float, float, float] = (0.25, 0.25, 0.4, 0.1)
     seed: int = 117
     max_minutes: float = 55.0  # stop early (after an epoch) to keep within the CPU budget
+    init: str | None = None  # a .keras model to fine-tune from instead of a fresh network
 
 
 class SampleSource:
@@ -141,7 +142,11 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
               "sources": sorted({c.source for c in split["train"]})}
     (out / "config.json").write_text(json.dumps(config, indent=1))
 
-    model = build_unet(unet)
+    if cfg.init:
+        log.info("fine-tuning from %s", cfg.init)
+        model = keras.models.load_model(cfg.init, compile=False)
+    else:
+        model = build_unet(unet)
     total_steps = cfg.epochs * cfg.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps,
                                                       alpha=cfg.lr_final / cfg.learning_rate)
@@ -167,10 +172,14 @@ def main(argv=None):
     p.add_argument("--base-filters", type=int, default=UNetConfig.base_filters)
     p.add_argument("--max-minutes", type=float, default=TrainConfig.max_minutes)
     p.add_argument("--seed", type=int, default=TrainConfig.seed)
+    p.add_argument("--lr", type=float, default=TrainConfig.learning_rate, help="initial Adam learning rate")
+    p.add_argument("--lr-final", type=float, default=TrainConfig.lr_final)
+    p.add_argument("--init", help="fine-tune this .keras model (e.g. runs/v2/model.keras)")
     a = p.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
-                      max_minutes=a.max_minutes, seed=a.seed)
+                      max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
+                      init=a.init)
     train(a.data, a.out, cfg, UNetConfig(base_filters=a.base_filters), AugmentConfig())
 
 
