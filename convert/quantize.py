@@ -257,7 +257,7 @@ def _base_run(init: str | None) -> dict | None:
         cfg = json.loads((base / "config.json").read_text())
         out.update(steps_per_epoch=cfg["train"]["steps_per_epoch"], batch_size=cfg["train"]["batch_size"],
                    learning_rate=[cfg["train"]["learning_rate"], cfg["train"]["lr_final"]],
-                   git_commit=cfg["git_commit"])
+                   git_commit=cfg["git_commit"], fine_tuned_from=_base_run(cfg["train"].get("init")))
     return out
 
 

@@ -34,6 +34,11 @@ class AugmentConfig:
     p_narrow_window: float = 0.3
     narrow_width_hu: tuple[float, float] = (100.0, 250.0)
     narrow_level_hu: tuple[float, float] = (0.0, 120.0)
+    # Windows placed on the sample's own liver: the window's top falls just below or at the liver's
+    # median HU, so an enhanced liver saturates to white as in a W150/L30 export of a bright liver.
+    # HU slices are rendered so; 8-bit slices are re-windowed so. (v2 and v3 used 0.0; v4 0.2.)
+    p_liver_clip_window: float = 0.2
+    liver_clip_offset_hu: tuple[float, float] = (-40.0, 10.0)  # window top minus the liver's median HU
     p_gamma: float = 0.25
     gamma: tuple[float, float] = (0.6, 1.6)
     p_jpeg: float = 0.3
@@ -99,13 +104,21 @@ def _jpeg(gray: np.ndarray, quality: int) -> np.ndarray:
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())), np.uint8)
 
 
-def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: AugmentConfig) -> np.ndarray:
-    """(H, W) HU or grey -> (H, W) float32 in [0, 1] through the runtime's preprocessing."""
+def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: AugmentConfig,
+                    liver_level: float | None = None, units_per_hu: float = 1.0) -> np.ndarray:
+    """(H, W) HU or grey -> (H, W) float32 in [0, 1] through the runtime's preprocessing.
+    liver_level: median value (HU or grey) of the slice's liver, or None, for liver-clipping
+    windows; units_per_hu: grey levels per HU of an 8-bit source (1 for HU)."""
+    clip_liver = liver_level is not None and rng.random() < cfg.p_liver_clip_window
+    top_minus_liver_hu = rng.uniform(*cfg.liver_clip_offset_hu)
     if is_hu:
         img = img + rng.normal(0, rng.uniform(0, cfg.noise_hu), img.shape).astype(np.float32)
         if rng.random() < cfg.p_hu_window:
             return window_hu(img, spec.window_hu)
-        if rng.random() < cfg.p_narrow_window:
+        if clip_liver:
+            width = rng.uniform(*cfg.narrow_width_hu)
+            level = liver_level + top_minus_liver_hu - width / 2
+        elif rng.random() < cfg.p_narrow_window:
             width, level = rng.uniform(*cfg.narrow_width_hu), rng.uniform(*cfg.narrow_level_hu)
         else:
             width = float(np.exp(rng.uniform(*np.log(cfg.width_hu))))
@@ -114,7 +127,11 @@ def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: Aug
         gray = render_8bit(img, (level - width / 2, level + width / 2), gamma)
     else:
         g = img.astype(np.float32)
-        if rng.random() < 0.6:  # re-window the export: contrast and brightness change
+        if clip_liver:  # re-window the export narrowly, its top at the liver: g -> 255 (1 - d / W)
+            width = rng.uniform(*cfg.narrow_width_hu)
+            stretch = (255.0 / units_per_hu) / width  # source window width / new width
+            g = (g - liver_level) * stretch + 255.0 * (1.0 - top_minus_liver_hu / width)
+        elif rng.random() < 0.6:  # re-window the export: contrast and brightness change
             s = float(np.exp(rng.uniform(np.log(0.25), np.log(1.8))))
             g = (g - 128.0) * s + 128.0 + rng.uniform(-40, 40)
         g = np.clip(g, 0, 255) / 255.0
@@ -146,7 +163,9 @@ def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpe
     known = ndi.affine_transform(known.astype(np.uint8), m, off, output_shape=out_hw, order=0) > 0
     if rng.random() < cfg.p_lowres:
         img = ndi.zoom(ndi.zoom(img, 0.5, order=1), 2.0, order=1)[: out_hw[0], : out_hw[1]]
-    x = _to_model_input(img.astype(np.float32), is_hu, rng, spec, cfg)
+    liver = lab == 1
+    liver_level = float(np.median(img[liver])) if liver.sum() > 50 else None
+    x = _to_model_input(img.astype(np.float32), is_hu, rng, spec, cfg, liver_level, lc.units_per_hu())
     y = np.stack([lab >= 1, lab == 2, np.ones(out_hw, bool), known], -1).astype(np.float32)
     return x[..., None], y
 
