@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import statistics
 import subprocess
 import sys
@@ -88,7 +87,7 @@ def pipeline_figures() -> dict:
 
 
 PEAK_RSS_SCRIPT = """
-import resource, sys
+import sys
 sys.path.insert(0, {root!r})
 from hepatoscan.pipeline import analyze, write_outputs
 from hepatoscan.predictor import Predictor
@@ -96,7 +95,10 @@ p = Predictor.from_model_dir()
 r = analyze(p, {path!r})
 if {outputs!r}:
     write_outputs(r, {outputs!r}, pdf=True)
-print(r.scan.pixels.shape, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+# VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child of this (large,
+# Keras-holding) benchmark process would report the parent's size.
+hwm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
+print(r.scan.pixels.shape, hwm_kb / 1024)
 """
 
 
