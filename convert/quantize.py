@@ -184,6 +184,7 @@ def main(argv=None):
     for kind, blob in blobs.items():
         (a.run / f"hepatoscan_unet_{kind.replace('-', '_')}.tflite").write_bytes(blob)
     fname = f"hepatoscan_unet_{ship.replace('-', '_')}.tflite"
+    _remove_shipped(a.out)
     (a.out / fname).write_bytes(blobs[ship])
     (a.run / "quantization.json").write_text(json.dumps(report, indent=1))
     card = build_card(config, a.run, fname, blobs[ship], ship, report, spec, thresholds, a.version)
@@ -193,6 +194,14 @@ def main(argv=None):
     # The float source model (no optimizer state): for the agreement test and for fine-tuning.
     (a.out / "source").mkdir(exist_ok=True)
     model.save(a.out / "source" / "hepatoscan_unet.keras")
+
+
+def _remove_shipped(out: Path) -> None:
+    """The output folder holds one shipped model: drop an earlier one (it may be another variant)."""
+    for old in out.glob("hepatoscan_unet_*.tflite"):
+        old.unlink()
+        old.with_suffix(".json").unlink(missing_ok=True)
+        log.info("removed the previously shipped %s and its card", old.name)
 
 
 def update_card(run: Path, out: Path, config: dict, spec: InputSpec, version: str) -> None:

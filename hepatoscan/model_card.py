@@ -65,12 +65,18 @@ def find_card(model_dir: str | Path, name: str | None = None) -> ModelCard:
         raise ModelError(f"model folder {model_dir} does not exist; pass the folder that holds the "
                          ".tflite and its .json card (the repository's models/).")
     cards = sorted(model_dir.glob("*.json"))
+    matches = []
     for path in cards:
         try:
             raw = json.loads(path.read_text())
         except (OSError, json.JSONDecodeError):
             continue
         if (name and raw.get("name") == name) or (not name and raw.get("default") is True):
-            return ModelCard.from_json(path)
+            matches.append(path)
+    if len(matches) > 1:
+        raise ModelError(f"{len(matches)} cards in {model_dir} match ({', '.join(p.name for p in matches)}); "
+                         "keep one model per folder, or pass the card's name.")
+    if matches:
+        return ModelCard.from_json(matches[0])
     raise ModelError(f"no {'card named ' + name if name else 'default model card'} in {model_dir} "
                      f"({len(cards)} .json files). Restore models/ from the repository.")

@@ -41,6 +41,15 @@ def test_tampered_model_is_refused(tmp_path):
         Predictor.from_model_dir(tmp_path)
 
 
+def test_two_default_cards_are_refused_not_picked_at_random(tmp_path):
+    card = find_card(MODELS)
+    for stem in ("a", "b"):
+        (tmp_path / f"{stem}.json").write_text(json.dumps(card.raw))
+    with pytest.raises(ModelError, match="2 cards .* match"):
+        find_card(tmp_path)
+    assert find_card(tmp_path / "a.json").name == card.name  # naming the card still works
+
+
 def test_missing_model_folder_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="no default model card"):
         Predictor.from_model_dir(tmp_path)
