@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .morphology import Components, label
+from .morphology import Components
 
 RECIST_MIN_MM = 10.0
 
@@ -133,12 +133,8 @@ def lesion_diameters(mask: np.ndarray, sy: float, sx: float) -> tuple[float, flo
 
 def lesions_by_size(tumor: np.ndarray) -> tuple[np.ndarray, int]:
     """(H, W) or (Z, H, W) bool -> (integer lesion ids, n): components numbered 1..n by decreasing size."""
-    labels, n = label(tumor)
-    sizes = np.bincount(labels.ravel(), minlength=n + 1)[1:]
-    remap = np.zeros(n + 1, labels.dtype)
-    remap[np.argsort(-sizes, kind="stable") + 1] = np.arange(1, n + 1)
-    np.take(remap, labels, out=labels)  # in place: no second full-size copy
-    return labels, n
+    comps = Components.of(tumor).renumbered_by_size()
+    return comps.labels(), comps.n
 
 
 def _mean(values: np.ndarray) -> float | None:
@@ -208,9 +204,18 @@ def _run_sums(comps: Components, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _lesion_mask(comps: Components, lid: int, z: int) -> np.ndarray:
-    """(H, W) bool of lesion ``lid`` on slice z."""
-    return comps.slice_labels(z) == lid
+def _largest_slices(comps: Components, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
+    """-> ((n + 1,) slice where each component has most voxels (lowest on ties), (n + 1,) those
+    voxels); index 0 unused. Sparse over (component, slice) pairs that occur."""
+    key = comps.comp.astype(np.int64) * n_slices + comps.run_slice
+    pairs, inverse = np.unique(key, return_inverse=True)
+    counts = np.bincount(inverse, weights=comps.lengths).astype(np.int64)
+    comp_of, z_of = pairs // n_slices, pairs % n_slices
+    order = np.lexsort((z_of, -counts, comp_of))  # by component, then most voxels, then lowest z
+    first = order[np.r_[True, comp_of[order][1:] != comp_of[order][:-1]]]
+    z_best, area = np.zeros(comps.n + 1, np.int64), np.zeros(comps.n + 1, np.int64)
+    z_best[comp_of[first]], area[comp_of[first]] = z_of[first], counts[first]
+    return z_best, area
 
 
 def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndarray | None = None):
@@ -226,21 +231,18 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
     n = comps.n
     sy, sx = (spacing_mm[1], spacing_mm[2]) if spacing_mm else (1.0, 1.0)
     sizes = comps.sizes()
-    z_of_run = comps.run_slice
-    # Voxels of each lesion on each slice: (n + 1, Z).
-    per_slice = np.zeros((n + 1, tumor.shape[0]), np.int64)
-    np.add.at(per_slice, (comps.comp, z_of_run), comps.lengths)
+    largest_z, largest_area = _largest_slices(comps, tumor.shape[0])
     hu_sums = np.bincount(comps.comp, weights=_run_sums(comps, hu), minlength=n + 1) if hu is not None and n else None
     lesions = []
     for lid in range(1, n + 1):
-        z = int(np.argmax(per_slice[lid]))
-        m = _lesion_mask(comps, lid, z)
+        z = int(largest_z[lid])
+        m = comps.slice_labels(z) == lid
         long_u, _ = lesion_diameters(m, sy, sx)
         voxels = int(sizes[lid])
         lesions.append(Lesion3D(
             lesion_id=lid, voxels=voxels,
             volume_ml=round(float(voxels * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
-            largest_area_mm2=round(float(per_slice[lid, z] * sy * sx), 1) if spacing_mm else None,
+            largest_area_mm2=round(float(largest_area[lid] * sy * sx), 1) if spacing_mm else None,
             longest_diameter_mm=round(long_u, 1) if spacing_mm else None,
             longest_diameter_px=round(lesion_diameters(m, 1.0, 1.0)[0], 1),
             mean_hu=round(float(hu_sums[lid] / voxels), 1) if hu_sums is not None else None))

@@ -106,6 +106,9 @@ def test_volume_lesions_mean_hu_and_ids_match_a_full_labelling():
     for les in v.lesions:
         m = np.stack([comps.slice_labels(z) for z in range(tumor.shape[0])]) == les.lesion_id
         assert les.voxels == m.sum()
+        per_slice = m.sum((1, 2))
+        assert les.largest_slice == int(np.argmax(per_slice))
+        assert les.largest_area_mm2 == pytest.approx(round(float(per_slice.max() * 0.8 * 0.8), 1))
         assert les.mean_hu == pytest.approx(round(float(hu[m].mean()), 1), abs=0.051)
         assert len(np.unique(ref[m])) == 1  # one reference component per lesion
     assert [l.voxels for l in v.lesions] == sorted((l.voxels for l in v.lesions), reverse=True)

@@ -189,7 +189,7 @@ class _ChunkedGzip(io.RawIOBase):
         return done
 
 
-def _open_nifti(data: bytes, name: str, limits: LoadLimits):
+def _open_nifti(data: bytes, name: str):
     """Bytes of a .nii or .nii.gz -> nibabel image whose voxels are read lazily from the stream,
     so the decompressed file is never held in memory beside the voxel array."""
     import nibabel as nib
@@ -208,7 +208,7 @@ def _open_nifti(data: bytes, name: str, limits: LoadLimits):
 
 
 def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
-    img = _open_nifti(data, name, limits)
+    img = _open_nifti(data, name)
     shape = img.shape
     if len(shape) >= 4 and any(s > 1 for s in shape[3:]):
         raise UnsupportedFormatError(f"{name}: a {len(shape)}D NIfTI {tuple(shape)}; HepatoScan reads one "

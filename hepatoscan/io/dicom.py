@@ -155,7 +155,7 @@ def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
             raise InputError(f"{name}: the series mixes slice sizes ({out.shape[2]} x {out.shape[1]} and "
                              f"{s.shape[1]} x {s.shape[0]} in '{f}'); upload one series whose slices all "
                              "have the same size.")
-        if not np.can_cast(s.dtype, out.dtype, "same_kind") or (s.dtype.kind == "f" and out.dtype.kind != "f"):
+        if s.dtype.kind == "f" and out.dtype.kind != "f":  # slices are int16 or float32
             out = out.astype(np.float32)
         out[i] = s
     return out
