@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 FAT_HU = -100.0  # subcutaneous and visceral fat
 SOFT_TISSUE_HU = 70.0  # median of abdominal soft tissue above fat (muscle, liver, spleen, vessels)
 FALLBACK_WIDTH_HU = 350.0  # the usual abdominal window, assumed when fat is clipped to black
+AIR_MAX_HU = -600.0  # modes darker than fat must map below this (air about -1000, lung -900 to -700)
 
 
 @dataclass(frozen=True)
@@ -104,14 +105,35 @@ def _local_maxima(h: np.ndarray, lo: int, hi: int) -> list[int]:
     return [i for i in range(max(lo, 1), min(hi, len(h) - 1)) if h[i] >= h[i - 1] and h[i] > h[i + 1]]
 
 
+def _soft_median(inner: np.ndarray, start: int) -> int:
+    """Median grey level of the histogram ``inner`` from ``start`` on (saturated ends excluded)."""
+    cdf = np.cumsum(inner[start:253])
+    return start + int(np.searchsorted(cdf, cdf[-1] / 2.0))
+
+
+def _clear_modes(h: np.ndarray, top: int) -> list[tuple[int, int]]:
+    """(mode, valley after it) of the smoothed histogram ``h`` below its top: modes of at least 8%
+    of the top with a valley under 85% of their height before the top, darkest first."""
+    modes = []
+    for p in _local_maxima(h, 3, top):
+        if h[p] < 0.08 * h[top]:
+            continue
+        v = p + int(np.argmin(h[p:top + 1]))
+        if h[v] < 0.85 * h[p] and v > p:
+            modes.append((p, v))
+    return modes
+
+
 def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     """Estimate the HU window an 8-bit CT export was rendered with, from its histogram alone.
 
     gray: (H, W) array of grey levels in [0, 255] (uint8 or float).
-    Fat is the darkest clear mode of the histogram (saturated ends excluded); soft tissue is the
-    median grey level above the valley that follows it. Two landmarks at known HU give the linear
-    grey->HU map. When fat is clipped to black (narrow windows), the usual abdominal width is
-    assumed around the soft-tissue median.
+    Fat is a clear mode of the histogram (saturated ends excluded); soft tissue is the median grey
+    level above the valley that follows it. Two landmarks at known HU give the linear grey->HU map.
+    Of the clear modes, fat is the one nearest the soft tissue whose map puts every darker mode at
+    air or lung (below AIR_MAX_HU): in wide windows (W2000/L0) the lungs, or the noise tail of the
+    clipped air, also form modes, darker than fat. When no mode qualifies (fat clipped to black in
+    narrow windows), the usual abdominal width is assumed around the soft-tissue median.
     """
     g = np.clip(np.asarray(gray, np.float32), 0, 255)
     hist = np.bincount(np.rint(g).astype(np.int64).ravel(), minlength=256)[:256].astype(np.float64)
@@ -121,28 +143,18 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     if inner.sum() < 0.02 * hist.sum() or inner.sum() < 64:
         return WindowEstimate(-160.0, 240.0, "none: flat image")
     h = _smooth(inner, 2.0)
-    top = int(np.argmax(h))
-    # Fat: the darkest clear mode, separated from the brighter tissue by a valley.
-    fat, valley = None, None
-    for p in _local_maxima(h, 3, top):
-        if h[p] < 0.08 * h[top]:
+    modes = _clear_modes(h, int(np.argmax(h)))
+    for i in range(len(modes) - 1, -1, -1):  # nearest the soft tissue first
+        fat, valley = modes[i]
+        soft = _soft_median(inner, valley)
+        if soft - fat < 6:
             continue
-        v = p + int(np.argmin(h[p:top + 1]))
-        if h[v] < 0.85 * h[p] and v > p:
-            fat, valley = p, v
-            break
-    # Soft tissue: the median grey level of what lies above fat (robust to several soft modes).
-    start = valley if valley is not None else 3
-    cdf = np.cumsum(inner[start:253])
-    soft = start + int(np.searchsorted(cdf, cdf[-1] / 2.0))
-    if fat is not None and soft - fat < 6:
-        fat = None
-    if fat is not None:
-        gray_per_hu = (soft - fat) / (SOFT_TISSUE_HU - FAT_HU)
-        lo = FAT_HU - fat / gray_per_hu
-        return WindowEstimate(float(lo), float(lo + 255.0 / gray_per_hu), "fat peak + soft-tissue median")
-    gray_per_hu = 255.0 / FALLBACK_WIDTH_HU
-    lo = SOFT_TISSUE_HU - soft / gray_per_hu
+        hu_per_gray = (SOFT_TISSUE_HU - FAT_HU) / (soft - fat)
+        if all(FAT_HU + (q - fat) * hu_per_gray < AIR_MAX_HU for q, _ in modes[:i]):
+            lo = FAT_HU - fat * hu_per_gray
+            return WindowEstimate(float(lo), float(lo + 255.0 * hu_per_gray), "fat peak + soft-tissue median")
+    soft = _soft_median(inner, 3)
+    lo = SOFT_TISSUE_HU - soft * FALLBACK_WIDTH_HU / 255.0
     return WindowEstimate(float(lo), float(lo + FALLBACK_WIDTH_HU), "soft-tissue median, W350 assumed")
 
 

@@ -92,3 +92,29 @@ def test_standardisation_maps_exports_back_to_the_model_window():
 def test_flat_image_gets_default_window():
     est = estimate_display_window(np.zeros((64, 64), np.uint8))
     assert est.method.startswith("none")
+
+
+def _abdomen_with_lungs(rng, n=200_000, water=0.0):
+    """Like a slice through the liver dome: noisy outside air, lung bases, fat, soft tissue, and
+    optionally a fluid (0 HU) share such as bowel contents or the gallbladder."""
+    parts = [rng.normal(-1000, 25, int(n * 0.30)), rng.normal(-850, 40, int(n * 0.10)),
+             rng.normal(-100, 15, int(n * 0.15)), rng.normal(5, 8, int(n * water)),
+             rng.normal(50, 12, int(n * (0.2 - water / 2))), rng.normal(110, 12, int(n * (0.25 - water / 2)))]
+    hu = np.concatenate(parts).astype(np.float32)
+    return hu[: hu.size // 100 * 100].reshape(100, -1)
+
+
+@pytest.mark.parametrize("level,width", [(0, 2000), (0, 2500), (-100, 1500), (40, 400)])
+def test_window_estimate_ignores_air_tail_and_lungs_darker_than_fat(level, width):
+    """Lungs (-850 HU) and the noise tail of clipped air form modes darker than fat in wide windows;
+    taking them for fat gave about W340 for a W2000 export."""
+    hu = _abdomen_with_lungs(np.random.default_rng(width))
+    est = estimate_display_window(render_8bit(hu, (level - width / 2, level + width / 2)))
+    assert abs(est.width_hu - width) / width < 0.25, est
+    assert abs(est.level_hu - level) < 0.2 * width, est
+
+
+def test_window_estimate_does_not_take_fluid_for_fat():
+    hu = _abdomen_with_lungs(np.random.default_rng(9), water=0.12)
+    est = estimate_display_window(render_8bit(hu, (-160, 240)))  # W400/L40: fluid is a clear mode too
+    assert abs(est.width_hu - 400) / 400 < 0.25, est
