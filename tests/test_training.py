@@ -113,3 +113,36 @@ def test_synthetic_tumor_stays_in_liver_and_is_labelled():
     assert tumor.any() and not (tumor & (lab == 0)).any()
     assert abs(float(new_img[tumor].mean()) - 110.0) > 5  # hypo- or hyper-attenuating
     assert known[tumor].all()
+
+
+@pytest.mark.parametrize("is_hu", [True, False])
+def test_liver_clipping_windows_saturate_the_liver(is_hu):
+    """With liver-clipping windows on, an enhanced liver comes out clipped white in most draws
+    (the window top falls 40 HU below to 10 HU above the liver's median); with them off, rarely."""
+    import dataclasses
+
+    from hepatoscan.preprocessing import InputSpec
+    from training.augment import AugmentConfig, _to_model_input
+
+    yy, xx = np.mgrid[0:128, 0:128]
+    body = (yy - 64) ** 2 + (xx - 64) ** 2 < 60 ** 2
+    liver = (yy - 60) ** 2 + (xx - 50) ** 2 < 30 ** 2
+    hu = np.where(body, -100.0, -1000.0)
+    hu[body & ~liver & (xx > 80)] = 50.0
+    hu[liver] = 120.0
+    hu[(yy - 100) ** 2 + (xx - 64) ** 2 < 8 ** 2] = 700.0  # a vertebra: brighter than any liver
+    units_per_hu = 1.0 if is_hu else 255.0 / 400.0
+    img = (hu if is_hu else np.clip((hu + 160) * units_per_hu, 0, 255)).astype(np.float32)
+    level = float(np.median(img[liver]))
+
+    def saturated_share(p_clip: float) -> float:
+        cfg = dataclasses.replace(AugmentConfig(), p_hu_window=0.0, p_liver_clip_window=p_clip, p_gamma=0.0,
+                                  p_jpeg=0.0, noise_hu=0.0)
+        hits = 0
+        for seed in range(40):
+            x = _to_model_input(img, is_hu, np.random.default_rng(seed), InputSpec(), cfg, level, units_per_hu)
+            hits += float(np.mean(x[liver] >= x.max() - 1e-6)) > 0.9
+        return hits / 40
+
+    assert saturated_share(1.0) >= 0.6
+    assert saturated_share(0.0) <= 0.4

@@ -30,13 +30,13 @@ class AugmentConfig:
     level_hu: tuple[float, float] = (-120.0, 150.0)
     # Narrow "liver" windows (W150/L30 and the like) clip fat to black and enhanced liver to white,
     # so the model must find the liver by shape; a share of the 8-bit renders is drawn from them.
-    # (runs/v2 used 0.0; the v3 fine-tune 0.3.)
+    # (runs/v2 used 0.0; v3 to v5 0.3.)
     p_narrow_window: float = 0.3
     narrow_width_hu: tuple[float, float] = (100.0, 250.0)
     narrow_level_hu: tuple[float, float] = (0.0, 120.0)
     # Windows placed on the sample's own liver: the window's top falls just below or at the liver's
     # median HU, so an enhanced liver saturates to white as in a W150/L30 export of a bright liver.
-    # HU slices are rendered so; 8-bit slices are re-windowed so. (v2 and v3 used 0.0; v4 0.2.)
+    # HU slices are rendered so; 8-bit slices are re-windowed so. (v2 and v3 used 0.0; v4 and v5 0.2.)
     p_liver_clip_window: float = 0.2
     liver_clip_offset_hu: tuple[float, float] = (-40.0, 10.0)  # window top minus the liver's median HU
     p_gamma: float = 0.25
