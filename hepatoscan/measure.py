@@ -193,14 +193,11 @@ def _as_bool(mask: np.ndarray) -> np.ndarray:
 def _run_sums(comps: Components, values: np.ndarray) -> np.ndarray:
     """Sum of ``values`` (Z, H, W) over each run of ``comps``, slice by slice (float64 per run)."""
     out = np.zeros(comps.line.size, np.float64)
-    h = comps.shape[-2]
-    z_of_run = comps.run_slice
-    for z in np.unique(z_of_run):
-        sel = np.nonzero(z_of_run == z)[0]
-        csum = np.zeros((h, comps.shape[-1] + 1), np.float64)
+    for z in np.unique(comps.run_slice):
+        sl, rows = comps.slice_runs(int(z))
+        csum = np.zeros((comps.shape[-2], comps.shape[-1] + 1), np.float64)
         np.cumsum(values[z], axis=1, dtype=np.float64, out=csum[:, 1:])
-        rows = comps.line[sel] - z * h
-        out[sel] = csum[rows, comps.end[sel]] - csum[rows, comps.start[sel]]
+        out[sl] = csum[rows, comps.end[sl]] - csum[rows, comps.start[sl]]
     return out
 
 

@@ -127,21 +127,20 @@ class Components:
         remap[np.argsort(-self.sizes()[1:], kind="stable") + 1] = np.arange(1, self.n + 1)
         return Components(self.shape, self.line, self.start, self.end, remap[self.comp], self.n)
 
-    def select(self, keep: np.ndarray) -> np.ndarray:
-        """keep: (n + 1,) bool per component id -> bool per run."""
-        return keep[self.comp]
-
-    def _slice_runs(self, z: int) -> slice:
+    def slice_runs(self, z: int = 0) -> tuple[slice, np.ndarray]:
+        """Runs of slice z (the whole mask when 2D) -> (their index range in the run arrays,
+        their rows within the slice). Runs are ordered by line, so a slice's runs are contiguous."""
+        if len(self.shape) == 2:
+            return slice(None), self.line
         h = self.shape[-2]
-        return slice(int(np.searchsorted(self.line, z * h)), int(np.searchsorted(self.line, (z + 1) * h)))
+        sl = slice(int(np.searchsorted(self.line, z * h)), int(np.searchsorted(self.line, (z + 1) * h)))
+        return sl, self.line[sl] - z * h
 
     def slice_labels(self, z: int = 0, dtype=np.int32) -> np.ndarray:
         """(H, W) labels of slice z (the whole mask when 2D): component ids, 0 background."""
-        h, w = self.shape[-2], self.shape[-1]
-        sl = self._slice_runs(z) if len(self.shape) == 3 else slice(None)
-        out = np.zeros((h, w), dtype)
-        _paint_lines(out, self.line[sl] - z * h * (len(self.shape) == 3), self.start[sl], self.end[sl],
-                     self.comp[sl].astype(dtype))
+        sl, rows = self.slice_runs(z)
+        out = np.zeros(self.shape[-2:], dtype)
+        _paint_lines(out, rows, self.start[sl], self.end[sl], self.comp[sl].astype(dtype))
         return out
 
     def labels(self) -> np.ndarray:
@@ -164,15 +163,10 @@ def _paint_lines(out2d: np.ndarray, line, start, end, values) -> None:
 
 def _clear_runs(m: np.ndarray, comps: Components, drop: np.ndarray) -> None:
     """Set the runs flagged in ``drop`` to False in m, slice by slice (bounded temporaries)."""
-    flat = m.reshape(-1, m.shape[-1])
-    if m.ndim == 2:
-        _paint_lines(flat, comps.line[drop], comps.start[drop], comps.end[drop], False)
-        return
-    h = m.shape[1]
-    z_of_run = comps.run_slice
-    for z in np.unique(z_of_run[drop]):
-        sel = drop & (z_of_run == z)
-        _paint_lines(m[z], comps.line[sel] - z * h, comps.start[sel], comps.end[sel], False)
+    for z in (np.unique(comps.run_slice[drop]) if m.ndim == 3 else [0]):
+        sl, rows = comps.slice_runs(int(z))
+        d = drop[sl]
+        _paint_lines(m[z] if m.ndim == 3 else m, rows[d], comps.start[sl][d], comps.end[sl][d], False)
 
 
 def _output(mask: np.ndarray, out: np.ndarray | None) -> np.ndarray:
@@ -200,7 +194,7 @@ def keep_largest(mask: np.ndarray, min_fraction: float = 1.0, out: np.ndarray | 
     sizes = comps.sizes()
     keep = sizes >= max(1.0, min_fraction * sizes.max())
     keep[0] = False
-    _clear_runs(result, comps, ~comps.select(keep))
+    _clear_runs(result, comps, ~keep[comps.comp])
     return result
 
 
