@@ -246,6 +246,7 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                      "optimizer": "Adam, cosine-decayed learning rate",
                      "learning_rate": [config["train"]["learning_rate"], config["train"]["lr_final"]],
                      "fine_tuned_from": _base_run(config["train"].get("init")),
+                     "averaged_from": _averaged_from(config["train"]),
                      "loss": "BCE + soft Dice per channel; tumor channel masked on tumor-unlabelled sources "
                              "except around synthetic tumors",
                      "augmentation": config["augment"], "git_commit": config["git_commit"]},
@@ -267,7 +268,15 @@ def _base_run(init: str | None) -> dict | None:
         out.update(steps_per_epoch=cfg["train"]["steps_per_epoch"], batch_size=cfg["train"]["batch_size"],
                    learning_rate=[cfg["train"]["learning_rate"], cfg["train"]["lr_final"]],
                    git_commit=cfg["git_commit"], fine_tuned_from=_base_run(cfg["train"].get("init")))
+        if cfg["train"].get("averaged_from"):
+            out["averaged_from"] = _averaged_from(cfg["train"])
     return out
+
+
+def _averaged_from(train_config: dict) -> list[dict] | None:
+    """The models whose mean weights a run holds (training.average), each with its recipe; else None."""
+    models = train_config.get("averaged_from")
+    return [_base_run(m) for m in models] if models else None
 
 
 def _epochs_run(run: Path) -> int:

@@ -146,3 +146,76 @@ def test_liver_clipping_windows_saturate_the_liver(is_hu):
 
     assert saturated_share(1.0) >= 0.6
     assert saturated_share(0.0) <= 0.4
+
+
+def test_8bit_patients_get_pooled_dice_that_counts_false_liver_on_liver_free_slices(tmp_path, predictor, sample_pngs):
+    from training.data import Case
+    from training.evaluate import evaluate_cases
+
+    from hepatoscan.io import load_scan
+
+    png, mask = sample_pngs[1]
+    empty = tmp_path / "no_liver_mask.png"
+    Image.fromarray(np.zeros_like(mask)).save(empty)
+    mask_png = png.with_name(png.stem + "_mask.png")
+    # The same image twice: once with its liver label, once labelled liver-free.
+    case = Case("p1", "test", "windowed8", False, slice_files=[(png, mask_png), (png, empty)])
+    row = evaluate_cases(predictor, [case])["slice_sources"][0]
+
+    pred = predictor.segment(load_scan(png)).liver[0].astype(bool)
+    gt = mask >= 1
+    overlap, pred_px, gt_px = (pred & gt).sum(), pred.sum(), gt.sum()
+    assert pred_px > 0.5 * gt_px  # the model finds the liver
+    assert row["liver_dice_mean"] == pytest.approx(2 * overlap / (pred_px + gt_px), abs=1e-4)
+    # Pooled: the liver found on the liver-free slice counts as false positive.
+    assert row["liver_dice_pooled"] == pytest.approx(2 * overlap / (2 * pred_px + gt_px), abs=1e-4)
+    assert row["liver_dice_pooled"] < row["liver_dice_mean"]
+
+
+def _saved_run(folder, cfg, seed, split):
+    import keras
+
+    from training.model import build_unet
+
+    keras.utils.set_random_seed(seed)
+    folder.mkdir()
+    build_unet(cfg).save(folder / "model.keras")
+    (folder / "config.json").write_text(json.dumps({"train": {"epochs": 2, "init": None}}))
+    (folder / "split.json").write_text(json.dumps(split))
+    return folder
+
+
+def test_average_writes_the_mean_weights_and_records_the_runs(tmp_path):
+    import keras
+
+    from training.average import average_runs
+    from training.model import UNetConfig
+
+    cfg = UNetConfig(height=32, width=32, depth=2, base_filters=4)
+    split = {"train": ["a"], "val": [], "test": ["b"]}
+    a = _saved_run(tmp_path / "a", cfg, 1, split)
+    b = _saved_run(tmp_path / "b", cfg, 2, split)
+    out = average_runs([a, b], tmp_path / "mean")
+    wa, wb = (keras.saving.load_model(r / "model.keras", compile=False).get_weights() for r in (a, b))
+    wm = keras.saving.load_model(out, compile=False).get_weights()
+    assert any(not np.allclose(x, y) for x, y in zip(wa, wb))  # the two seeds differ
+    for x, y, m in zip(wa, wb, wm):
+        np.testing.assert_allclose(m, (x + y) / 2, rtol=1e-6, atol=1e-7)
+    config = json.loads((tmp_path / "mean" / "config.json").read_text())
+    assert config["train"]["averaged_from"] == [str(a / "model.keras"), str(b / "model.keras")]
+    assert json.loads((tmp_path / "mean" / "split.json").read_text()) == split
+
+
+def test_average_refuses_runs_on_other_splits_or_networks(tmp_path):
+    from training.average import AverageError, average_runs
+    from training.model import UNetConfig
+
+    cfg = UNetConfig(height=32, width=32, depth=2, base_filters=4)
+    a = _saved_run(tmp_path / "a", cfg, 1, {"train": ["a"], "test": ["b"]})
+    b = _saved_run(tmp_path / "b", cfg, 2, {"train": ["b"], "test": ["a"]})
+    c = _saved_run(tmp_path / "c", UNetConfig(height=32, width=32, depth=2, base_filters=8), 3,
+                   {"train": ["a"], "test": ["b"]})
+    with pytest.raises(AverageError, match="different patient splits"):
+        average_runs([a, b], tmp_path / "m1")
+    with pytest.raises(AverageError, match="different architectures"):
+        average_runs([a, c], tmp_path / "m2")

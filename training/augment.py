@@ -36,8 +36,9 @@ class AugmentConfig:
     narrow_level_hu: tuple[float, float] = (0.0, 120.0)
     # Windows placed on the sample's own liver: the window's top falls just below or at the liver's
     # median HU, so an enhanced liver saturates to white as in a W150/L30 export of a bright liver.
-    # HU slices are rendered so; 8-bit slices are re-windowed so. (v2 and v3 used 0.0; v4 and v5 0.2.)
-    p_liver_clip_window: float = 0.2
+    # HU slices are rendered so; 8-bit slices are re-windowed so. (v2 and v3 used 0.0; v4 and v5
+    # 0.2; v6 0.35.)
+    p_liver_clip_window: float = 0.35
     liver_clip_offset_hu: tuple[float, float] = (-40.0, 10.0)  # window top minus the liver's median HU
     p_gamma: float = 0.25
     gamma: tuple[float, float] = (0.6, 1.6)

@@ -108,14 +108,19 @@ def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
                 windows_table[case.patient] = window_grid(predictor, pixels, labels, spacing, case)
         else:
             # 8-bit slices: each slice on its own, as a user uploads a PNG.
-            ds_l, ds_t = [], []
+            # Per-slice Dice is harsh on slices that hold a few liver pixels; the pooled Dice
+            # (all of the patient's slices as one set) weighs each pixel once.
+            ds_l, overlap_px, total_px = [], 0, 0
             for img, lab in zip(pixels, labels):
                 scan = Scan(img[None].astype(np.float32), False, None, "png", case.patient)
-                seg = predictor.segment(scan)
-                if (lab >= 1).any():
-                    ds_l.append(dice(seg.liver[0], lab >= 1))
+                pred, gt = predictor.segment(scan).liver[0].astype(bool), lab >= 1
+                overlap_px += int((pred & gt).sum())
+                total_px += int(pred.sum() + gt.sum())
+                if gt.any():
+                    ds_l.append(dice(pred, gt))
             slices_table.append({"case": case.patient, "source": case.source, "slices": len(pixels),
-                                 "liver_dice_mean": round(float(np.mean(ds_l)), 4) if ds_l else None})
+                                 "liver_dice_mean": round(float(np.mean(ds_l)), 4) if ds_l else None,
+                                 "liver_dice_pooled": round(2 * overlap_px / total_px, 4) if total_px else None})
     out = {"volumes": per_case, "slice_sources": slices_table}
     if pooled_gt:
         out["tumor_dice_global"] = dice(np.concatenate(pooled_pred), np.concatenate(pooled_gt))
@@ -166,9 +171,11 @@ def summarize(out: dict) -> dict:
     rec = [v["lesions"]["recall_10mm"] for v in vols if v.get("lesions", {}).get("recall_10mm") is not None]
     if rec:
         s["lesion_recall_10mm_mean"] = round(float(np.mean(rec)), 3)
-    sl = [r["liver_dice_mean"] for r in out["slice_sources"] if r["liver_dice_mean"] is not None]
-    if sl:
-        s["liver_dice_8bit_slices_mean"] = round(float(np.mean(sl)), 4)
+    for key, name in (("liver_dice_mean", "liver_dice_8bit_slices_mean"),
+                      ("liver_dice_pooled", "liver_dice_8bit_pooled_mean")):
+        sl = [r[key] for r in out["slice_sources"] if r.get(key) is not None]
+        if sl:
+            s[name] = round(float(np.mean(sl)), 4)
     s["volumes"] = len(vols)
     s["slice_patients"] = len(out["slice_sources"])
     if "window_grid" in out:
@@ -186,7 +193,8 @@ def print_table(out: dict):
               f"{les.get('gt_lesions', '-'):>9}{fmt(les.get('recall')):>8}{fmt(les.get('precision')):>7}"
               f"{fmt(les.get('recall_10mm')):>10}")
     for r in out["slice_sources"]:
-        print(f"{r['case']:<16}{r['liver_dice_mean'] if r['liver_dice_mean'] is not None else '-':>11}  (8-bit slices)")
+        print(f"{r['case']:<16}{r['liver_dice_mean'] if r['liver_dice_mean'] is not None else '-':>11}"
+              f"  (8-bit slices, mean per slice; pooled {r.get('liver_dice_pooled', '-')})")
     for case, rows in out.get("window_grid", {}).items():
         print(f"\nwindow grid, {case} (8-bit path):")
         for name, r in rows.items():
