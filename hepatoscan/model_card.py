@@ -44,6 +44,23 @@ class ModelCard:
             raise ModelError(f"model card {card_path} lacks or mangles field {e}; it needs name, version, "
                              "file, sha256, input{height,width,window_hu}, outputs, thresholds.") from e
 
+    def validation_summary(self) -> str:
+        """The card's held-out figures in words, for reports: "" when the card has none."""
+        m = self.raw.get("metrics", {}).get("summary", {})
+        parts = []
+        if "liver_dice_per_case_mean" in m:
+            vols = f"{m['volumes']} held-out CT volumes" if "volumes" in m else "held-out CT volumes"
+            tumor = f", tumor Dice {m['tumor_dice_per_case_mean']:.2f} where tumors are labelled" if "tumor_dice_per_case_mean" in m else ""
+            parts.append(f"{vols}: liver Dice {m['liver_dice_per_case_mean']:.2f}{tumor}")
+        if "lesion_recall_10mm_mean" in m:
+            parts.append(f"lesions of 10 mm or more found: {100 * m['lesion_recall_10mm_mean']:.0f}%")
+        if "liver_dice_8bit_pooled_mean" in m:
+            parts.append(f"8-bit images of {m.get('slice_patients', 'held-out')} held-out patients: "
+                         f"liver Dice {m['liver_dice_8bit_pooled_mean']:.2f}")
+        if "window_grid_min_liver_dice" in m:
+            parts.append(f"worst display window (W150 to W2000): liver Dice {m['window_grid_min_liver_dice']:.2f}")
+        return "; ".join(parts)
+
     def verify(self) -> None:
         """Check that the .tflite exists and matches the card's sha256."""
         if not self.model_path.exists():

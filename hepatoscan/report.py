@@ -216,13 +216,11 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         pdf.picture(result.views(z)["panel"])
 
     pdf.section("Model")
-    metrics = card.raw.get("metrics", {})
-    summary = metrics.get("summary", {})
     pdf.kv_table([("Model", f"{card.name} {card.version} ({card.quantization})"),
                   ("sha256", card.sha256),
                   ("Runtime", f"{result.backend}, input {card.input_spec.height} x {card.input_spec.width}, "
                               f"window {card.input_spec.window_hu[0]:g} to {card.input_spec.window_hu[1]:g} HU"),
-                  ("Validation", "; ".join(f"{k}: {v}" for k, v in summary.items()) or "see model card"),
+                  ("Validation", card.validation_summary() or "see the model card"),
                   ("Processing time", f"{result.elapsed_ms:.0f} ms")])
     pdf.section("Disclaimer")
     pdf.multi_cell(0, 5, DISCLAIMER, new_x=XPos.LMARGIN, new_y=YPos.NEXT)

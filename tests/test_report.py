@@ -40,6 +40,10 @@ def test_pdf_text_holds_measurements_and_unicode_patient(png_result, tmp_path):
     assert f"{fmt_value(s.liver_area_mm2, ' mm²')}" in text and f"{s.lesion_count}" in text
     assert png_result.card.sha256 in text
     assert "not a medical device" in text
+    # The card's held-out figures in words, not as raw JSON keys.
+    liver = png_result.card.raw["metrics"]["summary"]["liver_dice_per_case_mean"]
+    assert f"liver Dice {liver:.2f}" in " ".join(text.split())
+    assert "liver_dice_per_case_mean" not in text
 
 
 def test_pdf_page_renders_with_overlay_colours(png_result, tmp_path):

@@ -26,6 +26,18 @@ def test_default_card_is_complete_and_matches_the_file():
     assert card.model_path.stat().st_size <= 2_000_000
 
 
+def test_validation_summary_words_the_cards_figures(tmp_path):
+    card = find_card(MODELS)
+    m = card.raw["metrics"]["summary"]
+    text = card.validation_summary()
+    assert f"{m['volumes']} held-out CT volumes: liver Dice {m['liver_dice_per_case_mean']:.2f}" in text
+    assert f"worst display window (W150 to W2000): liver Dice {m['window_grid_min_liver_dice']:.2f}" in text
+    bare = dict(card.raw, metrics={})
+    (tmp_path / "bare.tflite").write_bytes(card.model_path.read_bytes())
+    (tmp_path / "bare.json").write_text(json.dumps(dict(bare, file="bare.tflite")))
+    assert find_card(tmp_path).validation_summary() == ""
+
+
 def test_predictor_reads_shape_and_quantisation_from_the_interpreter(predictor):
     assert predictor.backend in ("ai-edge-litert", "tflite-runtime")
     if predictor.card.quantization == "int8":
