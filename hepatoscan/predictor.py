@@ -61,8 +61,13 @@ class Segmentation:
         if len(ests) == 1:
             return f"8-bit image: display window {ests[0].describe()}, mapped to the model's window."
         widths = [e.width_hu for e in ests]
-        return (f"8-bit images: display windows estimated per slice (width {min(widths):.0f} to "
+        text = (f"8-bit images: display windows estimated per slice (width {min(widths):.0f} to "
                 f"{max(widths):.0f} HU), mapped to the model's window.")
+        clipped = sum(e.fat_clipped for e in ests)
+        if clipped:
+            text += (f" On {clipped} of {len(ests)} slices fat lies at the black end (narrow windows clip it), "
+                     "so the estimate is rough there.")
+        return text
 
 
 class Predictor:

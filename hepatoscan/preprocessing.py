@@ -28,6 +28,7 @@ FAT_HU = -100.0  # subcutaneous and visceral fat
 SOFT_TISSUE_HU = 70.0  # median of abdominal soft tissue above fat (muscle, liver, spleen, vessels)
 FALLBACK_WIDTH_HU = 350.0  # the usual abdominal window, assumed when fat is clipped to black
 AIR_MAX_HU = -600.0  # modes darker than fat must map below this (air about -1000, lung -900 to -700)
+CLIPPED_FAT_GREY = 12  # a "fat" mode this close to black is most likely fat's clipped upper tail
 
 
 @dataclass(frozen=True)
@@ -45,7 +46,8 @@ class WindowEstimate:
 
     lo_hu: float
     hi_hu: float
-    method: str  # "fat+soft-tissue peaks", "fat peak + soft-tissue median", "soft-tissue median, W350 assumed" or "none: flat image"
+    method: str  # "fat peak + soft-tissue median", "soft-tissue median, W350 assumed" or "none: flat image"
+    fat_clipped: bool = False  # the fat mode is (nearly) black, as in narrow windows: read less reliably
 
     @property
     def width_hu(self) -> float:
@@ -56,7 +58,10 @@ class WindowEstimate:
         return (self.hi_hu + self.lo_hu) / 2.0
 
     def describe(self) -> str:
-        return f"W{self.width_hu:.0f}/L{self.level_hu:.0f} (estimated from the histogram: {self.method})"
+        text = f"W{self.width_hu:.0f}/L{self.level_hu:.0f} (estimated from the histogram: {self.method})"
+        if self.fat_clipped:
+            text += "; fat lies at the black end (narrow windows clip it to black), so this estimate is rough"
+        return text
 
 
 def to_grayscale(pixels: np.ndarray) -> np.ndarray:
@@ -134,6 +139,8 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     air or lung (below AIR_MAX_HU): in wide windows (W2000/L0) the lungs, or the noise tail of the
     clipped air, also form modes, darker than fat. When no mode qualifies (fat clipped to black in
     narrow windows), the usual abdominal width is assumed around the soft-tissue median.
+    The estimate says when the fat mode lies within CLIPPED_FAT_GREY of black: in noisy narrow-window
+    exports that "mode" is fat's clipped upper tail, and the window is read less reliably.
     """
     g = np.clip(np.asarray(gray, np.float32), 0, 255)
     hist = np.bincount(np.rint(g).astype(np.int64).ravel(), minlength=256)[:256].astype(np.float64)
@@ -152,7 +159,8 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
         hu_per_gray = (SOFT_TISSUE_HU - FAT_HU) / (soft - fat)
         if all(FAT_HU + (q - fat) * hu_per_gray < AIR_MAX_HU for q, _ in modes[:i]):
             lo = FAT_HU - fat * hu_per_gray
-            return WindowEstimate(float(lo), float(lo + 255.0 * hu_per_gray), "fat peak + soft-tissue median")
+            return WindowEstimate(float(lo), float(lo + 255.0 * hu_per_gray), "fat peak + soft-tissue median",
+                                  fat_clipped=fat < CLIPPED_FAT_GREY)
     soft = _soft_median(inner, 3)
     lo = SOFT_TISSUE_HU - soft * FALLBACK_WIDTH_HU / 255.0
     return WindowEstimate(float(lo), float(lo + FALLBACK_WIDTH_HU), "soft-tissue median, W350 assumed")

@@ -118,3 +118,16 @@ def test_window_estimate_does_not_take_fluid_for_fat():
     hu = _abdomen_with_lungs(np.random.default_rng(9), water=0.12)
     est = estimate_display_window(render_8bit(hu, (-160, 240)))  # W400/L40: fluid is a clear mode too
     assert abs(est.width_hu - 400) / 400 < 0.25, est
+
+
+def test_window_estimate_says_when_fat_lies_at_the_black_end(sample_volume):
+    """A noisy W150/L30 export of LiTS 117: fat's clipped tail forms a 'mode' just above black, and
+    the estimate says it is rough; the same slices at W400/L40 show fat clearly."""
+    _, hu, labels = sample_volume
+    zs = [z for z in range(0, len(hu), 8) if (labels[z] >= 1).sum() > 300]
+    narrow = [estimate_display_window(render_8bit(hu[z], (-45, 105))) for z in zs]
+    usual = [estimate_display_window(render_8bit(hu[z], (-160, 240))) for z in zs]
+    assert sum(e.fat_clipped for e in narrow) >= 0.7 * len(zs)
+    assert not any(e.fat_clipped for e in usual)
+    flagged = next(e for e in narrow if e.fat_clipped)
+    assert "fat lies at the black end" in flagged.describe() and "rough" in flagged.describe()

@@ -82,3 +82,19 @@ def test_volume_liver_dice_and_tumor_found(predictor, sample_volume):
     assert dice(seg.liver, labels >= 1) >= 0.90
     assert dice(seg.tumor, labels == 2) >= 0.4
     assert not (seg.tumor.astype(bool) & ~seg.liver.astype(bool)).any()  # tumor inside liver
+
+
+def test_stack_summary_counts_slices_whose_window_is_rough(predictor, sample_volume):
+    from hepatoscan.preprocessing import render_8bit
+    from hepatoscan.scan import Scan
+
+    _, hu, _ = sample_volume
+    zs = range(40, 104, 8)
+    for window, rough in (((-45, 105), True), ((-160, 240), False)):
+        grey = np.stack([render_8bit(hu[z], window) for z in zs]).astype(np.float32)
+        seg = predictor.segment(Scan(grey, False, None, "png", "stack"))
+        n = sum(e.fat_clipped for e in seg.window_estimates)
+        text = seg.window_summary()
+        assert text.startswith("8-bit images: display windows estimated per slice")
+        assert (f"On {n} of {len(zs)} slices fat lies at the black end" in text) == rough
+        assert (n > 0) == rough
