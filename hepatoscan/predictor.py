@@ -59,7 +59,8 @@ class Segmentation:
         if not ests:
             return None
         if len(ests) == 1:
-            return f"8-bit image: display window {ests[0].describe()}, mapped to the model's window."
+            text = f"8-bit image: display window {ests[0].describe()}, mapped to the model's window."
+            return f"{text} {ests[0].caveat()}".rstrip()
         widths = [e.width_hu for e in ests]
         text = (f"8-bit images: display windows estimated per slice (width {min(widths):.0f} to "
                 f"{max(widths):.0f} HU), mapped to the model's window.")

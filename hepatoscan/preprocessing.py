@@ -58,10 +58,13 @@ class WindowEstimate:
         return (self.hi_hu + self.lo_hu) / 2.0
 
     def describe(self) -> str:
-        text = f"W{self.width_hu:.0f}/L{self.level_hu:.0f} (estimated from the histogram: {self.method})"
+        return f"W{self.width_hu:.0f}/L{self.level_hu:.0f} (estimated from the histogram: {self.method})"
+
+    def caveat(self) -> str:
+        """A sentence on why the estimate is rough, or "" when nothing speaks against it."""
         if self.fat_clipped:
-            text += "; fat lies at the black end (narrow windows clip it to black), so this estimate is rough"
-        return text
+            return "Fat lies at the black end (narrow windows clip it to black), so this estimate is rough."
+        return ""
 
 
 def to_grayscale(pixels: np.ndarray) -> np.ndarray:

@@ -130,4 +130,5 @@ def test_window_estimate_says_when_fat_lies_at_the_black_end(sample_volume):
     assert sum(e.fat_clipped for e in narrow) >= 0.7 * len(zs)
     assert not any(e.fat_clipped for e in usual)
     flagged = next(e for e in narrow if e.fat_clipped)
-    assert "fat lies at the black end" in flagged.describe() and "rough" in flagged.describe()
+    assert "Fat lies at the black end" in flagged.caveat() and "rough" in flagged.caveat()
+    assert all(e.caveat() == "" for e in usual)
