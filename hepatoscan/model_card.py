@@ -50,7 +50,9 @@ class ModelCard:
         parts = []
         if "liver_dice_per_case_mean" in m:
             vols = f"{m['volumes']} held-out CT volumes" if "volumes" in m else "held-out CT volumes"
-            tumor = f", tumor Dice {m['tumor_dice_per_case_mean']:.2f} where tumors are labelled" if "tumor_dice_per_case_mean" in m else ""
+            tumor = ""
+            if "tumor_dice_per_case_mean" in m:
+                tumor = f", tumor Dice {m['tumor_dice_per_case_mean']:.2f} where tumors are labelled"
             parts.append(f"{vols}: liver Dice {m['liver_dice_per_case_mean']:.2f}{tumor}")
         if "lesion_recall_10mm_mean" in m:
             parts.append(f"lesions of 10 mm or more found: {100 * m['lesion_recall_10mm_mean']:.0f}%")
