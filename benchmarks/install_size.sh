@@ -14,26 +14,6 @@ echo "core install (pip install .): $((total - tooling)) MB for HepatoScan and i
 "$tmp/venv/bin/python" -c "import hepatoscan.pipeline, sys; bad=[m for m in sys.modules if m.startswith(('tensorflow','gradio'))]; print('imports TensorFlow/Gradio:', bad or 'none')"
 "$tmp/venv/bin/hepatoscan" --version
 
-# Peak RSS of the core profile's CLI (the edge-board case) on a 512 x 512 x 150 volume, with the PDF.
-"$tmp/venv/bin/python" - "$tmp" <<'PY'
-import sys
-from pathlib import Path
-
-import nibabel as nib
-import numpy as np
-
-from hepatoscan.cli import main
-from hepatoscan.io import load_scan
-
-tmp = Path(sys.argv[1])
-hu = np.asarray(load_scan("samples/lits117_volume.nii.gz").pixels)  # (128, 128, 128)
-big = np.concatenate([np.repeat(np.repeat(hu, 4, axis=1), 4, axis=2)] * 2)[:150]  # (150, 512, 512)
-nib.save(nib.Nifti1Image(big.astype(np.int16).transpose(2, 1, 0), np.diag([-0.7, -0.7, 1.5, 1])),
-         str(tmp / "big.nii.gz"))
-del big, hu
-# The measurement starts after the volume is written: reset the high-water mark.
-Path("/proc/self/clear_refs").write_text("5")
-main(["segment", str(tmp / "big.nii.gz"), "--out", str(tmp / "out"), "--pdf"])
-hwm_kb = next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmHWM:"))
-print(f"core profile, CLI on a 512 x 512 x 150 .nii.gz with every output and the PDF: peak RSS {hwm_kb / 1024:.0f} MB")
-PY
+# Peak RSS in the core install (the edge-board case), with the benchmark's own script.
+echo "core install, peak RSS:"
+"$tmp/venv/bin/python" benchmarks/run_all.py --peak-rss-only | grep peak_rss

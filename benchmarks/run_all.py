@@ -1,6 +1,6 @@
 """Speed, size and memory figures of HepatoScan on this machine. Prints a table; --json writes it.
 
-    python benchmarks/run_all.py [--json out/benchmarks.json] [--skip-keras] [--skip-app]
+    python benchmarks/run_all.py [--json out/benchmarks.json] [--skip-keras] [--skip-app] [--peak-rss-only]
 
 Targets (from the issues) are printed beside each figure; nothing here asserts.
 """
@@ -185,13 +185,16 @@ def main(argv=None):
     ap.add_argument("--json", type=Path)
     ap.add_argument("--skip-keras", action="store_true")
     ap.add_argument("--skip-app", action="store_true")
+    ap.add_argument("--peak-rss-only", action="store_true",
+                    help="only the peak-RSS figures: runs in the core install (no TensorFlow, no Gradio)")
     a = ap.parse_args(argv)
     figures = {"cpu_count": os.cpu_count()}
-    figures.update(model_figures(a.skip_keras))
-    figures["import_and_load_s"] = import_and_load_s()
-    figures.update(pipeline_figures())
+    if not a.peak_rss_only:
+        figures.update(model_figures(a.skip_keras))
+        figures["import_and_load_s"] = import_and_load_s()
+        figures.update(pipeline_figures())
     figures.update(peak_rss_mb())
-    if not a.skip_app:
+    if not (a.skip_app or a.peak_rss_only):
         figures.update(app_figures())
     width = max(map(len, figures))
     for k, v in figures.items():
