@@ -8,7 +8,8 @@ precision (a lesion is detected when its Dice with one predicted lesion exceeds 
 LiTS), recall of lesions of 10 mm or more, tumor burden error. Global tumor Dice pools all
 voxels. Slice sources (8-bit exports) get liver Dice per patient. ``--windows`` renders each
 held-out HU volume as 8-bit exports with a grid of display windows (plus gamma and JPEG
-variants) and runs them through the runtime's own 8-bit path.
+variants) and runs them through the runtime's own 8-bit path; it also probes image quality:
+blurred and half-size exports.
 """
 from __future__ import annotations
 
@@ -20,11 +21,12 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
+from scipy import ndimage as ndi
 
 from hepatoscan.measure import lesion_diameters
 from hepatoscan.morphology import label
 from hepatoscan.predictor import Predictor
-from hepatoscan.preprocessing import render_8bit
+from hepatoscan.preprocessing import render_8bit, resize_image
 from hepatoscan.scan import Scan
 
 from .data import SplitConfig, discover_cases, split_by_patient
@@ -36,6 +38,11 @@ WINDOW_GRID = [("W150/L30", (-45, 105)), ("W350/L50", (-125, 225)), ("W400/L40",
                ("W2000/L0", (-1000, 1000))]
 VARIANTS = [("W400/L40 gamma 0.7", (-160, 240), 0.7, None), ("W400/L40 gamma 1.4", (-160, 240), 1.4, None),
             ("W400/L40 JPEG q75", (-160, 240), 1.0, 75)]
+# Image quality beyond the window: exports blurred (smooth kernels, resampling) or made at half
+# resolution and enlarged back (thumbnails, screenshots). (name, window, Gaussian sigma in source
+# pixels, shrink factor)
+QUALITY = [("W400/L40 blur 1 px", (-160, 240), 1.0, 1.0), ("W400/L40 blur 2 px", (-160, 240), 2.0, 1.0),
+           ("W400/L40 half size", (-160, 240), 0.0, 0.5)]
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -91,7 +98,7 @@ def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray
 
 
 def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
-    per_case, windows_table, slices_table = [], {}, []
+    per_case, windows_table, quality_table, slices_table = [], {}, {}, []
     pooled_pred, pooled_gt = [], []
     for case in cases:
         pixels, labels = case.load()
@@ -106,6 +113,7 @@ def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
             log.info("%s", r)
             if windows:
                 windows_table[case.patient] = window_grid(predictor, pixels, labels, spacing, case)
+                quality_table[case.patient] = quality_probe(predictor, pixels, labels, spacing, case)
         else:
             # 8-bit slices: each slice on its own, as a user uploads a PNG.
             # Per-slice Dice is harsh on slices that hold a few liver pixels; the pooled Dice
@@ -126,13 +134,27 @@ def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
         out["tumor_dice_global"] = dice(np.concatenate(pooled_pred), np.concatenate(pooled_gt))
     if windows_table:
         out["window_grid"] = windows_table
+        out["image_quality"] = quality_table
     out["summary"] = summarize(out)
     return out
 
 
-def _render_volume(pixels, window, gamma=1.0, jpeg=None) -> np.ndarray:
+def _degrade_slice(hu: np.ndarray, blur_px: float, shrink: float) -> np.ndarray:
+    """(H, W) HU -> the same blurred by ``blur_px`` (Gaussian sigma) and/or shrunk and enlarged back."""
+    out = np.asarray(hu, np.float32)
+    if blur_px:
+        out = ndi.gaussian_filter(out, blur_px)
+    if shrink != 1.0:
+        h, w = out.shape
+        out = resize_image(resize_image(out, round(h * shrink), round(w * shrink)), h, w)
+    return out
+
+
+def _render_volume(pixels, window, gamma=1.0, jpeg=None, blur_px=0.0, shrink=1.0) -> np.ndarray:
     out = np.empty(pixels.shape, np.float32)
     for z, s in enumerate(pixels):
+        if blur_px or shrink != 1.0:
+            s = _degrade_slice(s, blur_px, shrink)
         g = render_8bit(s, window, gamma)
         if jpeg:
             buf = io.BytesIO()
@@ -151,6 +173,18 @@ def window_grid(predictor: Predictor, pixels, labels, spacing, case) -> dict:
     for name, window, gamma, jpeg in grid:
         r = evaluate_volume(predictor, _render_volume(pixels, window, gamma, jpeg), labels, False, spacing,
                             case.tumor_labeled, case.patient)
+        r.pop("_masks")
+        rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
+        log.info("%s %s: %s", case.patient, name, rows[name])
+    return rows
+
+
+def quality_probe(predictor: Predictor, pixels, labels, spacing, case) -> dict:
+    """Liver and tumor Dice on blurred and half-size exports (QUALITY), through the 8-bit path."""
+    rows = {}
+    for name, window, blur_px, shrink in QUALITY:
+        r = evaluate_volume(predictor, _render_volume(pixels, window, blur_px=blur_px, shrink=shrink), labels,
+                            False, spacing, case.tumor_labeled, case.patient)
         r.pop("_masks")
         rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
         log.info("%s %s: %s", case.patient, name, rows[name])
@@ -181,6 +215,9 @@ def summarize(out: dict) -> dict:
     if "window_grid" in out:
         worst = min(r["liver_dice"] for g in out["window_grid"].values() for r in g.values() if r["liver_dice"] is not None)
         s["window_grid_min_liver_dice"] = worst
+    if out.get("image_quality"):
+        s["image_quality_min_liver_dice"] = min(r["liver_dice"] for g in out["image_quality"].values()
+                                                for r in g.values() if r["liver_dice"] is not None)
     return s
 
 
@@ -195,10 +232,11 @@ def print_table(out: dict):
     for r in out["slice_sources"]:
         print(f"{r['case']:<16}{r['liver_dice_mean'] if r['liver_dice_mean'] is not None else '-':>11}"
               f"  (8-bit slices, mean per slice; pooled {r.get('liver_dice_pooled', '-')})")
-    for case, rows in out.get("window_grid", {}).items():
-        print(f"\nwindow grid, {case} (8-bit path):")
-        for name, r in rows.items():
-            print(f"  {name:<22} liver {r['liver_dice']}  tumor {r['tumor_dice']}")
+    for title, key in (("window grid", "window_grid"), ("image quality", "image_quality")):
+        for case, rows in out.get(key, {}).items():
+            print(f"\n{title}, {case} (8-bit path):")
+            for name, r in rows.items():
+                print(f"  {name:<22} liver {r['liver_dice']}  tumor {r['tumor_dice']}")
     print("\nsummary:", json.dumps(out["summary"]))
 
 
