@@ -148,6 +148,37 @@ def test_liver_clipping_windows_saturate_the_liver(is_hu):
     assert saturated_share(0.0) <= 0.4
 
 
+def _neighbour_correlation(a: np.ndarray) -> float:
+    a = a - a.mean()
+    return float((a[:, 1:] * a[:, :-1]).mean() / a.var())
+
+
+def test_degrade_draws_grainy_noise_blur_and_low_resolution():
+    """Noise has the drawn grain (correlated neighbours) and keeps its size; blur and low resolution
+    take out fine detail; 8-bit exports get no added noise (they carry their own)."""
+    import dataclasses
+
+    from training.augment import AugmentConfig, degrade
+
+    flat = np.full((128, 128), 50.0, np.float32)
+    off = dataclasses.replace(AugmentConfig(), p_blur=0.0, p_lowres=0.0, noise_hu=30.0)
+    fine = degrade(flat, True, np.random.default_rng(1), dataclasses.replace(off, noise_grain_px=(0.0, 0.0)))
+    coarse = degrade(flat, True, np.random.default_rng(1), dataclasses.replace(off, noise_grain_px=(1.5, 1.5)))
+    assert abs(_neighbour_correlation(fine)) < 0.05
+    assert _neighbour_correlation(coarse) > 0.7
+    assert 0.5 < coarse.std() / fine.std() < 2.0  # same draw of strength, other grain
+    assert np.array_equal(degrade(flat, False, np.random.default_rng(1), off), flat)
+
+    checker = np.where((np.indices((128, 128)).sum(0) // 2) % 2 == 0, 0.0, 200.0).astype(np.float32)
+    blur = dataclasses.replace(off, noise_hu=0.0, p_blur=1.0)
+    lowres = dataclasses.replace(off, noise_hu=0.0, p_lowres=1.0)
+    for cfg in (blur, lowres):
+        out = degrade(checker, False, np.random.default_rng(2), cfg)
+        assert out.shape == checker.shape and out.dtype == np.float32
+        assert out.std() < 0.5 * checker.std()  # the 2-pixel checkerboard is smoothed away
+        assert abs(out.mean() - checker.mean()) < 10
+
+
 def test_8bit_patients_get_pooled_dice_that_counts_false_liver_on_liver_free_slices(tmp_path, predictor, sample_pngs):
     from training.data import Case
     from training.evaluate import evaluate_cases

@@ -13,7 +13,7 @@ import numpy as np
 from PIL import Image
 from scipy import ndimage as ndi
 
-from hepatoscan.preprocessing import InputSpec, render_8bit, standardize_8bit, window_hu
+from hepatoscan.preprocessing import InputSpec, render_8bit, resize_image, standardize_8bit, window_hu
 
 from .data import Case
 from .synth import paste_tumor
@@ -44,9 +44,17 @@ class AugmentConfig:
     gamma: tuple[float, float] = (0.6, 1.6)
     p_jpeg: float = 0.3
     jpeg_quality: tuple[int, int] = (50, 95)
-    p_lowres: float = 0.15  # downsample 2x and back, like small crops upscaled
+    # Image quality, as nnU-Net varies it: scanners, reconstruction kernels and exports differ in
+    # noise, its grain and sharpness. (Up to 1.4.0: white noise up to 15 HU, 2x low resolution
+    # at p 0.15, no blur; that model lost liver on blurred or small, enlarged slices. runs/v9:
+    # p_lowres 0.25 at zoom 0.35 to 0.8, p_blur 0.2 at sigma 0.5 to 2 px.)
+    p_lowres: float = 0.3  # shrink and enlarge back, like small crops or thumbnails upscaled
+    lowres_zoom: tuple[float, float] = (0.2, 0.8)  # the shrink factor
+    p_blur: float = 0.25  # Gaussian blur: smooth kernels, thick slices, resampled exports
+    blur_sigma_px: tuple[float, float] = (0.5, 4.0)  # at the model's input size
     p_synthetic_tumor: float = 0.5  # on liver slices with no real tumor
-    noise_hu: float = 15.0
+    noise_hu: float = 25.0  # HU slices: Gaussian noise, its standard deviation drawn up to this
+    noise_grain_px: tuple[float, float] = (0.0, 1.5)  # the noise's correlation length (Gaussian sigma)
 
 
 @dataclass
@@ -113,7 +121,6 @@ def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: Aug
     clip_liver = liver_level is not None and rng.random() < cfg.p_liver_clip_window
     top_minus_liver_hu = rng.uniform(*cfg.liver_clip_offset_hu)
     if is_hu:
-        img = img + rng.normal(0, rng.uniform(0, cfg.noise_hu), img.shape).astype(np.float32)
         if rng.random() < cfg.p_hu_window:
             return window_hu(img, spec.window_hu)
         if clip_liver:
@@ -144,6 +151,29 @@ def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: Aug
     return standardize_8bit(gray, spec.window_hu)[0]
 
 
+def _grainy_noise(rng: np.random.Generator, shape: tuple[int, int], std: float, grain_px: float) -> np.ndarray:
+    """(H, W) float32 Gaussian noise of standard deviation ``std``, correlated over ``grain_px``."""
+    noise = rng.normal(0.0, 1.0, shape).astype(np.float32)
+    if grain_px > 0.3:
+        noise = ndi.gaussian_filter(noise, grain_px)
+        noise /= max(float(noise.std()), 1e-6)
+    return noise * std
+
+
+def degrade(img: np.ndarray, is_hu: bool, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
+    """(H, W) float32 HU or grey -> the same with noise (HU only: 8-bit exports carry their own),
+    blur and low resolution, each drawn by ``cfg``."""
+    h, w = img.shape
+    if is_hu and cfg.noise_hu > 0:
+        img = img + _grainy_noise(rng, (h, w), rng.uniform(0, cfg.noise_hu), rng.uniform(*cfg.noise_grain_px))
+    if rng.random() < cfg.p_blur:
+        img = ndi.gaussian_filter(img, rng.uniform(*cfg.blur_sigma_px))
+    if rng.random() < cfg.p_lowres:
+        f = rng.uniform(*cfg.lowres_zoom)
+        img = resize_image(resize_image(img, max(8, round(h * f)), max(8, round(w * f))), h, w)
+    return img.astype(np.float32, copy=False)
+
+
 def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpec,
                 cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
     """-> (x (H, W, 1) float32 in [0, 1], y (H, W, 4) float32: liver, tumor, liver weight, tumor weight)."""
@@ -162,8 +192,7 @@ def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpe
     img = ndi.affine_transform(img, m, off, output_shape=out_hw, order=1, mode="constant", cval=background)
     lab = ndi.affine_transform(lab, m, off, output_shape=out_hw, order=0, mode="constant", cval=0)
     known = ndi.affine_transform(known.astype(np.uint8), m, off, output_shape=out_hw, order=0) > 0
-    if rng.random() < cfg.p_lowres:
-        img = ndi.zoom(ndi.zoom(img, 0.5, order=1), 2.0, order=1)[: out_hw[0], : out_hw[1]]
+    img = degrade(img, is_hu, rng, cfg)
     liver = lab == 1
     liver_level = float(np.median(img[liver])) if liver.sum() > 50 else None
     x = _to_model_input(img.astype(np.float32), is_hu, rng, spec, cfg, liver_level, lc.units_per_hu())
