@@ -160,18 +160,26 @@ def _grainy_noise(rng: np.random.Generator, shape: tuple[int, int], std: float, 
     return noise * std
 
 
+def soften(img: np.ndarray, blur_px: float = 0.0, shrink: float = 1.0) -> np.ndarray:
+    """(H, W) HU or grey -> (H, W) float32 blurred by ``blur_px`` (Gaussian sigma, 0 for none), then
+    shrunk by ``shrink`` and enlarged back (1 for none), as soft kernels and thumbnails look."""
+    out = np.asarray(img, np.float32)
+    if blur_px:
+        out = ndi.gaussian_filter(out, blur_px)
+    if shrink != 1.0:
+        h, w = out.shape
+        out = resize_image(resize_image(out, max(8, round(h * shrink)), max(8, round(w * shrink))), h, w)
+    return out
+
+
 def degrade(img: np.ndarray, is_hu: bool, rng: np.random.Generator, cfg: AugmentConfig) -> np.ndarray:
     """(H, W) float32 HU or grey -> the same with noise (HU only: 8-bit exports carry their own),
     blur and low resolution, each drawn by ``cfg``."""
-    h, w = img.shape
     if is_hu and cfg.noise_hu > 0:
-        img = img + _grainy_noise(rng, (h, w), rng.uniform(0, cfg.noise_hu), rng.uniform(*cfg.noise_grain_px))
-    if rng.random() < cfg.p_blur:
-        img = ndi.gaussian_filter(img, rng.uniform(*cfg.blur_sigma_px))
-    if rng.random() < cfg.p_lowres:
-        f = rng.uniform(*cfg.lowres_zoom)
-        img = resize_image(resize_image(img, max(8, round(h * f)), max(8, round(w * f))), h, w)
-    return img.astype(np.float32, copy=False)
+        img = img + _grainy_noise(rng, img.shape, rng.uniform(0, cfg.noise_hu), rng.uniform(*cfg.noise_grain_px))
+    blur_px = rng.uniform(*cfg.blur_sigma_px) if rng.random() < cfg.p_blur else 0.0
+    shrink = rng.uniform(*cfg.lowres_zoom) if rng.random() < cfg.p_lowres else 1.0
+    return soften(img, blur_px, shrink)
 
 
 def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpec,

@@ -21,14 +21,14 @@ from pathlib import Path
 
 import numpy as np
 from PIL import Image
-from scipy import ndimage as ndi
 
 from hepatoscan.measure import lesion_diameters
 from hepatoscan.morphology import label
 from hepatoscan.predictor import Predictor
-from hepatoscan.preprocessing import render_8bit, resize_image
+from hepatoscan.preprocessing import render_8bit
 from hepatoscan.scan import Scan
 
+from .augment import soften
 from .data import SplitConfig, discover_cases, split_by_patient
 
 log = logging.getLogger("training.evaluate")
@@ -139,22 +139,11 @@ def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
     return out
 
 
-def _degrade_slice(hu: np.ndarray, blur_px: float, shrink: float) -> np.ndarray:
-    """(H, W) HU -> the same blurred by ``blur_px`` (Gaussian sigma) and/or shrunk and enlarged back."""
-    out = np.asarray(hu, np.float32)
-    if blur_px:
-        out = ndi.gaussian_filter(out, blur_px)
-    if shrink != 1.0:
-        h, w = out.shape
-        out = resize_image(resize_image(out, round(h * shrink), round(w * shrink)), h, w)
-    return out
-
-
 def _render_volume(pixels, window, gamma=1.0, jpeg=None, blur_px=0.0, shrink=1.0) -> np.ndarray:
     out = np.empty(pixels.shape, np.float32)
     for z, s in enumerate(pixels):
         if blur_px or shrink != 1.0:
-            s = _degrade_slice(s, blur_px, shrink)
+            s = soften(s, blur_px, shrink)
         g = render_8bit(s, window, gamma)
         if jpeg:
             buf = io.BytesIO()
