@@ -151,7 +151,8 @@ class HepatoScanApp:
         n = result.scan.n_slices
         slider = gr.Slider(minimum=0, maximum=max(1, n - 1), value=z, step=1, visible=n > 1,
                            label=f"Slice (opens on the largest tumor; {n} slices)")
-        summary = "### Result\n" + result.describe()
+        summary = "### Result\n" + result.describe(warnings=False)
+        summary += "".join(f"\n\n**Warning:** {w}" for w in result.warnings)
         return (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result)
 
     def show_slice(self, result: Result | None, z):

@@ -125,7 +125,7 @@ def segment_command(args) -> int:
                        lesion_count=s["lesion_count"],
                        liver=s["liver_volume_ml"] if volume else (s["liver_area_mm2"] or s["liver_area_px"]),
                        tumor=s["tumor_volume_ml"] if volume else (s["tumor_area_mm2"] if s["units"] == "mm" else s["tumor_area_px"]),
-                       message=" ".join(result.scan.warnings))
+                       message=" ".join(result.warnings))
             if volume and s["liver_volume_ml"] is None:
                 row.update(liver=s["liver_voxels"], tumor=s["tumor_voxels"], units="voxels")
             elif volume:

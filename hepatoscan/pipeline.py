@@ -40,6 +40,11 @@ class Result:
         return self.segmentation.scan
 
     @property
+    def warnings(self) -> list[str]:
+        """What the user should know: of the input (loading) and of the result (a soft image)."""
+        return self.scan.warnings + self.segmentation.warnings
+
+    @property
     def key_slices(self) -> list[int]:
         """Slices to show: the 2D input's one slice, or a volume's key slices (largest tumor first)."""
         v = self.measurements.volume
@@ -68,8 +73,8 @@ class Result:
         """A compact, JSON-able summary (what the API and CLI print)."""
         m, scan = self.measurements, self.scan
         out = {"input": scan.name, "format": scan.source_format, "slices": scan.n_slices,
-               "units": m.units, "spacing_mm": scan.spacing_mm, "warnings": scan.warnings,
-               "window": self.segmentation.window_summary(), "model": f"{self.card.name} {self.card.version}",
+               "units": m.units, "spacing_mm": scan.spacing_mm, "warnings": self.warnings,
+               "window": self.segmentation.window_summary(), "blur_effect": self.segmentation.blur_effect, "model": f"{self.card.name} {self.card.version}",
                "backend": self.backend, "elapsed_ms": round(self.elapsed_ms, 1)}
         if m.volume is not None:
             v = m.volume
@@ -84,8 +89,9 @@ class Result:
                        tumor_burden_pct=s.tumor_burden_pct, lesion_count=s.lesion_count)
         return out
 
-    def describe(self) -> str:
-        """The result in a few plain sentences."""
+    def describe(self, warnings: bool = True) -> str:
+        """The result in a few plain sentences (with the warnings at the end unless ``warnings`` is
+        False, for a caller that shows them on their own)."""
         s = self.summary()
         if self.measurements.volume is not None:
             liver = f"{s['liver_volume_ml']:.0f} mL" if s["liver_volume_ml"] is not None else f"{s['liver_voxels']:,} voxels"
@@ -103,7 +109,7 @@ class Result:
             text += " Pixel units only: the pixel spacing is unknown."
         if s["window"]:
             text += " " + s["window"]
-        for w in s["warnings"]:
+        for w in s["warnings"] if warnings else ():
             text += " Warning: " + w
         return text
 

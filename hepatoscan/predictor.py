@@ -13,11 +13,12 @@ from typing import Callable
 
 import numpy as np
 
-from .config import PostprocessConfig
+from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks
 from .preprocessing import WindowEstimate, prepare_slice, resize_image
+from .quality import blur_effect, softness_warning
 from .scan import Scan
 from .tflite_model import TFLiteModel
 
@@ -45,6 +46,8 @@ class Segmentation:
 
     liver, tumor: (Z, H, W) uint8 in {0, 1}; liver includes tumor.
     window_estimates: per slice, the display window estimated for 8-bit inputs (None for HU).
+    blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
+    blurred (hepatoscan.quality); warnings: what the user should know of the result (a soft image).
     """
 
     scan: Scan
@@ -52,6 +55,8 @@ class Segmentation:
     tumor: np.ndarray
     window_estimates: list[WindowEstimate | None]
     timings_ms: dict = field(default_factory=dict)
+    blur_effect: float | None = None
+    warnings: list[str] = field(default_factory=list)
 
     def window_summary(self) -> str | None:
         """A sentence on how 8-bit input was standardised, or None for HU input."""
@@ -79,11 +84,12 @@ class Predictor:
     """
 
     def __init__(self, card: ModelCard, num_threads: int = 2, batch_size: int = 1,
-                 postprocess: PostprocessConfig = PostprocessConfig(), verify: bool = True):
+                 postprocess: PostprocessConfig = PostprocessConfig(), verify: bool = True,
+                 quality: QualityConfig = QualityConfig()):
         if verify:
             card.verify()
         self.card = card
-        self.postprocess = postprocess
+        self.postprocess, self.quality = postprocess, quality
         self.model = TFLiteModel(card.model_path, num_threads=num_threads, batch_size=batch_size)
         spec, m = card.input_spec, self.model
         if (m.height, m.width, m.channels) != (spec.height, spec.width, 1) or m.n_outputs != len(card.outputs):
@@ -123,6 +129,7 @@ class Predictor:
         liver_raw = np.zeros((z, h, w), bool)
         tumor_raw = np.zeros((z, h, w), bool)
         estimates: list[WindowEstimate | None] = []
+        blur_effects: list[float] = []  # of every quality.every_nth_slice-th slice
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
@@ -132,6 +139,8 @@ class Predictor:
                 x, est = prepare_slice(scan.pixels[k], scan.is_hu, spec)
                 batch.append(x)
                 estimates.append(est)
+                if k % self.quality.every_nth_slice == 0:
+                    blur_effects.append(blur_effect(x))
             probs = self.predict_probs(np.stack(batch))
             for j, k in enumerate(range(start, stop)):
                 liver_raw[k] = resize_image(probs[j, ..., 0], h, w) > t_liver
@@ -141,5 +150,8 @@ class Predictor:
         t1 = time.perf_counter()
         liver, tumor = clean_masks(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
         t2 = time.perf_counter()
+        soft = softness_warning(blur_effects, self.quality)
         return Segmentation(scan, liver, tumor, estimates,
-                            {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)})
+                            {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
+                            blur_effect=round(float(np.median(blur_effects)), 3),
+                            warnings=[soft] if soft else [])

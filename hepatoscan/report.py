@@ -164,7 +164,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     for k in ("modality", "study_date", "study_description", "manufacturer"):
         if scan.metadata.get(k):
             info.append((k.replace("_", " ").capitalize(), scan.metadata[k]))
-    for w in scan.warnings:
+    for w in result.warnings:
         info.append(("Warning", w))
     pdf.kv_table(info)
 

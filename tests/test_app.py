@@ -41,6 +41,19 @@ def test_handler_segments_png_with_patient(handlers):
     assert slider.visible is False and state is not None
 
 
+def test_handler_shows_a_soft_image_warning_once_on_its_own_line(handlers, tmp_path):
+    from PIL import Image, ImageFilter
+
+    soft = tmp_path / "thumbnail.png"
+    Image.open(SAMPLES / "lits117_z064_w350.png").filter(ImageFilter.GaussianBlur(2)).save(soft)
+    summary, data = (lambda o: (o[6], o[8]))(handlers.segment_ui(str(soft), 0, *[""] * 7, progress=None))
+    assert summary.count("soft where the model sees it") == 1
+    assert "\n\n**Warning:** The image is soft" in summary
+    assert data["blur_effect"] > 0.6 and len(data["warnings"]) == 1
+    sharp = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, *[""] * 7, progress=None)
+    assert "Warning" not in sharp[6] and sharp[8]["warnings"] == []
+
+
 def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
     out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, *[""] * 7, progress=None)
     data, slider, state = out[8], out[9], out[10]

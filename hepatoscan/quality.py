@@ -1,0 +1,57 @@
+"""How sharp an image is where the model sees it, and a warning when it is too soft.
+
+The model loses liver on blurred images and on small images enlarged for display (thumbnails,
+screenshots): sharpness is measured on the model's own input, after the resize to its input size,
+so a sharp 512 x 512 slice and the same slice shrunk to 128 and enlarged back score apart.
+
+Measure: the blur effect of Crete-Roffet et al. (SPIE 2007, "The blur effect: perception and
+estimation with a new no-reference perceptual blur metric"): blur the image again with a box
+filter and see how much of its neighbour-to-neighbour variation that removes. A sharp image loses
+most of it (a value near 0); an image that was already soft loses little (near 1).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .config import QualityConfig
+
+BOX_PX = 9  # the re-blur's box filter size, as in the paper
+
+
+def _variation(a: np.ndarray, axis: int) -> tuple[float, float]:
+    """(H, W) float32 -> (sum of |neighbour differences| along ``axis``, the part of it that a
+    BOX_PX box blur along ``axis`` removes). Two neighbouring box means differ by (the pixel that
+    enters - the one that leaves) / BOX_PX, so the blurred image itself is never made."""
+    d = np.abs(np.diff(a, axis=axis))
+    pad_width = [(0, 0), (0, 0)]
+    pad_width[axis] = (BOX_PX // 2, BOX_PX // 2)
+    pad = np.pad(a, pad_width, mode="edge")
+    n = pad.shape[axis]
+    enters = np.take(pad, np.arange(BOX_PX, n), axis=axis)
+    leaves = np.take(pad, np.arange(0, n - BOX_PX), axis=axis)
+    lost = d - np.abs(enters - leaves) * (1.0 / BOX_PX)
+    return float(d.sum()), float(np.maximum(lost, 0.0, out=lost).sum())
+
+
+def blur_effect(x: np.ndarray) -> float:
+    """x: (H, W) float32 model input in [0, 1] -> blur effect in [0, 1] (0 sharp, 1 fully blurred),
+    the larger of the row and the column values. A flat image scores 0 (nothing to judge)."""
+    a = np.asarray(x, np.float32)
+    out = 0.0
+    for axis in (0, 1):
+        total, lost = _variation(a, axis)
+        if total > 1e-6:
+            out = max(out, (total - lost) / total)
+    return out
+
+
+def softness_warning(blur_effects: list[float], cfg: QualityConfig = QualityConfig()) -> str | None:
+    """Median blur effect of the sampled slices -> a sentence for the user, or None if sharp enough."""
+    if not blur_effects:
+        return None
+    value = float(np.median(blur_effects))
+    if value <= cfg.soft_blur_effect:
+        return None
+    return (f"The image is soft where the model sees it (blur effect {value:.2f}; above "
+            f"{cfg.soft_blur_effect:.2f} liver outlines were less reliable in testing): it looks blurred "
+            "or enlarged from a smaller image. Use a full-resolution export, or the DICOM/NIfTI, if you have one.")

@@ -1,0 +1,92 @@
+"""Soft images (blurred, or small and enlarged) are measured where the model sees them and the user
+is warned; sharp ones, the shipped samples among them, are not."""
+import io
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from PIL import Image, ImageFilter
+
+from conftest import SAMPLES, dice
+from hepatoscan.config import QualityConfig
+from hepatoscan.pipeline import analyze
+from hepatoscan.quality import blur_effect, softness_warning
+
+SAMPLE = SAMPLES / "lits117_z080_w350.png"
+
+
+def _synthetic_ct(seed=0) -> np.ndarray:
+    """(256, 256) float32 in [0, 1]: a body disc with an organ, a few vessels and grainy noise."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:256, :256]
+    img = np.where((yy - 128) ** 2 + (xx - 128) ** 2 < 110 ** 2, 0.45, 0.0)
+    img = np.where((yy - 120) ** 2 / 60 ** 2 + (xx - 100) ** 2 / 45 ** 2 < 1, 0.6, img)
+    for cy, cx in rng.integers(60, 190, (6, 2)):
+        img = np.where((yy - cy) ** 2 + (xx - cx) ** 2 < 36, 0.9, img)
+    return np.clip(img + rng.normal(0, 0.03, img.shape), 0, 1).astype(np.float32)
+
+
+def _blurred(x: np.ndarray, sigma: float) -> np.ndarray:
+    """Separable Gaussian blur (edges repeated)."""
+    r = int(3 * sigma) + 1
+    k = np.exp(-0.5 * (np.arange(-r, r + 1) / sigma) ** 2)
+    k /= k.sum()
+    rows = np.apply_along_axis(lambda v: np.convolve(np.pad(v, r, mode="edge"), k, "valid"), 1, x)
+    return np.apply_along_axis(lambda v: np.convolve(np.pad(v, r, mode="edge"), k, "valid"), 0, rows).astype(np.float32)
+
+
+def test_blur_effect_rises_with_blur_and_with_enlargement():
+    x = _synthetic_ct()
+    values = [blur_effect(x)] + [blur_effect(_blurred(x, s)) for s in (0.7, 1.5, 3.0)]
+    assert values == sorted(values) and values[0] < 0.4 and values[-1] > 0.8
+    small = Image.fromarray(x, "F").resize((64, 64), Image.BILINEAR).resize((256, 256), Image.BILINEAR)
+    assert blur_effect(np.asarray(small, np.float32)) > QualityConfig().soft_blur_effect
+    assert blur_effect(np.zeros((64, 64), np.float32)) == 0.0  # nothing to judge
+
+
+def test_softness_warning_names_the_value_and_what_to_do():
+    assert softness_warning([0.3, 0.5, 0.45]) is None
+    text = softness_warning([0.7, 0.8, 0.65])
+    assert "0.70" in text and "full-resolution" in text
+    assert softness_warning([]) is None
+
+
+def _png(img: Image.Image) -> bytes:
+    buf = io.BytesIO()
+    img.save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_sharp_samples_and_volume_get_no_warning(predictor, sample_pngs):
+    for path, _ in sample_pngs:
+        r = analyze(predictor, path)
+        assert r.warnings == [] and r.segmentation.blur_effect < 0.55, path.name
+    vol = analyze(predictor, SAMPLES / "lits117_volume.nii.gz")
+    assert vol.warnings == [] and vol.segmentation.blur_effect < 0.55
+
+
+def test_blurred_and_thumbnail_exports_are_warned_and_lose_liver(predictor):
+    """The warning is there because the model does worse on such images: the blurred sample
+    loses liver against the sharp one, measured against the expert mask."""
+    gt = np.asarray(Image.open(SAMPLE.with_name(SAMPLE.stem + "_mask.png"))) >= 1
+    sharp = analyze(predictor, SAMPLE)
+    im = Image.open(SAMPLE)
+    for name, soft in [("blurred", im.filter(ImageFilter.GaussianBlur(2))),
+                       ("thumbnail", im.resize((48, 48), Image.BILINEAR).resize(im.size, Image.BILINEAR))]:
+        r = analyze(predictor, _png(soft), filename=f"{name}.png")
+        assert len(r.warnings) == 1 and "soft" in r.warnings[0], name
+        s = r.summary()
+        assert s["warnings"] == r.warnings and s["blur_effect"] > 0.6
+        assert "Warning: The image is soft" in r.describe()
+        assert dice(r.segmentation.liver[0], gt) < dice(sharp.segmentation.liver[0], gt), name
+
+
+def test_pdf_carries_the_softness_warning(predictor, tmp_path):
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) is not installed; make test installs it")
+    r = analyze(predictor, _png(Image.open(SAMPLE).filter(ImageFilter.GaussianBlur(2))), filename="soft.png")
+    pdf = tmp_path / "soft.pdf"
+    pdf.write_bytes(r.report_pdf())
+    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout.split())
+    assert "The image is soft where the model sees it" in text
