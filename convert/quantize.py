@@ -241,10 +241,7 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                          "keras_float_ms_per_slice": qreport["keras_float_ms_per_slice"]},
         "architecture": {"type": "2D U-Net", **config["unet"]},
         "training": {"sources": config["sources"], "split": split, "seed": config["split"]["seed"],
-                     "epochs_planned": config["train"]["epochs"], "epochs_run": _epochs_run(run),
-                     "steps_per_epoch": config["train"]["steps_per_epoch"], "batch_size": config["train"]["batch_size"],
-                     "optimizer": "Adam, cosine-decayed learning rate",
-                     "learning_rate": [config["train"]["learning_rate"], config["train"]["lr_final"]],
+                     **_own_steps(run, config["train"]),
                      "fine_tuned_from": _base_run(config["train"].get("init")),
                      "averaged_from": _averaged_from(config["train"]),
                      "loss": "BCE + soft Dice per channel; tumor channel masked on tumor-unlabelled sources "
@@ -257,19 +254,35 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
     }
 
 
+def _own_steps(run: Path, train_config: dict) -> dict:
+    """How the run itself was made: its own optimisation, or (training.average) none at all, in
+    which case the figures of the averaged models are under averaged_from, not repeated here."""
+    if train_config.get("averaged_from"):
+        return {"method": "mean of the weights of the models in averaged_from (python -m training.average); "
+                          "no training steps of its own"}
+    return {"method": "fine-tuned from fine_tuned_from" if train_config.get("init") else "trained from scratch",
+            "epochs_planned": train_config["epochs"], "epochs_run": _epochs_run(run),
+            "steps_per_epoch": train_config["steps_per_epoch"], "batch_size": train_config["batch_size"],
+            "optimizer": "Adam, cosine-decayed learning rate",
+            "learning_rate": [train_config["learning_rate"], train_config["lr_final"]]}
+
+
 def _base_run(init: str | None) -> dict | None:
     """What a fine-tuned model started from: the base run's recipe in brief (None: trained from scratch)."""
     if not init:
         return None
     base = Path(init).parent
-    out = {"model": init, "epochs_run": _epochs_run(base)}
-    if (base / "config.json").exists():
-        cfg = json.loads((base / "config.json").read_text())
-        out.update(steps_per_epoch=cfg["train"]["steps_per_epoch"], batch_size=cfg["train"]["batch_size"],
-                   learning_rate=[cfg["train"]["learning_rate"], cfg["train"]["lr_final"]],
-                   git_commit=cfg["git_commit"], fine_tuned_from=_base_run(cfg["train"].get("init")))
-        if cfg["train"].get("averaged_from"):
-            out["averaged_from"] = _averaged_from(cfg["train"])
+    if (base / "card.json").exists():  # a shipped model restored by training.restore: its card has the history
+        card = json.loads((base / "card.json").read_text())
+        history = {k: v for k, v in card["training"].items() if k not in ("sources", "split", "seed", "augmentation")}
+        return {"model": init, "shipped_as": f"{card['name']} {card['version']}", **history}
+    if not (base / "config.json").exists():
+        return {"model": init, "epochs_run": _epochs_run(base)}
+    cfg = json.loads((base / "config.json").read_text())
+    out = {"model": init, **_own_steps(base, cfg["train"]), "git_commit": cfg["git_commit"],
+           "fine_tuned_from": _base_run(cfg["train"].get("init"))}
+    if cfg["train"].get("averaged_from"):
+        out["averaged_from"] = _averaged_from(cfg["train"])
     return out
 
 

@@ -99,6 +99,31 @@ def test_two_step_training_on_real_data(tmp_path, data_dir):
     assert model.output_shape == (None, 256, 256, 2)
 
 
+def test_augment_overrides_parse_as_the_defaults_are_typed():
+    from training.augment import AugmentConfig, augment_overrides
+
+    cfg = augment_overrides(["p_liver_clip_window=0.45", "liver_clip_offset_hu=-70,10", "jpeg_quality=40,90"])
+    assert cfg.p_liver_clip_window == 0.45 and cfg.liver_clip_offset_hu == (-70.0, 10.0)
+    assert cfg.jpeg_quality == (40, 90) and all(isinstance(q, int) for q in cfg.jpeg_quality)
+    assert cfg.p_blur == AugmentConfig().p_blur  # untouched fields keep their defaults
+    for bad, says in [("p_blurr=0.1", "NAME one of"), ("p_blur", "NAME=VALUE"),
+                      ("liver_clip_offset_hu=-70", "2 comma-separated"), ("p_blur=high", "the default is 0.25")]:
+        with pytest.raises(ValueError, match=says):
+            augment_overrides([bad])
+
+
+def test_train_cli_records_augment_overrides(tmp_path, monkeypatch):
+    """--aug reaches the run: train() gets the changed AugmentConfig (recorded in config.json)."""
+    import training.train as tt
+
+    seen = {}
+    monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(aug=aug))
+    tt.main(["--out", str(tmp_path), "--aug", "p_liver_clip_window=0.5"])
+    assert seen["aug"].p_liver_clip_window == 0.5
+    with pytest.raises(SystemExit):
+        tt.main(["--out", str(tmp_path), "--aug", "no_such_field=1"])
+
+
 def test_synthetic_tumor_stays_in_liver_and_is_labelled():
     from training.synth import paste_tumor
 
@@ -250,3 +275,44 @@ def test_average_refuses_runs_on_other_splits_or_networks(tmp_path):
         average_runs([a, b], tmp_path / "m1")
     with pytest.raises(AverageError, match="different architectures"):
         average_runs([a, c], tmp_path / "m2")
+
+
+def test_restored_shipped_model_is_a_run_whose_history_reaches_the_next_card(tmp_path):
+    """training.restore turns models/ into a run folder (the float model, recipe, split and card);
+    a fine-tune of it records the shipped model's chain, and an average records no steps of its own."""
+    import keras
+
+    from conftest import MODELS
+    from convert.quantize import _base_run, _own_steps
+    from hepatoscan.model_card import find_card
+    from training.restore import restore_run
+
+    card = find_card(MODELS).raw
+    run = restore_run(MODELS, tmp_path / "shipped")
+    assert json.loads((run / "split.json").read_text()) == card["training"]["split"]
+    assert json.loads((run / "config.json").read_text()) == json.loads((MODELS / "training_config.json").read_text())
+    restored = keras.saving.load_model(run / "model.keras", compile=False)
+    source = keras.saving.load_model(MODELS / "source" / "hepatoscan_unet.keras", compile=False)
+    assert all(np.array_equal(x, y) for x, y in zip(restored.get_weights(), source.get_weights()))
+
+    base = _base_run(str(run / "model.keras"))
+    assert base["shipped_as"] == f"{card['name']} {card['version']}"
+    assert base["averaged_from"] == card["training"]["averaged_from"] and "split" not in base
+
+    averaged = _own_steps(run, {"averaged_from": ["runs/a/model.keras", "runs/b/model.keras"]})
+    assert "no training steps of its own" in averaged["method"] and "epochs_run" not in averaged
+    tuned = _own_steps(run, {"init": "runs/x/model.keras", "epochs": 8, "steps_per_epoch": 100, "batch_size": 8,
+                             "learning_rate": 2e-4, "lr_final": 1e-5})
+    assert tuned["method"].startswith("fine-tuned") and tuned["learning_rate"] == [2e-4, 1e-5]
+
+
+def test_restore_says_what_is_missing(tmp_path):
+    import shutil
+
+    from conftest import MODELS
+    from training.restore import restore_run
+
+    models = tmp_path / "models"
+    shutil.copytree(MODELS, models, ignore=shutil.ignore_patterns("source"))
+    with pytest.raises(FileNotFoundError, match="no float source model"):
+        restore_run(models, tmp_path / "out")

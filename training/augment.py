@@ -7,7 +7,7 @@ and JPEG, then standardised exactly as the runtime standardises PNG/JPG uploads.
 from __future__ import annotations
 
 import io
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 
 import numpy as np
 from PIL import Image
@@ -55,6 +55,31 @@ class AugmentConfig:
     p_synthetic_tumor: float = 0.5  # on liver slices with no real tumor
     noise_hu: float = 25.0  # HU slices: Gaussian noise, its standard deviation drawn up to this
     noise_grain_px: tuple[float, float] = (0.0, 1.5)  # the noise's correlation length (Gaussian sigma)
+
+
+def augment_overrides(items: list[str], base: AugmentConfig = AugmentConfig()) -> AugmentConfig:
+    """["name=value", ...] -> ``base`` with those fields replaced, each value read as the field's
+    default is typed (a float, an int, or a comma-separated pair such as ``-70,10``), so a run's
+    recipe is set on the command line and recorded in its config.json instead of edited defaults."""
+    changes = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        if not sep or not hasattr(base, name.strip()):
+            known = ", ".join(f.name for f in fields(base))
+            raise ValueError(f"--aug {item!r}: expected NAME=VALUE with NAME one of {known}")
+        name = name.strip()
+        default = getattr(base, name)
+        try:
+            if isinstance(default, tuple):
+                parts = [p.strip() for p in text.split(",")]
+                if len(parts) != len(default):
+                    raise ValueError(f"{len(default)} comma-separated numbers expected")
+                changes[name] = tuple(type(d)(float(p)) for d, p in zip(default, parts))
+            else:
+                changes[name] = type(default)(float(text))
+        except ValueError as e:
+            raise ValueError(f"--aug {item!r}: {e}; the default is {default!r}") from None
+    return replace(base, **changes)
 
 
 @dataclass

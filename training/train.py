@@ -23,7 +23,7 @@ import numpy as np  # noqa: E402
 
 from hepatoscan.preprocessing import InputSpec  # noqa: E402
 
-from .augment import AugmentConfig, LoadedCase, eval_input, make_sample  # noqa: E402
+from .augment import AugmentConfig, LoadedCase, augment_overrides, eval_input, make_sample  # noqa: E402
 from .data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
 from .losses import METRICS, make_loss  # noqa: E402
 from .model import UNetConfig, build_unet  # noqa: E402
@@ -175,12 +175,19 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=TrainConfig.learning_rate, help="initial Adam learning rate")
     p.add_argument("--lr-final", type=float, default=TrainConfig.lr_final)
     p.add_argument("--init", help="fine-tune this .keras model (e.g. runs/v2/model.keras)")
+    p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
+                   help="override an AugmentConfig field, e.g. --aug p_liver_clip_window=0.45 "
+                        "--aug liver_clip_offset_hu=-70,10 (repeatable; recorded in config.json)")
     a = p.parse_args(argv)
+    try:
+        aug = augment_overrides(a.aug)
+    except ValueError as e:
+        p.error(str(e))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
                       max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
                       init=a.init)
-    train(a.data, a.out, cfg, UNetConfig(base_filters=a.base_filters), AugmentConfig())
+    train(a.data, a.out, cfg, UNetConfig(base_filters=a.base_filters), aug)
 
 
 if __name__ == "__main__":
