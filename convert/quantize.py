@@ -28,6 +28,8 @@ from training.data import SplitConfig, discover_cases, split_by_patient  # noqa:
 
 log = logging.getLogger("convert.quantize")
 
+DEFAULT_THRESHOLDS = {"liver": 0.5, "tumor": 0.5}
+
 AGREEMENT_BAR = {"liver": 0.98, "tumor": 0.95}  # mask Dice, quantized vs Keras float
 QUANT_DESCRIPTIONS = {
     "float32": "float32 weights and activations",
@@ -156,7 +158,7 @@ def main(argv=None):
     rng = np.random.default_rng(1)
     check = np.stack([eval_input(lc, z, spec) for lc, z in _slices(held_out, 16, rng)])[..., None]
     log.info("agreement check on %d held-out slices", len(check))
-    thresholds = {"liver": 0.5, "tumor": 0.5}
+    thresholds = DEFAULT_THRESHOLDS  # for the agreement check; the card's come from card_thresholds()
     ref = model.predict(check, batch_size=8, verbose=0)
     report = {"calibration_slices": int(len(calib)), "check_slices": int(len(check)), "variants": {}}
     blobs = {}
@@ -187,7 +189,7 @@ def main(argv=None):
     _remove_shipped(a.out)
     (a.out / fname).write_bytes(blobs[ship])
     (a.run / "quantization.json").write_text(json.dumps(report, indent=1))
-    card = build_card(config, a.run, fname, blobs[ship], ship, report, spec, thresholds, a.version)
+    card = build_card(config, a.run, fname, blobs[ship], ship, report, spec, a.version)
     (a.out / fname.replace(".tflite", ".json")).write_text(json.dumps(card, indent=1, ensure_ascii=False))
     log.info("shipped %s (%d bytes) to %s", fname, len(blobs[ship]), a.out)
     shutil.copy(a.run / "config.json", a.out / "training_config.json")
@@ -208,13 +210,24 @@ def update_card(run: Path, out: Path, config: dict, spec: InputSpec, version: st
     report = json.loads((run / "quantization.json").read_text())
     fname = f"hepatoscan_unet_{report['shipped'].replace('-', '_')}.tflite"
     blob = (out / fname).read_bytes()
-    card = build_card(config, run, fname, blob, report["shipped"], report, spec, {"liver": 0.5, "tumor": 0.5}, version)
+    card = build_card(config, run, fname, blob, report["shipped"], report, spec, version)
     (out / fname.replace(".tflite", ".json")).write_text(json.dumps(card, indent=1, ensure_ascii=False))
     log.info("card of %s updated", fname)
 
 
+def card_thresholds(run: Path) -> tuple[dict, str]:
+    """-> (the card's thresholds, how they were chosen): the run's threshold.json (training.threshold,
+    chosen on the validation patients) where it exists, else DEFAULT_THRESHOLDS."""
+    path = run / "threshold.json"
+    if not path.exists():
+        return dict(DEFAULT_THRESHOLDS), "default 0.5, untuned"
+    choice = json.loads(path.read_text())
+    return {"liver": float(choice["liver"]), "tumor": float(choice["tumor"])}, choice["chosen_on"]
+
+
 def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: dict, spec: InputSpec,
-               thresholds: dict, version: str) -> dict:
+               version: str) -> dict:
+    thresholds, chosen_on = card_thresholds(run)
     eval_path = run / "eval.json"
     metrics = json.loads(eval_path.read_text()) if eval_path.exists() else {}
     split = json.loads((run / "split.json").read_text())
@@ -232,6 +245,7 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
         "output_semantics": {"liver": "sigmoid probability of liver including tumor (LiTS)",
                              "tumor": "sigmoid probability of liver tumor"},
         "thresholds": thresholds,
+        "thresholds_chosen_on": chosen_on,
         "labels": {"0": "background", "1": "liver", "2": "tumor"},
         "quantization": {"type": kind,
                          "description": QUANT_DESCRIPTIONS[kind], "calibration_slices": qreport["calibration_slices"],
@@ -241,9 +255,7 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                          "keras_float_ms_per_slice": qreport["keras_float_ms_per_slice"]},
         "architecture": {"type": "2D U-Net", **config["unet"]},
         "training": {"sources": config["sources"], "split": split, "seed": config["split"]["seed"],
-                     **_own_steps(run, config["train"]),
-                     "fine_tuned_from": _base_run(config["train"].get("init")),
-                     "averaged_from": _averaged_from(config["train"]),
+                     **_history(run, config["train"]),
                      "loss": "BCE + soft Dice per channel; tumor channel masked on tumor-unlabelled sources "
                              "except around synthetic tumors",
                      "augmentation": config["augment"], "git_commit": config["git_commit"]},
@@ -267,22 +279,38 @@ def _own_steps(run: Path, train_config: dict) -> dict:
             "learning_rate": [train_config["learning_rate"], train_config["lr_final"]]}
 
 
+def _history(run: Path, train_config: dict | None) -> dict:
+    """How a run's model came to be: its own steps, what it was fine-tuned from and what it averages,
+    recursively. A shipped model restored by training.restore (a card.json in the run) has its
+    history in that card, as its earlier runs are usually gone."""
+    if (run / "card.json").exists():
+        card = json.loads((run / "card.json").read_text())
+        history = {k: v for k, v in card["training"].items()
+                   if k not in ("sources", "split", "seed", "augmentation", "loss", "git_commit")}
+        if history.get("averaged_from") and "method" not in history:  # cards before 1.5.1 listed steps
+            history = {**_own_steps(run, {"averaged_from": history["averaged_from"]}),
+                       **{k: v for k, v in history.items() if k in ("fine_tuned_from", "averaged_from")}}
+        restored = f"{card['name']} {card['version']}"
+        if history.get("restored_from"):  # that card was itself a re-shipped model
+            restored += f" (itself the weights of {history['restored_from']})"
+        return {**history, "restored_from": restored}
+    if train_config is None:  # the run folder is gone: only its name is known
+        return {"epochs_run": _epochs_run(run)}
+    out = {**_own_steps(run, train_config), "fine_tuned_from": _base_run(train_config.get("init"))}
+    if train_config.get("averaged_from"):
+        out["averaged_from"] = _averaged_from(train_config)
+    return out
+
+
 def _base_run(init: str | None) -> dict | None:
     """What a fine-tuned model started from: the base run's recipe in brief (None: trained from scratch)."""
     if not init:
         return None
     base = Path(init).parent
-    if (base / "card.json").exists():  # a shipped model restored by training.restore: its card has the history
-        card = json.loads((base / "card.json").read_text())
-        history = {k: v for k, v in card["training"].items() if k not in ("sources", "split", "seed", "augmentation")}
-        return {"model": init, "shipped_as": f"{card['name']} {card['version']}", **history}
-    if not (base / "config.json").exists():
-        return {"model": init, "epochs_run": _epochs_run(base)}
-    cfg = json.loads((base / "config.json").read_text())
-    out = {"model": init, **_own_steps(base, cfg["train"]), "git_commit": cfg["git_commit"],
-           "fine_tuned_from": _base_run(cfg["train"].get("init"))}
-    if cfg["train"].get("averaged_from"):
-        out["averaged_from"] = _averaged_from(cfg["train"])
+    cfg = json.loads((base / "config.json").read_text()) if (base / "config.json").exists() else None
+    out = {"model": init, **_history(base, cfg["train"] if cfg else None)}
+    if cfg and not (base / "card.json").exists():
+        out["git_commit"] = cfg["git_commit"]
     return out
 
 

@@ -296,8 +296,9 @@ def test_restored_shipped_model_is_a_run_whose_history_reaches_the_next_card(tmp
     assert all(np.array_equal(x, y) for x, y in zip(restored.get_weights(), source.get_weights()))
 
     base = _base_run(str(run / "model.keras"))
-    assert base["shipped_as"] == f"{card['name']} {card['version']}"
+    assert base["restored_from"].startswith(f"{card['name']} {card['version']}")
     assert base["averaged_from"] == card["training"]["averaged_from"] and "split" not in base
+    assert "no training steps of its own" in base["method"] and "epochs_run" not in base
 
     averaged = _own_steps(run, {"averaged_from": ["runs/a/model.keras", "runs/b/model.keras"]})
     assert "no training steps of its own" in averaged["method"] and "epochs_run" not in averaged
@@ -316,3 +317,31 @@ def test_restore_says_what_is_missing(tmp_path):
     shutil.copytree(MODELS, models, ignore=shutil.ignore_patterns("source"))
     with pytest.raises(FileNotFoundError, match="no float source model"):
         restore_run(models, tmp_path / "out")
+
+
+def test_liver_threshold_is_chosen_by_pooled_dice_through_the_runtime(predictor, sample_pngs, tmp_path):
+    from conftest import dice
+    from convert.quantize import card_thresholds
+    from hepatoscan.pipeline import analyze
+    from training.data import Case
+    from training.threshold import choose_liver_threshold
+
+    case = Case(patient="lits117", source="samples", kind="windowed8", tumor_labeled=False,
+                slice_files=[(png, png.with_name(png.stem + "_mask.png")) for png, _ in sample_pngs])
+    own = predictor.card.thresholds["liver"]
+    choice = choose_liver_threshold(predictor.card, [case], candidates=(0.1, own, 0.8))
+    grid = {float(t): v["mean"] for t, v in choice["grid"].items()}
+    assert choice["liver"] == max(grid, key=grid.get) and choice["tumor"] == 0.5
+    assert len(set(grid.values())) > 1  # the threshold changes the masks
+    # At the card's own threshold the grid holds what the runtime gives: Dice pooled over the slices.
+    preds = [analyze(predictor, png).segmentation.liver[0] for png, _ in sample_pngs]
+    gts = [mask >= 1 for _, mask in sample_pngs]
+    pooled = dice(np.concatenate([p.ravel() for p in preds]), np.concatenate([g.ravel() for g in gts]))
+    assert abs(grid[own] - pooled) < 1e-3
+
+    run = tmp_path / "run"
+    run.mkdir()
+    assert card_thresholds(run) == ({"liver": 0.5, "tumor": 0.5}, "default 0.5, untuned")
+    (run / "threshold.json").write_text(json.dumps(choice))
+    thresholds, chosen_on = card_thresholds(run)
+    assert thresholds == {"liver": choice["liver"], "tumor": 0.5} and "validation patients" in chosen_on
