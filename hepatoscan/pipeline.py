@@ -74,8 +74,9 @@ class Result:
         m, scan = self.measurements, self.scan
         out = {"input": scan.name, "format": scan.source_format, "slices": scan.n_slices,
                "units": m.units, "spacing_mm": scan.spacing_mm, "warnings": self.warnings,
-               "window": self.segmentation.window_summary(), "blur_effect": self.segmentation.blur_effect, "model": f"{self.card.name} {self.card.version}",
-               "backend": self.backend, "elapsed_ms": round(self.elapsed_ms, 1)}
+               "window": self.segmentation.window_summary(), "blur_effect": self.segmentation.blur_effect,
+               "model": f"{self.card.name} {self.card.version}", "backend": self.backend,
+               "elapsed_ms": round(self.elapsed_ms, 1)}
         if m.volume is not None:
             v = m.volume
             out.update(liver_volume_ml=v.liver_volume_ml, tumor_volume_ml=v.tumor_volume_ml,

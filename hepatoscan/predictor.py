@@ -150,8 +150,8 @@ class Predictor:
         t1 = time.perf_counter()
         liver, tumor = clean_masks(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
         t2 = time.perf_counter()
-        soft = softness_warning(blur_effects, self.quality)
+        blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
+        soft = softness_warning(blur, self.quality)
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
-                            blur_effect=round(float(np.median(blur_effects)), 3),
-                            warnings=[soft] if soft else [])
+                            blur_effect=blur, warnings=[soft] if soft else [])

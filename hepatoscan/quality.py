@@ -45,13 +45,11 @@ def blur_effect(x: np.ndarray) -> float:
     return out
 
 
-def softness_warning(blur_effects: list[float], cfg: QualityConfig = QualityConfig()) -> str | None:
-    """Median blur effect of the sampled slices -> a sentence for the user, or None if sharp enough."""
-    if not blur_effects:
+def softness_warning(blur: float | None, cfg: QualityConfig = QualityConfig()) -> str | None:
+    """The blur effect of an input (the median over its sampled slices) -> a sentence for the
+    user, or None when it is sharp enough (or unknown)."""
+    if blur is None or blur <= cfg.soft_blur_effect:
         return None
-    value = float(np.median(blur_effects))
-    if value <= cfg.soft_blur_effect:
-        return None
-    return (f"The image is soft where the model sees it (blur effect {value:.2f}; above "
+    return (f"The image is soft where the model sees it (blur effect {blur:.2f}; above "
             f"{cfg.soft_blur_effect:.2f} liver outlines were less reliable in testing): it looks blurred "
             "or enlarged from a smaller image. Use a full-resolution export, or the DICOM/NIfTI, if you have one.")

@@ -46,10 +46,10 @@ def test_blur_effect_rises_with_blur_and_with_enlargement():
 
 
 def test_softness_warning_names_the_value_and_what_to_do():
-    assert softness_warning([0.3, 0.5, 0.45]) is None
-    text = softness_warning([0.7, 0.8, 0.65])
-    assert "0.70" in text and "full-resolution" in text
-    assert softness_warning([]) is None
+    assert softness_warning(0.45) is None and softness_warning(None) is None
+    text = softness_warning(0.7)
+    assert "0.70" in text and "above 0.60" in text and "full-resolution" in text
+    assert softness_warning(0.7, QualityConfig(soft_blur_effect=0.75)) is None
 
 
 def _png(img: Image.Image) -> bytes:
