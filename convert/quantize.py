@@ -286,10 +286,10 @@ def _history(run: Path, train_config: dict | None) -> dict:
     if (run / "card.json").exists():
         card = json.loads((run / "card.json").read_text())
         history = {k: v for k, v in card["training"].items()
-                   if k not in ("sources", "split", "seed", "augmentation", "loss", "git_commit")}
+                   if k not in ("sources", "split", "seed", "augmentation", "loss")}
         if history.get("averaged_from") and "method" not in history:  # cards before 1.5.1 listed steps
             history = {**_own_steps(run, {"averaged_from": history["averaged_from"]}),
-                       **{k: v for k, v in history.items() if k in ("fine_tuned_from", "averaged_from")}}
+                       **{k: v for k, v in history.items() if k in ("fine_tuned_from", "averaged_from", "git_commit")}}
         restored = f"{card['name']} {card['version']}"
         if history.get("restored_from"):  # that card was itself a re-shipped model
             restored += f" (itself the weights of {history['restored_from']})"
@@ -309,8 +309,8 @@ def _base_run(init: str | None) -> dict | None:
     base = Path(init).parent
     cfg = json.loads((base / "config.json").read_text()) if (base / "config.json").exists() else None
     out = {"model": init, **_history(base, cfg["train"] if cfg else None)}
-    if cfg and not (base / "card.json").exists():
-        out["git_commit"] = cfg["git_commit"]
+    if cfg:
+        out.setdefault("git_commit", cfg["git_commit"])  # a restored card's own commit comes first
     return out
 
 

@@ -106,7 +106,7 @@ def test_augment_overrides_parse_as_the_defaults_are_typed():
     assert cfg.p_liver_clip_window == 0.45 and cfg.liver_clip_offset_hu == (-70.0, 10.0)
     assert cfg.jpeg_quality == (40, 90) and all(isinstance(q, int) for q in cfg.jpeg_quality)
     assert cfg.p_blur == AugmentConfig().p_blur  # untouched fields keep their defaults
-    for bad, says in [("p_blurr=0.1", "NAME one of"), ("p_blur", "NAME=VALUE"),
+    for bad, says in [("p_blurr=0.1", "NAME one of"), ("p_blur", "NAME=VALUE"), ("__class__=1", "NAME one of"),
                       ("liver_clip_offset_hu=-70", "2 comma-separated"), ("p_blur=high", "the default is 0.25")]:
         with pytest.raises(ValueError, match=says):
             augment_overrides([bad])
@@ -299,6 +299,7 @@ def test_restored_shipped_model_is_a_run_whose_history_reaches_the_next_card(tmp
     assert base["restored_from"].startswith(f"{card['name']} {card['version']}")
     assert base["averaged_from"] == card["training"]["averaged_from"] and "split" not in base
     assert "no training steps of its own" in base["method"] and "epochs_run" not in base
+    assert base["git_commit"] == card["training"]["git_commit"]  # the shipped model's own commit
 
     averaged = _own_steps(run, {"averaged_from": ["runs/a/model.keras", "runs/b/model.keras"]})
     assert "no training steps of its own" in averaged["method"] and "epochs_run" not in averaged

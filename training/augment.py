@@ -61,13 +61,13 @@ def augment_overrides(items: list[str], base: AugmentConfig = AugmentConfig()) -
     """["name=value", ...] -> ``base`` with those fields replaced, each value read as the field's
     default is typed (a float, an int, or a comma-separated pair such as ``-70,10``), so a run's
     recipe is set on the command line and recorded in its config.json instead of edited defaults."""
+    known = [f.name for f in fields(base)]
     changes = {}
     for item in items:
         name, sep, text = item.partition("=")
-        if not sep or not hasattr(base, name.strip()):
-            known = ", ".join(f.name for f in fields(base))
-            raise ValueError(f"--aug {item!r}: expected NAME=VALUE with NAME one of {known}")
         name = name.strip()
+        if not sep or name not in known:
+            raise ValueError(f"--aug {item!r}: expected NAME=VALUE with NAME one of {', '.join(known)}")
         default = getattr(base, name)
         try:
             if isinstance(default, tuple):
