@@ -75,6 +75,7 @@ class Result:
         out = {"input": scan.name, "format": scan.source_format, "slices": scan.n_slices,
                "units": m.units, "spacing_mm": scan.spacing_mm, "warnings": self.warnings,
                "window": self.segmentation.window_summary(), "blur_effect": self.segmentation.blur_effect,
+               "white_fraction": self.segmentation.white_fraction,
                "model": f"{self.card.name} {self.card.version}", "backend": self.backend,
                "elapsed_ms": round(self.elapsed_ms, 1)}
         if m.volume is not None:

@@ -17,8 +17,8 @@ from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks
-from .preprocessing import WindowEstimate, prepare_slice, resize_image
-from .quality import blur_effect, softness_warning
+from .preprocessing import WindowEstimate, prepare_slice, resize_image, to_grayscale
+from .quality import blur_effect, clipping_warning, softness_warning, white_fraction
 from .scan import Scan
 from .tflite_model import TFLiteModel
 
@@ -47,7 +47,9 @@ class Segmentation:
     liver, tumor: (Z, H, W) uint8 in {0, 1}; liver includes tumor.
     window_estimates: per slice, the display window estimated for 8-bit inputs (None for HU).
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
-    blurred (hepatoscan.quality); warnings: what the user should know of the result (a soft image).
+    blurred (hepatoscan.quality); white_fraction: for 8-bit input, the median share of the sampled
+    slices' non-black pixels that are clipped to white, in [0, 1] (None for HU);
+    warnings: what the user should know of the result (a soft or a white-clipped image).
     """
 
     scan: Scan
@@ -56,6 +58,7 @@ class Segmentation:
     window_estimates: list[WindowEstimate | None]
     timings_ms: dict = field(default_factory=dict)
     blur_effect: float | None = None
+    white_fraction: float | None = None
     warnings: list[str] = field(default_factory=list)
 
     def window_summary(self) -> str | None:
@@ -130,6 +133,7 @@ class Predictor:
         tumor_raw = np.zeros((z, h, w), bool)
         estimates: list[WindowEstimate | None] = []
         blur_effects: list[float] = []  # of every quality.every_nth_slice-th slice
+        white_fractions: list[float] = []  # the same slices, 8-bit input only
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
@@ -141,6 +145,8 @@ class Predictor:
                 estimates.append(est)
                 if k % self.quality.every_nth_slice == 0:
                     blur_effects.append(blur_effect(x))
+                    if not scan.is_hu:
+                        white_fractions.append(white_fraction(to_grayscale(scan.pixels[k]), self.quality))
             probs = self.predict_probs(np.stack(batch))
             for j, k in enumerate(range(start, stop)):
                 liver_raw[k] = resize_image(probs[j, ..., 0], h, w) > t_liver
@@ -151,7 +157,8 @@ class Predictor:
         liver, tumor = clean_masks(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
         t2 = time.perf_counter()
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
-        soft = softness_warning(blur, self.quality)
+        white = round(float(np.median(white_fractions)), 3) if white_fractions else None
+        warnings = [w for w in (softness_warning(blur, self.quality), clipping_warning(white, self.quality)) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
-                            blur_effect=blur, warnings=[soft] if soft else [])
+                            blur_effect=blur, white_fraction=white, warnings=warnings)

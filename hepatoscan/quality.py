@@ -1,4 +1,5 @@
-"""How sharp an image is where the model sees it, and a warning when it is too soft.
+"""How sharp an image is where the model sees it, how much of it is clipped to white, and a
+warning when either makes the result unreliable.
 
 The model loses liver on blurred images and on small images enlarged for display (thumbnails,
 screenshots): sharpness is measured on the model's own input, after the resize to its input size,
@@ -8,6 +9,10 @@ Measure: the blur effect of Crete-Roffet et al. (SPIE 2007, "The blur effect: pe
 estimation with a new no-reference perceptual blur metric"): blur the image again with a box
 filter and see how much of its neighbour-to-neighbour variation that removes. A sharp image loses
 most of it (a value near 0); an image that was already soft loses little (near 1).
+
+Clipping: a narrow display window (a liver window such as W150/L30) turns an enhanced liver into a
+white plateau, the same white as vessels, kidneys and bone, and the model leaves large parts of it
+out. The share of the body's (non-black) pixels that are white is read off the 8-bit image itself.
 """
 from __future__ import annotations
 
@@ -53,3 +58,23 @@ def softness_warning(blur: float | None, cfg: QualityConfig = QualityConfig()) -
     return (f"The image is soft where the model sees it (blur effect {blur:.2f}; above "
             f"{cfg.soft_blur_effect:.2f} liver outlines were less reliable in testing): it looks blurred "
             "or enlarged from a smaller image. Use a full-resolution export, or the DICOM/NIfTI, if you have one.")
+
+
+def white_fraction(gray: np.ndarray, cfg: QualityConfig = QualityConfig()) -> float:
+    """gray: (H, W) 8-bit display grey levels in [0, 255] (uint8 or float), before standardisation
+    -> share in [0, 1] of its non-black pixels (above ``cfg.black_grey``) that are white (at or
+    above ``cfg.white_grey``). 0 for an image with no non-black pixel."""
+    g = np.asarray(gray)
+    body = int(np.count_nonzero(g > cfg.black_grey))
+    return int(np.count_nonzero(g >= cfg.white_grey)) / body if body else 0.0
+
+
+def clipping_warning(fraction: float | None, cfg: QualityConfig = QualityConfig()) -> str | None:
+    """The white fraction of an 8-bit input (the median over its sampled slices) -> a sentence for
+    the user, or None when little is clipped (or for HU input, where ``fraction`` is None)."""
+    if fraction is None or fraction <= cfg.max_white_fraction:
+        return None
+    return (f"{100 * fraction:.0f}% of the body is clipped to white (above {100 * cfg.max_white_fraction:.0f}% "
+            "the liver was under-segmented in testing), as in a narrow liver window such as W150/L30: "
+            "a liver that bright looks like vessels and bone to the model, so parts of it and of its tumors "
+            "may be left out. Export with a wider window (W350/L50 or W400/L40), or use the DICOM/NIfTI, if you can.")

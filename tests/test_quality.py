@@ -1,5 +1,6 @@
-"""Soft images (blurred, or small and enlarged) are measured where the model sees them and the user
-is warned; sharp ones, the shipped samples among them, are not."""
+"""Soft images (blurred, or small and enlarged) are measured where the model sees them, and images
+clipped to white by a narrow window are measured on their grey levels; the user is warned of both.
+Sharp, well-windowed ones, the shipped samples among them, get no warning."""
 import io
 import shutil
 import subprocess
@@ -11,7 +12,8 @@ from PIL import Image, ImageFilter
 from conftest import SAMPLES, dice
 from hepatoscan.config import QualityConfig
 from hepatoscan.pipeline import analyze
-from hepatoscan.quality import blur_effect, softness_warning
+from hepatoscan.preprocessing import render_8bit
+from hepatoscan.quality import blur_effect, clipping_warning, softness_warning, white_fraction
 
 SAMPLE = SAMPLES / "lits117_z080_w350.png"
 
@@ -90,3 +92,41 @@ def test_pdf_carries_the_softness_warning(predictor, tmp_path):
     pdf.write_bytes(r.report_pdf())
     text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True).stdout.split())
     assert "The image is soft where the model sees it" in text
+
+
+def test_white_fraction_is_the_white_share_of_the_non_black_pixels():
+    img = np.zeros((40, 50), np.uint8)  # 2000 pixels: 1000 black (air, clipped fat) are not counted
+    img[:20] = 120  # 1000 grey
+    img[:6] = 255  # of which 300 clipped white
+    assert white_fraction(img) == pytest.approx(0.3)
+    img[:6, :25] = 248  # JPEG ringing pulls part of a clipped plateau below 255: still white
+    assert white_fraction(img) == pytest.approx(0.3)
+    img[:6] = 240  # bright but not clipped
+    assert white_fraction(img) == 0.0
+    assert white_fraction(np.zeros((8, 8), np.uint8)) == 0.0  # nothing to judge
+    assert white_fraction(img.astype(np.float32), QualityConfig(white_grey=240)) == pytest.approx(0.3)
+
+
+def test_clipping_warning_names_the_share_and_what_to_do():
+    assert clipping_warning(None) is None and clipping_warning(0.3) is None
+    text = clipping_warning(0.54)
+    assert "54%" in text and "above 40%" in text and "W400/L40" in text
+    assert clipping_warning(0.54, QualityConfig(max_white_fraction=0.6)) is None
+
+
+def test_narrow_window_export_is_warned_and_loses_liver(predictor, sample_volume):
+    """Only the narrow liver window (W150/L30) of the evaluation grid clips this enhanced liver to
+    white; that export is warned, and its liver Dice is lower than the W400/L40 export's."""
+    from training.evaluate import WINDOW_GRID
+
+    _, hu, labels = sample_volume
+    gt = labels[80] >= 1
+    results = {}
+    for name, window in WINDOW_GRID:
+        r = analyze(predictor, _png(Image.fromarray(render_8bit(hu[80], window))), filename=f"{name}.png")
+        results[name] = r
+        clipped = [w for w in r.warnings if "clipped to white" in w]
+        assert (len(clipped) == 1) == (name == "W150/L30"), (name, r.segmentation.white_fraction)
+    narrow = results["W150/L30"]
+    assert narrow.summary()["white_fraction"] > 0.4 and "Warning: " in narrow.describe()
+    assert dice(narrow.segmentation.liver[0], gt) < dice(results["W400/L40"].segmentation.liver[0], gt) - 0.02

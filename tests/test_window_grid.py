@@ -22,6 +22,8 @@ def test_window_grid_floor(predictor, sample_volume, name, window, gamma, jpeg):
     seg = predictor.segment(Scan(grey, False, None, "png", "grid"))
     assert dice(seg.liver, labels >= 1) >= FLOOR_LIVER_DICE, name
     assert seg.window_summary() is not None
+    # The one window that clips this liver to white is the one the user is warned of.
+    assert any("clipped to white" in w for w in seg.warnings) == (name == "W150/L30"), (name, seg.white_fraction)
 
 
 def test_half_size_exports_keep_the_liver(predictor, sample_volume):
