@@ -30,6 +30,57 @@ def test_unet_rejects_sizes_that_do_not_pool_evenly():
         build_unet(UNetConfig(height=252, width=252))
 
 
+def test_grown_context_block_starts_as_the_source_and_sees_the_whole_input():
+    """grow() copies a network into one with a bottleneck context block that starts at zero,
+    so the grown network's first output is the source's; once the block's weights move, a change at
+    one corner of the input reaches the opposite corner, which the plain network cannot see."""
+    from training.model import UNetConfig, build_unet, grow
+
+    plain = UNetConfig(height=64, width=64, depth=2, base_filters=4, dropout=0.0)
+    source = build_unet(plain)
+    x = np.random.default_rng(0).random((2, 64, 64, 1)).astype("float32")
+    grown = grow(source, UNetConfig(height=64, width=64, depth=2, base_filters=4, dropout=0.0,
+                                    context_dilations=(2, 4, 8), context_filters=8))
+    np.testing.assert_allclose(grown.predict(x, verbose=0), source.predict(x, verbose=0), atol=1e-6)
+
+    def reach(model):  # how much the far corner's output moves when the near corner's input does
+        y = x.copy()
+        y[:, :8, :8] = 1.0 - y[:, :8, :8]
+        return float(np.abs(model.predict(y, verbose=0) - model.predict(x, verbose=0))[:, -8:, -8:].max())
+
+    out = grown.get_layer("context_out")
+    rng = np.random.default_rng(1)
+    out.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in out.get_weights()])
+    assert reach(source) == 0.0 and reach(grown) > 1e-6
+    with pytest.raises(ValueError, match="enc0_conv0"):
+        grow(source, UNetConfig(height=64, width=64, depth=2, base_filters=8))
+
+
+def test_freeze_all_but_trains_the_named_layers_and_no_batchnorm():
+    from keras import layers
+
+    from training.model import UNetConfig, build_unet, freeze_all_but
+
+    model = build_unet(UNetConfig(height=32, width=32, depth=2, base_filters=4, context_dilations=(2,),
+                                  context_filters=4))
+    names = freeze_all_but(model, ("context", "dec"))
+    assert names and all(n.startswith(("context", "dec")) for n in names) and "context_out" in names
+    assert not any(l.trainable for l in model.layers if isinstance(l, layers.BatchNormalization))
+    assert not model.get_layer("enc0_conv0").trainable and model.get_layer("dec0_conv0").trainable
+
+
+def test_train_cli_passes_context_and_train_only(tmp_path, monkeypatch):
+    import training.train as tt
+
+    seen = {}
+    monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(cfg=cfg, unet=unet))
+    tt.main(["--out", str(tmp_path), "--context", "2,4,8", "--train-only", "context, dec,liver_tumor"])
+    assert seen["unet"].context_dilations == (2, 4, 8)
+    assert seen["cfg"].train_only == ("context", "dec", "liver_tumor")
+    with pytest.raises(SystemExit):
+        tt.main(["--out", str(tmp_path), "--context", "two"])
+
+
 def _volume_pair(folder, vol_name, seg_name, seed):
     rng = np.random.default_rng(seed)
     vol = rng.normal(50, 20, (48, 40, 6)).astype(np.int16)

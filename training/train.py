@@ -26,7 +26,7 @@ from hepatoscan.preprocessing import InputSpec  # noqa: E402
 from .augment import AugmentConfig, LoadedCase, augment_overrides, eval_input, make_sample  # noqa: E402
 from .data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
 from .losses import METRICS, make_loss  # noqa: E402
-from .model import UNetConfig, build_unet  # noqa: E402
+from .model import UNetConfig, build_unet, freeze_all_but, grow  # noqa: E402
 
 log = logging.getLogger("training.train")
 
@@ -45,6 +45,9 @@ class TrainConfig:
     seed: int = 117
     max_minutes: float = 55.0  # stop early (after an epoch) to keep within the CPU budget
     init: str | None = None  # a .keras model to fine-tune from instead of a fresh network
+    # Layer-name prefixes to train (e.g. ("context", "dec", "liver_tumor")); the rest, and every
+    # BatchNormalization layer, stays frozen. () trains everything.
+    train_only: tuple[str, ...] = ()
 
 
 class SampleSource:
@@ -145,8 +148,13 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
     if cfg.init:
         log.info("fine-tuning from %s", cfg.init)
         model = keras.models.load_model(cfg.init, compile=False)
+        if unet.context_dilations and "context_out" not in [layer.name for layer in model.layers]:
+            log.info("growing it a context block, dilations %s", unet.context_dilations)
+            model = grow(model, unet)
     else:
         model = build_unet(unet)
+    if cfg.train_only:
+        log.info("training only %s", freeze_all_but(model, cfg.train_only))
     total_steps = cfg.epochs * cfg.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps,
                                                       alpha=cfg.lr_final / cfg.learning_rate)
@@ -175,6 +183,12 @@ def main(argv=None):
     p.add_argument("--lr", type=float, default=TrainConfig.learning_rate, help="initial Adam learning rate")
     p.add_argument("--lr-final", type=float, default=TrainConfig.lr_final)
     p.add_argument("--init", help="fine-tune this .keras model (e.g. runs/v2/model.keras)")
+    p.add_argument("--context", default="", metavar="D,D,...",
+                   help="dilations of a bottleneck context block, e.g. 2,4,8; with --init the model is "
+                        "grown one (it starts out computing what the init does)")
+    p.add_argument("--train-only", default="", metavar="PREFIX,...",
+                   help="train only the layers whose names start so, e.g. context,dec,liver_tumor; "
+                        "the rest and every BatchNormalization layer stay frozen")
     p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
                    help="override an AugmentConfig field, e.g. --aug p_liver_clip_window=0.45 "
                         "--aug liver_clip_offset_hu=-70,10 (repeatable; recorded in config.json)")
@@ -186,8 +200,12 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
                       max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
-                      init=a.init)
-    train(a.data, a.out, cfg, UNetConfig(base_filters=a.base_filters), aug)
+                      init=a.init, train_only=tuple(x.strip() for x in a.train_only.split(",") if x.strip()))
+    try:
+        context = tuple(int(d) for d in a.context.split(",") if d.strip())
+    except ValueError:
+        p.error(f"--context {a.context!r}: expected comma-separated integer dilations, e.g. 2,4,8")
+    train(a.data, a.out, cfg, UNetConfig(base_filters=a.base_filters, context_dilations=context), aug)
 
 
 if __name__ == "__main__":
