@@ -272,11 +272,21 @@ def _own_steps(run: Path, train_config: dict) -> dict:
     if train_config.get("averaged_from"):
         return {"method": "mean of the weights of the models in averaged_from (python -m training.average); "
                           "no training steps of its own"}
-    return {"method": "fine-tuned from fine_tuned_from" if train_config.get("init") else "trained from scratch",
-            "epochs_planned": train_config["epochs"], "epochs_run": _epochs_run(run),
-            "steps_per_epoch": train_config["steps_per_epoch"], "batch_size": train_config["batch_size"],
-            "optimizer": "Adam, cosine-decayed learning rate",
-            "learning_rate": [train_config["learning_rate"], train_config["lr_final"]]}
+    out = {"method": "fine-tuned from fine_tuned_from" if train_config.get("init") else "trained from scratch",
+           "epochs_planned": train_config["epochs"], "epochs_run": _epochs_run(run),
+           "steps_per_epoch": train_config["steps_per_epoch"], "batch_size": train_config["batch_size"],
+           "optimizer": "Adam, cosine-decayed learning rate",
+           "learning_rate": [train_config["learning_rate"], train_config["lr_final"]]}
+    if train_config.get("train_only"):
+        out["trained_layers"] = (f"only the layers named {', '.join(p + '*' for p in train_config['train_only'])}; "
+                                 "the rest, and every BatchNormalization layer, frozen")
+    return out
+
+
+def _context(run: Path) -> list[int]:
+    """The bottleneck context block's dilations of the run's network ([] for none or unknown)."""
+    path = run / "config.json"
+    return list(json.loads(path.read_text())["unet"].get("context_dilations") or []) if path.exists() else []
 
 
 def _history(run: Path, train_config: dict | None) -> dict:
@@ -297,6 +307,9 @@ def _history(run: Path, train_config: dict | None) -> dict:
     if train_config is None:  # the run folder is gone: only its name is known
         return {"epochs_run": _epochs_run(run)}
     out = {**_own_steps(run, train_config), "fine_tuned_from": _base_run(train_config.get("init"))}
+    if train_config.get("init") and _context(run) and not _context(Path(train_config["init"]).parent):
+        out["grown"] = (f"a bottleneck context block (dilations {', '.join(map(str, _context(run)))}, zero-initialised "
+                        "residual) added to the base network before these steps (training.model.grow)")
     if train_config.get("averaged_from"):
         out["averaged_from"] = _averaged_from(train_config)
     return out

@@ -39,11 +39,12 @@ class QualityConfig:
     every_nth_slice: int = 8  # volumes: slices sampled for the medians (the measures cost about 2 ms a slice)
     # 8-bit inputs: share of the non-black pixels that are white (clipped at the window's top) above
     # which the user is warned. Narrow liver windows clip an enhanced liver to white, where the model
-    # cannot tell it from vessels, kidneys and bone. Measured with model 1.5.1 on the held-out volumes
-    # (median over their liver slices): W100/L30 0.64 to 0.69 (liver Dice LiTS 117 0.856, CHAOS 0.916),
-    # W150/L30 0.50 (0.878 and 0.927, against 0.929 and 0.940 in HU); W150/L60 0.25 to 0.36 and
-    # W200/L40 0.21 to 0.30 (within 0.018 of HU); W250 and wider 0.12 or less. The 639 real 8-bit
-    # slices of the data reach 0.24 at most.
+    # cannot tell it from vessels, kidneys and bone. Measured on the held-out volumes (white share:
+    # median over their liver slices; liver Dice LiTS 117 / CHAOS, model 1.5.1 then 1.6.0, HU paths
+    # 0.929 / 0.940 then 0.932 / 0.942): W100/L30 0.64 to 0.69 (0.856 / 0.916, 0.905 / 0.921),
+    # W150/L30 0.50 (0.878 / 0.927, 0.901 / 0.933; LiTS tumor 0.507, 0.530 against 0.657, 0.656);
+    # W150/L60 0.25 to 0.36 and W200/L40 0.21 to 0.30 (1.6.0: within 0.01 of HU); W250 and wider
+    # 0.12 or less. The 639 real 8-bit slices of the data reach 0.24 at most.
     max_white_fraction: float = 0.4
     white_grey: int = 245  # "white": JPEG ringing pulls a clipped plateau down to 246..252
     black_grey: int = 3  # "black", not counted: air, and the fat that narrow windows clip

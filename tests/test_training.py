@@ -348,8 +348,11 @@ def test_restored_shipped_model_is_a_run_whose_history_reaches_the_next_card(tmp
 
     base = _base_run(str(run / "model.keras"))
     assert base["restored_from"].startswith(f"{card['name']} {card['version']}")
-    assert base["averaged_from"] == card["training"]["averaged_from"] and "split" not in base
-    assert "no training steps of its own" in base["method"] and "epochs_run" not in base
+    # The shipped model's whole chain (its own steps or "no training steps of its own" for an
+    # average, what it was fine-tuned from or averages, its commit) comes along unchanged.
+    chain = {k: v for k, v in card["training"].items()
+             if k not in ("sources", "split", "seed", "augmentation", "loss", "restored_from")}
+    assert chain["method"] and {k: base[k] for k in chain} == chain and "split" not in base
     assert base["git_commit"] == card["training"]["git_commit"]  # the shipped model's own commit
 
     averaged = _own_steps(run, {"averaged_from": ["runs/a/model.keras", "runs/b/model.keras"]})
@@ -397,3 +400,30 @@ def test_liver_threshold_is_chosen_by_pooled_dice_through_the_runtime(predictor,
     (run / "threshold.json").write_text(json.dumps(choice))
     thresholds, chosen_on = card_thresholds(run)
     assert thresholds == {"liver": choice["liver"], "tumor": 0.5} and "validation patients" in chosen_on
+
+
+def test_card_history_says_what_was_grown_and_which_layers_were_trained(tmp_path):
+    """A fine-tune that grew the base a context block and trained only some layers says both in the
+    card's history (convert.quantize._history), and the base's own entry stays as it was."""
+    from convert.quantize import _history
+
+    def run(name, init, context, train_only):
+        folder = tmp_path / name
+        folder.mkdir()
+        train = {"epochs": 1, "steps_per_epoch": 10, "batch_size": 2, "learning_rate": 5e-4, "lr_final": 1e-5,
+                 "init": init, "train_only": train_only}
+        (folder / "config.json").write_text(json.dumps({"train": train, "unet": {"context_dilations": context},
+                                                        "git_commit": name}))
+        (folder / "log.csv").write_text("epoch,loss\n0,1.0\n")
+        return folder, train
+
+    run("base", None, [], [])
+    grown, train = run("grown", str(tmp_path / "base" / "model.keras"), [2, 4, 8], ["context", "dec"])
+    history = _history(grown, train)
+    assert "dilations 2, 4, 8" in history["grown"] and "training.model.grow" in history["grown"]
+    assert history["trained_layers"].startswith("only the layers named context*, dec*")
+    assert "BatchNormalization" in history["trained_layers"]
+    base = history["fine_tuned_from"]
+    assert base["method"] == "trained from scratch" and "grown" not in base and "trained_layers" not in base
+    again, train2 = run("again", str(grown / "model.keras"), [2, 4, 8], [])
+    assert "grown" not in _history(again, train2)  # already had the block: nothing grown this time
