@@ -69,6 +69,27 @@ def test_freeze_all_but_trains_the_named_layers_and_no_batchnorm():
     assert not model.get_layer("enc0_conv0").trainable and model.get_layer("dec0_conv0").trainable
 
 
+def test_initial_model_grows_keeps_or_refuses_a_context_block(tmp_path):
+    """What a run starts from, and what its config.json records: an init without a block is grown
+    the one asked for; an init with a block keeps it (recorded even when --context is left out);
+    asking for other dilations than the init's is refused."""
+    from training.model import UNetConfig, build_unet, context_dilations_of
+    from training.train import TrainConfig, initial_model
+
+    small = dict(height=32, width=32, depth=2, base_filters=4)
+    build_unet(UNetConfig(**small)).save(tmp_path / "plain.keras")
+    grown, cfg = initial_model(TrainConfig(init=str(tmp_path / "plain.keras")),
+                               UNetConfig(**small, context_dilations=(2, 4), context_filters=8))
+    assert context_dilations_of(grown) == (2, 4) and cfg.context_dilations == (2, 4)
+    grown.save(tmp_path / "grown.keras")
+    kept, cfg = initial_model(TrainConfig(init=str(tmp_path / "grown.keras")), UNetConfig(**small))
+    assert context_dilations_of(kept) == (2, 4) and (cfg.context_dilations, cfg.context_filters) == ((2, 4), 8)
+    with pytest.raises(ValueError, match="leave --context out"):
+        initial_model(TrainConfig(init=str(tmp_path / "grown.keras")), UNetConfig(**small, context_dilations=(2, 4, 8)))
+    fresh, cfg = initial_model(TrainConfig(), UNetConfig(**small))
+    assert context_dilations_of(fresh) == () and cfg.context_dilations == ()
+
+
 def test_train_cli_passes_context_and_train_only(tmp_path, monkeypatch):
     import training.train as tt
 

@@ -64,6 +64,12 @@ def grow(source: keras.Model, cfg: UNetConfig) -> keras.Model:
     return model
 
 
+def context_dilations_of(model: keras.Model) -> tuple[int, ...]:
+    """The dilations of ``model``'s context block, read from its layer names (() for none)."""
+    return tuple(sorted(int(layer.name[len("context_d"):]) for layer in model.layers
+                        if layer.name.startswith("context_d")))
+
+
 def freeze_all_but(model: keras.Model, prefixes: tuple[str, ...]) -> list[str]:
     """Freeze every layer whose name does not start with one of ``prefixes``, and every
     BatchNormalization layer (frozen, it runs in inference mode: its statistics stay those the

@@ -26,7 +26,7 @@ from hepatoscan.preprocessing import InputSpec  # noqa: E402
 from .augment import AugmentConfig, LoadedCase, augment_overrides, eval_input, make_sample  # noqa: E402
 from .data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
 from .losses import METRICS, make_loss  # noqa: E402
-from .model import UNetConfig, build_unet, freeze_all_but, grow  # noqa: E402
+from .model import UNetConfig, build_unet, context_dilations_of, freeze_all_but, grow  # noqa: E402
 
 log = logging.getLogger("training.train")
 
@@ -127,6 +127,27 @@ def git_commit() -> str:
         return "unknown"
 
 
+def initial_model(cfg: TrainConfig, unet: UNetConfig) -> tuple[keras.Model, UNetConfig]:
+    """The network training starts from, and its configuration as it really is: a fresh one of
+    ``unet``, or cfg.init, grown a context block where ``unet`` asks for one that it lacks. An init
+    that has a block keeps it (its dilations are recorded even when ``unet`` names none)."""
+    if not cfg.init:
+        return build_unet(unet), unet
+    log.info("fine-tuning from %s", cfg.init)
+    model = keras.models.load_model(cfg.init, compile=False)
+    have = context_dilations_of(model)
+    if have and unet.context_dilations and have != tuple(sorted(unet.context_dilations)):
+        raise ValueError(f"{cfg.init} has a context block with dilations {have}, not {unet.context_dilations}: "
+                         "leave --context out to keep its block")
+    if have:
+        return model, dataclasses.replace(unet, context_dilations=have,
+                                          context_filters=model.get_layer("context_in").filters)
+    if unet.context_dilations:
+        log.info("growing it a context block, dilations %s", unet.context_dilations)
+        return grow(model, unet), unet
+    return model, unet
+
+
 def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: AugmentConfig,
           split_cfg: SplitConfig = SplitConfig()) -> keras.Model:
     out.mkdir(parents=True, exist_ok=True)
@@ -139,22 +160,14 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
     val_cases = [LoadedCase.from_case(c) for c in split["val"]]
     source = SampleSource(train_cases, spec, aug, cfg)
     log.info("training pools (tumor, HU liver, 8-bit liver, no liver): %s", [len(p) for p in source.pools])
+    model, unet = initial_model(cfg, unet)
+    if cfg.train_only:
+        log.info("training only %s", freeze_all_but(model, cfg.train_only))
     config = {"train": dataclasses.asdict(cfg), "unet": dataclasses.asdict(unet),
               "augment": dataclasses.asdict(aug), "split": dataclasses.asdict(split_cfg),
               "input": dataclasses.asdict(spec), "data": str(data), "git_commit": git_commit(),
               "sources": sorted({c.source for c in split["train"]})}
     (out / "config.json").write_text(json.dumps(config, indent=1))
-
-    if cfg.init:
-        log.info("fine-tuning from %s", cfg.init)
-        model = keras.models.load_model(cfg.init, compile=False)
-        if unet.context_dilations and "context_out" not in [layer.name for layer in model.layers]:
-            log.info("growing it a context block, dilations %s", unet.context_dilations)
-            model = grow(model, unet)
-    else:
-        model = build_unet(unet)
-    if cfg.train_only:
-        log.info("training only %s", freeze_all_but(model, cfg.train_only))
     total_steps = cfg.epochs * cfg.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps,
                                                       alpha=cfg.lr_final / cfg.learning_rate)
