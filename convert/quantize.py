@@ -307,8 +307,9 @@ def _history(run: Path, train_config: dict | None) -> dict:
     if train_config is None:  # the run folder is gone: only its name is known
         return {"epochs_run": _epochs_run(run)}
     out = {**_own_steps(run, train_config), "fine_tuned_from": _base_run(train_config.get("init"))}
-    if train_config.get("init") and _context(run) and not _context(Path(train_config["init"]).parent):
-        out["grown"] = (f"a bottleneck context block (dilations {', '.join(map(str, _context(run)))}, zero-initialised "
+    dilations = _context(run)
+    if train_config.get("init") and dilations and not _context(Path(train_config["init"]).parent):
+        out["grown"] = (f"a bottleneck context block (dilations {', '.join(map(str, dilations))}, zero-initialised "
                         "residual) added to the base network before these steps (training.model.grow)")
     if train_config.get("averaged_from"):
         out["averaged_from"] = _averaged_from(train_config)

@@ -41,7 +41,7 @@ class Result:
 
     @property
     def warnings(self) -> list[str]:
-        """What the user should know: of the input (loading) and of the result (a soft image)."""
+        """What the user should know: of the input (loading) and of the result (a soft or a white-clipped image)."""
         return self.scan.warnings + self.segmentation.warnings
 
     @property

@@ -65,9 +65,9 @@ def grow(source: keras.Model, cfg: UNetConfig) -> keras.Model:
 
 
 def context_dilations_of(model: keras.Model) -> tuple[int, ...]:
-    """The dilations of ``model``'s context block, read from its layer names (() for none)."""
-    return tuple(sorted(int(layer.name[len("context_d"):]) for layer in model.layers
-                        if layer.name.startswith("context_d")))
+    """The dilations of ``model``'s context block in the order its layers apply them, read from
+    their names (() for none)."""
+    return tuple(int(layer.name[len("context_d"):]) for layer in model.layers if layer.name.startswith("context_d"))
 
 
 def freeze_all_but(model: keras.Model, prefixes: tuple[str, ...]) -> list[str]:

@@ -136,7 +136,7 @@ def initial_model(cfg: TrainConfig, unet: UNetConfig) -> tuple[keras.Model, UNet
     log.info("fine-tuning from %s", cfg.init)
     model = keras.models.load_model(cfg.init, compile=False)
     have = context_dilations_of(model)
-    if have and unet.context_dilations and have != tuple(sorted(unet.context_dilations)):
+    if have and unet.context_dilations and have != tuple(unet.context_dilations):
         raise ValueError(f"{cfg.init} has a context block with dilations {have}, not {unet.context_dilations}: "
                          "leave --context out to keep its block")
     if have:
