@@ -23,12 +23,26 @@ from .errors import InputError
 
 log = logging.getLogger(__name__)
 
-# Anatomical priors used to read a display window off an abdominal CT histogram.
-FAT_HU = -100.0  # subcutaneous and visceral fat
-SOFT_TISSUE_HU = 70.0  # median of abdominal soft tissue above fat (muscle, liver, spleen, vessels)
+# Landmarks used to read a display window off an abdominal CT histogram, in HU: where the
+# estimator's own two landmarks (the fat mode, and the median grey level above the valley that
+# follows it) lie in HU. Where fat is visible they were measured on the training volumes (IRCAD p01
+# and p07, liver slices rendered with 10 windows from W150 to W2000, fat mode at grey 12 or more):
+# medians -90 and +95 HU. The anatomical guesses used before (-100 and +70) read a W400/L40 export
+# of LiTS 117 as about W340/L20.
+FAT_HU = -90.0  # the fat mode where fat is visible (subcutaneous and visceral fat)
+SOFT_TISSUE_HU = 95.0  # median above fat's valley: muscle, liver, spleen, vessels, enhanced
+# Where fat lies at the black end (narrow windows) the "fat mode" is its clipped upper tail and the
+# map is rough; these stay the anatomical guesses the model was trained through for such images.
+CLIPPED_FAT_HU = -100.0
+CLIPPED_SOFT_TISSUE_HU = 70.0  # also the soft-tissue median when no fat mode is found at all
 FALLBACK_WIDTH_HU = 350.0  # the usual abdominal window, assumed when fat is clipped to black
 AIR_MAX_HU = -600.0  # modes darker than fat must map below this (air about -1000, lung -900 to -700)
 CLIPPED_FAT_GREY = 12  # a "fat" mode this close to black is most likely fat's clipped upper tail
+# A mode within CLIPPED_FAT_GREY of black vetoes a brighter fat candidate only when it is at least
+# 1/BLACK_MODE_VETO_RATIO as tall: JPEG ringing at the edge of the air forms small modes there (0.1
+# to 0.3 of the top; they made W800 and W1000 JPEG exports read as about W300), while the clipped
+# tail of fat in narrow windows is as tall as the candidates it must veto.
+BLACK_MODE_VETO_RATIO = 2.0
 
 
 @dataclass(frozen=True)
@@ -140,7 +154,8 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     level above the valley that follows it. Two landmarks at known HU give the linear grey->HU map.
     Of the clear modes, fat is the one nearest the soft tissue whose map puts every darker mode at
     air or lung (below AIR_MAX_HU): in wide windows (W2000/L0) the lungs, or the noise tail of the
-    clipped air, also form modes, darker than fat. When no mode qualifies (fat clipped to black in
+    clipped air, also form modes, darker than fat. Small modes at the black end (JPEG ringing around
+    the air) do not count against a much taller fat mode (BLACK_MODE_VETO_RATIO). When no mode qualifies (fat clipped to black in
     narrow windows), the usual abdominal width is assumed around the soft-tissue median.
     The estimate says when the fat mode lies within CLIPPED_FAT_GREY of black: in noisy narrow-window
     exports that "mode" is fat's clipped upper tail, and the window is read less reliably.
@@ -159,13 +174,16 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
         soft = _soft_median(inner, valley)
         if soft - fat < 6:
             continue
-        hu_per_gray = (SOFT_TISSUE_HU - FAT_HU) / (soft - fat)
-        if all(FAT_HU + (q - fat) * hu_per_gray < AIR_MAX_HU for q, _ in modes[:i]):
-            lo = FAT_HU - fat * hu_per_gray
+        clipped = fat < CLIPPED_FAT_GREY
+        fat_hu, soft_hu = (CLIPPED_FAT_HU, CLIPPED_SOFT_TISSUE_HU) if clipped else (FAT_HU, SOFT_TISSUE_HU)
+        hu_per_gray = (soft_hu - fat_hu) / (soft - fat)
+        vetoes = [q for q, _ in modes[:i] if q >= CLIPPED_FAT_GREY or BLACK_MODE_VETO_RATIO * h[q] >= h[fat]]
+        if all(fat_hu + (q - fat) * hu_per_gray < AIR_MAX_HU for q in vetoes):
+            lo = fat_hu - fat * hu_per_gray
             return WindowEstimate(float(lo), float(lo + 255.0 * hu_per_gray), "fat peak + soft-tissue median",
-                                  fat_clipped=fat < CLIPPED_FAT_GREY)
+                                  fat_clipped=clipped)
     soft = _soft_median(inner, 3)
-    lo = SOFT_TISSUE_HU - soft * FALLBACK_WIDTH_HU / 255.0
+    lo = CLIPPED_SOFT_TISSUE_HU - soft * FALLBACK_WIDTH_HU / 255.0
     return WindowEstimate(float(lo), float(lo + FALLBACK_WIDTH_HU), "soft-tissue median, W350 assumed")
 
 

@@ -37,7 +37,7 @@ WINDOW_GRID = [("W150/L30", (-45, 105)), ("W350/L50", (-125, 225)), ("W400/L40",
                ("W600/L100", (-200, 400)), ("W1000/L0", (-500, 500)), ("W1500/L-100", (-850, 650)),
                ("W2000/L0", (-1000, 1000))]
 VARIANTS = [("W400/L40 gamma 0.7", (-160, 240), 0.7, None), ("W400/L40 gamma 1.4", (-160, 240), 1.4, None),
-            ("W400/L40 JPEG q75", (-160, 240), 1.0, 75)]
+            ("W400/L40 JPEG q75", (-160, 240), 1.0, 75), ("W1000/L0 JPEG q75", (-500, 500), 1.0, 75)]
 # Image quality beyond the window: exports blurred (smooth kernels, resampling) or made at half
 # resolution and enlarged back (thumbnails, screenshots). (name, window, Gaussian sigma in source
 # pixels, shrink factor)
