@@ -22,7 +22,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from hepatoscan.preprocessing import InputSpec, render_8bit, standardize_8bit  # noqa: E402
+from hepatoscan.preprocessing import (InputSpec, render_8bit, standardize_8bit,  # noqa: E402
+                                      window_estimate_landmarks)
 from training.augment import LoadedCase, eval_input  # noqa: E402
 from training.data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
 
@@ -240,6 +241,7 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                   "preprocessing": "HU clipped to window_hu and scaled to [0, 1]; slice resized bilinearly to "
                                    "height x width. 8-bit display images: window estimated from the histogram "
                                    "(hepatoscan.preprocessing.standardize_8bit), mapped to window_hu.",
+                  "window_estimate": window_estimate_landmarks(),
                   "orientation": "axial slice, anterior up, patient right on the image left"},
         "outputs": ["liver", "tumor"],
         "output_semantics": {"liver": "sigmoid probability of liver including tumor (LiTS)",

@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 # Landmarks used to read a display window off an abdominal CT histogram, in HU: where the
 # estimator's own two landmarks (the fat mode, and the median grey level above the valley that
 # follows it) lie in HU. Where fat is visible they were measured on the training volumes (IRCAD p01
-# and p07, liver slices rendered with 10 windows from W150 to W2000, fat mode at grey 12 or more):
+# and p07, liver slices rendered with 13 windows from W150 to W2000, fat mode at grey 12 or more):
 # medians -90 and +95 HU. The anatomical guesses used before (-100 and +70) read a W400/L40 export
 # of LiTS 117 as about W340/L20.
 FAT_HU = -90.0  # the fat mode where fat is visible (subcutaneous and visceral fat)
@@ -185,6 +185,14 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     soft = _soft_median(inner, 3)
     lo = CLIPPED_SOFT_TISSUE_HU - soft * FALLBACK_WIDTH_HU / 255.0
     return WindowEstimate(float(lo), float(lo + FALLBACK_WIDTH_HU), "soft-tissue median, W350 assumed")
+
+
+def window_estimate_landmarks() -> dict:
+    """The HU landmarks the window estimate maps 8-bit images with, as the model card records them
+    (a model's 8-bit figures hold for the estimate they were measured with)."""
+    return {"fat_hu": FAT_HU, "soft_tissue_hu": SOFT_TISSUE_HU, "clipped_fat_hu": CLIPPED_FAT_HU,
+            "clipped_soft_tissue_hu": CLIPPED_SOFT_TISSUE_HU, "fallback_width_hu": FALLBACK_WIDTH_HU,
+            "clipped_fat_grey": CLIPPED_FAT_GREY, "black_mode_veto_ratio": BLACK_MODE_VETO_RATIO}
 
 
 def standardize_8bit(gray: np.ndarray, window: tuple[float, float],

@@ -26,6 +26,13 @@ def test_default_card_is_complete_and_matches_the_file():
     assert card.model_path.stat().st_size <= 2_000_000
 
 
+def test_card_records_the_window_estimate_its_8bit_figures_were_measured_with():
+    """The card's window grid and 8-bit figures hold for one window estimate; a runtime whose
+    landmarks differ must be re-evaluated and shipped with a new card (scripts/ship_model.sh)."""
+    from hepatoscan.preprocessing import window_estimate_landmarks
+    assert find_card(MODELS).raw["input"]["window_estimate"] == window_estimate_landmarks()
+
+
 def test_validation_summary_words_the_cards_figures(tmp_path):
     card = find_card(MODELS)
     m = card.raw["metrics"]["summary"]
