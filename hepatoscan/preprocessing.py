@@ -155,8 +155,9 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     Of the clear modes, fat is the one nearest the soft tissue whose map puts every darker mode at
     air or lung (below AIR_MAX_HU): in wide windows (W2000/L0) the lungs, or the noise tail of the
     clipped air, also form modes, darker than fat. Small modes at the black end (JPEG ringing around
-    the air) do not count against a much taller fat mode (BLACK_MODE_VETO_RATIO). When no mode qualifies (fat clipped to black in
-    narrow windows), the usual abdominal width is assumed around the soft-tissue median.
+    the air) do not count against a much taller fat mode (BLACK_MODE_VETO_RATIO). When no mode
+    qualifies (fat clipped to black in narrow windows), the usual abdominal width is assumed around
+    the soft-tissue median.
     The estimate says when the fat mode lies within CLIPPED_FAT_GREY of black: in noisy narrow-window
     exports that "mode" is fat's clipped upper tail, and the window is read less reliably.
     """

@@ -1,6 +1,8 @@
 import numpy as np
 import pytest
 
+from training.augment import jpeg_roundtrip
+
 from hepatoscan.errors import InputError
 from hepatoscan.preprocessing import (InputSpec, estimate_display_window, prepare_slice, render_8bit,
                                       resize_mask, standardize_8bit, to_grayscale, window_hu)
@@ -134,15 +136,6 @@ def test_window_estimate_says_when_fat_lies_at_the_black_end(sample_volume):
     assert all(e.caveat() == "" for e in usual)
 
 
-def _jpeg(grey: np.ndarray, quality: int = 75) -> np.ndarray:
-    import io
-
-    from PIL import Image
-    buf = io.BytesIO()
-    Image.fromarray(grey).save(buf, format="JPEG", quality=quality)
-    return np.asarray(Image.open(io.BytesIO(buf.getvalue())))
-
-
 def _body_phantom(rng, size=256):
     """An elliptic body on air: a ring of fat around muscle (one half) and liver (the other)."""
     yy, xx = np.mgrid[:size, :size] - size / 2
@@ -159,7 +152,7 @@ def test_window_estimate_on_jpeg_exports_ignores_ringing_at_the_black_end(level,
     """JPEG ringing at the edge of the air forms a small mode just above black; it used to veto the
     true fat mode, and a W400/L40 JPEG of this phantom was read as W299."""
     hu = _body_phantom(np.random.default_rng(width))
-    est = estimate_display_window(_jpeg(render_8bit(hu, (level - width / 2, level + width / 2))))
+    est = estimate_display_window(jpeg_roundtrip(render_8bit(hu, (level - width / 2, level + width / 2)), 75))
     assert est.method.startswith("fat") and not est.fat_clipped, est
     assert abs(est.width_hu - width) / width < 0.15, est
 
@@ -177,7 +170,7 @@ def test_window_estimate_recovers_the_liver_hu_of_the_sample(sample_volume, wind
         if liver.sum() < 300:
             continue
         grey = render_8bit(hu[z], window)
-        grey = _jpeg(grey) if jpeg else grey
+        grey = jpeg_roundtrip(grey, 75) if jpeg else grey
         est = estimate_display_window(grey)
         approx_hu = est.lo_hu + grey[liver].astype(np.float32) * est.width_hu / 255.0
         errors.append(float(np.median(approx_hu) - np.median(hu[z][liver])))

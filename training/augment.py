@@ -132,7 +132,8 @@ def _affine_crop(rng, label, out_hw, cfg: AugmentConfig):
     return m, offset
 
 
-def _jpeg(gray: np.ndarray, quality: int) -> np.ndarray:
+def jpeg_roundtrip(gray: np.ndarray, quality: int) -> np.ndarray:
+    """(H, W) uint8 grey image -> the same saved as a JPEG of ``quality`` and decoded, (H, W) uint8."""
     buf = io.BytesIO()
     Image.fromarray(gray, "L").save(buf, format="JPEG", quality=int(quality))
     return np.asarray(Image.open(io.BytesIO(buf.getvalue())), np.uint8)
@@ -172,7 +173,7 @@ def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: Aug
             g = g ** rng.uniform(*cfg.gamma)
         gray = np.rint(g * 255).astype(np.uint8)
     if rng.random() < cfg.p_jpeg:
-        gray = _jpeg(gray, rng.integers(*cfg.jpeg_quality))
+        gray = jpeg_roundtrip(gray, rng.integers(*cfg.jpeg_quality))
     return standardize_8bit(gray, spec.window_hu)[0]
 
 

@@ -14,13 +14,11 @@ blurred and half-size exports.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import logging
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
 
 from hepatoscan.measure import lesion_diameters
 from hepatoscan.morphology import label
@@ -28,7 +26,7 @@ from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
 from hepatoscan.scan import Scan
 
-from .augment import soften
+from .augment import jpeg_roundtrip, soften
 from .data import SplitConfig, discover_cases, split_by_patient
 
 log = logging.getLogger("training.evaluate")
@@ -146,9 +144,7 @@ def _render_volume(pixels, window, gamma=1.0, jpeg=None, blur_px=0.0, shrink=1.0
             s = soften(s, blur_px, shrink)
         g = render_8bit(s, window, gamma)
         if jpeg:
-            buf = io.BytesIO()
-            Image.fromarray(g).save(buf, format="JPEG", quality=jpeg)
-            g = np.asarray(Image.open(io.BytesIO(buf.getvalue())))
+            g = jpeg_roundtrip(g, jpeg)
         out[z] = g
     return out
 
