@@ -9,6 +9,7 @@ import numpy as np
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 from fpdf.fonts import FontFace
+from fpdf.image_parsing import SETTINGS as IMAGE_SETTINGS
 from PIL import Image
 
 from . import __version__
@@ -51,13 +52,37 @@ SHAPING_RANGES = ((0x0590, 0x08FF), (0x0900, 0x0DFF), (0x0E00, 0x0FFF), (0x1000,
                   (0xFB1D, 0xFDFF), (0xFE70, 0xFEFF))
 
 
+# The scripts most names are written in: Latin with its extensions (and combining accents),
+# Greek, Cyrillic, punctuation, super- and subscripts, currency, letter-like and number forms,
+# arrows, maths and geometric shapes. DejaVuSans-Core.ttf and DejaVuSans-Bold-Core.ttf are DejaVu
+# cut to these (about 2,600 of its 6,253 glyphs; scripts/subset_fonts.py makes them), which fpdf2
+# parses and subsets in a third of the time: with the image level below, the sample PNG's report
+# took 130 to 139 ms instead of 295 (benchmarks/run_all.py). The full fonts load only when a text
+# has a character outside these ranges (Hebrew, Arabic, Armenian, Georgian, ...).
+CORE_FONT_RANGES = ((0x0000, 0x036F), (0x0370, 0x03FF), (0x0400, 0x052F), (0x1E00, 0x1FFF), (0x2000, 0x209F),
+                    (0x20A0, 0x20CF), (0x2100, 0x218F), (0x2190, 0x22FF), (0x25A0, 0x25FF))
+# zlib level of the images embedded in the PDF: level 3 packs the 1548 x 408 overlay panel of a
+# slice in 16 ms to 326 kB, fpdf2's default (6) in 32 ms to 338 kB.
+IMAGE_COMPRESSION_LEVEL = 3
+
+
+def _in(ch: str, ranges) -> bool:
+    return any(lo <= ord(ch) <= hi for lo, hi in ranges)
+
+
 def _any_in(texts, ranges) -> bool:
-    return any(lo <= ord(ch) <= hi for t in texts for ch in str(t) for lo, hi in ranges)
+    return any(_in(ch, ranges) for t in texts for ch in str(t))
 
 
 def needs_cjk_font(texts) -> bool:
     """True when any text has Chinese, Japanese or Korean characters (which DejaVu lacks)."""
     return _any_in(texts, CJK_RANGES)
+
+
+def needs_full_font(texts) -> bool:
+    """True when any text has a character that the core cut of DejaVu lacks (CJK aside: the
+    fallback font draws those)."""
+    return any(not _in(ch, CORE_FONT_RANGES) and not _in(ch, CJK_RANGES) for t in texts for ch in str(t))
 
 
 def needs_text_shaping(texts) -> bool:
@@ -66,10 +91,11 @@ def needs_text_shaping(texts) -> bool:
 
 
 class _Report(FPDF):
-    def __init__(self, cjk: bool, shaping: bool):
+    def __init__(self, cjk: bool, shaping: bool, full_font: bool = True):
         super().__init__(format="A4")
-        self.add_font("DejaVu", "", str(FONT_DIR / "DejaVuSans.ttf"))
-        self.add_font("DejaVu", "B", str(FONT_DIR / "DejaVuSans-Bold.ttf"))
+        cut = "" if full_font else "-Core"
+        self.add_font("DejaVu", "", str(FONT_DIR / f"DejaVuSans{cut}.ttf"))
+        self.add_font("DejaVu", "B", str(FONT_DIR / f"DejaVuSans-Bold{cut}.ttf"))
         if cjk:  # parsing this 3.4 MB font costs ~0.4 s: only when the text needs it
             self.add_font("DroidFallback", "", str(FONT_DIR / "DroidSansFallback.ttf"))
             self.set_fallback_fonts(["DroidFallback"], exact_match=False)
@@ -142,7 +168,11 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     scan, m, card = result.segmentation.scan, result.measurements, result.card
     user_text = [v for _, v in (patient.rows() if patient else [])] + [scan.name]
     user_text += [str(v) for v in scan.metadata.values()]
-    pdf = _Report(cjk=needs_cjk_font(user_text), shaping=needs_text_shaping(user_text))
+    own_text = [*result.warnings, *m.notes, result.segmentation.window_summary() or "",
+                card.validation_summary() or "", card.name]  # ours, but from files and messages
+    pdf = _Report(cjk=needs_cjk_font(user_text), shaping=needs_text_shaping(user_text),
+                  full_font=needs_full_font(user_text + own_text))
+    IMAGE_SETTINGS.compression_level = IMAGE_COMPRESSION_LEVEL  # a module setting of fpdf2, read per image
     pdf.add_page()
     pdf.set_font("DejaVu", "", 9)
     pdf.cell(0, 5, f"Generated {result.timestamp}  ·  HepatoScan {__version__}",

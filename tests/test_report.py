@@ -66,3 +66,54 @@ def test_volume_report_has_key_slices_and_volumes(predictor, tmp_path):
     text = subprocess.run([_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     assert "Liver volume" in text and "mL" in text and "Key slices" in text
     assert f"Slice {result.default_slice}" in text
+
+
+def test_core_fonts_are_dejavu_cut_to_the_core_ranges():
+    """The shipped core cuts hold exactly DejaVu's glyphs in CORE_FONT_RANGES (regenerate them with
+    scripts/subset_fonts.py when the ranges change)."""
+    from fontTools import ttLib
+
+    from hepatoscan.report import CORE_FONT_RANGES, FONT_DIR
+
+    def in_core(u):
+        return any(lo <= u <= hi for lo, hi in CORE_FONT_RANGES)
+
+    for name in ("DejaVuSans", "DejaVuSans-Bold"):
+        full = ttLib.TTFont(FONT_DIR / f"{name}.ttf", lazy=True).getBestCmap()
+        core = ttLib.TTFont(FONT_DIR / f"{name}-Core.ttf", lazy=True).getBestCmap()
+        assert set(core) == {u for u in full if in_core(u)}
+        assert len(core) < len(full) / 2
+
+
+def test_which_texts_need_the_full_font():
+    from hepatoscan.report import needs_full_font
+
+    assert not needs_full_font(["Jürgen Müller", "Ωμέγα Жуков Łódź Nguyễn", "12.5 mm² · ≥ 3 → ok", "王伟"])
+    for text in ("محمد", "שרה", "Գևորգ", "ქართ"):
+        assert needs_full_font(["Jürgen", text]), text
+
+
+def test_latin_report_uses_the_core_font_and_shows_everything(png_result, tmp_path, monkeypatch):
+    from hepatoscan import report
+    from hepatoscan.report import CORE_FONT_RANGES
+
+    chosen = []
+    init = report._Report.__init__
+
+    def spy(self, cjk, shaping, full_font=True):
+        chosen.append(full_font)
+        init(self, cjk, shaping, full_font)
+
+    monkeypatch.setattr(report._Report, "__init__", spy)
+    pdf = tmp_path / "latin.pdf"
+    pdf.write_bytes(png_result.report_pdf(PatientInfo(name="Ωμέγα Жуков Łódź Nguyễn", notes="≥ 3 mm")))
+    armenian = tmp_path / "armenian.pdf"
+    armenian.write_bytes(png_result.report_pdf(PatientInfo(name="Գևորգ Müller")))
+    assert chosen == [False, True]
+    text = subprocess.run([_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    assert "Ωμέγα Жуков Łódź Nguyễn" in text and "≥ 3 mm" in text
+    assert "Measurements" in text and png_result.card.sha256 in text
+    assert all(ch.isspace() or any(lo <= ord(ch) <= hi for lo, hi in CORE_FONT_RANGES) for ch in text)
+    text = subprocess.run([_tool("pdftotext"), str(armenian), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "Գևորգ Müller" in text
