@@ -117,3 +117,28 @@ def test_latin_report_uses_the_core_font_and_shows_everything(png_result, tmp_pa
     text = subprocess.run([_tool("pdftotext"), str(armenian), "-"], capture_output=True, text=True,
                           check=True).stdout
     assert "Գևորգ Müller" in text
+
+
+def test_lesion_table_repeats_its_header_across_pages_and_wraps_long_texts(predictor, tmp_path):
+    from hepatoscan.report import _Report
+
+    result = analyze(predictor, SAMPLES / "lits117_volume.nii.gz")
+    assert len(result.measurements.volume.lesions) >= 40  # the table of 40 runs onto page 2
+    pdf = tmp_path / "v.pdf"
+    pdf.write_bytes(result.report_pdf())
+    pages = [subprocess.run([_tool("pdftotext"), "-f", str(n), "-l", str(n), str(pdf), "-"], capture_output=True,
+                            text=True, check=True).stdout for n in (1, 2)]
+    assert all("Longest diameter" in p for p in pages)
+    lesion40 = result.measurements.volume.lesions[39]
+    assert f"{lesion40.largest_slice}" in pages[1]
+
+    doc = _Report(cjk=False, shaping=False, full_font=False)
+    doc.add_page()
+    long_text = "a value far too long to fit in one narrow column " * 3
+    doc.grid(["#", "A", "B"], [["1", long_text, "x"]])
+    out = tmp_path / "g.pdf"
+    out.write_bytes(bytes(doc.output()))
+    lines = subprocess.run([_tool("pdftotext"), "-layout", str(out), "-"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    assert sum(line.count("far too long") for line in lines) == 3  # nothing cut off
+    assert len([line for line in lines if "far too long" in line]) >= 3  # wrapped inside its column
