@@ -153,7 +153,7 @@ def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
             out = np.empty((len(headers), *s.shape), s.dtype)
         if s.shape != out.shape[1:]:
             raise InputError(f"{name}: the series mixes slice sizes ({out.shape[2]} x {out.shape[1]} and "
-                             f"{s.shape[1]} x {s.shape[0]} in '{f}'); upload one series whose slices all "
+                             f"{s.shape[1]} x {s.shape[0]} in '{f}'); give one series whose slices all "
                              "have the same size.")
         if s.dtype.kind == "f" and out.dtype.kind != "f":  # slices are int16 or float32
             out = out.astype(np.float32)
@@ -178,7 +178,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     skipped += [f for f, ds in datasets if "Rows" not in ds]
     datasets = [(f, ds) for f, ds in datasets if "Rows" in ds]
     if not datasets:
-        raise InputError(f"{name}: no DICOM images found among {len(files)} files. Upload a folder "
+        raise InputError(f"{name}: no DICOM images found among {len(files)} files. Give a folder "
                          "or .zip holding the .dcm files of one CT series.")
     warnings = []
     by_series: dict[str, list] = {}

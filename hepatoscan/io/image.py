@@ -39,7 +39,7 @@ def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, 
         raise InputTooLargeError(f"{name}: refused as a possible decompression bomb ({e}).") from e
     except UnidentifiedImageError as e:
         raise UnsupportedFormatError(
-            f"{name}: not a readable image. Upload a PNG, JPEG, BMP or TIFF slice, a DICOM file or "
+            f"{name}: not a readable image. Give a PNG, JPEG, BMP or TIFF slice, a DICOM file or "
             "a .zip of a DICOM series, or a NIfTI volume (.nii, .nii.gz).") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: the image is truncated or corrupt ({e}). Export it again.") from e
