@@ -48,3 +48,9 @@ class QualityConfig:
     max_white_fraction: float = 0.4
     white_grey: int = 245  # "white": JPEG ringing pulls a clipped plateau down to 246..252
     black_grey: int = 3  # "black", not counted: air, and the fat that narrow windows clip
+    # Colour images (viewer screenshots with coloured overlays, annotations or a colour map) are read
+    # as grey, which changes what the model sees: the user is warned when more than this share of
+    # the pixels is coloured, their R, G and B differing by more than colour_chroma grey levels.
+    # Grey exports, JPEG included (q30 to q95), have none; the app's own overlay of a slice has 18%.
+    max_colour_fraction: float = 0.01
+    colour_chroma: int = 30

@@ -13,6 +13,9 @@ most of it (a value near 0); an image that was already soft loses little (near 1
 Clipping: a narrow display window (a liver window such as W150/L30) turns an enhanced liver into a
 white plateau, the same white as vessels, kidneys and bone, and the model leaves large parts of it
 out. The share of the body's (non-black) pixels that are white is read off the 8-bit image itself.
+
+Colour: a screenshot with coloured overlays or a colour map is read as grey; the share of its
+coloured pixels is read off the file's RGB before that.
 """
 from __future__ import annotations
 
@@ -78,3 +81,20 @@ def clipping_warning(fraction: float | None, cfg: QualityConfig = QualityConfig(
             "the liver was under-segmented in testing), as in a narrow liver window such as W150/L30: "
             "a liver that bright looks like vessels and bone to the model, so parts of it and of its tumors "
             "may be left out. Export with a wider window (W350/L50 or W400/L40), or use the DICOM/NIfTI, if you can.")
+
+
+def colour_fraction(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> float:
+    """rgb: (H, W, 3) uint8 -> share in [0, 1] of the pixels whose R, G and B differ by more than
+    ``cfg.colour_chroma`` grey levels (0 for a grey image)."""
+    a = np.asarray(rgb)
+    chroma = a.max(axis=-1).astype(np.int16) - a.min(axis=-1)
+    return float(np.count_nonzero(chroma > cfg.colour_chroma)) / chroma.size if chroma.size else 0.0
+
+
+def colour_warning(fraction: float, cfg: QualityConfig = QualityConfig()) -> str | None:
+    """The coloured share of an image -> a sentence for the user, or None for a grey image."""
+    if fraction <= cfg.max_colour_fraction:
+        return None
+    return (f"{100 * fraction:.0f}% of the image is in colour (overlays, annotations or a colour map?). "
+            "It was read as grey, which changes what the model sees: use a plain greyscale export of "
+            "the slice, or the DICOM/NIfTI, if you can.")

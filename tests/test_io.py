@@ -313,3 +313,23 @@ def test_dicom_series_with_a_report_object_skips_it(tmp_path):
     (tmp_path / "report.dcm").write_bytes(buf.getvalue())
     scan = load_scan(tmp_path)
     assert scan.pixels.shape == (5, 48, 48) and any("ignored" in w for w in scan.warnings)
+
+
+def test_colour_images_are_read_as_grey_with_a_warning(predictor):
+    """A viewer screenshot with coloured overlays: read as grey, and the user is told; grey exports,
+    as PNG or as RGB JPEG, are not warned about."""
+    from conftest import SAMPLES
+    from hepatoscan.pipeline import analyze
+
+    grey = Image.open(SAMPLES / "lits117_z080_w350.png").convert("RGB")
+    plain = analyze(predictor, _png_bytes(grey, "JPEG", quality=50), filename="export.jpg")
+    assert not [w for w in plain.warnings if "colour" in w]
+
+    overlay = plain.views(0)["overlay"]  # the app's own liver/tumor overlay of that slice
+    coloured = load_scan(_png_bytes(Image.fromarray(overlay)), "screenshot.png")
+    assert coloured.pixels.shape == (1, *overlay.shape[:2])
+    warnings = [w for w in coloured.warnings if "in colour" in w]
+    assert len(warnings) == 1 and "greyscale export" in warnings[0]
+    assert 5 <= int(warnings[0].split("%")[0]) <= 60
+    result = analyze(predictor, _png_bytes(Image.fromarray(overlay)), filename="screenshot.png")
+    assert warnings[0] in result.warnings and warnings[0] in result.describe()

@@ -74,7 +74,7 @@ def load_scan(source: str | Path | bytes, filename: str | None = None,
 
 def _from_bytes(data: bytes, name: str, limits: LoadLimits) -> Scan:
     if not data:
-        raise InputError(f"{name}: the file is empty (0 bytes). Upload the file again.")
+        raise InputError(f"{name}: the file is empty (0 bytes). Export or copy it again.")
     if len(data) > limits.max_bytes:
         raise InputTooLargeError(f"{name}: {len(data) / 1e6:.0f} MB is over the limit of "
                                  f"{limits.max_bytes / 1e6:.0f} MB.")
@@ -88,8 +88,8 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits) -> Scan:
                              d["metadata"], d["warnings"]), limits)
     if name.lower().endswith(ARCHIVE_SUFFIXES):
         raise UnsupportedFormatError(f"{name}: only .zip archives are read; repack the DICOM series as .zip.")
-    grey, fmt = read_image(data, name, limits)
-    return _checked(Scan(grey[None].astype(np.float32), False, None, fmt, _stem(name)), limits)
+    grey, fmt, warnings = read_image(data, name, limits)
+    return _checked(Scan(grey[None].astype(np.float32), False, None, fmt, _stem(name), warnings=warnings), limits)
 
 
 def _file_reader(path: Path) -> Callable[[], bytes]:
@@ -243,7 +243,7 @@ def _checked(scan: Scan, limits: LoadLimits) -> Scan:
     z, h, w = scan.pixels.shape
     if min(h, w) < limits.min_side_px:
         raise InputError(f"{scan.name}: the image is {w} x {h} pixels; at least {limits.min_side_px} "
-                         "are needed on each side. Upload the full-size slice.")
+                         "are needed on each side. Give the full-size slice.")
     if h * w > limits.max_pixels_per_slice:
         raise InputTooLargeError(f"{scan.name}: {w} x {h} pixels a slice, over the limit of "
                                  f"{limits.max_pixels_per_slice:,}.")

@@ -55,7 +55,7 @@ def _pixels_hu(ds, name: str) -> np.ndarray:
     """Dataset -> (H, W) HU (RescaleSlope/Intercept applied): int16 where exact, else float32."""
     if "PixelData" not in ds:
         raise InputError(f"{name}: the DICOM file holds no image (no PixelData): is it a DICOMDIR, "
-                         "a report or a structured-report object? Upload the image files of the series.")
+                         "a report or a structured-report object? Give the image files of the series.")
     frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
     if frames > 1:
         raise UnsupportedFormatError(
@@ -187,7 +187,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     if len(by_series) > 1:
         uid, chosen = max(by_series.items(), key=lambda kv: len(kv[1]))
         warnings.append(f"{len(by_series)} series found; the largest ({len(chosen)} slices) was used. "
-                        "Upload one series at a time to choose another.")
+                        "Give one series at a time to choose another.")
         datasets = chosen
     if len(datasets) > limits.max_slices:
         from ..errors import InputTooLargeError

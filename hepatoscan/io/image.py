@@ -9,12 +9,13 @@ from PIL import Image, UnidentifiedImageError
 
 from ..config import LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
+from ..quality import colour_fraction, colour_warning
 
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "BMP": "bmp", "TIFF": "tiff", "MPO": "jpeg"}
 
 
-def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, str]:
-    """Image bytes -> ((H, W) float32 grey levels in [0, 255], format name)."""
+def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, str, list[str]]:
+    """Image bytes -> ((H, W) float32 grey levels in [0, 255], format name, warnings)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -43,21 +44,26 @@ def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, 
             "a .zip of a DICOM series, or a NIfTI volume (.nii, .nii.gz).") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: the image is truncated or corrupt ({e}). Export it again.") from e
-    return _to_grey(img, name), FORMATS[fmt]
+    grey, rgb = _to_grey(img, name)
+    warning = colour_warning(colour_fraction(rgb)) if rgb is not None else None
+    return grey, FORMATS[fmt], [warning] if warning else []
 
 
-def _to_grey(img: Image.Image, name: str) -> np.ndarray:
-    """Any Pillow mode -> (H, W) float32 in [0, 255]."""
+def _to_grey(img: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
+    """Any Pillow mode -> ((H, W) float32 in [0, 255], the (H, W, 3) uint8 RGB it came from, or
+    None for a grey image)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
         a = np.asarray(img, np.float32)
         lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
         # A 16-bit or float export: stretch to 8-bit grey; the window is estimated later anyway.
-        return (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+        return ((a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)), None
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA"):
         background = Image.new("RGBA", img.size, (0, 0, 0, 255))
         img = Image.alpha_composite(background, img.convert("RGBA"))
-    if img.mode not in ("L", "RGB"):
+    if img.mode == "L":
+        return np.asarray(img, np.float32), None
+    if img.mode != "RGB":
         img = img.convert("RGB")
-    return np.asarray(img.convert("L"), np.float32)
+    return np.asarray(img.convert("L"), np.float32), np.asarray(img)
