@@ -333,3 +333,51 @@ def test_colour_images_are_read_as_grey_with_a_warning(predictor):
     assert 5 <= int(warnings[0].split("%")[0]) <= 60
     result = analyze(predictor, _png_bytes(Image.fromarray(overlay)), filename="screenshot.png")
     assert warnings[0] in result.warnings and warnings[0] in result.describe()
+
+
+def _secondary_capture_bytes(pixels: np.ndarray, modality: str = "CT") -> bytes:
+    """A screenshot saved as DICOM by a viewer: Secondary Capture, 8-bit grey or RGB display levels,
+    no rescale to HU, the modality of the study it was taken from."""
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.Modality, ds.SOPClassUID = modality, SecondaryCaptureImageStorage
+    ds.SOPInstanceUID, ds.SeriesInstanceUID = meta.MediaStorageSOPInstanceUID, generate_uid()
+    a = np.ascontiguousarray(pixels, np.uint8)
+    ds.Rows, ds.Columns = a.shape[:2]
+    rgb = a.ndim == 3
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = (3, "RGB") if rgb else (1, "MONOCHROME2")
+    if rgb:
+        ds.PlanarConfiguration = 0
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = a.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def test_secondary_capture_dicom_is_a_display_image_not_hu(predictor):
+    """A CT viewer's screenshot saved as DICOM keeps Modality CT but holds display grey levels: it
+    goes through the 8-bit path (window estimate) and segments like the PNG it was made from."""
+    from conftest import SAMPLES
+    from hepatoscan.pipeline import analyze
+
+    png = SAMPLES / "lits117_z080_w350.png"
+    grey = np.asarray(Image.open(png).convert("L"))
+    reference = analyze(predictor, png)
+    for pixels in (grey, np.stack([grey] * 3, -1)):
+        scan = load_scan(_secondary_capture_bytes(pixels), "capture.dcm")
+        assert not scan.is_hu and scan.pixels.shape == (1, *grey.shape)
+        result = analyze(predictor, _secondary_capture_bytes(pixels), filename="capture.dcm")
+        assert result.segmentation.window_estimates[0] is not None
+        a, b = result.segmentation.liver[0].astype(bool), reference.segmentation.liver[0].astype(bool)
+        assert 2 * (a & b).sum() / (a.sum() + b.sum()) > 0.99
+        assert not [w for w in result.warnings if "colour" in w]
+    overlay = reference.views(0)["overlay"]
+    coloured = load_scan(_secondary_capture_bytes(overlay), "overlay.dcm")
+    assert not coloured.is_hu and [w for w in coloured.warnings if "in colour" in w]

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
+from ..quality import colour_fraction, colour_warning
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +22,9 @@ META_FIELDS = {"Modality": "modality", "StudyDate": "study_date", "PatientName":
                "PatientID": "patient_id", "PatientAge": "patient_age", "PatientSex": "patient_sex",
                "ReferringPhysicianName": "referring_physician", "StudyDescription": "study_description",
                "SeriesDescription": "series_description", "Manufacturer": "manufacturer"}
+
+
+SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # SOP class root: screenshots, scans of film, ...
 
 
 def is_dicom(data: bytes) -> bool:
@@ -111,18 +115,48 @@ def _pixel_spacing(ds) -> tuple[float, float] | None:
 
 
 def _is_hu(ds) -> bool:
-    return getattr(ds, "Modality", "CT") == "CT" or "RescaleIntercept" in ds
+    """True when the stored values are HU (after the rescale): CT image objects, and any grey
+    image that states a rescale. Colour images, and secondary captures with no rescale (a viewer's
+    screenshot saved as DICOM, which keeps Modality CT), hold display grey levels instead."""
+    if int(getattr(ds, "SamplesPerPixel", 1) or 1) > 1:
+        return False
+    if "RescaleIntercept" in ds:
+        return True
+    if str(getattr(ds, "SOPClassUID", "")).startswith(SECONDARY_CAPTURE):
+        return False
+    return getattr(ds, "Modality", "CT") == "CT"
+
+
+def _display_levels(pixels: np.ndarray) -> np.ndarray:
+    """Stored values of a display image -> float32 grey levels in [0, 255]: 8-bit values as they
+    are, wider ones (12- or 16-bit) stretched from their range, as 16-bit PNGs are."""
+    a = pixels.astype(np.float32)
+    lo, hi = float(a.min()), float(a.max())
+    if lo >= 0 and hi <= 255:
+        return a
+    return (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+
+
+def _colour_warnings(ds) -> list[str]:
+    """A colour DICOM (read as grey) -> the colour warning, as for PNG/JPG screenshots."""
+    if int(getattr(ds, "SamplesPerPixel", 1) or 1) < 3:
+        return []
+    rgb = np.asarray(ds.pixel_array)
+    warning = colour_warning(colour_fraction(rgb[..., :3])) if rgb.ndim == 3 else None
+    return [warning] if warning else []
 
 
 def read_single(data: bytes, name: str) -> dict:
     """One DICOM file -> dict(pixels (1, H, W), is_hu, spacing_mm, metadata, warnings)."""
     ds = parse(data, name)
-    hu = _pixels_hu(ds, name)
+    is_hu = _is_hu(ds)
+    pixels = _pixels_hu(ds, name)
     ps = _pixel_spacing(ds)
     thickness = getattr(ds, "SliceThickness", None)
     spacing = (float(thickness) if thickness else None, *ps) if ps else None
-    return {"pixels": hu[None], "is_hu": _is_hu(ds), "spacing_mm": spacing, "metadata": metadata(ds),
-            "warnings": _modality_warnings(ds)}
+    return {"pixels": (pixels if is_hu else _display_levels(pixels))[None], "is_hu": is_hu,
+            "spacing_mm": spacing, "metadata": metadata(ds),
+            "warnings": _modality_warnings(ds) + ([] if is_hu else _colour_warnings(ds))}
 
 
 def _modality_warnings(ds) -> list[str]:
@@ -209,7 +243,11 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         dz = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 0) or None
     if skipped:
         warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
-    return {"pixels": pixels, "is_hu": _is_hu(first),
+    is_hu = _is_hu(first)
+    if not is_hu:
+        pixels = _display_levels(pixels)
+        warnings += _colour_warnings(parse(dict(files)[datasets[0][0]](), datasets[0][0]))
+    return {"pixels": pixels, "is_hu": is_hu,
             "spacing_mm": (dz, *ps) if ps else None, "metadata": metadata(first),
             "warnings": _modality_warnings(first) + warnings,
             "origin_mm": [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])]}
