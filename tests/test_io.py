@@ -381,3 +381,18 @@ def test_secondary_capture_dicom_is_a_display_image_not_hu(predictor):
     overlay = reference.views(0)["overlay"]
     coloured = load_scan(_secondary_capture_bytes(overlay), "overlay.dcm")
     assert not coloured.is_hu and [w for w in coloured.warnings if "in colour" in w]
+
+
+def test_dicom_display_values_wider_than_8_bit_are_stretched():
+    """An MR slice with no rescale (12-bit display values): grey levels in [0, 255], in order."""
+    import pydicom
+
+    ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(_ct_like().astype(np.int16) * 3, 0.0, 1, modality="MR")))
+    del ds.RescaleIntercept, ds.RescaleSlope
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    scan = load_scan(buf.getvalue(), "mr.dcm")
+    stored = ds.pixel_array.astype(np.float32)
+    assert not scan.is_hu and [w for w in scan.warnings if "Modality is MR" in w]
+    assert scan.pixels.min() == 0 and scan.pixels.max() == 255
+    assert np.allclose(scan.pixels[0], (stored - stored.min()) * 255 / (stored.max() - stored.min()), atol=1e-3)
