@@ -396,3 +396,19 @@ def test_dicom_display_values_wider_than_8_bit_are_stretched():
     assert not scan.is_hu and [w for w in scan.warnings if "Modality is MR" in w]
     assert scan.pixels.min() == 0 and scan.pixels.max() == 255
     assert np.allclose(scan.pixels[0], (stored - stored.min()) * 255 / (stored.max() - stored.min()), atol=1e-3)
+
+
+def test_monochrome1_display_dicom_is_inverted(predictor):
+    """MONOCHROME1 (0 shows white): the grey levels are turned round, so the image reads as the
+    MONOCHROME2 capture it shows."""
+    import pydicom
+
+    from conftest import SAMPLES
+
+    grey = np.asarray(Image.open(SAMPLES / "lits117_z080_w350.png").convert("L"))
+    ds = pydicom.dcmread(io.BytesIO(_secondary_capture_bytes(255 - grey)))
+    ds.PhotometricInterpretation = "MONOCHROME1"
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    scan = load_scan(buf.getvalue(), "mono1.dcm")
+    assert not scan.is_hu and np.array_equal(scan.pixels[0], grey.astype(np.float32))

@@ -127,14 +127,17 @@ def _is_hu(ds) -> bool:
     return getattr(ds, "Modality", "CT") == "CT"
 
 
-def _display_levels(pixels: np.ndarray) -> np.ndarray:
+def _display_levels(pixels: np.ndarray, ds) -> np.ndarray:
     """Stored values of a display image -> float32 grey levels in [0, 255]: 8-bit values as they
-    are, wider ones (12- or 16-bit) stretched from their range, as 16-bit PNGs are."""
+    are, wider ones (12- or 16-bit) stretched from their range, as 16-bit PNGs are; MONOCHROME1
+    (0 is white) inverted."""
     a = pixels.astype(np.float32)
     lo, hi = float(a.min()), float(a.max())
-    if lo >= 0 and hi <= 255:
-        return a
-    return (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    if not (lo >= 0 and hi <= 255):
+        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
+        a = 255.0 - a
+    return a
 
 
 def _colour_warnings(ds) -> list[str]:
@@ -154,7 +157,7 @@ def read_single(data: bytes, name: str) -> dict:
     ps = _pixel_spacing(ds)
     thickness = getattr(ds, "SliceThickness", None)
     spacing = (float(thickness) if thickness else None, *ps) if ps else None
-    return {"pixels": (pixels if is_hu else _display_levels(pixels))[None], "is_hu": is_hu,
+    return {"pixels": (pixels if is_hu else _display_levels(pixels, ds))[None], "is_hu": is_hu,
             "spacing_mm": spacing, "metadata": metadata(ds),
             "warnings": _modality_warnings(ds) + ([] if is_hu else _colour_warnings(ds))}
 
@@ -245,7 +248,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
     is_hu = _is_hu(first)
     if not is_hu:
-        pixels = _display_levels(pixels)
+        pixels = _display_levels(pixels, first)
         warnings += _colour_warnings(parse(dict(files)[datasets[0][0]](), datasets[0][0]))
     return {"pixels": pixels, "is_hu": is_hu,
             "spacing_mm": (dz, *ps) if ps else None, "metadata": metadata(first),
