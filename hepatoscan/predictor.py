@@ -18,7 +18,7 @@ from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks
 from .preprocessing import WindowEstimate, prepare_slice, resize_image, to_grayscale
-from .quality import blur_effect, clipping_warning, softness_warning, white_fraction
+from .quality import blur_effect, clipping_warning, flat_image_warning, softness_warning, white_fraction
 from .scan import Scan
 from .tflite_model import TFLiteModel
 
@@ -158,7 +158,8 @@ class Predictor:
         t2 = time.perf_counter()
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None
-        warnings = [w for w in (softness_warning(blur, self.quality), clipping_warning(white, self.quality)) if w]
+        flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
+        warnings = [w for w in (flat, softness_warning(blur, self.quality), clipping_warning(white, self.quality)) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white, warnings=warnings)

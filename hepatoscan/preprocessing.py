@@ -43,6 +43,7 @@ CLIPPED_FAT_GREY = 12  # a "fat" mode this close to black is most likely fat's c
 # to 0.3 of the top; they made W800 and W1000 JPEG exports read as about W300), while the clipped
 # tail of fat in narrow windows is as tall as the candidates it must veto.
 BLACK_MODE_VETO_RATIO = 2.0
+FLAT_METHOD = "none: flat image"  # fewer than 2% of the pixels between black and white: nothing to read
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ class WindowEstimate:
     @property
     def level_hu(self) -> float:
         return (self.hi_hu + self.lo_hu) / 2.0
+
+    @property
+    def flat(self) -> bool:
+        """True when the image held (almost) no grey levels between black and white to read."""
+        return self.method == FLAT_METHOD
 
     def describe(self) -> str:
         return f"W{self.width_hu:.0f}/L{self.level_hu:.0f} (estimated from the histogram: {self.method})"
@@ -167,7 +173,7 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     inner[:3] = 0
     inner[253:] = 0
     if inner.sum() < 0.02 * hist.sum() or inner.sum() < 64:
-        return WindowEstimate(-160.0, 240.0, "none: flat image")
+        return WindowEstimate(-160.0, 240.0, FLAT_METHOD)
     h = _smooth(inner, 2.0)
     modes = _clear_modes(h, int(np.argmax(h)))
     for i in range(len(modes) - 1, -1, -1):  # nearest the soft tissue first

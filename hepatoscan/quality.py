@@ -98,3 +98,14 @@ def colour_warning(fraction: float, cfg: QualityConfig = QualityConfig()) -> str
     return (f"{100 * fraction:.0f}% of the image is in colour (overlays, annotations or a colour map?). "
             "It was read as grey, which changes what the model sees: use a plain greyscale export of "
             "the slice, or the DICOM/NIfTI, if you can.")
+
+
+def flat_image_warning(flat_slices: int, slices: int) -> str | None:
+    """How many of an 8-bit input's slices held (almost) no grey levels between black and white
+    (WindowEstimate.flat) -> a sentence for the user, or None when at most half of them did."""
+    if slices == 0 or 2 * flat_slices <= slices:
+        return None
+    which = "The image holds" if slices == 1 else f"{flat_slices} of the {slices} slices hold"
+    return (f"{which} almost no grey levels between black and white (a mask, a drawing or a blank "
+            "export?): it does not look like a CT slice, and no display window could be read from it. "
+            "Give a CT slice exported from a viewer, or the DICOM/NIfTI.")

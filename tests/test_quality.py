@@ -130,3 +130,16 @@ def test_narrow_window_export_is_warned_and_loses_liver(predictor, sample_volume
     narrow = results["W150/L30"]
     assert narrow.summary()["white_fraction"] > 0.4 and "Warning: " in narrow.describe()
     assert dice(narrow.segmentation.liver[0], gt) < dice(results["W400/L40"].segmentation.liver[0], gt) - 0.02
+
+
+def test_a_mask_given_for_a_slice_is_warned(predictor):
+    """A label mask (values 0, 1, 2) dropped in by mistake says it does not look like CT (the CT
+    samples get no warning at all: test_sharp_samples_and_volume_get_no_warning)."""
+    mask = analyze(predictor, SAMPLES / "lits117_z080_w350_mask.png")
+    assert mask.segmentation.window_estimates[0].flat
+    assert [w for w in mask.warnings if "does not look like a CT slice" in w]
+    assert "The image holds" in " ".join(mask.warnings)
+    from hepatoscan.quality import flat_image_warning
+
+    assert flat_image_warning(3, 4).startswith("3 of the 4 slices hold")
+    assert flat_image_warning(2, 4) is None and flat_image_warning(0, 0) is None
