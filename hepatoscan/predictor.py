@@ -17,8 +17,9 @@ from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks
-from .preprocessing import WindowEstimate, prepare_slice, resize_image, to_grayscale
-from .quality import blur_effect, clipping_warning, flat_image_warning, softness_warning, white_fraction
+from .preprocessing import WindowEstimate, content_box, prepare_slice, resize_image, to_grayscale
+from .quality import (blur_effect, clipping_warning, flat_image_warning, softness_warning, surround_note,
+                      white_fraction)
 from .scan import Scan
 from .tflite_model import TFLiteModel
 
@@ -136,21 +137,30 @@ class Predictor:
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         step = max(self.batch_size, 8)
+        cropped: list[tuple[int, int]] = []  # 8-bit slices inside a grey surround: the (H, W) segmented
         for start in range(0, z, step):
             stop = min(z, start + step)
-            batch = []
+            batch, boxes = [], []
             for k in range(start, stop):
-                x, est = prepare_slice(scan.pixels[k], scan.is_hu, spec)
+                pixels, box = scan.pixels[k], None
+                if not scan.is_hu:  # a screenshot's panel or padding is cut away first
+                    box = content_box(to_grayscale(pixels))
+                    if box:
+                        pixels = pixels[box[0]:box[1], box[2]:box[3]]
+                        cropped.append((box[1] - box[0], box[3] - box[2]))
+                x, est = prepare_slice(pixels, scan.is_hu, spec)
                 batch.append(x)
+                boxes.append(box or (0, h, 0, w))
                 estimates.append(est)
                 if k % self.quality.every_nth_slice == 0:
                     blur_effects.append(blur_effect(x))
                     if not scan.is_hu:
-                        white_fractions.append(white_fraction(to_grayscale(scan.pixels[k]), self.quality))
+                        white_fractions.append(white_fraction(to_grayscale(pixels), self.quality))
             probs = self.predict_probs(np.stack(batch))
             for j, k in enumerate(range(start, stop)):
-                liver_raw[k] = resize_image(probs[j, ..., 0], h, w) > t_liver
-                tumor_raw[k] = resize_image(probs[j, ..., 1], h, w) > t_tumor
+                y0, y1, x0, x1 = boxes[j]
+                liver_raw[k, y0:y1, x0:x1] = resize_image(probs[j, ..., 0], y1 - y0, x1 - x0) > t_liver
+                tumor_raw[k, y0:y1, x0:x1] = resize_image(probs[j, ..., 1], y1 - y0, x1 - x0) > t_tumor
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()
@@ -159,7 +169,8 @@ class Predictor:
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
-        warnings = [w for w in (flat, softness_warning(blur, self.quality), clipping_warning(white, self.quality)) if w]
+        warnings = [w for w in (flat, surround_note(cropped, z), softness_warning(blur, self.quality),
+                                clipping_warning(white, self.quality)) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white, warnings=warnings)

@@ -109,3 +109,15 @@ def flat_image_warning(flat_slices: int, slices: int) -> str | None:
     return (f"{which} almost no grey levels between black and white (a mask, a drawing or a blank "
             "export?): it does not look like a CT slice, and no display window could be read from it. "
             "Give a CT slice exported from a viewer, or the DICOM/NIfTI.")
+
+
+def surround_note(cropped: list[tuple[int, int]], slices: int) -> str | None:
+    """The (H, W) regions segmented on the 8-bit slices found inside a uniform grey surround
+    (preprocessing.content_box) -> a sentence for the user, or None when none was."""
+    if not cropped:
+        return None
+    h, w = cropped[0]
+    where = "The image sits" if slices == 1 else f"On {len(cropped)} of the {slices} slices the image sits"
+    size = f"the {w} x {h} px region holding it" if slices == 1 else "the region holding it"
+    return (f"{where} inside a uniform grey surround (a viewer's panel or padding?): only {size} was "
+            "segmented. Check that it is the whole CT image, or crop the screenshot to it.")

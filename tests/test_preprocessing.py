@@ -176,3 +176,49 @@ def test_window_estimate_recovers_the_liver_hu_of_the_sample(sample_volume, wind
         errors.append(float(np.median(approx_hu) - np.median(hu[z][liver])))
     assert len(errors) >= 10
     assert abs(np.median(errors)) < 20, errors
+
+
+def _screenshot(slice_grey: np.ndarray, canvas_hw, at_yx, grey: int, jpeg: int | None = None) -> np.ndarray:
+    """The slice pasted into a viewer-like panel of one grey, with a caption and a dark button."""
+    from PIL import Image, ImageDraw
+
+    canvas = Image.new("L", canvas_hw[::-1], grey)
+    canvas.paste(Image.fromarray(slice_grey), at_yx[::-1])
+    draw = ImageDraw.Draw(canvas)
+    draw.text((8, 4), "Series 3  Img 80/128  W:350 L:50", fill=255)
+    draw.rectangle((8, canvas_hw[0] - 24, 120, canvas_hw[0] - 6), fill=30)
+    out = np.asarray(canvas)
+    return jpeg_roundtrip(out, jpeg) if jpeg else out
+
+
+@pytest.mark.parametrize("canvas_hw, at_yx, grey, jpeg", [
+    ((640, 800), (80, 40), 200, None),   # light panel around the image
+    ((700, 900), (100, 300), 60, 75),    # dark grey panel, JPEG
+    ((600, 512), (60, 0), 170, None),    # letterbox: bars above and below an image as wide as the shot
+])
+def test_content_box_finds_the_image_in_a_grey_surround(sample_pngs, canvas_hw, at_yx, grey, jpeg):
+    from PIL import Image
+
+    from hepatoscan.preprocessing import content_box
+
+    path, _ = sample_pngs[0]
+    s = np.asarray(Image.open(path).convert("L").resize((512, 512)))
+    box = content_box(_screenshot(s, canvas_hw, at_yx, grey, jpeg))
+    want = (at_yx[0], at_yx[0] + 512, at_yx[1], at_yx[1] + 512)
+    slack = 4 if jpeg else 0  # JPEG ringing spreads the image's edge into the panel by a few pixels
+    assert box is not None and max(abs(a - b) for a, b in zip(box, want)) <= slack, (box, want)
+
+
+def test_content_box_leaves_ct_exports_alone(sample_pngs, sample_volume):
+    """Black air around the body is no surround; exports made with any window are not cut."""
+    from PIL import Image
+
+    from hepatoscan.preprocessing import content_box
+
+    for path, _ in sample_pngs:
+        assert content_box(np.asarray(Image.open(path).convert("L"))) is None, path.name
+    hu = sample_volume[1]
+    for window in [(-45, 105), (-160, 240), (-500, 500), (-1000, 1000)]:
+        for z in range(0, hu.shape[0], 16):
+            g = render_8bit(hu[z], window)
+            assert content_box(g) is None and content_box(jpeg_roundtrip(g, 75)) is None, (window, z)
