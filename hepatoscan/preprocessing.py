@@ -222,13 +222,14 @@ SURROUND_MIN_SHARE = 0.05  # share of the image it must cover
 def content_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     """Where the image sits inside a uniform grey surround, as in a screenshot of a viewer.
 
-    gray: (H, W) grey levels in [0, 255]. The surround is one mid grey (not black, not white;
-    within SURROUND_TOLERANCE) that holds at least SURROUND_MIN_EDGE of the image's edge (letterbox
-    bars above and below an image as wide as the screenshot hold about a third), taken as
-    the area of that grey joined to the edge; when it covers SURROUND_MIN_SHARE of the image,
-    returns (top, bottom, left, right), end-exclusive, of the largest connected area outside it,
-    else None (also when that area spans the whole image). A black surround is left alone: it
-    reads as the air around the body, as in every CT export. None on all 639 real 8-bit slices of
+    gray: (H, W) grey levels in [0, 255]. The surround is one grey (within SURROUND_TOLERANCE)
+    that holds at least SURROUND_MIN_EDGE of the image's edge (letterbox bars above and below an
+    image as wide as the screenshot hold about a third), taken as the area of that grey joined to
+    the edge; when it covers SURROUND_MIN_SHARE of the image, returns (top, bottom, left, right),
+    end-exclusive, of the largest connected area outside it, else None (also when that area spans
+    the whole image). A black surround is left alone: it reads as the air around the body, as in
+    every CT export. A white one (a page, a slide) must also fill two of the image's four edge
+    lines: in a narrow window a liver clipped to white may touch the edge, but does not frame it. None on all 639 real 8-bit slices of
     the data and on the held-out and training volumes rendered with the window grid (gamma, JPEG
     and blur variants too).
     """
@@ -236,11 +237,16 @@ def content_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     edge = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])
     t = SURROUND_TOLERANCE
     near = np.convolve(np.bincount(edge, minlength=256), np.ones(2 * t + 1), mode="same")
-    near[:4], near[252:] = 0, 0  # black and white surrounds are left alone
+    near[:4] = 0  # a black surround is left alone
     level = int(np.argmax(near))  # the edge's commonest grey, give or take the tolerance
     if near[level] < SURROUND_MIN_EDGE * edge.size:
         return None
-    parts, _ = label(np.abs(g - level) <= SURROUND_TOLERANCE)
+    panel = np.abs(g - level) <= t
+    if level >= 252:  # white: a page or slide, or a clipped liver touching the edge of a narrow window?
+        full_lines = int(panel[0].all()) + int(panel[-1].all()) + int(panel[:, 0].all()) + int(panel[:, -1].all())
+        if full_lines < 2:  # a page frames the image on two sides at least; a liver does not
+            return None
+    parts, _ = label(panel)
     rim = np.concatenate([parts[0], parts[-1], parts[:, 0], parts[:, -1]])
     surround = np.isin(parts, np.unique(rim[rim > 0]))
     if surround.mean() < SURROUND_MIN_SHARE:

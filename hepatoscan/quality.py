@@ -119,5 +119,5 @@ def surround_note(cropped: list[tuple[int, int]], slices: int) -> str | None:
     h, w = cropped[0]
     where = "The image sits" if slices == 1 else f"On {len(cropped)} of the {slices} slices the image sits"
     size = f"the {w} x {h} px region holding it" if slices == 1 else "the region holding it"
-    return (f"{where} inside a uniform grey surround (a viewer's panel or padding?): only {size} was "
+    return (f"{where} inside a uniform surround (a viewer's panel, a page or padding?): only {size} was "
             "segmented. Check that it is the whole CT image, or crop the screenshot to it.")
