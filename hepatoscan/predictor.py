@@ -17,7 +17,8 @@ from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks
-from .preprocessing import WindowEstimate, content_box, prepare_slice, resize_image, to_grayscale
+from .preprocessing import (WindowEstimate, content_box, estimate_display_window, pad_to_square, prepare_slice,
+                            resize_image, to_grayscale)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, softness_warning, surround_note,
                       white_fraction)
 from .scan import Scan
@@ -140,27 +141,31 @@ class Predictor:
         cropped: list[tuple[int, int]] = []  # 8-bit slices inside a grey surround: the (H, W) segmented
         for start in range(0, z, step):
             stop = min(z, start + step)
-            batch, boxes = [], []
+            batch, boxes, offsets = [], [], []
             for k in range(start, stop):
-                pixels, box = scan.pixels[k], None
+                pixels, box, est = to_grayscale(scan.pixels[k]), None, None
                 if not scan.is_hu:  # a screenshot's panel or padding is cut away first
-                    box = content_box(to_grayscale(pixels))
+                    box = content_box(pixels)
                     if box:
                         pixels = pixels[box[0]:box[1], box[2]:box[3]]
                         cropped.append((box[1] - box[0], box[3] - box[2]))
-                x, est = prepare_slice(pixels, scan.is_hu, spec)
+                    est = estimate_display_window(pixels)  # of the image itself, before any padding
+                    if k % self.quality.every_nth_slice == 0:
+                        white_fractions.append(white_fraction(pixels, self.quality))
+                square, offset = pad_to_square(pixels)
+                x, est = prepare_slice(square, scan.is_hu, spec, est)
                 batch.append(x)
                 boxes.append(box or (0, h, 0, w))
+                offsets.append((*offset, square.shape[0]))
                 estimates.append(est)
                 if k % self.quality.every_nth_slice == 0:
                     blur_effects.append(blur_effect(x))
-                    if not scan.is_hu:
-                        white_fractions.append(white_fraction(to_grayscale(pixels), self.quality))
             probs = self.predict_probs(np.stack(batch))
             for j, k in enumerate(range(start, stop)):
-                y0, y1, x0, x1 = boxes[j]
-                liver_raw[k, y0:y1, x0:x1] = resize_image(probs[j, ..., 0], y1 - y0, x1 - x0) > t_liver
-                tumor_raw[k, y0:y1, x0:x1] = resize_image(probs[j, ..., 1], y1 - y0, x1 - x0) > t_tumor
+                (y0, y1, x0, x1), (top, left, side) = boxes[j], offsets[j]
+                for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
+                    p = resize_image(probs[j, ..., channel], side, side)[top:top + y1 - y0, left:left + x1 - x0]
+                    raw[k, y0:y1, x0:x1] = p > threshold
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()

@@ -166,3 +166,16 @@ def _png(a: np.ndarray) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(np.asarray(a, np.uint8)).save(buf, "PNG")
     return buf.getvalue()
+
+
+def test_non_square_images_are_not_squashed(predictor):
+    """A slice inside a 2:1 black frame (a wide export or screenshot): padded to a square for the
+    model, as it learned, instead of squashed; the liver matches the slice alone (it was 0.78)."""
+    s = np.asarray(Image.open(SAMPLES / "lits117_z096_w1500.png").convert("L").resize((256, 256)))
+    wide = np.zeros((256, 512), np.uint8)
+    wide[:, 128:384] = s
+    plain = analyze(predictor, _png(s), filename="slice.png")
+    framed = analyze(predictor, _png(wide), filename="wide.png")
+    assert framed.segmentation.liver.shape == (1, 256, 512)
+    assert dice(framed.segmentation.liver[0][:, 128:384], plain.segmentation.liver[0]) > 0.93
+    assert framed.segmentation.liver[0][:, :128].sum() == 0 and framed.segmentation.liver[0][:, 384:].sum() == 0
