@@ -138,7 +138,7 @@ class Predictor:
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         step = max(self.batch_size, 8)
-        cropped: list[tuple[int, int]] = []  # 8-bit slices inside a grey surround: the (H, W) segmented
+        cropped: list[tuple[int, int]] = []  # 8-bit slices inside a uniform surround: the (H, W) segmented
         for start in range(0, z, step):
             stop = min(z, start + step)
             batch, boxes, offsets = [], [], []

@@ -220,7 +220,7 @@ SURROUND_MIN_SHARE = 0.05  # share of the image it must cover
 
 
 def content_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
-    """Where the image sits inside a uniform grey surround, as in a screenshot of a viewer.
+    """Where the image sits inside a uniform surround, as in a screenshot of a viewer or a page.
 
     gray: (H, W) grey levels in [0, 255]. The surround is one grey (within SURROUND_TOLERANCE)
     that holds at least SURROUND_MIN_EDGE of the image's edge (letterbox bars above and below an
@@ -229,9 +229,10 @@ def content_box(gray: np.ndarray) -> tuple[int, int, int, int] | None:
     end-exclusive, of the largest connected area outside it, else None (also when that area spans
     the whole image). A black surround is left alone: it reads as the air around the body, as in
     every CT export. A white one (a page, a slide) must also fill two of the image's four edge
-    lines: in a narrow window a liver clipped to white may touch the edge, but does not frame it. None on all 639 real 8-bit slices of
-    the data and on the held-out and training volumes rendered with the window grid (gamma, JPEG
-    and blur variants too).
+    lines: in a narrow window a liver clipped to white may touch the edge, but does not frame it.
+    None on all 639 real 8-bit slices of the data and on the held-out and training volumes
+    rendered with the window grid (gamma, JPEG and blur variants, narrow and liver-clipping
+    windows too).
     """
     g = np.clip(np.rint(np.asarray(gray, np.float32)), 0, 255).astype(np.int16)
     edge = np.concatenate([g[0], g[-1], g[1:-1, 0], g[1:-1, -1]])

@@ -112,8 +112,8 @@ def flat_image_warning(flat_slices: int, slices: int) -> str | None:
 
 
 def surround_note(cropped: list[tuple[int, int]], slices: int) -> str | None:
-    """The (H, W) regions segmented on the 8-bit slices found inside a uniform grey surround
-    (preprocessing.content_box) -> a sentence for the user, or None when none was."""
+    """The (H, W) regions segmented on the 8-bit slices found inside a uniform surround (a panel,
+    a page: preprocessing.content_box) -> a sentence for the user, or None when none was."""
     if not cropped:
         return None
     h, w = cropped[0]

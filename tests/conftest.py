@@ -58,3 +58,20 @@ def sample_volume():
     vol = SAMPLES / "lits117_volume.nii.gz"
     seg = load_scan(SAMPLES / "lits117_segmentation.nii.gz")
     return vol, load_scan(vol).pixels, np.rint(seg.pixels).astype(np.uint8)
+
+
+def viewer_screenshot(slice_grey: np.ndarray, canvas_hw, at_yx, grey: int, jpeg: int | None = None) -> np.ndarray:
+    """The slice pasted into a viewer-like panel of one grey, with a caption and a dark button."""
+    from PIL import ImageDraw
+
+    canvas = Image.new("L", canvas_hw[::-1], grey)
+    canvas.paste(Image.fromarray(slice_grey), at_yx[::-1])
+    draw = ImageDraw.Draw(canvas)
+    draw.text((8, 4), "Series 3  Img 80/128  W:350 L:50", fill=255)
+    draw.rectangle((8, canvas_hw[0] - 24, 120, canvas_hw[0] - 6), fill=30)
+    out = np.asarray(canvas)
+    if jpeg:
+        from training.augment import jpeg_roundtrip
+
+        return jpeg_roundtrip(out, jpeg)
+    return out

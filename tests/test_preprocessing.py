@@ -1,6 +1,7 @@
 import numpy as np
 import pytest
 
+from conftest import viewer_screenshot
 from training.augment import jpeg_roundtrip
 
 from hepatoscan.errors import InputError
@@ -178,19 +179,6 @@ def test_window_estimate_recovers_the_liver_hu_of_the_sample(sample_volume, wind
     assert abs(np.median(errors)) < 20, errors
 
 
-def _screenshot(slice_grey: np.ndarray, canvas_hw, at_yx, grey: int, jpeg: int | None = None) -> np.ndarray:
-    """The slice pasted into a viewer-like panel of one grey, with a caption and a dark button."""
-    from PIL import Image, ImageDraw
-
-    canvas = Image.new("L", canvas_hw[::-1], grey)
-    canvas.paste(Image.fromarray(slice_grey), at_yx[::-1])
-    draw = ImageDraw.Draw(canvas)
-    draw.text((8, 4), "Series 3  Img 80/128  W:350 L:50", fill=255)
-    draw.rectangle((8, canvas_hw[0] - 24, 120, canvas_hw[0] - 6), fill=30)
-    out = np.asarray(canvas)
-    return jpeg_roundtrip(out, jpeg) if jpeg else out
-
-
 @pytest.mark.parametrize("canvas_hw, at_yx, grey, jpeg", [
     ((640, 800), (80, 40), 200, None),   # light panel around the image
     ((700, 900), (100, 300), 60, 75),    # dark grey panel, JPEG
@@ -204,7 +192,7 @@ def test_content_box_finds_the_image_in_a_grey_surround(sample_pngs, canvas_hw, 
 
     path, _ = sample_pngs[0]
     s = np.asarray(Image.open(path).convert("L").resize((512, 512)))
-    box = content_box(_screenshot(s, canvas_hw, at_yx, grey, jpeg))
+    box = content_box(viewer_screenshot(s, canvas_hw, at_yx, grey, jpeg))
     want = (at_yx[0], at_yx[0] + 512, at_yx[1], at_yx[1] + 512)
     slack = 4 if jpeg else 0  # JPEG ringing spreads the image's edge into the panel by a few pixels
     assert box is not None and max(abs(a - b) for a, b in zip(box, want)) <= slack, (box, want)

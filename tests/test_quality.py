@@ -149,12 +149,12 @@ def test_screenshot_in_a_grey_panel_is_segmented_like_the_slice(predictor, sampl
     """A viewer screenshot (the slice inside a light grey panel with a caption): only the image is
     segmented, as the slice alone is, nothing in the panel, and the user is told. Without the cut
     the model painted 49,000 pixels of the panel as liver."""
-    from test_preprocessing import _screenshot
+    from conftest import viewer_screenshot
 
     path, _ = sample_pngs[-1]
     s = np.asarray(Image.open(path).convert("L").resize((512, 512)))
     plain = analyze(predictor, _png(s), filename="slice.png")
-    shot = analyze(predictor, _png(_screenshot(s, (640, 800), (80, 40), 200)), filename="shot.png")
+    shot = analyze(predictor, _png(viewer_screenshot(s, (640, 800), (80, 40), 200)), filename="shot.png")
     inside = shot.segmentation.liver[0][80:592, 40:552]
     assert shot.segmentation.liver[0].sum() == inside.sum()  # nothing outside the image
     assert dice(inside, plain.segmentation.liver[0]) > 0.98

@@ -15,6 +15,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
+from .image import stretch_to_grey
 
 log = logging.getLogger(__name__)
 
@@ -132,9 +133,8 @@ def _display_levels(pixels: np.ndarray, ds) -> np.ndarray:
     are, wider ones (12- or 16-bit) stretched from their range, as 16-bit PNGs are; MONOCHROME1
     (0 is white) inverted."""
     a = pixels.astype(np.float32)
-    lo, hi = float(a.min()), float(a.max())
-    if not (lo >= 0 and hi <= 255):
-        a = (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+    if not (a.min() >= 0 and a.max() <= 255):
+        a = stretch_to_grey(a)
     if str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1":
         a = 255.0 - a
     return a
@@ -249,7 +249,8 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     is_hu = _is_hu(first)
     if not is_hu:
         pixels = _display_levels(pixels, first)
-        warnings += _colour_warnings(parse(dict(files)[datasets[0][0]](), datasets[0][0]))
+        first_file = datasets[0][0]
+        warnings += _colour_warnings(parse(dict(files)[first_file](), first_file))
     return {"pixels": pixels, "is_hu": is_hu,
             "spacing_mm": (dz, *ps) if ps else None, "metadata": metadata(first),
             "warnings": _modality_warnings(first) + warnings,

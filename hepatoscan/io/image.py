@@ -49,14 +49,19 @@ def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, 
     return grey, FORMATS[fmt], [warning] if warning else []
 
 
+def stretch_to_grey(values: np.ndarray) -> np.ndarray:
+    """Display values of any range (16-bit or float exports, 12-bit DICOM) -> float32 grey levels
+    in [0, 255], stretched from their own range; the window is estimated later anyway."""
+    a = np.asarray(values, np.float32)
+    lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
+    return (a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)
+
+
 def _to_grey(img: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
     """Any Pillow mode -> ((H, W) float32 in [0, 255], the (H, W, 3) uint8 RGB it came from, or
     None for a grey image)."""
     if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        a = np.asarray(img, np.float32)
-        lo, hi = float(np.nanmin(a)), float(np.nanmax(a))
-        # A 16-bit or float export: stretch to 8-bit grey; the window is estimated later anyway.
-        return ((a - lo) * (255.0 / (hi - lo)) if hi > lo else np.zeros_like(a)), None
+        return stretch_to_grey(np.asarray(img, np.float32)), None
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA"):
