@@ -448,3 +448,77 @@ def test_card_history_says_what_was_grown_and_which_layers_were_trained(tmp_path
     assert base["method"] == "trained from scratch" and "grown" not in base and "trained_layers" not in base
     again, train2 = run("again", str(grown / "model.keras"), [2, 4, 8], [])
     assert "grown" not in _history(again, train2)  # already had the block: nothing grown this time
+    assert "pseudo_tumor_labels" not in history
+    taught, train3 = run("taught", str(grown / "model.keras"), [2, 4, 8], [])
+    train3.update(pseudo_tumor_model="models", pseudo_band=[0.25, 0.75],
+                  pseudo_tumor={"teacher": "hepatoscan-unet-int8 1.6.1"})
+    said = _history(taught, train3)["pseudo_tumor_labels"]
+    assert "hepatoscan-unet-int8 1.6.1" in said and "above 0.75" in said and "below 0.25" in said
+
+
+def test_pseudo_labels_teach_only_confident_pixels_inside_the_liver():
+    from training.pseudo import UNKNOWN, pseudo_tumor_labels
+
+    labels = np.zeros((1, 4, 4), np.uint8)
+    labels[0, 1:3, 1:3] = 1
+    probs = np.zeros((1, 4, 4), np.float32)
+    probs[0, 1, 1], probs[0, 1, 2], probs[0, 2, 1], probs[0, 2, 2] = 0.9, 0.5, 0.1, 0.76
+    probs[0, 0, 0] = 0.99  # outside the liver: never tumor
+    out = pseudo_tumor_labels(probs, labels, (0.25, 0.75))[0]
+    assert out[1, 1] == 1 and out[2, 2] == 1
+    assert out[1, 2] == UNKNOWN
+    assert out[2, 1] == 0 and out[0, 0] == 0
+    assert set(np.unique(out)) == {0, 1, UNKNOWN}
+
+
+def test_teacher_pseudo_labels_agree_with_the_expert_tumors_of_the_samples(predictor, sample_pngs):
+    """The shipped model as teacher on the LiTS 117 slices (expert tumor masks, never trained on):
+    most of what it confidently calls tumor is tumor, and little tumor hides in what it calls none."""
+    from training.pseudo import UNKNOWN, pseudo_tumor_labels, teacher_tumor_probs
+
+    for path, mask in sample_pngs:
+        grey = np.asarray(Image.open(path).convert("L"), np.float32)[None]
+        labels = mask[None]
+        pseudo = pseudo_tumor_labels(teacher_tumor_probs(predictor, grey, False), labels, (0.25, 0.75))
+        tumor, none = pseudo == 1, pseudo == 0
+        assert tumor.sum() > 100, path.name
+        assert (labels[tumor] == 2).mean() > 0.6, path.name
+        assert (labels[none] == 2).mean() < 0.12, path.name
+        assert not (tumor & (labels == 0)).any()
+        assert (pseudo == UNKNOWN).mean() < 0.05
+
+
+def test_make_sample_teaches_pseudo_tumors_and_leaves_uncertain_pixels_out():
+    from hepatoscan.preprocessing import InputSpec
+    from training.augment import AugmentConfig, LoadedCase, make_sample
+    from training.data import Case
+    from training.pseudo import UNKNOWN
+
+    images = np.full((1, 256, 256), 128, np.uint8)
+    labels = np.zeros((1, 256, 256), np.uint8)
+    labels[0, 60:200, 60:200] = 1
+    pseudo = np.zeros((1, 256, 256), np.uint8)
+    pseudo[0, 100:130, 100:130] = 1
+    pseudo[0, 140:150, 140:150] = UNKNOWN
+    case = Case(patient="msd1", source="msd_task03", kind="windowed8", tumor_labeled=False)
+    lc = LoadedCase(case, images, labels, np.array([0]), np.array([], int), np.array([], int), pseudo)
+    cfg = AugmentConfig(crop_fraction=(1.0, 1.0), p_liver_crop=0.0, rotation_deg=0.0, p_synthetic_tumor=0.0,
+                        p_lowres=0.0, p_blur=0.0)
+    _, y = make_sample(lc, 0, np.random.default_rng(0), InputSpec(), cfg)
+    np.testing.assert_array_equal(y[..., 1] > 0, pseudo[0] == 1)  # taught as tumor
+    np.testing.assert_array_equal(y[..., 3] > 0, pseudo[0] != UNKNOWN)  # taught at all
+    np.testing.assert_array_equal(y[..., 0] > 0, labels[0] >= 1)  # the liver is the expert's
+    lc.pseudo_tumor = None  # without a teacher nothing of this source's tumor channel is taught
+    _, y = make_sample(lc, 0, np.random.default_rng(0), InputSpec(), cfg)
+    assert not y[..., 3].any() and not y[..., 1].any()
+
+
+def test_train_cli_passes_the_pseudo_label_teacher(tmp_path, monkeypatch):
+    import training.train as tt
+
+    seen = {}
+    monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(cfg=cfg))
+    tt.main(["--out", str(tmp_path), "--pseudo-tumor", "models"])
+    assert seen["cfg"].pseudo_tumor_model == "models"
+    tt.main(["--out", str(tmp_path)])
+    assert seen["cfg"].pseudo_tumor_model is None

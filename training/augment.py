@@ -16,6 +16,7 @@ from scipy import ndimage as ndi
 from hepatoscan.preprocessing import InputSpec, render_8bit, resize_image, standardize_8bit, window_hu
 
 from .data import Case
+from .pseudo import UNKNOWN as PSEUDO_UNKNOWN
 from .synth import paste_tumor
 
 
@@ -90,6 +91,9 @@ class LoadedCase:
     liver_slices: np.ndarray
     tumor_slices: np.ndarray
     other_slices: np.ndarray
+    # (Z, H, W) uint8 for sources without tumor labels: a teacher's confident tumor labels (1 tumor,
+    # 0 none, 255 not taught; training.pseudo), or None
+    pseudo_tumor: np.ndarray | None = None
 
     @classmethod
     def from_case(cls, case: Case) -> "LoadedCase":
@@ -215,6 +219,10 @@ def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpe
     img = lc.images[z].astype(np.float32)
     lab = lc.labels[z]
     known = np.ones(lab.shape, bool) if lc.case.tumor_labeled else np.zeros(lab.shape, bool)
+    if lc.pseudo_tumor is not None:  # a teacher's confident labels where none were given
+        pseudo = lc.pseudo_tumor[z]
+        lab = np.where((pseudo == 1) & (lab >= 1), np.uint8(2), lab)
+        known = pseudo != PSEUDO_UNKNOWN
     if not (lab == 2).any() and rng.random() < cfg.p_synthetic_tumor:
         pasted = paste_tumor(img, lab, rng, lc.pixel_mm(), lc.units_per_hu())
         if pasted is not None:

@@ -27,6 +27,7 @@ from .augment import AugmentConfig, LoadedCase, augment_overrides, eval_input, m
 from .data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
 from .losses import METRICS, make_loss  # noqa: E402
 from .model import UNetConfig, build_unet, context_dilations_of, freeze_all_but, grow  # noqa: E402
+from .pseudo import PseudoLabelConfig, attach_pseudo_labels  # noqa: E402
 
 log = logging.getLogger("training.train")
 
@@ -48,6 +49,10 @@ class TrainConfig:
     # Layer-name prefixes to train (e.g. ("context", "dec", "liver_tumor")); the rest, and every
     # BatchNormalization layer, stays frozen. () trains everything.
     train_only: tuple[str, ...] = ()
+    # A model folder whose predictions label, where confident, the tumors of sources that have no
+    # tumor labels (training.pseudo); None teaches no tumor there except synthetic ones.
+    pseudo_tumor_model: str | None = None
+    pseudo_band: tuple[float, float] = (0.25, 0.75)  # teacher probabilities between these are not taught
 
 
 class SampleSource:
@@ -158,6 +163,9 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
     log.info("patients: %s", {k: len(v) for k, v in split.items()})
     train_cases = [LoadedCase.from_case(c) for c in split["train"]]
     val_cases = [LoadedCase.from_case(c) for c in split["val"]]
+    pseudo = None
+    if cfg.pseudo_tumor_model:
+        pseudo = attach_pseudo_labels(train_cases, PseudoLabelConfig(cfg.pseudo_tumor_model, cfg.pseudo_band))
     source = SampleSource(train_cases, spec, aug, cfg)
     log.info("training pools (tumor, HU liver, 8-bit liver, no liver): %s", [len(p) for p in source.pools])
     model, unet = initial_model(cfg, unet)
@@ -167,6 +175,8 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
               "augment": dataclasses.asdict(aug), "split": dataclasses.asdict(split_cfg),
               "input": dataclasses.asdict(spec), "data": str(data), "git_commit": git_commit(),
               "sources": sorted({c.source for c in split["train"]})}
+    if pseudo:
+        config["train"]["pseudo_tumor"] = pseudo  # the teacher and what it labelled
     (out / "config.json").write_text(json.dumps(config, indent=1))
     total_steps = cfg.epochs * cfg.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps,
@@ -202,6 +212,9 @@ def main(argv=None):
     p.add_argument("--train-only", default="", metavar="PREFIX,...",
                    help="train only the layers whose names start so, e.g. context,dec,liver_tumor; "
                         "the rest and every BatchNormalization layer stay frozen")
+    p.add_argument("--pseudo-tumor", metavar="MODEL_DIR",
+                   help="label the tumors of sources without tumor labels with this model's confident "
+                        "predictions (e.g. models), inside the expert liver mask")
     p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
                    help="override an AugmentConfig field, e.g. --aug p_liver_clip_window=0.45 "
                         "--aug liver_clip_offset_hu=-70,10 (repeatable; recorded in config.json)")
@@ -213,7 +226,8 @@ def main(argv=None):
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
                       max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
-                      init=a.init, train_only=tuple(x.strip() for x in a.train_only.split(",") if x.strip()))
+                      init=a.init, train_only=tuple(x.strip() for x in a.train_only.split(",") if x.strip()),
+                      pseudo_tumor_model=a.pseudo_tumor)
     try:
         context = tuple(int(d) for d in a.context.split(",") if d.strip())
     except ValueError:
