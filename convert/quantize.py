@@ -22,7 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
-from hepatoscan.preprocessing import (InputSpec, render_8bit, standardize_8bit,  # noqa: E402
+from hepatoscan.preprocessing import (SLICE_ORIENTATION, InputSpec, render_8bit, standardize_8bit,  # noqa: E402
                                       window_estimate_landmarks)
 from training.augment import LoadedCase, eval_input  # noqa: E402
 from training.data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
@@ -242,7 +242,8 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                                    "height x width. 8-bit display images: window estimated from the histogram "
                                    "(hepatoscan.preprocessing.standardize_8bit), mapped to window_hu.",
                   "window_estimate": window_estimate_landmarks(),
-                  "orientation": "axial slice, anterior up, patient right on the image left"},
+                  "orientation": "axial slice, anterior up, patient right on the image left",
+                  "slice_orientation": SLICE_ORIENTATION},
         "outputs": ["liver", "tumor"],
         "output_semantics": {"liver": "sigmoid probability of liver including tumor (LiTS)",
                              "tumor": "sigmoid probability of liver tumor"},
@@ -259,7 +260,8 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
         "training": {"sources": config["sources"], "split": split, "seed": config["split"]["seed"],
                      **_history(run, config["train"]),
                      "loss": "BCE + soft Dice per channel; tumor channel masked on tumor-unlabelled sources "
-                             "except around synthetic tumors",
+                             "except around synthetic tumors and, in steps with pseudo_tumor_labels, where a "
+                             "teacher's confident labels exist",
                      "augmentation": config["augment"], "git_commit": config["git_commit"]},
         "metrics": metrics,
         "data": "see ../shared/data/README.md (IRCADb, CHAOS, LiTS, MSD Task03, CURVAS); research licences, "
@@ -279,6 +281,13 @@ def _own_steps(run: Path, train_config: dict) -> dict:
            "steps_per_epoch": train_config["steps_per_epoch"], "batch_size": train_config["batch_size"],
            "optimizer": "Adam, cosine-decayed learning rate",
            "learning_rate": [train_config["learning_rate"], train_config["lr_final"]]}
+    if train_config.get("pseudo_tumor_model"):
+        lo, hi = train_config.get("pseudo_band", (0.25, 0.75))
+        teacher = train_config.get("pseudo_tumor", {}).get("teacher") or train_config["pseudo_tumor_model"]
+        out["pseudo_tumor_labels"] = (f"tumors of the sources without tumor labels taught where {teacher} (the "
+                                      f"teacher, through the runtime on each slice as given) was confident: tumor "
+                                      f"above {hi}, none below {lo} or outside the expert liver mask, nothing in "
+                                      "between (training.pseudo)")
     if train_config.get("train_only"):
         out["trained_layers"] = (f"only the layers named {', '.join(p + '*' for p in train_config['train_only'])}; "
                                  "the rest, and every BatchNormalization layer, frozen")

@@ -33,6 +33,34 @@ def test_card_records_the_window_estimate_its_8bit_figures_were_measured_with():
     assert find_card(MODELS).raw["input"]["window_estimate"] == window_estimate_landmarks()
 
 
+@pytest.mark.parametrize("flip_axes", [(), (0,), (0, 1)])
+def test_cards_nifti_recipe_gives_the_slices_the_runtime_segments(tmp_path, sample_volume, flip_axes):
+    """A scorer that feeds the model from the card alone must orient slices as the runtime does (the
+    model loses the liver on slices in other axes): the card's recipe, run as written on NIfTI files
+    stored RAS, LAS or LPS, gives exactly the runtime's slices."""
+    import nibabel
+
+    from hepatoscan.preprocessing import SLICE_ORIENTATION
+
+    recipe = find_card(MODELS).raw["input"]["slice_orientation"]
+    assert recipe == SLICE_ORIENTATION
+    path, _, _ = sample_volume
+    ras = nibabel.as_closest_canonical(nibabel.load(str(path)))
+    data, affine = np.asanyarray(ras.dataobj), ras.affine.copy()
+    for axis in flip_axes:  # the same voxels stored with that axis reversed, the affine saying so
+        data = np.flip(data, axis)
+        flip = np.eye(4)
+        flip[axis, axis], flip[axis, 3] = -1, data.shape[axis] - 1
+        affine = affine @ flip
+    stored = tmp_path / "stored.nii.gz"
+    nibabel.save(nibabel.Nifti1Image(np.ascontiguousarray(data), affine), str(stored))
+    img = nibabel.load(str(stored))
+    runtime = load_scan(stored).pixels
+    for k in (10, 64, 120):
+        by_card = eval(recipe["from_nifti"], {"np": np, "nibabel": nibabel, "img": img, "k": k})  # noqa: S307
+        np.testing.assert_array_equal(by_card, runtime[k])
+
+
 def test_validation_summary_words_the_cards_figures(tmp_path):
     card = find_card(MODELS)
     m = card.raw["metrics"]["summary"]
