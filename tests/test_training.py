@@ -519,6 +519,19 @@ def test_train_cli_passes_the_pseudo_label_teacher(tmp_path, monkeypatch):
     seen = {}
     monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(cfg=cfg))
     tt.main(["--out", str(tmp_path), "--pseudo-tumor", "models"])
-    assert seen["cfg"].pseudo_tumor_model == "models"
+    assert seen["cfg"].pseudo_tumor_model == "models" and seen["cfg"].pseudo_band == (0.25, 0.75)
+    tt.main(["--out", str(tmp_path), "--pseudo-tumor", "models", "--pseudo-band", "0,0.8"])
+    assert seen["cfg"].pseudo_band == (0.0, 0.8)
     tt.main(["--out", str(tmp_path)])
     assert seen["cfg"].pseudo_tumor_model is None
+    for bad in ("0.5", "0.8,0.2", "a,b", "0,1.5"):
+        with pytest.raises(SystemExit):
+            tt.main(["--out", str(tmp_path), "--pseudo-band", bad])
+
+
+def test_positive_only_pseudo_labels_teach_no_tumor_free_liver():
+    from training.pseudo import UNKNOWN, pseudo_tumor_labels
+
+    labels = np.array([[[0, 1, 1, 1]]], np.uint8)
+    probs = np.array([[[0.9, 0.0, 0.5, 0.9]]], np.float32)
+    np.testing.assert_array_equal(pseudo_tumor_labels(probs, labels, (0.0, 0.75))[0, 0], [0, UNKNOWN, UNKNOWN, 1])

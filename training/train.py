@@ -215,6 +215,9 @@ def main(argv=None):
     p.add_argument("--pseudo-tumor", metavar="MODEL_DIR",
                    help="label the tumors of sources without tumor labels with this model's confident "
                         "predictions (e.g. models), inside the expert liver mask")
+    p.add_argument("--pseudo-band", default="0.25,0.75", metavar="LOW,HIGH",
+                   help="with --pseudo-tumor: teacher probabilities above HIGH are taught as tumor, below LOW "
+                        "as none, between not at all (LOW 0 teaches no tumor-free liver: positives only)")
     p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
                    help="override an AugmentConfig field, e.g. --aug p_liver_clip_window=0.45 "
                         "--aug liver_clip_offset_hu=-70,10 (repeatable; recorded in config.json)")
@@ -223,11 +226,17 @@ def main(argv=None):
         aug = augment_overrides(a.aug)
     except ValueError as e:
         p.error(str(e))
+    try:
+        low, high = (float(x) for x in a.pseudo_band.split(","))
+    except ValueError:
+        p.error(f"--pseudo-band {a.pseudo_band!r}: expected LOW,HIGH, e.g. 0.25,0.75")
+    if not 0.0 <= low <= high <= 1.0:
+        p.error(f"--pseudo-band {a.pseudo_band!r}: expected 0 <= LOW <= HIGH <= 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
                       max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
                       init=a.init, train_only=tuple(x.strip() for x in a.train_only.split(",") if x.strip()),
-                      pseudo_tumor_model=a.pseudo_tumor)
+                      pseudo_tumor_model=a.pseudo_tumor, pseudo_band=(low, high))
     try:
         context = tuple(int(d) for d in a.context.split(",") if d.strip())
     except ValueError:
