@@ -17,8 +17,8 @@ from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks
-from .preprocessing import (WindowEstimate, content_box, estimate_display_window, pad_to_square, prepare_slice,
-                            resize_image, to_grayscale)
+from .preprocessing import (WindowEstimate, below_window, content_box, estimate_display_window, pad_to_square,
+                            prepare_slice, resize_image, to_grayscale)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, softness_warning, surround_note,
                       white_fraction)
 from .scan import Scan
@@ -141,7 +141,7 @@ class Predictor:
         cropped: list[tuple[int, int]] = []  # 8-bit slices inside a uniform surround: the (H, W) segmented
         for start in range(0, z, step):
             stop = min(z, start + step)
-            batch, boxes, offsets = [], [], []
+            batch, boxes, offsets, outside = [], [], [], []  # outside: (H, W) pixels no mask may hold
             for k in range(start, stop):
                 pixels, box, est = to_grayscale(scan.pixels[k]), None, None
                 if not scan.is_hu:  # a screenshot's panel or padding is cut away first
@@ -155,6 +155,7 @@ class Predictor:
                 square, offset = pad_to_square(pixels)
                 x, est = prepare_slice(square, scan.is_hu, spec, est)
                 batch.append(x)
+                outside.append(below_window(pixels, scan.is_hu, spec))
                 boxes.append(box or (0, h, 0, w))
                 offsets.append((*offset, square.shape[0]))
                 estimates.append(est)
@@ -165,7 +166,7 @@ class Predictor:
                 (y0, y1, x0, x1), (top, left, side) = boxes[j], offsets[j]
                 for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
                     p = resize_image(probs[j, ..., channel], side, side)[top:top + y1 - y0, left:left + x1 - x0]
-                    raw[k, y0:y1, x0:x1] = p > threshold
+                    raw[k, y0:y1, x0:x1] = (p > threshold) & ~outside[j]
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()

@@ -314,6 +314,21 @@ def resize_mask(mask: np.ndarray, height: int, width: int) -> np.ndarray:
     return np.asarray(Image.fromarray(a, mode="L").resize((width, height), Image.NEAREST), np.uint8)
 
 
+BLACK_GREY = 2  # grey levels: 8-bit pixels this dark are black, JPEG noise included
+
+
+def below_window(pixels: np.ndarray, is_hu: bool, spec: InputSpec) -> np.ndarray:
+    """(H, W) HU or 8-bit grey levels -> (H, W) bool: pixels that cannot be liver or tumor. In HU,
+    those at or below the bottom of the model's window (air, lung, the darkest fat; the liver's
+    lowest values, in fatty livers, lie near -20 HU). In 8-bit images, black ones (at most
+    BLACK_GREY): a display window shows liver black only if its bottom lies above the liver, which
+    no abdominal export does. (Not the estimated window's bottom: a misread wide window would put
+    grey tumors below it.) The masks are kept off these pixels, so that resizing the model's output
+    back does not spill liver a pixel into the black beyond a slice's edge."""
+    gray = to_grayscale(pixels)
+    return gray <= (spec.window_hu[0] if is_hu else BLACK_GREY)
+
+
 def prepare_slice(pixels: np.ndarray, is_hu: bool, spec: InputSpec,
                   estimate: WindowEstimate | None = None) -> tuple[np.ndarray, WindowEstimate | None]:
     """One slice -> model input.

@@ -212,3 +212,19 @@ def test_content_box_leaves_ct_exports_alone(sample_pngs, sample_volume):
         for z in range(0, hu.shape[0], 16):
             g = render_8bit(hu[z], window)
             assert content_box(g) is None and content_box(jpeg_roundtrip(g, 75)) is None, (window, z)
+
+
+def test_below_window_marks_what_cannot_be_liver():
+    """Masks are kept off the pixels that cannot be liver: at or below the bottom of the model's
+    window in HU, black in 8-bit images (whatever window the estimate reads: a misread wide window
+    must not put grey tumor below it)."""
+    from hepatoscan.preprocessing import InputSpec, below_window
+
+    spec = InputSpec()  # window -160..240 HU
+    hu = np.array([[-1000, -161, -160, -159], [-20, 60, 120, 400]], np.float32)
+    np.testing.assert_array_equal(below_window(hu, True, spec),
+                                  [[True, True, True, False], [False, False, False, False]])
+    grey = np.array([[0, 1, 2, 3, 128, 255]], np.float32)
+    np.testing.assert_array_equal(below_window(grey, False, spec), [[True, True, True, False, False, False]])
+    rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
+    np.testing.assert_array_equal(below_window(rgb, False, spec), below_window(grey, False, spec))
