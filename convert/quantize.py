@@ -284,10 +284,11 @@ def _own_steps(run: Path, train_config: dict) -> dict:
     if train_config.get("pseudo_tumor_model"):
         lo, hi = train_config.get("pseudo_band", (0.25, 0.75))
         teacher = train_config.get("pseudo_tumor", {}).get("teacher") or train_config["pseudo_tumor_model"]
+        none = (f"none below {lo} or outside the expert liver mask, nothing in between" if lo > 0 else
+                "none outside the expert liver mask, the rest of the liver not taught (positives only)")
         out["pseudo_tumor_labels"] = (f"tumors of the sources without tumor labels taught where {teacher} (the "
                                       f"teacher, through the runtime on each slice as given) was confident: tumor "
-                                      f"above {hi}, none below {lo} or outside the expert liver mask, nothing in "
-                                      "between (training.pseudo)")
+                                      f"above {hi}, {none} (training.pseudo)")
     if train_config.get("train_only"):
         out["trained_layers"] = (f"only the layers named {', '.join(p + '*' for p in train_config['train_only'])}; "
                                  "the rest, and every BatchNormalization layer, frozen")

@@ -454,6 +454,9 @@ def test_card_history_says_what_was_grown_and_which_layers_were_trained(tmp_path
                   pseudo_tumor={"teacher": "hepatoscan-unet-int8 1.6.1"})
     said = _history(taught, train3)["pseudo_tumor_labels"]
     assert "hepatoscan-unet-int8 1.6.1" in said and "above 0.75" in said and "below 0.25" in said
+    train3["pseudo_band"] = [0.0, 0.75]
+    said = _history(taught, train3)["pseudo_tumor_labels"]
+    assert "positives only" in said and "below" not in said
 
 
 def test_pseudo_labels_teach_only_confident_pixels_inside_the_liver():
