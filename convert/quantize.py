@@ -282,7 +282,7 @@ def _own_steps(run: Path, train_config: dict) -> dict:
            "optimizer": "Adam, cosine-decayed learning rate",
            "learning_rate": [train_config["learning_rate"], train_config["lr_final"]]}
     if train_config.get("pseudo_tumor_model"):
-        lo, hi = train_config.get("pseudo_band", (0.25, 0.75))
+        lo, hi = train_config["pseudo_band"]
         teacher = train_config.get("pseudo_tumor", {}).get("teacher") or train_config["pseudo_tumor_model"]
         none = (f"none below {lo} or outside the expert liver mask, nothing in between" if lo > 0 else
                 "none outside the expert liver mask, the rest of the liver not taught (positives only)")

@@ -18,7 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from hepatoscan.predictor import Predictor
-from hepatoscan.preprocessing import prepare_slice, resize_image
+from hepatoscan.preprocessing import pad_to_square, prepare_slice, resize_image
 
 log = logging.getLogger(__name__)
 
@@ -28,16 +28,20 @@ UNKNOWN = 255  # value of a pixel whose tumor label is not taught
 @dataclass(frozen=True)
 class PseudoLabelConfig:
     model_dir: str  # the teacher: a model folder with its card (e.g. "models")
-    band: tuple[float, float] = (0.25, 0.75)  # teacher probabilities between these are not taught
+    band: tuple[float, float]  # (low, high): teacher probabilities between these are not taught
 
 
 def teacher_tumor_probs(predictor: Predictor, images: np.ndarray, is_hu: bool) -> np.ndarray:
-    """images: (Z, H, W) HU or grey levels -> (Z, H, W) float32 tumor probability in [0, 1]."""
+    """images: (Z, H, W) HU or grey levels -> (Z, H, W) float32 tumor probability in [0, 1], each
+    slice padded to a square and prepared as the runtime prepares it (Predictor.segment)."""
     spec = predictor.card.input_spec
     out = np.empty(images.shape, np.float32)
+    h, w = images.shape[1:]
     for z, img in enumerate(images):
-        x, _ = prepare_slice(img, is_hu, spec)
-        out[z] = resize_image(predictor.predict_probs(x[None])[0, ..., 1], *img.shape)
+        square, (top, left) = pad_to_square(img)
+        x, _ = prepare_slice(square, is_hu, spec)
+        probs = resize_image(predictor.predict_probs(x[None])[0, ..., 1], *square.shape)
+        out[z] = probs[top:top + h, left:left + w]
     return out
 
 

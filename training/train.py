@@ -215,7 +215,7 @@ def main(argv=None):
     p.add_argument("--pseudo-tumor", metavar="MODEL_DIR",
                    help="label the tumors of sources without tumor labels with this model's confident "
                         "predictions (e.g. models), inside the expert liver mask")
-    p.add_argument("--pseudo-band", default="0.25,0.75", metavar="LOW,HIGH",
+    p.add_argument("--pseudo-band", default=",".join(map(str, TrainConfig.pseudo_band)), metavar="LOW,HIGH",
                    help="with --pseudo-tumor: teacher probabilities above HIGH are taught as tumor, below LOW "
                         "as none, between not at all (LOW 0 teaches no tumor-free liver: positives only)")
     p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
