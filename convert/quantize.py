@@ -289,6 +289,12 @@ def _own_steps(run: Path, train_config: dict) -> dict:
         out["pseudo_tumor_labels"] = (f"tumors of the sources without tumor labels taught where {teacher} (the "
                                       f"teacher, through the runtime on each slice as given) was confident: tumor "
                                       f"above {hi}, {none} (training.pseudo)")
+        clean = train_config.get("pseudo_clean_max_px")
+        if clean is not None:
+            n = train_config.get("pseudo_tumor", {}).get("tumor_free_patients")
+            out["pseudo_tumor_labels"] += (f"; patients with at most {clean} confident tumor pixels"
+                                           f"{f' ({n})' if n is not None else ''} taught tumor-free throughout "
+                                           "their liver")
     if train_config.get("train_only"):
         out["trained_layers"] = (f"only the layers named {', '.join(p + '*' for p in train_config['train_only'])}; "
                                  "the rest, and every BatchNormalization layer, frozen")

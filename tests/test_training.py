@@ -457,6 +457,9 @@ def test_card_history_says_what_was_grown_and_which_layers_were_trained(tmp_path
     train3["pseudo_band"] = [0.0, 0.75]
     said = _history(taught, train3)["pseudo_tumor_labels"]
     assert "positives only" in said and "below" not in said
+    train3.update(pseudo_clean_max_px=0, pseudo_tumor={"teacher": "hepatoscan-unet-int8 1.7.0", "tumor_free_patients": 22})
+    said = _history(taught, train3)["pseudo_tumor_labels"]
+    assert "at most 0 confident tumor pixels (22) taught tumor-free" in said
 
 
 def test_pseudo_labels_teach_only_confident_pixels_inside_the_liver():
@@ -538,3 +541,60 @@ def test_positive_only_pseudo_labels_teach_no_tumor_free_liver():
     labels = np.array([[[0, 1, 1, 1]]], np.uint8)
     probs = np.array([[[0.9, 0.0, 0.5, 0.9]]], np.float32)
     np.testing.assert_array_equal(pseudo_tumor_labels(probs, labels, (0.0, 0.75))[0, 0], [0, UNKNOWN, UNKNOWN, 1])
+
+
+def test_tumor_free_patient_is_judged_by_the_teachers_confident_pixels_in_the_liver():
+    from training.pseudo import is_tumor_free
+
+    labels = np.zeros((2, 4, 4), np.uint8)
+    labels[:, 1:3, 1:3] = 1
+    probs = np.zeros((2, 4, 4), np.float32)
+    probs[0, 0, 0] = 0.99  # outside the liver: does not count
+    probs[1, 1, 1] = 0.7  # unsure, not confident
+    assert is_tumor_free(probs, labels, (0.0, 0.75), 0)
+    assert not is_tumor_free(probs, labels, (0.0, 0.75), None)  # the option off: nobody is
+    probs[1, 2, 2] = 0.8
+    assert not is_tumor_free(probs, labels, (0.0, 0.75), 0)
+    assert is_tumor_free(probs, labels, (0.0, 0.75), 1)
+    assert not is_tumor_free(probs, np.zeros_like(labels), (0.0, 0.75), 0)  # no liver: nothing to teach
+
+
+def test_attach_pseudo_labels_teaches_tumor_free_patients_none_and_keeps_positives_elsewhere(sample_pngs):
+    """The shipped model as teacher on the LiTS 117 slices: the patient as it is (tumors) keeps
+    positives-only labels; the same slices with the liver cut to the part far from every expert tumor
+    are judged tumor-free, and their whole liver is taught as none."""
+    from conftest import MODELS
+    from hepatoscan.morphology import dilate
+    from training.augment import LoadedCase
+    from training.data import Case
+    from training.pseudo import UNKNOWN, PseudoLabelConfig, attach_pseudo_labels
+
+    grey = np.stack([np.asarray(Image.open(p).convert("L"), np.uint8) for p, _ in sample_pngs])
+    labels = np.stack([m for _, m in sample_pngs])
+    far = np.stack([(m >= 1) & ~dilate(m == 2, 12) for m in labels]).astype(np.uint8)
+    assert far.sum() > 2000
+
+    def case(name, lab):
+        c = Case(patient=name, source="msd_task03", kind="windowed8", tumor_labeled=False)
+        return LoadedCase(c, grey, lab, np.arange(len(lab)), np.array([], int), np.array([], int))
+
+    sick, healthy = case("sick", labels), case("healthy", far)
+    summary = attach_pseudo_labels([sick, healthy], PseudoLabelConfig(str(MODELS), (0.0, 0.75), clean_max_px=0))
+    assert summary["tumor_free_patients"] == 1 and summary["clean_max_px"] == 0
+    assert (healthy.pseudo_tumor == 0).all()  # every pixel taught: no tumor
+    assert (sick.pseudo_tumor == 1).sum() > 300 and (sick.pseudo_tumor == UNKNOWN).mean() > 0.05
+    attach_pseudo_labels([healthy], PseudoLabelConfig(str(MODELS), (0.0, 0.75)))  # option off
+    assert (healthy.pseudo_tumor[far >= 1] == UNKNOWN).all()
+
+
+def test_train_cli_passes_the_tumor_free_pixel_count(tmp_path, monkeypatch):
+    import training.train as tt
+
+    seen = {}
+    monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(cfg=cfg))
+    tt.main(["--out", str(tmp_path), "--pseudo-tumor", "models"])
+    assert seen["cfg"].pseudo_clean_max_px is None
+    tt.main(["--out", str(tmp_path), "--pseudo-tumor", "models", "--pseudo-clean-max-px", "0"])
+    assert seen["cfg"].pseudo_clean_max_px == 0
+    with pytest.raises(SystemExit):
+        tt.main(["--out", str(tmp_path), "--pseudo-clean-max-px", "-1"])

@@ -6,7 +6,11 @@ synthetic ones. A teacher (a shipped model, run through the runtime on each slic
 8-bit path a user's export takes) marks tumor inside the expert liver mask. Only confident
 pixels are taught: tumor where the teacher's probability is above ``band[1]``, no tumor below
 ``band[0]`` or outside the liver (tumor lies inside the liver by definition), and nothing in
-between. Training then renders these slices with narrow, clipping and wide windows, blur and JPEG,
+between. Optionally (``clean_max_px``), a patient in whose liver the teacher is confident of at
+most that many tumor pixels over all its slices is taken as tumor-free, and its whole liver is
+taught as tumor-free: positives alone, over two rounds, taught the model that more of a liver is
+tumor (false lesions on the healthy CHAOS liver 9 -> 16), while negatives everywhere taught it to
+pass over the tumors the teacher misses. Training then renders these slices with narrow, clipping and wide windows, blur and JPEG,
 so the student learns to find, in every window, the tumors the teacher finds in the export's own.
 """
 from __future__ import annotations
@@ -29,6 +33,9 @@ UNKNOWN = 255  # value of a pixel whose tumor label is not taught
 class PseudoLabelConfig:
     model_dir: str  # the teacher: a model folder with its card (e.g. "models")
     band: tuple[float, float]  # (low, high): teacher probabilities between these are not taught
+    # A patient with at most this many confident tumor pixels (above band[1]) in its liver is taken
+    # as tumor-free and its whole liver taught as none; None takes no patient as tumor-free.
+    clean_max_px: int | None = None
 
 
 def teacher_tumor_probs(predictor: Predictor, images: np.ndarray, is_hu: bool) -> np.ndarray:
@@ -55,16 +62,32 @@ def pseudo_tumor_labels(probs: np.ndarray, labels: np.ndarray, band: tuple[float
     return out
 
 
+def is_tumor_free(probs: np.ndarray, labels: np.ndarray, band: tuple[float, float],
+                  clean_max_px: int | None) -> bool:
+    """probs: (Z, H, W) float32 teacher tumor probability of one patient; labels: (Z, H, W) uint8
+    in {0, 1, 2} -> whether the teacher is confident of at most ``clean_max_px`` tumor pixels in the
+    patient's liver (False when ``clean_max_px`` is None or the patient shows no liver)."""
+    liver = labels >= 1
+    if clean_max_px is None or not liver.any():
+        return False
+    return int((liver & (probs > band[1])).sum()) <= clean_max_px
+
+
 def attach_pseudo_labels(cases: list, cfg: PseudoLabelConfig) -> dict:
     """Give every loaded case without tumor labels (``LoadedCase``) its ``pseudo_tumor`` array, in
     place; -> a summary for the run's log and config."""
     predictor = Predictor.from_model_dir(Path(cfg.model_dir))
     slices = tumor_slices = taught_px = liver_px = 0
+    clean: list[str] = []
     for lc in cases:
         if lc.case.tumor_labeled:
             continue
         probs = teacher_tumor_probs(predictor, lc.images, lc.case.kind == "hu")
-        lc.pseudo_tumor = pseudo_tumor_labels(probs, lc.labels, cfg.band)
+        if is_tumor_free(probs, lc.labels, cfg.band, cfg.clean_max_px):
+            lc.pseudo_tumor = np.zeros(lc.labels.shape, np.uint8)  # every pixel taught: no tumor
+            clean.append(lc.case.patient)
+        else:
+            lc.pseudo_tumor = pseudo_tumor_labels(probs, lc.labels, cfg.band)
         liver = lc.labels >= 1
         slices += len(lc.images)
         tumor_slices += int(((lc.pseudo_tumor == 1).sum((1, 2)) > 20).sum())
@@ -73,5 +96,7 @@ def attach_pseudo_labels(cases: list, cfg: PseudoLabelConfig) -> dict:
     summary = {"teacher": f"{predictor.card.name} {predictor.card.version}", "band": list(cfg.band),
                "slices": slices, "slices_with_tumor": tumor_slices,
                "liver_pixels_taught": round(taught_px / max(1, liver_px), 3)}
+    if cfg.clean_max_px is not None:
+        summary.update(clean_max_px=cfg.clean_max_px, tumor_free_patients=len(clean))
     log.info("pseudo tumor labels: %s", summary)
     return summary

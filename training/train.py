@@ -53,6 +53,9 @@ class TrainConfig:
     # tumor labels (training.pseudo); None teaches no tumor there except synthetic ones.
     pseudo_tumor_model: str | None = None
     pseudo_band: tuple[float, float] = (0.25, 0.75)  # teacher probabilities between these are not taught
+    # Patients with at most this many confident teacher tumor pixels are taught tumor-free
+    # throughout their liver (training.pseudo); None: no patient is.
+    pseudo_clean_max_px: int | None = None
 
 
 class SampleSource:
@@ -165,7 +168,8 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
     val_cases = [LoadedCase.from_case(c) for c in split["val"]]
     pseudo = None
     if cfg.pseudo_tumor_model:
-        pseudo = attach_pseudo_labels(train_cases, PseudoLabelConfig(cfg.pseudo_tumor_model, cfg.pseudo_band))
+        pseudo = attach_pseudo_labels(train_cases, PseudoLabelConfig(cfg.pseudo_tumor_model, cfg.pseudo_band,
+                                                                    cfg.pseudo_clean_max_px))
     source = SampleSource(train_cases, spec, aug, cfg)
     log.info("training pools (tumor, HU liver, 8-bit liver, no liver): %s", [len(p) for p in source.pools])
     model, unet = initial_model(cfg, unet)
@@ -218,6 +222,9 @@ def main(argv=None):
     p.add_argument("--pseudo-band", default=",".join(map(str, TrainConfig.pseudo_band)), metavar="LOW,HIGH",
                    help="with --pseudo-tumor: teacher probabilities above HIGH are taught as tumor, below LOW "
                         "as none, between not at all (LOW 0 teaches no tumor-free liver: positives only)")
+    p.add_argument("--pseudo-clean-max-px", type=int, default=TrainConfig.pseudo_clean_max_px, metavar="N",
+                   help="with --pseudo-tumor: a patient in whose liver the teacher is confident of at most N "
+                        "tumor pixels is taught tumor-free throughout its liver (e.g. 0)")
     p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
                    help="override an AugmentConfig field, e.g. --aug p_liver_clip_window=0.45 "
                         "--aug liver_clip_offset_hu=-70,10 (repeatable; recorded in config.json)")
@@ -232,11 +239,14 @@ def main(argv=None):
         p.error(f"--pseudo-band {a.pseudo_band!r}: expected LOW,HIGH, e.g. 0.25,0.75")
     if not 0.0 <= low <= high <= 1.0:
         p.error(f"--pseudo-band {a.pseudo_band!r}: expected 0 <= LOW <= HIGH <= 1")
+    if a.pseudo_clean_max_px is not None and a.pseudo_clean_max_px < 0:
+        p.error(f"--pseudo-clean-max-px {a.pseudo_clean_max_px}: expected a count of pixels, 0 or more")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
                       max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
                       init=a.init, train_only=tuple(x.strip() for x in a.train_only.split(",") if x.strip()),
-                      pseudo_tumor_model=a.pseudo_tumor, pseudo_band=(low, high))
+                      pseudo_tumor_model=a.pseudo_tumor, pseudo_band=(low, high),
+                      pseudo_clean_max_px=a.pseudo_clean_max_px)
     try:
         context = tuple(int(d) for d in a.context.split(",") if d.strip())
     except ValueError:
