@@ -10,8 +10,9 @@ between. Optionally (``clean_max_px``), a patient in whose liver the teacher is 
 most that many tumor pixels over all its slices is taken as tumor-free, and its whole liver is
 taught as tumor-free: positives alone, over two rounds, taught the model that more of a liver is
 tumor (false lesions on the healthy CHAOS liver 9 -> 16), while negatives everywhere taught it to
-pass over the tumors the teacher misses. Training then renders these slices with narrow, clipping and wide windows, blur and JPEG,
-so the student learns to find, in every window, the tumors the teacher finds in the export's own.
+pass over the tumors the teacher misses. Training then renders these slices with narrow, clipping
+and wide windows, blur and JPEG, so the student learns to find, in every window, the tumors the
+teacher finds in the export's own.
 """
 from __future__ import annotations
 
@@ -78,14 +79,14 @@ def attach_pseudo_labels(cases: list, cfg: PseudoLabelConfig) -> dict:
     place; -> a summary for the run's log and config."""
     predictor = Predictor.from_model_dir(Path(cfg.model_dir))
     slices = tumor_slices = taught_px = liver_px = 0
-    clean: list[str] = []
+    tumor_free = 0
     for lc in cases:
         if lc.case.tumor_labeled:
             continue
         probs = teacher_tumor_probs(predictor, lc.images, lc.case.kind == "hu")
         if is_tumor_free(probs, lc.labels, cfg.band, cfg.clean_max_px):
             lc.pseudo_tumor = np.zeros(lc.labels.shape, np.uint8)  # every pixel taught: no tumor
-            clean.append(lc.case.patient)
+            tumor_free += 1
         else:
             lc.pseudo_tumor = pseudo_tumor_labels(probs, lc.labels, cfg.band)
         liver = lc.labels >= 1
@@ -97,6 +98,6 @@ def attach_pseudo_labels(cases: list, cfg: PseudoLabelConfig) -> dict:
                "slices": slices, "slices_with_tumor": tumor_slices,
                "liver_pixels_taught": round(taught_px / max(1, liver_px), 3)}
     if cfg.clean_max_px is not None:
-        summary.update(clean_max_px=cfg.clean_max_px, tumor_free_patients=len(clean))
+        summary.update(clean_max_px=cfg.clean_max_px, tumor_free_patients=tumor_free)
     log.info("pseudo tumor labels: %s", summary)
     return summary
