@@ -1,6 +1,6 @@
 """Convert a trained Keras U-Net to TFLite and prove the quantized models agree with it.
 
-    python -m convert.quantize runs/NAME --out models/ [--data ../shared/data]
+    python -m convert.quantize runs/NAME --out models/ [--data ../shared/data] [--variants int8,...]
 
 Writes float32, float16 and full-integer int8 (int8 weights, activations, input and output;
 calibrated on real slices through the runtime's preprocessing) models, measures mask agreement
@@ -39,6 +39,7 @@ QUANT_DESCRIPTIONS = {
     "int8-mixed": "int8 weights and activations everywhere except the first 3x3 convolution (float32); "
                   "float32 input and output (ai-edge-quantizer)",
 }
+VARIANTS = ("float32", "float16", "int8", "int8-mixed")
 CALIBRATION_WINDOWS = [(-160, 240), (-125, 225), (-45, 105), (-500, 500), (-850, 650), (-1000, 1000)]
 
 
@@ -142,7 +143,16 @@ def main(argv=None):
     p.add_argument("--version", default="1.0.0")
     p.add_argument("--update-card", action="store_true",
                    help="only rewrite the shipped card (e.g. after training.evaluate wrote eval.json)")
+    p.add_argument("--variants", default=",".join(VARIANTS), metavar="KIND,...",
+                   help=f"convert only these (of {', '.join(VARIANTS)}), e.g. int8 to screen a candidate "
+                        "(scripts/screen_model.sh); the fastest that meets the agreement bar ships")
     a = p.parse_args(argv)
+    variants = [v.strip() for v in a.variants.split(",") if v.strip()]
+    unknown = [v for v in variants if v not in VARIANTS]
+    if unknown or not variants:
+        p.error(f"--variants {a.variants!r}: expected one or more of {', '.join(VARIANTS)}")
+    if "int8-mixed" in variants and "float32" not in variants:
+        variants.insert(0, "float32")  # int8-mixed is quantized from the float32 TFLite model
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     config = json.loads((a.run / "config.json").read_text())
     spec = InputSpec(config["input"]["height"], config["input"]["width"], tuple(config["input"]["window_hu"]))
@@ -163,7 +173,7 @@ def main(argv=None):
     ref = model.predict(check, batch_size=8, verbose=0)
     report = {"calibration_slices": int(len(calib)), "check_slices": int(len(check)), "variants": {}}
     blobs = {}
-    for kind in ("float32", "float16", "int8", "int8-mixed"):
+    for kind in variants:
         if kind == "int8-mixed":  # int8 everywhere but the first convolution (ai-edge-quantizer)
             from .selective import quantize_selective
 
@@ -181,6 +191,10 @@ def main(argv=None):
         model.predict(check[:1], verbose=0)
     report["keras_float_ms_per_slice"] = round(1000 * (time.perf_counter() - t) / 5, 1)
     passing = [k for k, v in report["variants"].items() if v["meets_bar"]]
+    if not passing:
+        raise SystemExit(f"no converted variant ({', '.join(variants)}) agrees with the Keras model as well as "
+                         f"{AGREEMENT_BAR} asks (see the log above): convert int8-mixed too, which keeps the first "
+                         "convolution in float")
     ship = min(passing, key=lambda k: report["variants"][k]["ms_per_slice_2_threads"])  # fastest that agrees
     report["shipped"] = ship
     a.out.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 """LiTS-style evaluation of a shipped TFLite model through the runtime (hepatoscan.Predictor).
 
     python -m training.evaluate --model models/ --data ../shared/data [--split test] [--windows]
-        [--json runs/NAME/eval.json]
+        [--liver-threshold T] [--json runs/NAME/eval.json]
 
 Per held-out volume: liver Dice, tumor Dice (cases with labelled tumor), lesion-wise recall and
 precision (a lesion is detected when its Dice with one predicted lesion exceeds 0.5, as in
@@ -14,6 +14,7 @@ blurred and half-size exports.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -21,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from hepatoscan.measure import lesion_diameters
+from hepatoscan.model_card import find_card
 from hepatoscan.morphology import label
 from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
@@ -232,14 +234,23 @@ def main(argv=None):
     p.add_argument("--split", default="test", choices=["test", "val", "test+val"])
     p.add_argument("--cases", nargs="*", help="only these patient ids")
     p.add_argument("--windows", action="store_true", help="also run the display-window grid on HU volumes")
+    p.add_argument("--liver-threshold", type=float, metavar="T",
+                   help="use this liver threshold instead of the card's, e.g. to screen a candidate at the "
+                        "shipped model's threshold before training.threshold chooses its own")
     p.add_argument("--json", type=Path, help="write the results here")
     a = p.parse_args(argv)
+    if a.liver_threshold is not None and not 0.0 < a.liver_threshold < 1.0:
+        p.error(f"--liver-threshold {a.liver_threshold}: expected a probability between 0 and 1")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     split = split_by_patient(discover_cases(a.data), SplitConfig())
     cases = [c for part in a.split.split("+") for c in split[part]]
     if a.cases:
         cases = [c for c in cases if c.patient in a.cases]
-    out = evaluate_cases(Predictor.from_model_dir(a.model), cases, a.windows)
+    card = find_card(a.model)
+    if a.liver_threshold is not None:
+        card = dataclasses.replace(card, thresholds={**card.thresholds, "liver": a.liver_threshold})
+    out = evaluate_cases(Predictor(card), cases, a.windows)
+    out["thresholds"] = dict(card.thresholds)
     print_table(out)
     if a.json:
         a.json.write_text(json.dumps(out, indent=1))

@@ -117,11 +117,24 @@ def validation_arrays(cases: list[LoadedCase], spec: InputSpec, max_per_case: in
 
 
 class _TimeLimit(keras.callbacks.Callback):
+    """Stops after the epoch that passes the deadline, and says after the first epoch when the run,
+    at that pace, will stop before its cosine schedule has decayed the learning rate."""
+
     def __init__(self, minutes: float):
         super().__init__()
-        self.deadline = time.time() + 60 * minutes
+        self.minutes = minutes
+        self.start = time.time()
+        self.deadline = self.start + 60 * minutes
 
     def on_epoch_end(self, epoch, logs=None):
+        epochs = (self.params or {}).get("epochs")
+        if epoch == 0 and epochs:
+            projected_min = (time.time() - self.start) / 60 * epochs
+            if projected_min > self.minutes:
+                log.warning("at this pace the %d epochs need about %.0f min, more than --max-minutes %g: the "
+                            "run will stop before its learning rate has decayed (BatchNorm statistics may lag); "
+                            "rerun with fewer --epochs or a larger --max-minutes", epochs, projected_min,
+                            self.minutes)
         if time.time() > self.deadline:
             log.warning("time limit reached after epoch %d: stopping", epoch + 1)
             self.model.stop_training = True
