@@ -309,6 +309,11 @@ def _own_steps(run: Path, train_config: dict) -> dict:
             out["pseudo_tumor_labels"] += (f"; patients with at most {clean} confident tumor pixels"
                                            f"{f' ({n})' if n is not None else ''} taught tumor-free throughout "
                                            "their liver")
+    if train_config.get("swa_from_epoch"):
+        n = train_config.get("swa_epochs_averaged")
+        out["weight_averaging"] = (f"the mean of the weights at the end of every epoch from epoch "
+                                   f"{train_config['swa_from_epoch']} on{f' ({n} epochs)' if n else ''} "
+                                   "(stochastic weight averaging)")
     if train_config.get("train_only"):
         out["trained_layers"] = (f"only the layers named {', '.join(p + '*' for p in train_config['train_only'])}; "
                                  "the rest, and every BatchNormalization layer, frozen")

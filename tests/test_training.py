@@ -598,3 +598,59 @@ def test_train_cli_passes_the_tumor_free_pixel_count(tmp_path, monkeypatch):
     assert seen["cfg"].pseudo_clean_max_px == 0
     with pytest.raises(SystemExit):
         tt.main(["--out", str(tmp_path), "--pseudo-clean-max-px", "-1"])
+
+
+def test_weight_average_is_the_mean_of_the_epochs_from_the_one_named():
+    import keras
+
+    from training.train import _WeightAverage
+
+    model = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    swa = _WeightAverage(from_epoch=2)
+    swa.set_model(model)
+    for epoch, value in enumerate((10.0, 1.0, 2.0, 6.0)):  # epoch 1 (10.0) is before the average starts
+        model.set_weights([np.full(w.shape, value, w.dtype) for w in model.get_weights()])
+        swa.on_epoch_end(epoch)
+    assert swa.apply() == 3
+    assert all(np.allclose(w, 3.0) and w.dtype == np.float32 for w in model.get_weights())
+
+
+def test_train_cli_passes_and_checks_the_weight_average_epoch(tmp_path, monkeypatch):
+    import training.train as tt
+
+    seen = {}
+    monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(cfg=cfg))
+    tt.main(["--out", str(tmp_path), "--epochs", "10"])
+    assert seen["cfg"].swa_from_epoch is None
+    tt.main(["--out", str(tmp_path), "--epochs", "10", "--swa-from-epoch", "4"])
+    assert seen["cfg"].swa_from_epoch == 4
+    for bad in ("0", "11"):
+        with pytest.raises(SystemExit):
+            tt.main(["--out", str(tmp_path), "--epochs", "10", "--swa-from-epoch", bad])
+
+
+def test_averaged_fine_tune_on_real_data_saves_the_mean_and_says_so(tmp_path, data_dir):
+    """A two-epoch fine-tune of the shipped network with its weights averaged over both epochs:
+    model.keras is not the last epoch's (last.keras), the run's config counts the epochs averaged,
+    and the card's history says how the weights were made."""
+    import keras
+
+    from conftest import MODELS
+    from convert.quantize import _own_steps
+    from training.augment import AugmentConfig
+    from training.model import UNetConfig
+    from training.train import TrainConfig, train
+
+    cfg = TrainConfig(epochs=2, steps_per_epoch=2, batch_size=2, learning_rate=1e-3, lr_final=1e-3,
+                      init=str(MODELS / "source" / "hepatoscan_unet.keras"), train_only=("dec", "liver_tumor"),
+                      swa_from_epoch=1)
+    train(data_dir, tmp_path, cfg, UNetConfig(), AugmentConfig())
+    mean = keras.saving.load_model(tmp_path / "model.keras", compile=False)
+    last = keras.saving.load_model(tmp_path / "last.keras", compile=False)
+    w_mean, w_last = mean.get_layer("liver_tumor").get_weights()[0], last.get_layer("liver_tumor").get_weights()[0]
+    assert not np.allclose(w_mean, w_last)
+    # Frozen layers are the same in both (the encoder was not trained).
+    assert np.array_equal(mean.get_layer("enc0_conv0").get_weights()[0], last.get_layer("enc0_conv0").get_weights()[0])
+    config = json.loads((tmp_path / "config.json").read_text())
+    assert config["train"]["swa_epochs_averaged"] == 2
+    assert "from epoch 1 on (2 epochs)" in _own_steps(tmp_path, config["train"])["weight_averaging"]

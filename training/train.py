@@ -56,6 +56,11 @@ class TrainConfig:
     # Patients with at most this many confident teacher tumor pixels are taught tumor-free
     # throughout their liver (training.pseudo); None: no patient is.
     pseudo_clean_max_px: int | None = None
+    # Stochastic weight averaging: model.keras is the mean of the weights at the end of every epoch
+    # from this one (1-based) on; last.keras keeps the last epoch's. None: model.keras is the last
+    # epoch's. Meant for fine-tunes with BatchNorm frozen (--train-only), whose statistics then
+    # belong to every averaged point.
+    swa_from_epoch: int | None = None
 
 
 class SampleSource:
@@ -140,6 +145,33 @@ class _TimeLimit(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class _WeightAverage(keras.callbacks.Callback):
+    """Running mean of the model's weights at the end of every epoch from ``from_epoch`` (1-based) on."""
+
+    def __init__(self, from_epoch: int):
+        super().__init__()
+        self.from_epoch = from_epoch
+        self.mean: list[np.ndarray] | None = None
+        self.count = 0
+
+    def on_epoch_end(self, epoch, logs=None):
+        if epoch + 1 < self.from_epoch:
+            return
+        weights = self.model.get_weights()
+        self.count += 1
+        if self.mean is None:
+            self.mean = [w.astype(np.float64) for w in weights]
+        else:
+            for m, w in zip(self.mean, weights):
+                m += (w - m) / self.count
+
+    def apply(self) -> int:
+        """Set the model's weights to the mean; -> how many epochs it averages (0: left as it was)."""
+        if self.count:
+            self.model.set_weights([m.astype(w.dtype) for m, w in zip(self.mean, self.model.get_weights())])
+        return self.count
+
+
 def git_commit() -> str:
     try:
         return subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
@@ -203,9 +235,20 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv")),
                  keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
                  _TimeLimit(cfg.max_minutes)]
+    swa = None
+    if cfg.swa_from_epoch:
+        if any(layer.trainable and isinstance(layer, keras.layers.BatchNormalization) for layer in model.layers):
+            log.warning("averaging weights over epochs while BatchNorm layers train: the mean's statistics "
+                        "may not fit its weights (use --train-only, which freezes them)")
+        swa = _WeightAverage(cfg.swa_from_epoch)
+        callbacks.append(swa)
     val = validation_arrays(val_cases, spec) if val_cases else None
     model.fit(_Batches(source, cfg.steps_per_epoch), epochs=cfg.epochs, validation_data=val,
               callbacks=callbacks, verbose=2)
+    if swa:
+        config["train"]["swa_epochs_averaged"] = swa.apply()
+        log.info("model.keras: the mean of the weights of %d epochs", config["train"]["swa_epochs_averaged"])
+        (out / "config.json").write_text(json.dumps(config, indent=1))
     model.save(out / "model.keras")
     return model
 
@@ -238,6 +281,9 @@ def main(argv=None):
     p.add_argument("--pseudo-clean-max-px", type=int, default=TrainConfig.pseudo_clean_max_px, metavar="N",
                    help="with --pseudo-tumor: a patient in whose liver the teacher is confident of at most N "
                         "tumor pixels is taught tumor-free throughout its liver (e.g. 0)")
+    p.add_argument("--swa-from-epoch", type=int, default=TrainConfig.swa_from_epoch, metavar="N",
+                   help="save as model.keras the mean of the weights at the end of every epoch from N on "
+                        "(stochastic weight averaging; for fine-tunes with --train-only)")
     p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
                    help="override an AugmentConfig field, e.g. --aug p_liver_clip_window=0.45 "
                         "--aug liver_clip_offset_hu=-70,10 (repeatable; recorded in config.json)")
@@ -254,12 +300,14 @@ def main(argv=None):
         p.error(f"--pseudo-band {a.pseudo_band!r}: expected 0 <= LOW <= HIGH <= 1")
     if a.pseudo_clean_max_px is not None and a.pseudo_clean_max_px < 0:
         p.error(f"--pseudo-clean-max-px {a.pseudo_clean_max_px}: expected a count of pixels, 0 or more")
+    if a.swa_from_epoch is not None and not 1 <= a.swa_from_epoch <= a.epochs:
+        p.error(f"--swa-from-epoch {a.swa_from_epoch}: expected an epoch from 1 to --epochs ({a.epochs})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     cfg = TrainConfig(epochs=a.epochs, steps_per_epoch=a.steps, batch_size=a.batch,
                       max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
                       init=a.init, train_only=tuple(x.strip() for x in a.train_only.split(",") if x.strip()),
                       pseudo_tumor_model=a.pseudo_tumor, pseudo_band=(low, high),
-                      pseudo_clean_max_px=a.pseudo_clean_max_px)
+                      pseudo_clean_max_px=a.pseudo_clean_max_px, swa_from_epoch=a.swa_from_epoch)
     try:
         context = tuple(int(d) for d in a.context.split(",") if d.strip())
     except ValueError:
