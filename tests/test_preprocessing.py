@@ -228,3 +228,41 @@ def test_below_window_marks_what_cannot_be_liver():
     np.testing.assert_array_equal(below_window(grey, False, spec), [[True, True, True, False, False, False]])
     rgb = np.repeat(grey[..., None], 3, axis=2).astype(np.uint8)
     np.testing.assert_array_equal(below_window(rgb, False, spec), below_window(grey, False, spec))
+
+
+def _liver_slices(hu, labels, step=2):
+    return [z for z in range(0, len(hu), step) if (labels[z] >= 1).sum() > 200]
+
+
+def _misread(estimates, width_hu) -> int:
+    return sum(max(e.width_hu / width_hu, width_hu / e.width_hu) > 1.5 for e in estimates)
+
+
+@pytest.mark.parametrize("width", [800, 1000])
+def test_window_estimate_reads_wide_jpeg_exports_despite_ringing_beside_a_small_fat_mode(sample_volume,
+                                                                                        monkeypatch, width):
+    """In W800/L0 and W1000/L0 JPEGs of LiTS 117 the ringing mode at black is as tall as a small
+    fat mode and vetoed it (the slice read as about W300): 19 and 22 of its 62 liver slices read
+    more than 1.5x off. Black there maps below fat's range with little between: no veto."""
+    import hepatoscan.preprocessing as pp
+
+    _, hu, labels = sample_volume
+    greys = [jpeg_roundtrip(render_8bit(hu[z], (-width / 2, width / 2)), 75) for z in _liver_slices(hu, labels)]
+    now = _misread([estimate_display_window(g) for g in greys], width)
+    monkeypatch.setattr(pp, "SPARSE_GAP_RATIO", 0.0)  # every such black mode vetoes, as before
+    before = _misread([estimate_display_window(g) for g in greys], width)
+    assert now <= 0.25 * len(greys) and now < before - 5, (now, before, len(greys))
+
+
+@pytest.mark.parametrize("window", [(-45, 105), (-60, 140), (-75, 175)])
+def test_window_estimate_reads_narrow_windows_as_before(sample_volume, monkeypatch, window):
+    """W150 to W250 exports, where fat's clipped tail at black must keep vetoing soft tissue taken
+    for fat (the stretch between holds soft tissue), read exactly as without the sparse-gap rule."""
+    import hepatoscan.preprocessing as pp
+
+    _, hu, labels = sample_volume
+    greys = [render_8bit(hu[z], window) for z in _liver_slices(hu, labels, 4)]
+    greys += [jpeg_roundtrip(g, 75) for g in greys]
+    now = [estimate_display_window(g) for g in greys]
+    monkeypatch.setattr(pp, "SPARSE_GAP_RATIO", 0.0)
+    assert now == [estimate_display_window(g) for g in greys]
