@@ -587,17 +587,22 @@ def test_attach_pseudo_labels_teaches_tumor_free_patients_none_and_keeps_positiv
     assert (healthy.pseudo_tumor[far >= 1] == UNKNOWN).all()
 
 
-def test_train_cli_passes_the_tumor_free_pixel_count(tmp_path, monkeypatch):
+def _cli_train_config(monkeypatch, tmp_path, *args):
+    """-> the TrainConfig that ``python -m training.train --out tmp_path ARGS`` would train with."""
     import training.train as tt
 
     seen = {}
     monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(cfg=cfg))
-    tt.main(["--out", str(tmp_path), "--pseudo-tumor", "models"])
-    assert seen["cfg"].pseudo_clean_max_px is None
-    tt.main(["--out", str(tmp_path), "--pseudo-tumor", "models", "--pseudo-clean-max-px", "0"])
-    assert seen["cfg"].pseudo_clean_max_px == 0
+    tt.main(["--out", str(tmp_path), *args])
+    return seen["cfg"]
+
+
+def test_train_cli_passes_the_tumor_free_pixel_count(tmp_path, monkeypatch):
+    assert _cli_train_config(monkeypatch, tmp_path, "--pseudo-tumor", "models").pseudo_clean_max_px is None
+    cfg = _cli_train_config(monkeypatch, tmp_path, "--pseudo-tumor", "models", "--pseudo-clean-max-px", "0")
+    assert cfg.pseudo_clean_max_px == 0
     with pytest.raises(SystemExit):
-        tt.main(["--out", str(tmp_path), "--pseudo-clean-max-px", "-1"])
+        _cli_train_config(monkeypatch, tmp_path, "--pseudo-clean-max-px", "-1")
 
 
 def test_weight_average_is_the_mean_of_the_epochs_from_the_one_named():
@@ -616,17 +621,11 @@ def test_weight_average_is_the_mean_of_the_epochs_from_the_one_named():
 
 
 def test_train_cli_passes_and_checks_the_weight_average_epoch(tmp_path, monkeypatch):
-    import training.train as tt
-
-    seen = {}
-    monkeypatch.setattr(tt, "train", lambda data, out, cfg, unet, aug: seen.update(cfg=cfg))
-    tt.main(["--out", str(tmp_path), "--epochs", "10"])
-    assert seen["cfg"].swa_from_epoch is None
-    tt.main(["--out", str(tmp_path), "--epochs", "10", "--swa-from-epoch", "4"])
-    assert seen["cfg"].swa_from_epoch == 4
+    assert _cli_train_config(monkeypatch, tmp_path, "--epochs", "10").swa_from_epoch is None
+    assert _cli_train_config(monkeypatch, tmp_path, "--epochs", "10", "--swa-from-epoch", "4").swa_from_epoch == 4
     for bad in ("0", "11"):
         with pytest.raises(SystemExit):
-            tt.main(["--out", str(tmp_path), "--epochs", "10", "--swa-from-epoch", bad])
+            _cli_train_config(monkeypatch, tmp_path, "--epochs", "10", "--swa-from-epoch", bad)
 
 
 def test_averaged_fine_tune_on_real_data_saves_the_mean_and_says_so(tmp_path, data_dir):

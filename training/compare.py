@@ -69,14 +69,11 @@ def rows_of(ev: dict) -> dict[str, str]:
         "CHAOS HU liver": f(chaos.get("liver_dice")),
         "CHAOS false lesions": f(chaos.get("lesions", {}).get("pred_lesions")),
     }
-    for case, grid in ev.get("window_grid", {}).items():
-        for name, r in grid.items():
-            tumor = "" if r.get("tumor_dice") is None else f" / {f(r['tumor_dice'])}"
-            rows[f"{case} {name}"] = f"{f(r['liver_dice'])}{tumor}"
-    for case, grid in ev.get("image_quality", {}).items():
-        for name, r in grid.items():
-            tumor = "" if r.get("tumor_dice") is None else f" / {f(r['tumor_dice'])}"
-            rows[f"{case} {name}"] = f"{f(r['liver_dice'])}{tumor}"
+    for key in ("window_grid", "image_quality"):
+        for case, grid in ev.get(key, {}).items():
+            for name, r in grid.items():
+                tumor = "" if r.get("tumor_dice") is None else f" / {f(r['tumor_dice'])}"
+                rows[f"{case} {name}"] = f"{f(r['liver_dice'])}{tumor}"
     rows["grid rows missing a target"] = str(len(target_misses(ev))) if "window_grid" in ev else "-"
     return rows
 

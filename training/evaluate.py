@@ -80,6 +80,11 @@ def lesion_detection(gt: np.ndarray, pred: np.ndarray, pixel_spacing_mm) -> dict
             "gt_lesions_10mm": big, "recall_10mm": round(big_detected / big, 3) if big else None}
 
 
+def with_liver_threshold(card, liver_threshold: float):
+    """-> a copy of the model card whose liver threshold is ``liver_threshold`` (the tumor one kept)."""
+    return dataclasses.replace(card, thresholds={**card.thresholds, "liver": liver_threshold})
+
+
 def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray, is_hu: bool,
                     spacing_mm, tumor_labeled: bool, name: str) -> dict:
     scan = Scan(pixels.astype(np.float32), is_hu, spacing_mm, "nifti" if is_hu else "png", name)
@@ -248,7 +253,7 @@ def main(argv=None):
         cases = [c for c in cases if c.patient in a.cases]
     card = find_card(a.model)
     if a.liver_threshold is not None:
-        card = dataclasses.replace(card, thresholds={**card.thresholds, "liver": a.liver_threshold})
+        card = with_liver_threshold(card, a.liver_threshold)
     out = evaluate_cases(Predictor(card), cases, a.windows)
     out["thresholds"] = dict(card.thresholds)
     print_table(out)

@@ -13,7 +13,6 @@ no validation patient has labelled tumors to choose it on.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import logging
 from pathlib import Path
@@ -24,7 +23,7 @@ from hepatoscan.model_card import find_card
 from hepatoscan.predictor import Predictor
 
 from .data import discover_cases
-from .evaluate import evaluate_cases
+from .evaluate import evaluate_cases, with_liver_threshold
 
 log = logging.getLogger("training.threshold")
 
@@ -34,7 +33,7 @@ TUMOR_THRESHOLD = 0.5
 
 def pooled_liver_dice(card, cases, liver_threshold: float) -> tuple[float, float]:
     """-> (mean, worst) over patients of the pooled liver Dice with ``liver_threshold`` in the card."""
-    trial = dataclasses.replace(card, thresholds={**card.thresholds, "liver": liver_threshold})
+    trial = with_liver_threshold(card, liver_threshold)
     rows = evaluate_cases(Predictor(trial, verify=False), cases)["slice_sources"]
     values = [r["liver_dice_pooled"] for r in rows if r["liver_dice_pooled"] is not None]
     return float(np.mean(values)), float(np.min(values))
