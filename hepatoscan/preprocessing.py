@@ -46,16 +46,18 @@ CLIPPED_FAT_GREY = 12  # a "fat" mode this close to black is most likely fat's c
 BLACK_MODE_VETO_RATIO = 2.0
 # Nor does a mode at the black end veto a fat mode whose map puts it (the window's bottom) at or
 # below CLIPPED_TAIL_MAX_HU while the histogram between the two is sparse (its median under
-# SPARSE_GAP_RATIO of the fat mode's height). Fat's clipped tail can only lie at black when the
-# window's bottom lies within fat (-190 to -30 HU); a bottom below that clips air, and what then
-# lies between black and fat is air-tissue edges and lung: few pixels. In a narrow window whose
-# soft tissue passes for fat, that stretch holds soft tissue instead. Measured on the four HU
-# volumes' liver slices (every 2nd, 20 renders from W150 to W2000, PNG and JPEG q75), where this
-# changes the reading the stretch holds 0.04 to 0.16 of the fat mode's height for the right (wide)
-# readings and 0.26 to 0.71 for the wrong (narrow) ones; W800 and W1000 JPEGs read more than 1.5x
-# off fell from 32 and 21 of 36 slices to 1 and 3 (CHAOS) and from 19 and 22 of 62 to 9 and 12
-# (LiTS 117), with no render of any volume read worse.
-CLIPPED_TAIL_MAX_HU = -250.0
+# SPARSE_GAP_RATIO of the fat mode's height). Fat's clipped tail forms a mode at black only when the
+# window's bottom lies near fat's own mode (-90 HU, spread about 35 HU): a black mode at least half
+# as tall as the fat mode (BLACK_MODE_VETO_RATIO) needs the bottom within about 1.3 spreads of it,
+# above -140 HU. A bottom below that clips mostly air, and what then lies between black and fat is
+# air-tissue edges, lung and fat's lower tail; in a narrow window whose soft tissue passes for fat,
+# that stretch holds soft tissue instead. Measured on the four HU volumes' liver slices (every 2nd,
+# 18 renders from W150 to W2000, PNG and JPEG q75): with -250 HU (model 1.7.1), W600/L100 JPEGs,
+# whose ringing mode at black maps to about -190 HU, read more than 1.25x off on 94% of CHAOS's 36
+# slices, 41% of IRCAD p01's 49 and 27% of LiTS 117's 64, and W400/L40 JPEGs on 35% of IRCAD p01's;
+# with -140 HU on 28%, 24%, 19% and 6%, and no render of any volume reads worse. (-250 HU, which
+# model 1.7.1 brought, had fixed W800 and W1000 JPEGs: their black maps lower still.)
+CLIPPED_TAIL_MAX_HU = -140.0
 SPARSE_GAP_RATIO = 0.2
 FLAT_METHOD = "none: flat image"  # fewer than 2% of the pixels between black and white: nothing to read
 
@@ -191,7 +193,7 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
     clipped air, also form modes, darker than fat. Small modes at the black end (JPEG ringing around
     the air) do not count against a much taller fat mode (BLACK_MODE_VETO_RATIO), nor against one
     that puts black below fat's range with little between them (CLIPPED_TAIL_MAX_HU,
-    SPARSE_GAP_RATIO: ringing beside a small fat mode in W800 to W1000 JPEGs). When no mode
+    SPARSE_GAP_RATIO: ringing beside a small fat mode in W600 to W1000 JPEGs). When no mode
     qualifies (fat clipped to black in narrow windows), the usual abdominal width is assumed around
     the soft-tissue median.
     The estimate says when the fat mode lies within CLIPPED_FAT_GREY of black: in noisy narrow-window

@@ -257,7 +257,8 @@ def test_window_estimate_reads_wide_jpeg_exports_despite_ringing_beside_a_small_
 @pytest.mark.parametrize("window", [(-45, 105), (-60, 140), (-75, 175)])
 def test_window_estimate_reads_narrow_windows_as_before(sample_volume, monkeypatch, window):
     """W150 to W250 exports, where fat's clipped tail at black must keep vetoing soft tissue taken
-    for fat (the stretch between holds soft tissue), read exactly as without the sparse-gap rule."""
+    for fat (the stretch between holds soft tissue), read exactly as without the sparse-gap rule
+    and with the tail bound model 1.7.1 had (-250 HU)."""
     import hepatoscan.preprocessing as pp
 
     _, hu, labels = sample_volume
@@ -266,3 +267,24 @@ def test_window_estimate_reads_narrow_windows_as_before(sample_volume, monkeypat
     now = [estimate_display_window(g) for g in greys]
     monkeypatch.setattr(pp, "SPARSE_GAP_RATIO", 0.0)
     assert now == [estimate_display_window(g) for g in greys]
+    monkeypatch.setattr(pp, "SPARSE_GAP_RATIO", 0.2)  # nor by where fat's clipped tail may lie
+    monkeypatch.setattr(pp, "CLIPPED_TAIL_MAX_HU", -250.0)
+    assert now == [estimate_display_window(g) for g in greys]
+
+
+def _misread_1_25(estimates, width_hu) -> int:
+    return sum(max(e.width_hu / width_hu, width_hu / e.width_hu) > 1.25 for e in estimates)
+
+
+def test_window_estimate_reads_w600_jpegs_whose_ringing_maps_below_fat(sample_volume, monkeypatch):
+    """In W600/L100 JPEGs of LiTS 117 the ringing mode at black maps to about -190 HU, lower than
+    fat's clipped tail can form a mode (CLIPPED_TAIL_MAX_HU, -140 HU). With -250 HU it still vetoed
+    the fat mode: 17 of the sample's liver slices (every 2nd) read more than 1.25x off, now 12."""
+    import hepatoscan.preprocessing as pp
+
+    _, hu, labels = sample_volume
+    greys = [jpeg_roundtrip(render_8bit(hu[z], (-200, 400)), 75) for z in _liver_slices(hu, labels)]
+    now = _misread_1_25([estimate_display_window(g) for g in greys], 600)
+    monkeypatch.setattr(pp, "CLIPPED_TAIL_MAX_HU", -250.0)
+    before = _misread_1_25([estimate_display_window(g) for g in greys], 600)
+    assert now <= 0.25 * len(greys) and now < before - 3, (now, before, len(greys))

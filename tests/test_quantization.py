@@ -20,3 +20,20 @@ def test_quantized_masks_agree_with_keras_float(predictor, sample_volume):
     t = predictor.card.thresholds
     assert dice(ref[..., 0] > t["liver"], ours[..., 0] > t["liver"]) >= 0.98
     assert dice(ref[..., 1] > t["tumor"], ours[..., 1] > t["tumor"]) >= 0.95
+
+
+def test_the_shipped_variant_is_chosen_by_preference_not_by_a_noisy_timing():
+    """Full int8 ships whenever it meets the agreement bar, however the timings fell (int8 and
+    int8-mixed swapped places between two runs of one model); then int8-mixed, then float."""
+    from convert.quantize import variant_to_ship
+
+    timed = {"float32": {"meets_bar": True, "ms_per_slice_2_threads": 14.8},
+             "int8": {"meets_bar": True, "ms_per_slice_2_threads": 6.6},
+             "int8-mixed": {"meets_bar": True, "ms_per_slice_2_threads": 5.0}}
+    assert variant_to_ship(timed) == "int8"
+    timed["int8"]["meets_bar"] = False
+    assert variant_to_ship(timed) == "int8-mixed"
+    timed["int8-mixed"]["meets_bar"] = False
+    assert variant_to_ship(timed) == "float32"
+    timed["float32"]["meets_bar"] = False
+    assert variant_to_ship(timed) is None
