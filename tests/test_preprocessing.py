@@ -288,3 +288,24 @@ def test_window_estimate_reads_w600_jpegs_whose_ringing_maps_below_fat(sample_vo
     monkeypatch.setattr(pp, "CLIPPED_TAIL_MAX_HU", -250.0)
     before = _misread_1_25([estimate_display_window(g) for g in greys], 600)
     assert now <= 0.25 * len(greys) and now < before - 3, (now, before, len(greys))
+
+
+@pytest.mark.parametrize("blur_px,shrink", [(1.0, 1.0), (0.0, 0.5)])
+def test_window_estimate_of_soft_exports_does_not_take_muscle_for_fat(data_dir, monkeypatch, blur_px, shrink):
+    """Blurred or shrunk W400/L40 exports of IRCAD p01: noise smoothed away, muscle and liver part
+    with a clear valley and muscle passed for fat (read as W1400 and wider): 20 (blurred 1 px) and
+    26 (half size) of 49 liver slices read more than 1.25x off, now 1 and 2. Muscle's map put real
+    fat where only lung and partial volume can lie (DEEP_GAP_RATIO)."""
+    import hepatoscan.preprocessing as pp
+    from training.augment import soften
+    from training.data import discover_cases
+
+    case = next((c for c in discover_cases(data_dir) if c.patient == "ircadb1_p01"), None)
+    if case is None:
+        pytest.skip(f"IRCAD p01 not found under {data_dir}")
+    hu, labels = case.load()
+    greys = [render_8bit(soften(hu[z], blur_px, shrink), (-160, 240)) for z in _liver_slices(hu, labels)]
+    now = _misread_1_25([estimate_display_window(g) for g in greys], 400)
+    monkeypatch.setattr(pp, "DEEP_GAP_RATIO", 99.0)  # never dense: as before
+    before = _misread_1_25([estimate_display_window(g) for g in greys], 400)
+    assert now <= 0.1 * len(greys) and before >= 0.35 * len(greys), (now, before, len(greys))
