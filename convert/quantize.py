@@ -215,7 +215,24 @@ def main(argv=None):
     shutil.copy(a.run / "config.json", a.out / "training_config.json")
     # The float source model (no optimizer state): for the agreement test and for fine-tuning.
     (a.out / "source").mkdir(exist_ok=True)
-    model.save(a.out / "source" / "hepatoscan_unet.keras")
+    save_source(model, a.out / "source" / "hepatoscan_unet.keras")
+
+
+def save_source(model, path: Path) -> bool:
+    """Save the float source model at ``path`` unless the file there holds the same weights (a
+    Keras file's bytes change with every save: re-shipping one network rewrote 5 MB in git).
+    Returns whether it wrote."""
+    import keras
+
+    if path.exists():
+        old = keras.saving.load_model(path, compile=False)
+        same = [w.shape for w in old.get_weights()] == [w.shape for w in model.get_weights()] and all(
+            np.array_equal(a, b) for a, b in zip(old.get_weights(), model.get_weights()))
+        if same:
+            log.info("%s holds these weights already: left as it is", path)
+            return False
+    model.save(path)
+    return True
 
 
 def variant_to_ship(variants: dict) -> str | None:

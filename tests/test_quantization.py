@@ -37,3 +37,17 @@ def test_the_shipped_variant_is_chosen_by_preference_not_by_a_noisy_timing():
     assert variant_to_ship(timed) == "float32"
     timed["float32"]["meets_bar"] = False
     assert variant_to_ship(timed) is None
+
+
+def test_the_source_model_is_rewritten_only_when_its_weights_change(tmp_path):
+    """Every Keras save writes new bytes; re-shipping one network must leave models/source alone."""
+    from convert.quantize import save_source
+
+    inputs = keras.Input((8, 8, 1))
+    model = keras.Model(inputs, keras.layers.Conv2D(2, 3, padding="same")(inputs))
+    path = tmp_path / "source.keras"
+    assert save_source(model, path)
+    first = path.read_bytes()
+    assert not save_source(model, path) and path.read_bytes() == first
+    model.set_weights([w + 1.0 for w in model.get_weights()])
+    assert save_source(model, path) and path.read_bytes() != first
