@@ -225,10 +225,8 @@ def save_source(model, path: Path) -> bool:
     import keras
 
     if path.exists():
-        old = keras.saving.load_model(path, compile=False)
-        same = [w.shape for w in old.get_weights()] == [w.shape for w in model.get_weights()] and all(
-            np.array_equal(a, b) for a, b in zip(old.get_weights(), model.get_weights()))
-        if same:
+        saved, now = keras.saving.load_model(path, compile=False).get_weights(), model.get_weights()
+        if len(saved) == len(now) and all(np.array_equal(a, b) for a, b in zip(saved, now)):
             log.info("%s holds these weights already: left as it is", path)
             return False
     model.save(path)

@@ -185,6 +185,11 @@ def _clear_modes(h: np.ndarray, top: int) -> list[tuple[int, int]]:
     return modes
 
 
+def _median_above_black(h: np.ndarray, end: int) -> float:
+    """Median of the smoothed histogram ``h`` from CLIPPED_FAT_GREY up to ``end`` (one bin at least)."""
+    return float(np.median(h[CLIPPED_FAT_GREY:max(CLIPPED_FAT_GREY + 1, end)]))
+
+
 def _vetoes(h: np.ndarray, mode: int, fat: int, mode_hu: float) -> bool:
     """Whether a clear mode darker than the fat candidate ``fat`` of the smoothed histogram ``h``
     refuses it, given the HU the candidate's map puts ``mode`` at: any mode must map to air or
@@ -195,17 +200,17 @@ def _vetoes(h: np.ndarray, mode: int, fat: int, mode_hu: float) -> bool:
         return True
     if BLACK_MODE_VETO_RATIO * h[mode] < h[fat]:
         return False  # JPEG ringing at the edge of the air: small beside fat
-    gap = h[CLIPPED_FAT_GREY:max(CLIPPED_FAT_GREY + 1, fat - 15)]
-    return mode_hu > CLIPPED_TAIL_MAX_HU or float(np.median(gap)) >= SPARSE_GAP_RATIO * h[fat]
+    return mode_hu > CLIPPED_TAIL_MAX_HU or _median_above_black(h, fat - 15) >= SPARSE_GAP_RATIO * h[fat]
 
 
-def _dense_below_fat(h: np.ndarray, fat: int, hu_per_gray: float) -> bool:
+def _dense_below_fat(h: np.ndarray, fat: int, fat_hu: float, hu_per_gray: float) -> bool:
     """Whether the smoothed histogram ``h`` is dense (DEEP_GAP_RATIO) between CLIPPED_FAT_GREY and
-    the grey level that the fat candidate ``fat``'s map (FAT_HU there) puts at BELOW_FAT_HU."""
-    below_fat = fat + int((BELOW_FAT_HU - FAT_HU) / hu_per_gray)
+    the grey level that the fat candidate's map (``fat_hu`` at grey ``fat``) puts at BELOW_FAT_HU.
+    A candidate at the black end (clipped fat) has no such stretch."""
+    below_fat = fat + int((BELOW_FAT_HU - fat_hu) / hu_per_gray)
     if below_fat - CLIPPED_FAT_GREY < 8:
         return False
-    return float(np.median(h[CLIPPED_FAT_GREY:below_fat])) >= DEEP_GAP_RATIO * h[fat]
+    return _median_above_black(h, below_fat) >= DEEP_GAP_RATIO * h[fat]
 
 
 def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
@@ -242,7 +247,7 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
         clipped = fat < CLIPPED_FAT_GREY
         fat_hu, soft_hu = (CLIPPED_FAT_HU, CLIPPED_SOFT_TISSUE_HU) if clipped else (FAT_HU, SOFT_TISSUE_HU)
         hu_per_gray = (soft_hu - fat_hu) / (soft - fat)
-        if not clipped and _dense_below_fat(h, fat, hu_per_gray):
+        if _dense_below_fat(h, fat, fat_hu, hu_per_gray):
             continue
         if not any(_vetoes(h, q, fat, fat_hu + (q - fat) * hu_per_gray) for q, _ in modes[:i]):
             lo = fat_hu - fat * hu_per_gray
