@@ -106,8 +106,8 @@ def _patient(name, pid, age, sex, date, physician, notes) -> PatientInfo:
 
 def _file_path(file) -> str:
     if file is None:
-        raise gr.Error("No file uploaded. Choose a CT image (PNG/JPG), a DICOM file or .zip series, "
-                       "or a NIfTI volume, then press Segment.")
+        raise gr.Error("No file uploaded. Choose a CT image (PNG/JPG), a DICOM file, a .zip of a DICOM series "
+                       "or of one series' PNG/JPG slices, or a NIfTI volume, then press Segment.")
     return file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
 
 
@@ -182,7 +182,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         state = gr.State(None, time_to_live=REQUEST_FILES_TTL_S)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300) as left_column:
-                upload = gr.File(label="CT image or study: PNG/JPG slice, DICOM file or .zip series, NIfTI volume",
+                upload = gr.File(label="CT image or study: PNG/JPG slice, DICOM file, .zip of a series (DICOM or PNG/JPG slices), NIfTI volume",
                                  file_types=FILE_TYPES, type="filepath", elem_id="upload")
                 spacing = gr.Number(label="Pixel spacing in mm (PNG/JPG only; leave 0 if unknown: results are then in pixels)",
                                     value=0, minimum=0, maximum=50, elem_id="spacing")
@@ -200,6 +200,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
                 examples = [[str(p)] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
                 examples.append([str(SAMPLES / "lits117_volume.nii.gz")])
+                examples.append([str(SAMPLES / "lits117_w350_slices.zip")])  # 64 PNG slices of one series
             with gr.Column(scale=3, min_width=320):
                 summary = gr.Markdown("### Result\nUpload a CT image or study and press **Segment**, or "
                                       "click an example.", elem_id="summary")

@@ -1,6 +1,6 @@
 """Command line: segment files, folders and zips in a batch.
 
-    hepatoscan segment INPUT... --out DIR [--pdf] [--patient-name NAME] [--pixel-spacing MM] [--threads N]
+    hepatoscan segment INPUT... --out DIR [--pdf] [--patient-name NAME] [--pixel-spacing MM] [--stack [--slice-spacing MM]] [--threads N]
 
 Writes DIR/<input stem>/{liver_mask.png, tumor_mask.png, overlay.png, panel.png,
 measurements.json[, report.pdf][, liver_mask.nii.gz, tumor_mask.nii.gz]} and DIR/summary.csv.
@@ -34,14 +34,15 @@ def _is_dicom_file(path: Path) -> bool:
         return False
 
 
-def expand_inputs(paths: list[str]) -> list[Path]:
-    """Folders of DICOM files stay one input (a series); other folders give one input per file."""
+def expand_inputs(paths: list[str], stack: bool = False) -> list[Path]:
+    """Folders of DICOM files stay one input (a series); other folders give one input per file,
+    or, with ``stack``, one input: one series' slices exported as images."""
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
         if p.is_dir():
             files = sorted(f for f in p.iterdir() if f.is_file() and not f.name.startswith("."))
-            if any(_is_dicom_file(f) for f in files[:50]) or any(f.is_dir() for f in p.iterdir()):
+            if stack or any(_is_dicom_file(f) for f in files[:50]) or any(f.is_dir() for f in p.iterdir()):
                 out.append(p)
             else:
                 out += [f for f in files if f.name.lower().endswith(INPUT_SUFFIXES)]
@@ -91,6 +92,9 @@ def segment_command(args) -> int:
     from .predictor import DEFAULT_MODEL_DIR, Predictor
     from .report import PatientInfo
 
+    if args.slice_spacing and not args.pixel_spacing:
+        log.error("--slice-spacing needs --pixel-spacing too: a volume in mL needs the in-plane pixel size")
+        return 2
     try:
         predictor = Predictor.from_model_dir(args.model or DEFAULT_MODEL_DIR, num_threads=args.threads)
     except HepatoScanError as e:
@@ -104,7 +108,7 @@ def segment_command(args) -> int:
                           notes=args.notes or "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    inputs = expand_inputs(args.inputs)
+    inputs = expand_inputs(args.inputs, stack=args.stack)
     if not inputs:
         log.error("no inputs found in %s", args.inputs)
         return 2
@@ -116,7 +120,7 @@ def segment_command(args) -> int:
                "liver": "", "tumor": "", "units": "", "lesion_count": "", "seconds": ""}
         try:
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
-                             limits=LoadLimits(), progress=_Progress(label))
+                             limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing)
             target = _unique_dir(out, _stem(path), used)
             write_outputs(result, target, pdf=args.pdf, patient=patient)
             s = result.summary()
@@ -162,6 +166,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--pdf", action="store_true", help="also write report.pdf for each input")
     s.add_argument("--pixel-spacing", type=float, metavar="MM", help="in-plane pixel size for PNG/JPG inputs")
+    s.add_argument("--slice-spacing", type=float, metavar="MM",
+                   help="distance between slices for a stack of PNG/JPG slices (with --pixel-spacing: volumes in mL)")
+    s.add_argument("--stack", action="store_true",
+                   help="a folder of PNG/JPG files is one series' slices: one study, one report, one display "
+                        "window shared by its slices (default: each file on its own; a .zip of images is "
+                        "always one stack)")
     s.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
     s.add_argument("--model", help="model folder (default: the shipped models/)")
     for flag in ("patient-name", "patient-id", "patient-age", "patient-sex", "study-date",

@@ -128,12 +128,16 @@ def now_stamp() -> str:
 
 def analyze(predictor: Predictor, source, filename: str | None = None,
             pixel_spacing_mm: float | None = None, limits: LoadLimits = LoadLimits(),
-            progress: Callable[[float, str], None] | None = None) -> Result:
-    """Load, segment and measure one input (path, folder or bytes)."""
+            progress: Callable[[float, str], None] | None = None,
+            slice_spacing_mm: float | None = None) -> Result:
+    """Load, segment and measure one input (path, folder or bytes). ``pixel_spacing_mm`` (in-plane)
+    and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither."""
     t0 = time.perf_counter()
     scan = load_scan(source, filename, limits)
     if pixel_spacing_mm:
         scan.with_pixel_spacing(pixel_spacing_mm)
+    if slice_spacing_mm:
+        scan.with_slice_spacing(slice_spacing_mm)
     seg = predictor.segment(scan, progress)
     m = measure(seg)
     return Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp())
@@ -163,6 +167,21 @@ def _to_nifti(mask_zyx: np.ndarray, scan):
     return img
 
 
+def _write_slice_masks(seg, slice_files: list[str], folder: Path) -> Path:
+    """A stack of image files gets a label PNG per file, named after it: (H, W) uint8, 0 background,
+    1 liver, 2 tumor (the convention of LiTS and of most datasets)."""
+    folder.mkdir(exist_ok=True)
+    used: set[str] = set()
+    for z, name in enumerate(slice_files):
+        stem = Path(name).stem
+        while stem in used:  # the same file name in two folders of a zip
+            stem += "_"
+        used.add(stem)
+        labels = np.where(seg.tumor[z] > 0, 2, seg.liver[z] > 0).astype(np.uint8)
+        Image.fromarray(labels).save(folder / f"{stem}.png")
+    return folder
+
+
 def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
                   patient: PatientInfo | None = None) -> dict:
     """Write masks, overlay, measurements (and the PDF) into ``out_dir``; -> {kind: path}."""
@@ -185,6 +204,8 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
             path = out_dir / f"{key.split('_')[0]}_mask.nii.gz"
             nib.save(_to_nifti(mask, result.scan), str(path))
             paths[key] = path
+    if result.scan.metadata.get("slice_files"):
+        paths["slice_masks"] = _write_slice_masks(seg, result.scan.metadata["slice_files"], out_dir / "masks")
     if pdf:
         (out_dir / "report.pdf").write_bytes(result.report_pdf(patient))
         paths["pdf"] = out_dir / "report.pdf"

@@ -53,3 +53,26 @@ class Scan:
         z = self.spacing_mm[0] if self.spacing_mm else None
         self.spacing_mm = (z, float(sy), float(sx))
         return self
+
+    def with_slice_spacing(self, slice_spacing_mm: float | None) -> "Scan":
+        """Return this scan with a user-given distance between slices (for a stack of PNG/JPG slices,
+        which carry none); volumes in mL need it and the in-plane spacing. One image is returned
+        as it is; a volume with its own slice spacing keeps it, with a warning."""
+        if slice_spacing_mm is None:
+            return self
+        from .errors import InputError
+
+        if not 0 < float(slice_spacing_mm) <= 20:
+            raise InputError(f"slice spacing {slice_spacing_mm} mm is not plausible for CT; give the distance "
+                             "between slice centres in millimetres, typically 0.6 to 5")
+        if not self.is_volume:
+            return self  # one image has no slices to space
+        if self.spacing_mm is not None and self.spacing_mm[0]:
+            self.warnings.append(f"The given slice spacing ({slice_spacing_mm} mm) was ignored: the file's own "
+                                 f"({self.spacing_mm[0]:g} mm) is used.")
+            return self
+        if self.pixel_spacing_mm is None:
+            raise InputError("a slice spacing without the in-plane pixel size cannot give volumes in mL; "
+                             "give the pixel spacing too (--pixel-spacing MM)")
+        self.spacing_mm = (float(slice_spacing_mm), *self.pixel_spacing_mm)
+        return self

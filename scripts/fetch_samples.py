@@ -4,7 +4,8 @@
 
 The wheel carries data/img_117.mrc (128^3 float32 HU) and data/lab_117.mrc (uint16 labels
 0/1/2), MRC files with a 1024-byte header. Writes the volume and labels as NIfTI (display axes
-as in the shared data: LPS affine) and a few display-windowed PNG slices with their masks.
+as in the shared data: LPS affine), a few display-windowed PNG slices with their masks, and a
+.zip of 64 PNG slices (a series exported from a viewer).
 """
 from __future__ import annotations
 
@@ -27,6 +28,9 @@ MODE_DTYPES = {2: np.float32, 6: np.uint16, 1: np.int16, 0: np.int8}
 # (slice, window (lo, hi) HU): slices with tumor, shown with the usual abdominal window and
 # one wide-window export, as users upload them.
 PNG_SLICES = [(64, (-125, 225)), (80, (-125, 225)), (40, (-160, 240)), (96, (-750, 750))]
+# A series exported slice by slice as a viewer does (IM32.png ... IM95.png, W350/L50), zipped: the
+# app's and CLI's stack-of-images input.
+STACK_SLICES, STACK_WINDOW, STACK_NAME = range(32, 96), (-125, 225), "lits117_w350_slices.zip"
 
 log = logging.getLogger("fetch_samples")
 
@@ -72,7 +76,23 @@ def main(argv=None):
         Image.fromarray(render_8bit(hu[z].astype(np.float32), window)).save(a.out / f"{tag}.png")
         Image.fromarray(lab[z]).save(a.out / f"{tag}_mask.png")
         log.info("%s: liver %d px, tumor %d px", tag, int((lab[z] > 0).sum()), int((lab[z] == 2).sum()))
+    write_stack(hu, a.out / STACK_NAME)
     log.info("wrote samples to %s", a.out)
+
+
+def write_stack(hu: np.ndarray, path: Path) -> None:
+    """(Z, H, W) HU -> a .zip of one PNG per slice of STACK_SLICES, rendered with STACK_WINDOW."""
+    import io
+
+    from PIL import Image
+
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:  # PNGs are compressed already
+        for k in STACK_SLICES:
+            buf = io.BytesIO()
+            Image.fromarray(render_8bit(hu[k].astype(np.float32), STACK_WINDOW)).save(buf, format="PNG")
+            info = zipfile.ZipInfo(f"lits117_w350/IM{k}.png", date_time=(2024, 1, 1, 0, 0, 0))
+            z.writestr(info, buf.getvalue())  # a fixed date: the same bytes on every run
+    log.info("%s: %d slices", path.name, len(STACK_SLICES))
 
 
 if __name__ == "__main__":

@@ -63,6 +63,23 @@ def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
     assert views[1].shape == (128, 128)
 
 
+def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
+    """The sample zip: slices 32 to 95 of LiTS 117 exported at W350/L50 as PNGs, one series."""
+    import numpy as np
+
+    from conftest import dice
+
+    out = handlers.segment_ui(str(SAMPLES / "lits117_w350_slices.zip"), 0, *[""] * 7, progress=None)
+    data, slider, state, summary = out[8], out[9], out[10], out[6]
+    assert data["slices"] == 64 and data["format"] == "png-stack" and data["lesion_count"] >= 1
+    assert data["liver_voxels"] > 0 and data["liver_volume_ml"] is None  # no spacing in PNGs
+    assert slider.visible and "8-bit images" in summary
+    labels = sample_volume[2]
+    z = slider.value  # opens on the slice with the largest tumor
+    liver = handlers.show_slice(state, z)[2]
+    assert liver.shape == (128, 128) and dice(liver > 0, labels[32 + z] >= 1) > 0.9
+
+
 @pytest.mark.parametrize("content,name,words", [
     (b"", "empty.png", "empty"),
     (b"not an image at all", "x.png", "not a readable image"),

@@ -17,6 +17,8 @@ from pathlib import Path
 
 from hepatoscan.model_card import find_card
 
+from .evaluate import STACK_SUFFIX
+
 LIVER_TARGET = 0.93  # liver Dice on every window of the grid
 TUMOR_GAP_TARGET = 0.05  # tumor Dice on every window within this of the HU path
 
@@ -35,10 +37,13 @@ def _volume(ev: dict, case: str) -> dict:
     return next((v for v in ev.get("volumes", []) if v["case"] == case), {})
 
 
-def target_misses(ev: dict) -> list[str]:
-    """-> the 'case window' rows of the grid that miss the liver or the tumor target."""
+def target_misses(ev: dict, stack: bool = False) -> list[str]:
+    """-> the 'case window' rows of the grid that miss the liver or the tumor target, of the grid
+    read slice by slice or (``stack``) as one stack."""
     misses = []
     for case, rows in ev.get("window_grid", {}).items():
+        if case.endswith(STACK_SUFFIX) != stack:
+            continue
         hu_tumor = rows.get("HU path", {}).get("tumor_dice")
         for name, r in rows.items():
             if name == "HU path":
@@ -75,6 +80,8 @@ def rows_of(ev: dict) -> dict[str, str]:
                 tumor = "" if r.get("tumor_dice") is None else f" / {f(r['tumor_dice'])}"
                 rows[f"{case} {name}"] = f"{f(r['liver_dice'])}{tumor}"
     rows["grid rows missing a target"] = str(len(target_misses(ev))) if "window_grid" in ev else "-"
+    if any(case.endswith(STACK_SUFFIX) for case in ev.get("window_grid", {})):
+        rows["grid rows missing a target, as a stack"] = str(len(target_misses(ev, stack=True)))
     return rows
 
 

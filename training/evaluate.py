@@ -8,8 +8,9 @@ precision (a lesion is detected when its Dice with one predicted lesion exceeds 
 LiTS), recall of lesions of 10 mm or more, tumor burden error. Global tumor Dice pools all
 voxels. Slice sources (8-bit exports) get liver Dice per patient. ``--windows`` renders each
 held-out HU volume as 8-bit exports with a grid of display windows (plus gamma and JPEG
-variants) and runs them through the runtime's own 8-bit path; it also probes image quality:
-blurred and half-size exports.
+variants) and runs them through the runtime's own 8-bit path, reading each slice's window on its
+own and then the whole render as one stack; it also probes image quality: blurred and half-size
+exports.
 """
 from __future__ import annotations
 
@@ -41,6 +42,11 @@ VARIANTS = [("W400/L40 gamma 0.7", (-160, 240), 0.7, None), ("W400/L40 gamma 1.4
 # Image quality beyond the window: exports blurred (smooth kernels, resampling) or made at half
 # resolution and enlarged back (thumbnails, screenshots). (name, window, Gaussian sigma in source
 # pixels, shrink factor)
+# The grid is read twice: each slice's window read from that slice alone (as a single PNG or JPEG
+# upload is read), and the renders read as one stack (a zip or folder of one series' slices, whose
+# far-off readings take the stack's median: hepatoscan.preprocessing.share_stack_window). The
+# stack's rows are keyed "<patient> as a stack".
+STACK_SUFFIX = " as a stack"
 QUALITY = [("W400/L40 blur 1 px", (-160, 240), 1.0, 1.0), ("W400/L40 blur 2 px", (-160, 240), 2.0, 1.0),
            ("W400/L40 half size", (-160, 240), 0.0, 0.5)]
 
@@ -104,6 +110,7 @@ def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray
 
 def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
     per_case, windows_table, quality_table, slices_table = [], {}, {}, []
+    stack_window = predictor.stack_window
     pooled_pred, pooled_gt = [], []
     for case in cases:
         pixels, labels = case.load()
@@ -117,8 +124,12 @@ def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
             per_case.append(r)
             log.info("%s", r)
             if windows:
-                windows_table[case.patient] = window_grid(predictor, pixels, labels, spacing, case)
-                quality_table[case.patient] = quality_probe(predictor, pixels, labels, spacing, case)
+                for stack in (False, True):
+                    predictor.stack_window = stack
+                    key = case.patient + (STACK_SUFFIX if stack else "")
+                    windows_table[key] = window_grid(predictor, pixels, labels, spacing, case)
+                    quality_table[key] = quality_probe(predictor, pixels, labels, spacing, case)
+                predictor.stack_window = stack_window
         else:
             # 8-bit slices: each slice on its own, as a user uploads a PNG.
             # Per-slice Dice is harsh on slices that hold a few liver pixels; the pooled Dice
@@ -204,12 +215,12 @@ def summarize(out: dict) -> dict:
             s[name] = round(float(np.mean(sl)), 4)
     s["volumes"] = len(vols)
     s["slice_patients"] = len(out["slice_sources"])
-    if "window_grid" in out:
-        worst = min(r["liver_dice"] for g in out["window_grid"].values() for r in g.values() if r["liver_dice"] is not None)
-        s["window_grid_min_liver_dice"] = worst
-    if out.get("image_quality"):
-        s["image_quality_min_liver_dice"] = min(r["liver_dice"] for g in out["image_quality"].values()
-                                                for r in g.values() if r["liver_dice"] is not None)
+    for key in ("window_grid", "image_quality"):
+        for stack in (False, True):
+            worst = [r["liver_dice"] for case, g in out.get(key, {}).items() if case.endswith(STACK_SUFFIX) == stack
+                     for r in g.values() if r["liver_dice"] is not None]
+            if worst:
+                s[f"{key}{'_stack' if stack else ''}_min_liver_dice"] = min(worst)
     return s
 
 

@@ -1,7 +1,8 @@
 """``load_scan``: any supported input -> :class:`hepatoscan.scan.Scan`, with clear errors.
 
 Supported: PNG, JPEG, BMP, TIFF (8/16-bit, RGB(A), palette -> grey); one DICOM file; a DICOM
-series as a folder or a .zip; NIfTI .nii / .nii.gz (3D).
+series as a folder or a .zip; a stack of image slices (one series exported as PNG/JPEG/...) as a
+folder or a .zip; NIfTI .nii / .nii.gz (3D).
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from ..scan import Scan
 from . import dicom
 from .image import read_image
 from .nifti import read_nifti
+from .stack import is_image_name, read_image_stack
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def load_scan(source: str | Path | bytes, filename: str | None = None,
         if len(files) > limits.max_zip_entries:
             raise InputTooLargeError(f"{path.name}: {len(files)} files, over the limit of {limits.max_zip_entries}.")
         if not files:
-            raise InputError(f"{path}: the folder is empty. Give a folder holding one DICOM series.")
+            raise InputError(f"{path}: the folder is empty. Give a folder holding one DICOM series, or one series' slices as PNG or JPEG files.")
         total = sum(p.stat().st_size for p in files)
         if total > limits.max_bytes:
             raise InputTooLargeError(f"{path.name}: {total / 1e6:.0f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB.")
@@ -150,10 +152,25 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
         if not dicom.is_dicom(data):
             return _from_bytes(data, files[0][0], limits)
         files = [(files[0][0], lambda: data)]
+    images = [f for f in files if is_image_name(f[0])]
+    if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):
+        return _image_stack_scan(images, len(files) - len(images), name, limits)
     d = dicom.read_series(files, name, limits)
     fmt = "dicom-series" if d["pixels"].shape[0] > 1 else "dicom"
     return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], fmt, _stem(name), d["metadata"],
                          d["warnings"], geometry={"origin_mm": d.get("origin_mm")}), limits)
+
+
+def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: int, name: str,
+                      limits: LoadLimits) -> Scan:
+    """PNG/JPEG/... slices of one series -> one 8-bit Scan (no spacing: image files carry none)."""
+    d = read_image_stack(images, name, limits)
+    warnings = d["warnings"]
+    if n_ignored:
+        warnings.append(f"{n_ignored} file(s) that are not images were ignored.")
+    log.info("%s: %d image slices read as one stack, in file-name order", name, len(images))
+    return _checked(Scan(d["pixels"], False, None, d["format"], _stem(name), {"slice_files": d["files"]},
+                         warnings=warnings), limits)
 
 
 class _ChunkedGzip(io.RawIOBase):

@@ -1,0 +1,57 @@
+"""A stack of 2D image files (one series' slices exported as PNG/JPEG/BMP/TIFF) -> one 8-bit volume.
+
+Image files carry no slice position, so the stack keeps the files' natural name order
+(``slice_2.png`` before ``slice_10.png``), as viewers number exported slices.
+"""
+from __future__ import annotations
+
+import re
+from pathlib import PurePosixPath
+from typing import Callable
+
+import numpy as np
+
+from ..config import LoadLimits
+from ..errors import InputError, InputTooLargeError
+from .image import read_image
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+
+
+def is_image_name(name: str) -> bool:
+    return name.lower().endswith(IMAGE_SUFFIXES)
+
+
+def natural_key(name: str) -> list:
+    """Sort key that orders the digit runs of a name by value: img_2 < img_10."""
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part.lower())
+            for part in re.split(r"(\d+)", PurePosixPath(name).as_posix()) if part]
+
+
+def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> dict:
+    """(name, reader) pairs of image files -> {"pixels": (Z, H, W) float32 grey levels in [0, 255]
+    in natural name order, "files": the names in that order, "format": e.g. "png-stack",
+    "warnings": [...]}.
+
+    Every slice must have the same size (one series exported one way); the files are read one at a
+    time into the stack."""
+    if len(files) > limits.max_slices:
+        raise InputTooLargeError(f"{name}: {len(files)} images, over the limit of {limits.max_slices} slices. "
+                                 "Give one series at a time.")
+    files = sorted(files, key=lambda f: natural_key(f[0]))
+    pixels, formats, warnings, first_shape = None, set(), [], None
+    for z, (fname, read) in enumerate(files):
+        grey, fmt, slice_warnings = read_image(read(), fname, limits)
+        if pixels is None:
+            first_shape = grey.shape
+            pixels = np.empty((len(files), *first_shape), np.float32)
+        elif grey.shape != first_shape:
+            raise InputError(
+                f"{name}: the images differ in size ({files[0][0]} is {first_shape[1]} x {first_shape[0]}, "
+                f"{fname} is {grey.shape[1]} x {grey.shape[0]}). A stack must hold one series' slices "
+                "exported at one size; segment the images one at a time instead.")
+        pixels[z] = grey
+        formats.add(fmt)
+        warnings += [w for w in slice_warnings if w not in warnings]
+    fmt = formats.pop() if len(formats) == 1 else "image"
+    return {"pixels": pixels, "files": [f for f, _ in files], "format": f"{fmt}-stack", "warnings": warnings}
