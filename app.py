@@ -168,9 +168,7 @@ class HepatoScanApp:
                                         referring_physician, notes))
         overlay = pdf.with_name("overlay.png")
         write_png(result.views(result.default_slice)["overlay"], overlay)
-        doc = {"summary": result.summary(), "shown_slice": result.default_slice,
-               "measurements": result.measurements.to_dict()}
-        return json.loads(json.dumps(doc, default=str)), str(pdf), str(overlay)
+        return json.loads(json.dumps(result.document(), default=str)), str(pdf), str(overlay)
 
 
 def build_app(handlers: HepatoScanApp) -> gr.Blocks:
@@ -182,7 +180,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         state = gr.State(None, time_to_live=REQUEST_FILES_TTL_S)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300) as left_column:
-                upload = gr.File(label="CT image or study: PNG/JPG slice, DICOM file, .zip of a series (DICOM or PNG/JPG slices), NIfTI volume",
+                upload = gr.File(label="CT image or study: PNG/JPG, DICOM, .zip (DICOM series or PNG/JPG slices), NIfTI",
                                  file_types=FILE_TYPES, type="filepath", elem_id="upload")
                 spacing = gr.Number(label="Pixel spacing in mm (PNG/JPG only; leave 0 if unknown: results are then in pixels)",
                                     value=0, minimum=0, maximum=50, elem_id="spacing")

@@ -91,6 +91,16 @@ class Result:
                        tumor_burden_pct=s.tumor_burden_pct, lesion_count=s.lesion_count)
         return out
 
+    def document(self) -> dict:
+        """Summary and every measurement, as measurements.json and the API return them; the slices
+        of a stack of image files carry their file's name."""
+        measurements = self.measurements.to_dict()
+        files = self.scan.metadata.get("slice_files")
+        if files:
+            for s in measurements["slices"]:
+                s["file"] = files[s["slice_index"]]
+        return {"summary": self.summary(), "shown_slice": self.default_slice, "measurements": measurements}
+
     def describe(self, warnings: bool = True) -> str:
         """The result in a few plain sentences (with the warnings at the end unless ``warnings`` is
         False, for a caller that shows them on their own)."""
@@ -196,8 +206,7 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
                        ("panel", "panel.png")):
         Image.fromarray(views[key]).save(out_dir / fname)
         paths[key] = out_dir / fname
-    doc = {"summary": result.summary(), "shown_slice": z, "measurements": result.measurements.to_dict()}
-    (out_dir / "measurements.json").write_text(json.dumps(doc, indent=1, default=str))
+    (out_dir / "measurements.json").write_text(json.dumps(result.document(), indent=1, default=str))
     paths["measurements"] = out_dir / "measurements.json"
     if result.scan.is_volume:
         for key, mask in (("liver_nifti", seg.liver), ("tumor_nifti", seg.tumor)):

@@ -12,9 +12,11 @@ class Scan:
 
     pixels: (Z, H, W), Z = 1 for a 2D image. HU when ``is_hu`` (int16 as CT stores them, rounded
         to 1 HU for float files, float32 only where int16 cannot hold them); otherwise grey levels
-        of a display image in [0, 255] (float32). It may be a strided view of the file's voxels:
-        read it slice by slice (``pixels[z]``) and do not assume C order. Axis order: Z toward the head, H toward the patient's back
-        (anterior up), W toward the patient's left (patient right on the image left).
+        of a display image in [0, 255] (float32; uint8 for a stack of 8-bit image files). It may be
+        a strided view of the file's voxels: read it slice by slice (``pixels[z]``) and do not
+        assume C order. Axis order: Z toward the head (a stack of image files: file-name order,
+        whose direction is unknown), H toward the patient's back (anterior up), W toward the
+        patient's left (patient right on the image left).
     spacing_mm: (z, y, x) in mm, or None when unknown (PNG/JPG). z may be None for one slice.
     """
 

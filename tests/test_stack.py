@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import random
 import zipfile
 
@@ -48,7 +49,7 @@ def test_zip_of_pngs_is_one_stack_in_natural_name_order(sample_volume):
     files["series/README.txt"] = b"exported by a viewer"
     scan = load_scan(_zip(files), "study.zip")
     assert scan.pixels.shape == grey.shape and not scan.is_hu and scan.spacing_mm is None
-    assert np.array_equal(scan.pixels, grey.astype(np.float32))
+    assert scan.pixels.dtype == np.uint8 and np.array_equal(scan.pixels, grey)  # a quarter of float32
     assert scan.source_format == "png-stack" and scan.name == "study"
     assert scan.metadata["slice_files"] == [f"series/slice_{k + 1}.png" for k in range(12)]
     assert any("1 file(s) that are not images were ignored" in w for w in scan.warnings)
@@ -61,6 +62,17 @@ def test_folder_of_pngs_is_one_stack(tmp_path, sample_volume):
         (tmp_path / f"img{k:03d}.png").write_bytes(_png(g))
     scan = load_scan(tmp_path)
     assert np.array_equal(scan.pixels, grey.astype(np.float32)) and scan.source_format == "png-stack"
+
+
+def test_stack_with_a_16_bit_slice_is_held_as_float(sample_volume):
+    _, hu, _ = sample_volume
+    grey = _renders(hu[60:63])
+    wide = Image.fromarray((hu[62].astype(np.int32) + 1024).clip(0, 4095).astype(np.uint16))  # 12-bit values
+    buf = io.BytesIO()
+    wide.save(buf, format="PNG")
+    scan = load_scan(_zip({"s1.png": _png(grey[0]), "s2.png": _png(grey[1]), "s3.png": buf.getvalue()}), "mix.zip")
+    assert scan.pixels.dtype == np.float32 and np.array_equal(scan.pixels[:2], grey[:2].astype(np.float32))
+    assert 0 <= scan.pixels[2].min() and scan.pixels[2].max() <= 255 and scan.pixels[2].max() > 250
 
 
 def test_stack_of_images_of_different_sizes_is_refused_with_the_fix():
@@ -151,6 +163,8 @@ def test_cli_stack_folder_gives_one_study_and_a_mask_per_file(tmp_path, sample_v
     assert set(np.unique(got)) <= {0, 1, 2}
     assert dice(got >= 1, labels[30:70] >= 1) >= 0.9
     assert dice(got == 2, labels[30:70] == 2) > 0.4
+    doc = json.loads((tmp_path / "out" / "export" / "measurements.json").read_text())
+    assert [s["file"] for s in doc["measurements"]["slices"]] == [f"IM{k}.png" for k in range(30, 70)]
     voxel_ml = 0.8 * 0.8 * 2.5 / 1000
     assert rows[0]["units"] == "mL" and abs(float(rows[0]["liver"]) - (got >= 1).sum() * voxel_ml) < 0.1
     assert abs(float(rows[0]["tumor"]) - (got == 2).sum() * voxel_ml) < 0.1

@@ -29,9 +29,9 @@ def natural_key(name: str) -> list:
 
 
 def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> dict:
-    """(name, reader) pairs of image files -> {"pixels": (Z, H, W) float32 grey levels in [0, 255]
-    in natural name order, "files": the names in that order, "format": e.g. "png-stack",
-    "warnings": [...]}.
+    """(name, reader) pairs of image files -> {"pixels": (Z, H, W) grey levels in [0, 255], uint8
+    (float32 where a slice has fractional levels), in natural name order; "files": the names in
+    that order; "format": e.g. "png-stack"; "warnings": [...]}.
 
     Every slice must have the same size (one series exported one way); the files are read one at a
     time into the stack."""
@@ -44,12 +44,17 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
         grey, fmt, slice_warnings = read_image(read(), fname, limits)
         if pixels is None:
             first_shape = grey.shape
-            pixels = np.empty((len(files), *first_shape), np.float32)
+            # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of
+            # 512 x 512); the stack turns float32 at the first slice with fractional levels
+            # (16-bit or colour exports stretched to [0, 255]).
+            pixels = np.empty((len(files), *first_shape), np.uint8)
         elif grey.shape != first_shape:
             raise InputError(
                 f"{name}: the images differ in size ({files[0][0]} is {first_shape[1]} x {first_shape[0]}, "
                 f"{fname} is {grey.shape[1]} x {grey.shape[0]}). A stack must hold one series' slices "
                 "exported at one size; segment the images one at a time instead.")
+        if pixels.dtype == np.uint8 and not np.array_equal(grey, np.rint(grey)):
+            pixels = pixels.astype(np.float32)
         pixels[z] = grey
         formats.add(fmt)
         warnings += [w for w in slice_warnings if w not in warnings]
