@@ -24,6 +24,16 @@ def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> i
     return max(1, int(area_px))
 
 
+def clean_separate_slices(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
+                          cfg: PostprocessConfig = PostprocessConfig()) -> tuple[np.ndarray, np.ndarray]:
+    """As :func:`clean_masks`, but every slice on its own, as one image (a stack of separate images,
+    not one series: no 3D components)."""
+    liver, tumor = np.asarray(liver, bool), np.asarray(tumor, bool)
+    for z in range(liver.shape[0]):
+        clean_masks(liver[z:z + 1], tumor[z:z + 1], spacing_mm, cfg)  # in place, on views
+    return liver.view(np.uint8), tumor.view(np.uint8)
+
+
 def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
                 cfg: PostprocessConfig = PostprocessConfig()) -> tuple[np.ndarray, np.ndarray]:
     """liver, tumor: (Z, H, W) bool raw thresholded masks, cleaned *in place* (slice by slice, so a

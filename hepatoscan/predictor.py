@@ -16,12 +16,14 @@ import numpy as np
 from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
-from .postprocess import clean_masks
-from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box, estimate_display_window, pad_to_square,
-                            prepare_slice, resize_image, share_stack_window, to_grayscale)
+from .postprocess import clean_masks, clean_separate_slices
+from .preprocessing import (SERIES_MIN_SIMILARITY, STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
+                            estimate_display_window, pad_to_square, prepare_slice, resize_image,
+                            share_stack_window, to_grayscale)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, softness_warning, surround_note,
                       white_fraction)
 from .scan import Scan
+from .series import neighbour_similarity, separate_images_warning, thumbnail
 from .tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -133,22 +135,28 @@ class Predictor:
         """x: (N, H, W) float32 in [0, 1] at the model's input size -> (N, H, W, 2) float32 in [0, 1]."""
         return self.model.predict_probs(x)
 
-    def _read_windows(self, scan: Scan) -> tuple[list[tuple[int, int, int, int]], list[WindowEstimate | None]]:
+    def _read_windows(self, scan: Scan) -> tuple[list[tuple[int, int, int, int]], list[WindowEstimate | None],
+                                                 float | None]:
         """Per slice: the (y0, y1, x0, x1) box segmented (8-bit input: without a viewer's panel or
         padding) and, for 8-bit input, the display window read from the box's histogram, shared
-        across a stack where a slice reads far off (``stack_window``)."""
+        across a stack where a slice reads far off (``stack_window``) if the stack looks like one
+        series; and, for a stack of 8-bit images, how alike neighbouring images are
+        (series.neighbour_similarity; None otherwise)."""
         _, h, w = scan.pixels.shape
         if scan.is_hu:
-            return [(0, h, 0, w)] * scan.n_slices, [None] * scan.n_slices
-        boxes, estimates = [], []
+            return [(0, h, 0, w)] * scan.n_slices, [None] * scan.n_slices, None
+        boxes, estimates, thumbs = [], [], []
         for k in range(scan.n_slices):
             pixels = to_grayscale(scan.pixels[k])
             box = content_box(pixels) or (0, h, 0, w)
             boxes.append(box)
             estimates.append(estimate_display_window(pixels[box[0]:box[1], box[2]:box[3]]))
-        if self.stack_window:
+            if scan.is_volume:
+                thumbs.append(thumbnail(pixels))
+        similarity = neighbour_similarity(thumbs)
+        if self.stack_window and similarity is not None and similarity >= SERIES_MIN_SIMILARITY:
             estimates = share_stack_window(estimates)
-        return boxes, estimates
+        return boxes, estimates, similarity
 
     def segment(self, scan: Scan, progress: Callable[[float, str], None] | None = None) -> Segmentation:
         """Segment every slice of ``scan``; masks come back at its resolution and orientation."""
@@ -161,7 +169,8 @@ class Predictor:
         blur_effects: list[float] = []  # of every quality.every_nth_slice-th slice
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
-        boxes, estimates = self._read_windows(scan)
+        boxes, estimates, similarity = self._read_windows(scan)
+        separate = similarity is not None and similarity < SERIES_MIN_SIMILARITY
         cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
@@ -188,13 +197,14 @@ class Predictor:
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()
-        liver, tumor = clean_masks(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
+        clean = clean_separate_slices if separate else clean_masks
+        liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
         t2 = time.perf_counter()
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
-        warnings = [w for w in (flat, surround_note(cropped, z), softness_warning(blur, self.quality),
-                                clipping_warning(white, self.quality)) if w]
+        warnings = [w for w in (separate_images_warning(similarity, z), flat, surround_note(cropped, z),
+                                softness_warning(blur, self.quality), clipping_warning(white, self.quality)) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white, warnings=warnings)

@@ -281,6 +281,10 @@ def estimate_display_window(gray: np.ndarray) -> WindowEstimate:
 STACK_OUTLIER_RATIO = 1.5
 STACK_MIN_FIRM_SHARE = 0.25
 STACK_MIN_READINGS = 3  # fewer slices than this to take a median of: each keeps its own reading
+# Only a stack that looks like one series' consecutive slices shares: the median correlation of
+# neighbouring images (hepatoscan.series) must reach this; separate images zipped together are read
+# one by one.
+SERIES_MIN_SIMILARITY = 0.85
 
 
 def share_stack_window(estimates: list[WindowEstimate | None],
@@ -336,7 +340,7 @@ def window_estimate_landmarks() -> dict:
             "clipped_tail_max_hu": CLIPPED_TAIL_MAX_HU, "sparse_gap_ratio": SPARSE_GAP_RATIO,
             "below_fat_hu": BELOW_FAT_HU, "deep_gap_ratio": DEEP_GAP_RATIO, "air_max_hu": AIR_MAX_HU,
             "stack_outlier_ratio": STACK_OUTLIER_RATIO, "stack_min_firm_share": STACK_MIN_FIRM_SHARE,
-            "stack_min_readings": STACK_MIN_READINGS}
+            "stack_min_readings": STACK_MIN_READINGS, "stack_min_neighbour_similarity": SERIES_MIN_SIMILARITY}
 
 
 def standardize_8bit(gray: np.ndarray, window: tuple[float, float],

@@ -189,3 +189,36 @@ def test_slice_spacing_applies_to_stacks_of_images_only(sample_volume):
     volume = Scan(hu[:4], True, (1.5, 0.7, 0.7), "nifti", "v")
     assert volume.with_slice_spacing(2.5).spacing_mm == (1.5, 0.7, 0.7)
     assert any("its own" in w or "file's own" in w for w in volume.warnings)
+
+
+def test_zip_of_separate_images_is_segmented_image_by_image(predictor):
+    """Four sample PNGs of different levels and windows zipped for one upload are not one series:
+    each image is segmented exactly as it is on its own (its own window, 2D clean-up), with a
+    warning; the sample series zip (64 consecutive slices) is one series."""
+    from conftest import SAMPLES
+    from hepatoscan.pipeline import analyze
+
+    names = ["lits117_z040_w400.png", "lits117_z064_w350.png", "lits117_z080_w350.png", "lits117_z096_w1500.png"]
+    stack = analyze(predictor, _zip({n: (SAMPLES / n).read_bytes() for n in names}), filename="four.zip")
+    assert stack.scan.metadata["slice_files"] == names
+    assert [w for w in stack.warnings if "do not look like consecutive slices" in w]
+    for z, name in enumerate(names):
+        alone = analyze(predictor, SAMPLES / name).segmentation
+        assert stack.segmentation.window_estimates[z] == alone.window_estimates[0]
+        assert np.array_equal(stack.segmentation.liver[z], alone.liver[0]), name
+        assert np.array_equal(stack.segmentation.tumor[z], alone.tumor[0]), name
+    series = analyze(predictor, SAMPLES / "lits117_w350_slices.zip")
+    assert not [w for w in series.warnings if "consecutive" in w]
+
+
+def test_neighbour_similarity_tells_a_series_from_separate_images(sample_volume):
+    from hepatoscan.series import SERIES_MIN_SIMILARITY, neighbour_similarity, thumbnail
+
+    _, hu, _ = sample_volume
+    series = [thumbnail(g) for g in _renders(hu[30:90])]
+    assert neighbour_similarity(series) >= 0.95  # 0.976
+    every_3rd = series[::3]  # LiTS 117's slices are twice the original spacing: this is 6 mm or more
+    assert neighbour_similarity(every_3rd) >= SERIES_MIN_SIMILARITY  # 0.880
+    shuffled = [series[k] for k in random.Random(1).sample(range(60), 60)]
+    assert neighbour_similarity(shuffled) < SERIES_MIN_SIMILARITY  # 0.560
+    assert neighbour_similarity(series[:1]) is None
