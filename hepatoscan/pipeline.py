@@ -91,6 +91,11 @@ class Result:
                        tumor_burden_pct=s.tumor_burden_pct, lesion_count=s.lesion_count)
         return out
 
+    def slice_name(self, z: int) -> str:
+        """"Slice z", and for a stack of image files the file's name: "Slice 59 (IM91.png)"."""
+        files = self.scan.metadata.get("slice_files")
+        return f"Slice {z} ({files[z]})" if files else f"Slice {z}"
+
     def document(self) -> dict:
         """Summary and every measurement, as measurements.json and the API return them; the slices
         of a stack of image files carry their file's name."""

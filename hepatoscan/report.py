@@ -271,7 +271,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     for z in result.key_slices[:3]:
         if scan.is_volume:
             pdf.set_font("DejaVu", "B", 9)
-            pdf.cell(0, 5, f"Slice {z}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            pdf.cell(0, 5, result.slice_name(z), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
         pdf.picture(result.views(z)["panel"])
 
     pdf.section("Model")

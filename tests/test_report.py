@@ -142,3 +142,13 @@ def test_lesion_table_repeats_its_header_across_pages_and_wraps_long_texts(predi
                            check=True).stdout.splitlines()
     assert sum(line.count("far too long") for line in lines) == 3  # nothing cut off
     assert len([line for line in lines if "far too long" in line]) >= 3  # wrapped inside its column
+
+
+def test_stack_report_names_each_key_slice_file(predictor, tmp_path):
+    """A zip of one series' PNG slices: the key slices are captioned with their file names."""
+    result = analyze(predictor, SAMPLES / "lits117_w350_slices.zip")
+    pdf = tmp_path / "s.pdf"
+    pdf.write_bytes(result.report_pdf())
+    text = subprocess.run([_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True, check=True).stdout
+    z = result.default_slice
+    assert f"Slice {z} (lits117_w350/IM{32 + z}.png)" in text and "png-stack" in text
