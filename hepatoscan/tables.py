@@ -30,6 +30,9 @@ def slice_rows(result, z: int) -> list[list[str]]:
                  ["Lesions (3D)", fmt_value(v.lesion_count)]]
     s = next((s for s in m.slices if s.slice_index == z), None)
     prefix = f"Slice {z}: " if m.volume is not None else ""
+    files = result.scan.metadata.get("slice_files")
+    if files:  # a stack of image files: which file this slice is
+        rows.append([f"Slice {z}: file", files[z]])
     if s is None:
         return rows + [[prefix + "liver", "none found on this slice"]]
     mm = m.units == "mm"

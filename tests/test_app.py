@@ -76,8 +76,10 @@ def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
     assert slider.visible and "8-bit images" in summary
     labels = sample_volume[2]
     z = slider.value  # opens on the slice with the largest tumor
-    liver = handlers.show_slice(state, z)[2]
+    views = handlers.show_slice(state, z)
+    liver, table = views[2], views[4].value
     assert liver.shape == (128, 128) and dice(liver > 0, labels[32 + z] >= 1) > 0.9
+    assert [f"Slice {z}: file", f"lits117_w350/IM{32 + z}.png"] in [list(r) for r in table["data"]]
 
 
 @pytest.mark.parametrize("content,name,words", [
