@@ -16,6 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
+
 from . import __version__
 from .errors import HepatoScanError
 
@@ -49,6 +51,29 @@ def expand_inputs(paths: list[str], stack: bool = False) -> list[Path]:
         else:
             out.append(p)
     return out
+
+
+def looks_like_a_series(images: list[Path], first: int = 8) -> bool:
+    """Whether the first ``first`` images (natural name order) look like consecutive slices of one
+    series (hepatoscan.series), so that a folder given without --stack may deserve it."""
+    from PIL import Image, UnidentifiedImageError
+
+    from .io.stack import natural_key
+    from .preprocessing import SERIES_MIN_SIMILARITY
+    from .series import neighbour_similarity, thumbnail
+
+    thumbs, sizes = [], set()
+    for path in sorted(images, key=lambda p: natural_key(p.name))[:first]:
+        try:
+            with Image.open(path) as img:
+                sizes.add(img.size)
+                thumbs.append(thumbnail(np.asarray(img.convert("L"))))
+        except (OSError, UnidentifiedImageError, ValueError):
+            return False  # a bad file is reported when it is segmented
+    if len(thumbs) < 3 or len(sizes) > 1:
+        return False
+    similarity = neighbour_similarity(thumbs)
+    return similarity is not None and similarity >= SERIES_MIN_SIMILARITY
 
 
 def _stem(path: Path) -> str:
@@ -112,6 +137,11 @@ def segment_command(args) -> int:
     if not inputs:
         log.error("no inputs found in %s", args.inputs)
         return 2
+    if not args.stack:
+        for folder in (Path(p) for p in args.inputs if Path(p).is_dir() and Path(p) not in inputs):
+            if looks_like_a_series(sorted(f for f in inputs if f.parent == folder)):
+                log.info("%s: its images look like consecutive slices of one series; add --stack to segment "
+                         "them as one study (one window, 3D clean-up, volumes)", folder)
     rows, used, failed = [], set(), 0
     for i, path in enumerate(inputs, 1):
         label = f"[{i}/{len(inputs)}] {path.name}"

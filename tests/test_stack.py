@@ -168,10 +168,11 @@ def test_cli_stack_folder_gives_one_study_and_a_mask_per_file(tmp_path, sample_v
     voxel_ml = 0.8 * 0.8 * 2.5 / 1000
     assert rows[0]["units"] == "mL" and abs(float(rows[0]["liver"]) - (got >= 1).sum() * voxel_ml) < 0.1
     assert abs(float(rows[0]["tumor"]) - (got == 2).sum() * voxel_ml) < 0.1
-    # Without --stack the same folder is 40 inputs, one at a time.
+    # Without --stack the same folder is 40 inputs, one at a time, with a hint.
     r = run_cli(folder, "--out", tmp_path / "one_by_one")
     rows = list(csv.DictReader((tmp_path / "one_by_one" / "summary.csv").open()))
     assert r.returncode == 0 and len(rows) == 40
+    assert "look like consecutive slices of one series; add --stack" in r.stderr
 
 
 def test_slice_spacing_applies_to_stacks_of_images_only(sample_volume):
@@ -222,3 +223,19 @@ def test_neighbour_similarity_tells_a_series_from_separate_images(sample_volume)
     shuffled = [series[k] for k in random.Random(1).sample(range(60), 60)]
     assert neighbour_similarity(shuffled) < SERIES_MIN_SIMILARITY  # 0.560
     assert neighbour_similarity(series[:1]) is None
+
+
+def test_cli_hints_at_stack_only_for_a_folder_that_looks_like_a_series(tmp_path, sample_volume):
+    from conftest import SAMPLES
+    from hepatoscan.cli import looks_like_a_series
+
+    separate = [SAMPLES / n for n in ("lits117_z040_w400.png", "lits117_z064_w350.png", "lits117_z080_w350.png",
+                                      "lits117_z096_w1500.png")]
+    assert not looks_like_a_series(separate)
+    _, hu, _ = sample_volume
+    series = []
+    for k in range(50, 60):
+        series.append(tmp_path / f"s{k}.png")
+        series[-1].write_bytes(_png(render_8bit(hu[k], W400)))
+    assert looks_like_a_series(series)
+    assert not looks_like_a_series(series[:2])  # too few to tell
