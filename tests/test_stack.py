@@ -239,3 +239,13 @@ def test_cli_hints_at_stack_only_for_a_folder_that_looks_like_a_series(tmp_path,
         series[-1].write_bytes(_png(render_8bit(hu[k], W400)))
     assert looks_like_a_series(series)
     assert not looks_like_a_series(series[:2])  # too few to tell
+
+
+def test_images_in_several_folders_use_the_largest_as_the_series(sample_volume):
+    _, hu, _ = sample_volume
+    grey = _renders(hu[40:48])
+    files = {f"study/series2/IM{k}.png": _png(g) for k, g in enumerate(grey[:5])}
+    files.update({f"study/series3/IM{k}.png": _png(g) for k, g in enumerate(grey[5:])})
+    scan = load_scan(_zip(files), "study.zip")
+    assert scan.n_slices == 5 and np.array_equal(scan.pixels, grey[:5])
+    assert any("2 folders" in w and "series2" in w for w in scan.warnings)

@@ -1,7 +1,9 @@
 """A stack of 2D image files (one series' slices exported as PNG/JPEG/BMP/TIFF) -> one 8-bit volume.
 
 Image files carry no slice position, so the stack keeps the files' natural name order
-(``slice_2.png`` before ``slice_10.png``), as viewers number exported slices.
+(``slice_2.png`` before ``slice_10.png``), as viewers number exported slices. Where the images lie
+in several folders (a study exported a series per folder), the largest folder is the series, as
+the largest series is of a DICOM study.
 """
 from __future__ import annotations
 
@@ -28,6 +30,20 @@ def natural_key(name: str) -> list:
             for part in re.split(r"(\d+)", PurePosixPath(name).as_posix()) if part]
 
 
+def largest_folder(files: list[tuple[str, Callable[[], bytes]]]) -> tuple[list[tuple[str, Callable[[], bytes]]],
+                                                                          str | None]:
+    """Image files of several folders (a study with a series per folder) -> the files of the folder
+    holding the most, and a warning naming the choice (None when there is one folder)."""
+    folders: dict[str, list] = {}
+    for f in files:
+        folders.setdefault(str(PurePosixPath(f[0]).parent), []).append(f)
+    if len(folders) == 1:
+        return files, None
+    folder, chosen = max(folders.items(), key=lambda kv: len(kv[1]))
+    return chosen, (f"Images in {len(folders)} folders; the largest ('{folder}', {len(chosen)} images) was used "
+                    "as the series. Give one series' folder at a time to choose another.")
+
+
 def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> dict:
     """(name, reader) pairs of image files -> {"pixels": (Z, H, W) grey levels in [0, 255], uint8
     (float32 where a slice has fractional levels), in natural name order; "files": the names in
@@ -38,8 +54,9 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
     if len(files) > limits.max_slices:
         raise InputTooLargeError(f"{name}: {len(files)} images, over the limit of {limits.max_slices} slices. "
                                  "Give one series at a time.")
+    files, folder_warning = largest_folder(files)
     files = sorted(files, key=lambda f: natural_key(f[0]))
-    pixels, formats, warnings, first_shape = None, set(), [], None
+    pixels, formats, warnings, first_shape = None, set(), [folder_warning] if folder_warning else [], None
     for z, (fname, read) in enumerate(files):
         grey, fmt, slice_warnings = read_image(read(), fname, limits)
         if pixels is None:
