@@ -249,3 +249,10 @@ def test_images_in_several_folders_use_the_largest_as_the_series(sample_volume):
     scan = load_scan(_zip(files), "study.zip")
     assert scan.n_slices == 5 and np.array_equal(scan.pixels, grey[:5])
     assert any("2 folders" in w and "series2" in w for w in scan.warnings)
+
+
+def test_a_bad_image_in_a_stack_names_the_archive_and_the_file(sample_volume):
+    _, hu, _ = sample_volume
+    good = _png(_renders(hu[50:51])[0])
+    with pytest.raises(InputError, match=r"cut\.zip: IM2\.png: the image is truncated or corrupt"):
+        load_scan(_zip({"IM1.png": good, "IM2.png": good[:300], "IM3.png": good}), "cut.zip")

@@ -81,7 +81,7 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits) -> Scan:
         raise InputTooLargeError(f"{name}: {len(data) / 1e6:.0f} MB is over the limit of "
                                  f"{limits.max_bytes / 1e6:.0f} MB.")
     if data[:4] == b"PK\x03\x04" or name.lower().endswith(".zip"):
-        return _series_scan(_unzip(data, name, limits), _stem(name), limits)
+        return _series_scan(_unzip(data, name, limits), name, limits)
     if _is_nifti(data, name):
         return _nifti_scan(data, name, limits)
     if dicom.is_dicom(data) or name.lower().endswith(".dcm"):

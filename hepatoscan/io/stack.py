@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import LoadLimits
-from ..errors import InputError, InputTooLargeError
+from ..errors import HepatoScanError, InputError, InputTooLargeError
 from .image import read_image
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
@@ -58,7 +58,10 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
     files = sorted(files, key=lambda f: natural_key(f[0]))
     pixels, formats, warnings, first_shape = None, set(), [folder_warning] if folder_warning else [], None
     for z, (fname, read) in enumerate(files):
-        grey, fmt, slice_warnings = read_image(read(), fname, limits)
+        try:
+            grey, fmt, slice_warnings = read_image(read(), fname, limits)
+        except HepatoScanError as e:  # say which archive or folder the bad image is in
+            raise type(e)(f"{name}: {e}") from e
         if pixels is None:
             first_shape = grey.shape
             # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of
