@@ -7,7 +7,6 @@ Targets (from the issues) are printed beside each figure; nothing here asserts.
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import statistics
@@ -15,7 +14,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import zipfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -24,6 +22,8 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 import numpy as np  # noqa: E402
+
+from scripts.fetch_samples import write_stack  # noqa: E402  (one writer of PNG-stack zips)
 
 SAMPLES = ROOT / "samples"
 PNG = SAMPLES / "lits117_z080_w350.png"
@@ -132,19 +132,6 @@ def _write_dicom_series(hu_zyx: np.ndarray, folder: Path) -> None:
         ds.save_as(folder / f"IM{z:04d}.dcm", enforce_file_format=True)
 
 
-def _write_png_stack(hu_zyx: np.ndarray, path: Path) -> None:
-    """(Z, H, W) HU -> a .zip of W400/L40 PNG slices, as a viewer exports a series."""
-    from PIL import Image
-
-    from hepatoscan.preprocessing import render_8bit
-
-    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:
-        for k, s in enumerate(hu_zyx):
-            buf = io.BytesIO()
-            Image.fromarray(render_8bit(s.astype(np.float32), (-160.0, 240.0))).save(buf, format="PNG")
-            z.writestr(f"IM{k}.png", buf.getvalue())
-
-
 def _peak_rss(path: Path, outputs: Path | None = None) -> tuple[str, float]:
     r = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT.format(
         root=str(ROOT), path=str(path), outputs=str(outputs) if outputs else "")],
@@ -170,7 +157,7 @@ def peak_rss_mb() -> dict:
         series.mkdir()
         _write_dicom_series(big, series)
         stack = tmp / "pngs.zip"
-        _write_png_stack(big, stack)
+        write_stack(big, stack, range(len(big)), (-160.0, 240.0), folder="")
         del big, hu
         out = {"peak_rss_512x512x150_mb": _peak_rss(nifti)[1],
                "peak_rss_512x512x150_dicom_series_mb": _peak_rss(series)[1],

@@ -16,8 +16,6 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
 from . import __version__
 from .errors import HepatoScanError
 
@@ -56,24 +54,22 @@ def expand_inputs(paths: list[str], stack: bool = False) -> list[Path]:
 def looks_like_a_series(images: list[Path], first: int = 8) -> bool:
     """Whether the first ``first`` images (natural name order) look like consecutive slices of one
     series (hepatoscan.series), so that a folder given without --stack may deserve it."""
-    from PIL import Image, UnidentifiedImageError
-
+    from .config import LoadLimits
+    from .io.image import read_image
     from .io.stack import natural_key
-    from .preprocessing import SERIES_MIN_SIMILARITY
-    from .series import neighbour_similarity, thumbnail
+    from .series import neighbour_similarity, separate_images, thumbnail
 
     thumbs, sizes = [], set()
     for path in sorted(images, key=lambda p: natural_key(p.name))[:first]:
         try:
-            with Image.open(path) as img:
-                sizes.add(img.size)
-                thumbs.append(thumbnail(np.asarray(img.convert("L"))))
-        except (OSError, UnidentifiedImageError, ValueError):
+            grey = read_image(path.read_bytes(), path.name, LoadLimits())[0]
+        except (HepatoScanError, OSError):
             return False  # a bad file is reported when it is segmented
+        sizes.add(grey.shape)
+        thumbs.append(thumbnail(grey))
     if len(thumbs) < 3 or len(sizes) > 1:
         return False
-    similarity = neighbour_similarity(thumbs)
-    return similarity is not None and similarity >= SERIES_MIN_SIMILARITY
+    return not separate_images(neighbour_similarity(thumbs))
 
 
 def _stem(path: Path) -> str:

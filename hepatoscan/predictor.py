@@ -17,13 +17,13 @@ from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks, clean_separate_slices
-from .preprocessing import (SERIES_MIN_SIMILARITY, STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
+from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, softness_warning, surround_note,
                       white_fraction)
 from .scan import Scan
-from .series import neighbour_similarity, separate_images_warning, thumbnail
+from .series import neighbour_similarity, separate_images, separate_images_warning, thumbnail
 from .tflite_model import TFLiteModel
 
 log = logging.getLogger(__name__)
@@ -154,7 +154,7 @@ class Predictor:
             if scan.is_volume:
                 thumbs.append(thumbnail(pixels))
         similarity = neighbour_similarity(thumbs)
-        if self.stack_window and similarity is not None and similarity >= SERIES_MIN_SIMILARITY:
+        if self.stack_window and scan.is_volume and not separate_images(similarity):
             estimates = share_stack_window(estimates)
         return boxes, estimates, similarity
 
@@ -170,7 +170,6 @@ class Predictor:
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         boxes, estimates, similarity = self._read_windows(scan)
-        separate = similarity is not None and similarity < SERIES_MIN_SIMILARITY
         cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
@@ -197,7 +196,7 @@ class Predictor:
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()
-        clean = clean_separate_slices if separate else clean_masks
+        clean = clean_separate_slices if separate_images(similarity) else clean_masks
         liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
         t2 = time.perf_counter()
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None

@@ -32,9 +32,15 @@ def neighbour_similarity(thumbs: list[np.ndarray]) -> float | None:
     return float(np.median(r))
 
 
+def separate_images(similarity: float | None) -> bool:
+    """Whether a stack whose neighbours correlate ``similarity`` (None: no stack) holds separate
+    images rather than one series' consecutive slices."""
+    return similarity is not None and similarity < SERIES_MIN_SIMILARITY
+
+
 def separate_images_warning(similarity: float | None, n: int) -> str | None:
     """The warning for a stack whose images are not one series' consecutive slices, else None."""
-    if similarity is None or similarity >= SERIES_MIN_SIMILARITY:
+    if not separate_images(similarity):
         return None
     return (f"The {n} images do not look like consecutive slices of one series (neighbouring images "
             f"correlate {similarity:.2f}; consecutive CT slices {SERIES_MIN_SIMILARITY:g} or more), so each was "

@@ -80,19 +80,21 @@ def main(argv=None):
     log.info("wrote samples to %s", a.out)
 
 
-def write_stack(hu: np.ndarray, path: Path) -> None:
-    """(Z, H, W) HU -> a .zip of one PNG per slice of STACK_SLICES, rendered with STACK_WINDOW."""
+def write_stack(hu: np.ndarray, path: Path, slices=STACK_SLICES, window=STACK_WINDOW,
+                folder: str = "lits117_w350/") -> None:
+    """(Z, H, W) HU -> a .zip of one PNG per slice of ``slices`` (``folder``IM<k>.png), rendered
+    with ``window`` (lo, hi) HU, as a viewer exports a series."""
     import io
 
     from PIL import Image
 
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:  # PNGs are compressed already
-        for k in STACK_SLICES:
+        for k in slices:
             buf = io.BytesIO()
-            Image.fromarray(render_8bit(hu[k].astype(np.float32), STACK_WINDOW)).save(buf, format="PNG")
-            info = zipfile.ZipInfo(f"lits117_w350/IM{k}.png", date_time=(2024, 1, 1, 0, 0, 0))
+            Image.fromarray(render_8bit(hu[k].astype(np.float32), window)).save(buf, format="PNG")
+            info = zipfile.ZipInfo(f"{folder}IM{k}.png", date_time=(2024, 1, 1, 0, 0, 0))
             z.writestr(info, buf.getvalue())  # a fixed date: the same bytes on every run
-    log.info("%s: %d slices", path.name, len(STACK_SLICES))
+    log.info("%s: %d slices", path.name, len(slices))
 
 
 if __name__ == "__main__":
