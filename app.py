@@ -117,14 +117,16 @@ class HepatoScanApp:
     def __init__(self, pool: PredictorPool, files: RequestFiles):
         self.pool, self.files = pool, files
 
-    def run(self, file, spacing, patient: PatientInfo, progress=None) -> tuple[Result, Path]:
+    def run(self, file, spacing, patient: PatientInfo, progress=None,
+            slice_spacing=None) -> tuple[Result, Path]:
         path = _file_path(file)
         folder = self.files.new()
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
         try:
             with self.pool.get() as predictor:
                 result = analyze(predictor, path, filename=Path(path).name,
-                                 pixel_spacing_mm=float(spacing) if spacing else None, progress=report)
+                                 pixel_spacing_mm=float(spacing) if spacing else None, progress=report,
+                                 slice_spacing_mm=float(slice_spacing) if slice_spacing else None)
             pdf = folder / f"hepatoscan_{result.scan.name}.pdf"
             pdf.write_bytes(result.report_pdf(patient))
         except HepatoScanError as e:
@@ -145,12 +147,15 @@ class HepatoScanApp:
                 gr.Dataframe(value=slice_rows(result, z), headers=MEASUREMENT_HEADERS),
                 gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
 
-    def segment_ui(self, file, spacing, name, pid, age, sex, date, physician, notes, progress=gr.Progress()):
-        result, pdf = self.run(file, spacing, _patient(name, pid, age, sex, date, physician, notes), progress)
+    def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes,
+                   progress=gr.Progress()):
+        result, pdf = self.run(file, spacing, _patient(name, pid, age, sex, date, physician, notes), progress,
+                               slice_spacing)
         z = result.default_slice
         n = result.scan.n_slices
+        kind = "Image" if result.measurements.separate_images else "Slice"
         slider = gr.Slider(minimum=0, maximum=max(1, n - 1), value=z, step=1, visible=n > 1,
-                           label=f"Slice (opens on the largest tumor; {n} slices)")
+                           label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
         summary += "".join(f"\n\n**Warning:** {w}" for w in result.warnings)
         return (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result)
@@ -163,9 +168,16 @@ class HepatoScanApp:
     def segment_api(self, file, pixel_spacing_mm, patient_name, patient_id, patient_age, patient_sex,
                     study_date, referring_physician, notes):
         """Segment one CT input; returns (measurements JSON, PDF report, overlay PNG)."""
+        return self.segment_series_api(file, pixel_spacing_mm, 0, patient_name, patient_id, patient_age,
+                                       patient_sex, study_date, referring_physician, notes)
+
+    def segment_series_api(self, file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                           patient_sex, study_date, referring_physician, notes):
+        """As segment_api, plus the spacing between slices in mm, for a .zip of one series' PNG/JPG
+        slices (which carry none): volumes then come in mL."""
         result, pdf = self.run(file, pixel_spacing_mm,
                                _patient(patient_name, patient_id, patient_age, patient_sex, study_date,
-                                        referring_physician, notes))
+                                        referring_physician, notes), slice_spacing=slice_spacing_mm)
         overlay = pdf.with_name("overlay.png")
         write_png(result.views(result.default_slice)["overlay"], overlay)
         return json.loads(json.dumps(result.document(), default=str)), str(pdf), str(overlay)
@@ -182,8 +194,12 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
             with gr.Column(scale=2, min_width=300) as left_column:
                 upload = gr.File(label="CT image or study: PNG/JPG, DICOM, .zip (DICOM series or PNG/JPG slices), NIfTI",
                                  file_types=FILE_TYPES, type="filepath", elem_id="upload")
-                spacing = gr.Number(label="Pixel spacing in mm (PNG/JPG only; leave 0 if unknown: results are then in pixels)",
-                                    value=0, minimum=0, maximum=50, elem_id="spacing")
+                with gr.Row():
+                    spacing = gr.Number(label="Pixel spacing in mm (PNG/JPG only; 0 if unknown: results in pixels)",
+                                        value=0, minimum=0, maximum=50, elem_id="spacing")
+                    slice_spacing = gr.Number(label="Slice spacing in mm (.zip of PNG/JPG slices; 0 if unknown: "
+                                              "volumes in voxels)", value=0, minimum=0, maximum=50,
+                                              elem_id="slice_spacing")
                 with gr.Accordion("Patient information (optional, printed on the PDF)", open=False):
                     with gr.Row():
                         name = gr.Textbox(label="Name")
@@ -221,15 +237,17 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         ui_outputs = [overlay, original, liver, tumor, measurements, lesions, summary, pdf, data, slider, state]
         with left_column:
             gr.Examples(examples, inputs=[upload], outputs=ui_outputs,
-                        fn=lambda f: handlers.segment_ui(f, 0, *[""] * 7), run_on_click=True,
+                        fn=lambda f: handlers.segment_ui(f, 0, 0, *[""] * 7), run_on_click=True,
                         cache_examples=False, label="Examples: LiTS case 117 (click to run)")
-        button.click(handlers.segment_ui, [upload, spacing, *patient_inputs], ui_outputs,
+        button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs], ui_outputs,
                      concurrency_limit=CONCURRENCY, api_visibility="private")
         slider.release(handlers.show_slice, [state, slider], ui_outputs[:6], api_visibility="private")
         api_out = [gr.JSON(visible=False), gr.File(visible=False), gr.File(visible=False)]
         api_button = gr.Button(visible=False)
         api_button.click(handlers.segment_api, [upload, spacing, *patient_inputs], api_out, api_name="segment",
                          concurrency_limit=CONCURRENCY)
+        api_button.click(handlers.segment_series_api, [upload, spacing, slice_spacing, *patient_inputs], api_out,
+                         api_name="segment_series", concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

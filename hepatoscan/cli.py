@@ -107,6 +107,20 @@ def _unique_dir(out: Path, stem: str, used: set) -> Path:
     return out / name
 
 
+def _totals(summary: dict) -> dict:
+    """summary.csv's liver, tumor and units columns for one result's summary."""
+    s = summary
+    if s.get("separate_images"):
+        return {"liver": "", "tumor": "", "units": "per image (see measurements.json)"}
+    if "liver_voxels" in s:  # a volume
+        if s["liver_volume_ml"] is None:
+            return {"liver": s["liver_voxels"], "tumor": s["tumor_voxels"], "units": "voxels"}
+        return {"liver": s["liver_volume_ml"], "tumor": s["tumor_volume_ml"], "units": "mL"}
+    if s["units"] == "mm":
+        return {"liver": s["liver_area_mm2"], "tumor": s["tumor_area_mm2"], "units": "mm2"}
+    return {"liver": s["liver_area_px"], "tumor": s["tumor_area_px"], "units": "px"}
+
+
 def segment_command(args) -> int:
     from .config import LoadLimits
     from .pipeline import analyze, write_outputs
@@ -150,18 +164,8 @@ def segment_command(args) -> int:
             target = _unique_dir(out, _stem(path), used)
             write_outputs(result, target, pdf=args.pdf, patient=patient)
             s = result.summary()
-            volume = result.measurements.volume is not None
-            row.update(output_dir=str(target), slices=s["slices"], units=s["units"],
-                       lesion_count=s["lesion_count"],
-                       liver=s["liver_volume_ml"] if volume else (s["liver_area_mm2"] or s["liver_area_px"]),
-                       tumor=s["tumor_volume_ml"] if volume else (s["tumor_area_mm2"] if s["units"] == "mm" else s["tumor_area_px"]),
-                       message=" ".join(result.warnings))
-            if volume and s["liver_volume_ml"] is None:
-                row.update(liver=s["liver_voxels"], tumor=s["tumor_voxels"], units="voxels")
-            elif volume:
-                row["units"] = "mL"
-            elif s["units"] == "mm":
-                row["units"] = "mm2"
+            row.update(output_dir=str(target), slices=s["slices"], lesion_count=s["lesion_count"],
+                       message=" ".join(result.warnings), **_totals(s))
             log.info("%s: %s", label, result.describe())
         except HepatoScanError as e:
             failed += 1

@@ -74,9 +74,18 @@ class VolumeMeasurements:
 class Measurements:
     units: str  # "mm" when spacing is known, else "px"
     spacing_mm: tuple | None
-    slices: list[SliceMeasurements]  # every slice with liver (a 2D input: its one slice)
-    volume: VolumeMeasurements | None  # volumes only
+    slices: list[SliceMeasurements]  # every slice with liver (a 2D input: its one slice; separate images: each)
+    volume: VolumeMeasurements | None  # volumes only (not separate images)
     notes: list[str] = field(default_factory=list)
+    separate_images: bool = False  # a stack of unrelated images: each measured on its own, no volume
+
+    def slice(self, z: int) -> SliceMeasurements | None:
+        """The measurements of slice (or image) z; None where a volume's slice holds no liver."""
+        return next((s for s in self.slices if s.slice_index == z), None)
+
+    def images_with(self, what: str) -> int:
+        """Separate images: how many hold ``what`` ("liver" or "tumor")."""
+        return sum(getattr(s, f"{what}_area_px") > 0 for s in self.slices)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -267,16 +276,20 @@ def measure(seg) -> Measurements:
         notes.append("Pixel spacing unknown: areas and diameters are in pixels only. Give the pixel "
                      "spacing in mm to get physical units.")
     volume, lesion_ids = None, None
-    if scan.is_volume:
+    separate = bool(getattr(seg, "separate_images", False))
+    if separate:
+        notes.append("Separate images, not one series: each is measured on its own (areas and 2D lesions); "
+                     "no volume is reported.")
+    elif scan.is_volume:
         volume, lesion_ids = measure_volume(seg.liver, seg.tumor, spacing, hu)
         if spacing is not None and not spacing[0]:
             notes.append("Slice spacing unknown: volumes are not reported in mL.")
     slices = []
     for z in range(scan.n_slices):
-        if scan.is_volume and not seg.liver[z].any():
+        if scan.is_volume and not separate and not seg.liver[z].any():
             continue
         slices.append(measure_slice(seg.liver[z], seg.tumor[z], z, pixel_spacing,
                                     hu[z] if hu is not None else None,
                                     lesion_ids.slice_labels(z) if lesion_ids is not None else None))
     return Measurements(units="mm" if pixel_spacing else "px", spacing_mm=spacing, slices=slices,
-                        volume=volume, notes=notes)
+                        volume=volume, notes=notes, separate_images=separate)

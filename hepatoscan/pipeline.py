@@ -46,8 +46,12 @@ class Result:
 
     @property
     def key_slices(self) -> list[int]:
-        """Slices to show: the 2D input's one slice, or a volume's key slices (largest tumor first)."""
-        v = self.measurements.volume
+        """Slices to show: the 2D input's one slice, a volume's key slices (largest tumor first), or of
+        separate images those with the most tumor, then the most liver."""
+        m = self.measurements
+        if m.separate_images:
+            return [s.slice_index for s in sorted(m.slices, key=lambda s: (-s.tumor_area_px, -s.liver_area_px))]
+        v = m.volume
         if v is None:
             return [0]
         first = [v.largest_tumor_slice] if v.largest_tumor_slice is not None else []
@@ -78,7 +82,11 @@ class Result:
                "white_fraction": self.segmentation.white_fraction,
                "model": f"{self.card.name} {self.card.version}", "backend": self.backend,
                "elapsed_ms": round(self.elapsed_ms, 1)}
-        if m.volume is not None:
+        if m.separate_images:
+            out.update(separate_images=True, images_with_liver=m.images_with("liver"),
+                       images_with_tumor=m.images_with("tumor"),
+                       lesion_count=sum(s.lesion_count for s in m.slices))
+        elif m.volume is not None:
             v = m.volume
             out.update(liver_volume_ml=v.liver_volume_ml, tumor_volume_ml=v.tumor_volume_ml,
                        liver_voxels=v.liver_voxels, tumor_voxels=v.tumor_voxels,
@@ -92,9 +100,11 @@ class Result:
         return out
 
     def slice_name(self, z: int) -> str:
-        """"Slice z", and for a stack of image files the file's name: "Slice 59 (IM91.png)"."""
+        """"Slice z" ("Image z" of separate images), and for a stack of image files the file's name:
+        "Slice 59 (IM91.png)"."""
         files = self.scan.metadata.get("slice_files")
-        return f"Slice {z} ({files[z]})" if files else f"Slice {z}"
+        label = f"Image {z}" if self.measurements.separate_images else f"Slice {z}"
+        return f"{label} ({files[z]})" if files else label
 
     def document(self) -> dict:
         """Summary and every measurement, as measurements.json and the API return them; the slices
@@ -110,7 +120,10 @@ class Result:
         """The result in a few plain sentences (with the warnings at the end unless ``warnings`` is
         False, for a caller that shows them on their own)."""
         s = self.summary()
-        if self.measurements.volume is not None:
+        if self.measurements.separate_images:
+            text = (f"{s['slices']} separate images: liver in {s['images_with_liver']}, tumor in "
+                    f"{s['images_with_tumor']}, {s['lesion_count']} lesion(s) in all; the figures are per image.")
+        elif self.measurements.volume is not None:
             liver = f"{s['liver_volume_ml']:.0f} mL" if s["liver_volume_ml"] is not None else f"{s['liver_voxels']:,} voxels"
             tumor = f"{s['tumor_volume_ml']:.1f} mL" if s["tumor_volume_ml"] is not None else f"{s['tumor_voxels']:,} voxels"
             text = (f"Volume of {s['slices']} slices. Liver {liver}; tumor {tumor} in "
@@ -213,7 +226,7 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
         paths[key] = out_dir / fname
     (out_dir / "measurements.json").write_text(json.dumps(result.document(), indent=1, default=str))
     paths["measurements"] = out_dir / "measurements.json"
-    if result.scan.is_volume:
+    if result.scan.is_volume and not result.measurements.separate_images:  # separate images: masks/ only
         for key, mask in (("liver_nifti", seg.liver), ("tumor_nifti", seg.tumor)):
             path = out_dir / f"{key.split('_')[0]}_mask.nii.gz"
             nib.save(_to_nifti(mask, result.scan), str(path))

@@ -53,7 +53,9 @@ class Segmentation:
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
     blurred (hepatoscan.quality); white_fraction: for 8-bit input, the median share of the sampled
     slices' non-black pixels that are clipped to white, in [0, 1] (None for HU);
-    warnings: what the user should know of the result (a soft or a white-clipped image).
+    warnings: what the user should know of the result (a soft or a white-clipped image);
+    separate_images: a stack of 8-bit images that are not one series' consecutive slices
+    (hepatoscan.series): each was segmented on its own, and is measured on its own.
     """
 
     scan: Scan
@@ -64,6 +66,7 @@ class Segmentation:
     blur_effect: float | None = None
     white_fraction: float | None = None
     warnings: list[str] = field(default_factory=list)
+    separate_images: bool = False
 
     def window_summary(self) -> str | None:
         """A sentence on how 8-bit input was standardised, or None for HU input."""
@@ -74,7 +77,8 @@ class Segmentation:
             text = f"8-bit image: display window {ests[0].describe()}, mapped to the model's window."
             return f"{text} {ests[0].caveat()}".rstrip()
         widths = [e.width_hu for e in ests]
-        text = (f"8-bit images: display windows estimated per slice (width {min(widths):.0f} to "
+        unit = "image" if self.separate_images else "slice"
+        text = (f"8-bit images: display windows estimated per {unit} (width {min(widths):.0f} to "
                 f"{max(widths):.0f} HU), mapped to the model's window.")
         shared = sum(e.stack_median for e in ests)
         if shared:
@@ -82,7 +86,7 @@ class Segmentation:
                      "and took it instead (one series is exported with one window).")
         clipped = sum(e.fat_clipped for e in ests)
         if clipped:
-            text += (f" On {clipped} of {len(ests)} slices fat lies at the black end (narrow windows clip it), "
+            text += (f" On {clipped} of {len(ests)} {unit}s fat lies at the black end (narrow windows clip it), "
                      "so the estimate is rough there.")
         return text
 
@@ -206,4 +210,5 @@ class Predictor:
                                 softness_warning(blur, self.quality), clipping_warning(white, self.quality)) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
-                            blur_effect=blur, white_fraction=white, warnings=warnings)
+                            blur_effect=blur, white_fraction=white, warnings=warnings,
+                            separate_images=separate_images(similarity))

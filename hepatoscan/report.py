@@ -183,13 +183,59 @@ class _Report(FPDF):
                 for v in row:
                     r.cell(v)
 
-    def picture(self, rgb: np.ndarray, width_mm: float = 180):
-        h, w = rgb.shape[:2]
-        height_mm = width_mm * h / w
+    def ensure_space(self, height_mm: float):
+        """A new page unless ``height_mm`` fits above the footer."""
         if self.get_y() + height_mm > self.h - 20:
             self.add_page()
+
+    def picture(self, rgb: np.ndarray, width_mm: float = 180, caption: str | None = None):
+        """The picture across the page, with its caption above it on the same page."""
+        h, w = rgb.shape[:2]
+        height_mm = width_mm * h / w
+        self.ensure_space(height_mm + (5 if caption else 0))
+        if caption:
+            self.set_font("DejaVu", "B", 9)
+            self.cell(0, 5, caption, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+            self.set_font("DejaVu", "", 9)
         self.image(Image.fromarray(rgb), x=15, w=width_mm, h=height_mm)
         self.ln(1)
+
+
+def _image_name(result, z: int) -> str:
+    """Image z of a stack as its file's name (its index where there is none)."""
+    files = result.scan.metadata.get("slice_files")
+    return files[z] if files else str(z)
+
+
+def _separate_images_tables(pdf: _Report, result, mm: bool, max_rows: int = 60):
+    """Separate images (not one series): totals and a row per image."""
+    m = result.measurements
+    pdf.kv_table([("Images", f"{len(m.slices)}, not one series: each segmented and measured on its own"),
+                  ("With liver / tumor", f"{m.images_with('liver')} / {m.images_with('tumor')}"),
+                  ("Lesions (all images)", str(sum(s.lesion_count for s in m.slices)))])
+    pdf.grid(["Image", "Liver area", "Tumor area", "Tumor burden", "Lesions"],
+             [[_image_name(result, s.slice_index),
+               _fmt(s.liver_area_mm2, " mm²") if mm else f"{s.liver_area_px:,} px",
+               _fmt(s.tumor_area_mm2, " mm²") if mm else f"{s.tumor_area_px:,} px",
+               f"{s.tumor_burden_pct:.2f} %", str(s.lesion_count)]
+              for s in m.slices[:max_rows]])
+    if len(m.slices) > max_rows:
+        pdf.multi_cell(0, 5, f"... and {len(m.slices) - max_rows} more images: see measurements.json.",
+                       new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
+def _separate_image_lesions(pdf: _Report, result, mm: bool):
+    """Separate images: every image's 2D lesions (the first 40), named by their image."""
+    m = result.measurements
+    lesions = [(s.slice_index, l) for s in m.slices for l in s.lesions]
+    if lesions:
+        pdf.section("Lesions per image" + (f": the first 40 of {len(lesions)}" if len(lesions) > 40 else ""))
+        unit = " mm" if mm else " px"
+        pdf.grid(["Lesion", "Area", "Longest diameter", "Perpendicular", "RECIST measurable"],
+                 [[f"{_image_name(result, z)} #{l.lesion_id}", _fmt(l.area_mm2, " mm²") if mm else f"{l.area_px} px",
+                   _fmt(l.longest_diameter_mm if mm else l.longest_diameter_px, unit),
+                   _fmt(l.short_axis_mm if mm else l.short_axis_px, unit),
+                   _fmt(l.measurable) if mm else "needs spacing"] for z, l in lesions[:40]])
 
 
 def build_report(result, patient: PatientInfo | None = None) -> bytes:
@@ -215,7 +261,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     spacing = (" x ".join("?" if s is None else f"{s:.3g}" for s in scan.spacing_mm) + " mm (z, y, x)"
                if scan.spacing_mm else "unknown: measurements in pixels only")
     info = [("File", f"{scan.name} ({scan.source_format})"),
-            ("Size", f"{scan.n_slices} slice(s) of {scan.pixels.shape[2]} x {scan.pixels.shape[1]} px"),
+            ("Size", f"{scan.n_slices} {'images' if m.separate_images else 'slice(s)'} of {scan.pixels.shape[2]} x {scan.pixels.shape[1]} px"),
             ("Spacing", spacing),
             ("Intensity", "Hounsfield units" if scan.is_hu else "8-bit display image")]
     if result.segmentation.window_summary():
@@ -229,7 +275,9 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
 
     pdf.section("Measurements")
     mm = m.units == "mm"
-    if m.volume is not None:
+    if m.separate_images:
+        _separate_images_tables(pdf, result, mm)
+    elif m.volume is not None:
         v = m.volume
         pdf.kv_table([
             ("Liver volume", _fmt(v.liver_volume_ml, " mL") if v.liver_volume_ml is not None else f"{v.liver_voxels:,} voxels"),
@@ -248,7 +296,9 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     for note in m.notes:
         pdf.multi_cell(0, 5, "Note: " + note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
-    if m.volume is not None and m.volume.lesions:
+    if m.separate_images:
+        _separate_image_lesions(pdf, result, mm)
+    elif m.volume is not None and m.volume.lesions:
         shown = min(40, len(m.volume.lesions))
         pdf.section("Lesions (3D)" + (f": the {shown} largest of {len(m.volume.lesions)}" if shown < len(m.volume.lesions) else ""))
         header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU"]
@@ -256,7 +306,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
                            str(l.largest_slice),
                            _fmt(l.longest_diameter_mm, " mm") if mm else _fmt(l.longest_diameter_px, " px"),
                            _fmt(l.mean_hu)] for l in m.volume.lesions[:40]])
-    elif m.volume is None and m.slices[0].lesions:
+    elif m.volume is None and not m.separate_images and m.slices[0].lesions:
         n = len(m.slices[0].lesions)
         pdf.section("Lesions" + (f": the 40 largest of {n}" if n > 40 else ""))
         unit = " mm" if mm else " px"
@@ -267,12 +317,9 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
                    _fmt(l.measurable) if mm else "needs spacing", _fmt(l.mean_hu)]
                   for l in m.slices[0].lesions[:40]])
 
-    pdf.section("Images" if not scan.is_volume else "Key slices")
+    pdf.section("Images" if not scan.is_volume or m.separate_images else "Key slices")
     for z in result.key_slices[:3]:
-        if scan.is_volume:
-            pdf.set_font("DejaVu", "B", 9)
-            pdf.cell(0, 5, result.slice_name(z), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-        pdf.picture(result.views(z)["panel"])
+        pdf.picture(result.views(z)["panel"], caption=result.slice_name(z) if scan.is_volume else None)
 
     pdf.section("Model")
     pdf.kv_table([("Model", f"{card.name} {card.version} ({card.quantization})"),

@@ -44,6 +44,5 @@ def separate_images_warning(similarity: float | None, n: int) -> str | None:
         return None
     return (f"The {n} images do not look like consecutive slices of one series (neighbouring images "
             f"correlate {similarity:.2f}; consecutive CT slices {SERIES_MIN_SIMILARITY:g} or more), so each was "
-            "segmented on its own: its own display window and a 2D clean-up. The volume totals and 3D lesion "
-            "count still add them up as one series; for separate images use the per-slice figures, or "
-            "segment the images one at a time.")
+            "segmented and measured on its own: its own display window, a 2D clean-up, and no volume or 3D "
+            "lesions (they would add up images of different levels or patients). The figures are per image.")

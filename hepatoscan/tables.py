@@ -19,20 +19,24 @@ LESION3D_HEADERS = ["Lesion", "Volume", "Largest on slice", "Longest diameter", 
 
 
 def slice_rows(result, z: int) -> list[list[str]]:
-    """Rows for slice z (and, for a volume, the volume totals first)."""
+    """Rows for slice z (and, for a volume or separate images, the totals first)."""
     m = result.measurements
     rows = []
-    if m.volume is not None:
+    if m.separate_images:
+        rows += [["Images (separate, each measured on its own)", fmt_value(len(m.slices))],
+                 ["Images with liver / tumor", f"{m.images_with('liver')} / {m.images_with('tumor')}"],
+                 ["Lesions (all images)", fmt_value(sum(s.lesion_count for s in m.slices))]]
+    elif m.volume is not None:
         v = m.volume
         rows += [["Liver volume", fmt_value(v.liver_volume_ml, " mL") if v.liver_volume_ml is not None else fmt_value(v.liver_voxels, " voxels")],
                  ["Tumor volume", fmt_value(v.tumor_volume_ml, " mL", 2) if v.tumor_volume_ml is not None else fmt_value(v.tumor_voxels, " voxels")],
                  ["Tumor burden (volume)", fmt_value(v.tumor_burden_pct, " %", 2)],
                  ["Lesions (3D)", fmt_value(v.lesion_count)]]
-    s = next((s for s in m.slices if s.slice_index == z), None)
-    prefix = f"Slice {z}: " if m.volume is not None else ""
+    s = m.slice(z)
+    prefix = f"Image {z}: " if m.separate_images else f"Slice {z}: " if m.volume is not None else ""
     files = result.scan.metadata.get("slice_files")
     if files:  # a stack of image files: which file this slice is
-        rows.append([f"Slice {z}: file", files[z]])
+        rows.append([prefix + "file", files[z]])
     if s is None:
         return rows + [[prefix + "liver", "none found on this slice"]]
     mm = m.units == "mm"
@@ -46,7 +50,8 @@ def slice_rows(result, z: int) -> list[list[str]]:
 
 
 def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
-    """(headers, rows): a volume's 3D lesions, or the lesions of a 2D input."""
+    """(headers, rows): a volume's 3D lesions, or the lesions of a 2D input (of separate images:
+    image z's)."""
     m = result.measurements
     if m.volume is not None:
         mm = m.units == "mm"
@@ -55,7 +60,9 @@ def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
                                    str(l.largest_slice),
                                    fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
                                    fmt_value(l.mean_hu)] for l in m.volume.lesions]
-    s = m.slices[0]
+    s = m.slice(z) if m.separate_images else m.slices[0]
+    if s is None:
+        return LESION_HEADERS, []
     mm = m.units == "mm"
     return LESION_HEADERS, [[str(l.lesion_id), fmt_value(l.area_mm2, " mm²") if mm else fmt_value(l.area_px, " px"),
                              fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),

@@ -31,7 +31,7 @@ def handlers():
 
 
 def test_handler_segments_png_with_patient(handlers):
-    out = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, "Jürgen Müller", "", "", "", "", "", "",
+    out = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, 0, "Jürgen Müller", "", "", "", "", "", "",
                               progress=None)
     annotated, original, liver, tumor, table, lesions, summary, pdf, data, slider, state = out
     assert annotated[0].shape[:2] == original.shape == liver.shape
@@ -46,21 +46,29 @@ def test_handler_shows_a_soft_image_warning_once_on_its_own_line(handlers, tmp_p
 
     soft = tmp_path / "thumbnail.png"
     Image.open(SAMPLES / "lits117_z064_w350.png").filter(ImageFilter.GaussianBlur(2)).save(soft)
-    summary, data = (lambda o: (o[6], o[8]))(handlers.segment_ui(str(soft), 0, *[""] * 7, progress=None))
+    summary, data = (lambda o: (o[6], o[8]))(handlers.segment_ui(str(soft), 0, 0, *[""] * 7, progress=None))
     assert summary.count("soft where the model sees it") == 1
     assert "\n\n**Warning:** The image is soft" in summary
     assert data["blur_effect"] > 0.6 and len(data["warnings"]) == 1
-    sharp = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, *[""] * 7, progress=None)
+    sharp = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, 0, *[""] * 7, progress=None)
     assert "Warning" not in sharp[6] and sharp[8]["warnings"] == []
 
 
 def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
-    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, *[""] * 7, progress=None)
+    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, progress=None)
     data, slider, state = out[8], out[9], out[10]
     assert data["slices"] == 128 and data["liver_volume_ml"] > 100
     assert slider.visible and slider.value == data["largest_tumor_slice"]
     views = handlers.show_slice(state, 10)
     assert views[1].shape == (128, 128)
+
+
+def test_handler_slice_spacing_gives_a_zip_of_png_slices_volumes_in_ml(handlers):
+    out = handlers.segment_ui(str(SAMPLES / "lits117_w350_slices.zip"), 0.8, 2.5, *[""] * 7, progress=None)
+    data, table = out[8], out[4].value
+    assert data["liver_volume_ml"] == pytest.approx(data["liver_voxels"] * 0.8 * 0.8 * 2.5 / 1000, rel=1e-3)
+    rows = dict(map(tuple, table["data"]))
+    assert rows["Liver volume"].endswith(" mL")
 
 
 def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
@@ -69,7 +77,7 @@ def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
 
     from conftest import dice
 
-    out = handlers.segment_ui(str(SAMPLES / "lits117_w350_slices.zip"), 0, *[""] * 7, progress=None)
+    out = handlers.segment_ui(str(SAMPLES / "lits117_w350_slices.zip"), 0, 0, *[""] * 7, progress=None)
     data, slider, state, summary = out[8], out[9], out[10], out[6]
     assert data["slices"] == 64 and data["format"] == "png-stack" and data["lesion_count"] >= 1
     assert data["liver_voxels"] > 0 and data["liver_volume_ml"] is None  # no spacing in PNGs
@@ -91,10 +99,10 @@ def test_handler_bad_input_is_a_gradio_error(handlers, tmp_path, content, name, 
     f = tmp_path / name
     f.write_bytes(content)
     with pytest.raises(gr.Error) as info:
-        handlers.segment_ui(str(f), 0, *[""] * 7, progress=None)
+        handlers.segment_ui(str(f), 0, 0, *[""] * 7, progress=None)
     assert words in str(info.value)
     with pytest.raises(gr.Error, match="No file uploaded"):
-        handlers.segment_ui(None, 0, *[""] * 7, progress=None)
+        handlers.segment_ui(None, 0, 0, *[""] * 7, progress=None)
 
 
 def _free_port() -> int:
@@ -155,6 +163,19 @@ def test_api_png_and_volume(client):
     assert Path(pdf).read_bytes()[:5] == b"%PDF-" and Path(overlay).read_bytes()[:4] == b"\x89PNG"
     data, pdf, _ = _segment(client, SAMPLES / "lits117_volume.nii.gz")
     assert data["summary"]["slices"] == 128 and data["summary"]["tumor_volume_ml"] > 1
+    assert Path(pdf).read_bytes()[:5] == b"%PDF-"
+
+
+def test_api_segment_series_gives_ml_for_a_zip_of_png_slices(client):
+    """/segment_series is /segment plus the slice spacing, which PNG slices do not carry: the sample
+    zip's liver comes in mL, voxels x pixel spacing squared x slice spacing."""
+    from gradio_client import handle_file
+
+    data, pdf, _ = client.predict(handle_file(str(SAMPLES / "lits117_w350_slices.zip")), 0.8, 2.0,
+                                  *[""] * 7, api_name="/segment_series")
+    s = data["summary"]
+    assert s["spacing_mm"] == [2.0, 0.8, 0.8]
+    assert s["liver_volume_ml"] == pytest.approx(s["liver_voxels"] * 0.8 * 0.8 * 2.0 / 1000, rel=1e-3)
     assert Path(pdf).read_bytes()[:5] == b"%PDF-"
 
 

@@ -6,6 +6,8 @@ import csv
 import io
 import json
 import random
+import shutil
+import subprocess
 import zipfile
 
 import numpy as np
@@ -210,6 +212,47 @@ def test_zip_of_separate_images_is_segmented_image_by_image(predictor):
         assert np.array_equal(stack.segmentation.tumor[z], alone.tumor[0]), name
     series = analyze(predictor, SAMPLES / "lits117_w350_slices.zip")
     assert not [w for w in series.warnings if "consecutive" in w]
+
+
+def test_separate_images_are_measured_image_by_image_without_a_volume(predictor, tmp_path):
+    """Separate images in one zip get what each would get alone: its areas and 2D lesions, every
+    image listed (by file); no volume, no 3D lesions; the summary counts images, the CLI's
+    summary.csv says the figures are per image, the PDF lists the images."""
+    from conftest import SAMPLES
+    from hepatoscan.pipeline import analyze, write_outputs
+    from hepatoscan.tables import lesion_rows, slice_rows
+
+    names = ["lits117_z040_w400.png", "lits117_z064_w350.png", "lits117_z096_w1500.png"]
+    stack = analyze(predictor, _zip({n: (SAMPLES / n).read_bytes() for n in names}), filename="three.zip",
+                    pixel_spacing_mm=0.8)
+    m = stack.measurements
+    assert m.separate_images and m.volume is None
+    assert [s.slice_index for s in m.slices] == [0, 1, 2]
+    for z, name in enumerate(names):
+        alone = analyze(predictor, SAMPLES / name, pixel_spacing_mm=0.8).measurements.slices[0]
+        mine = m.slice(z)
+        assert (mine.liver_area_px, mine.tumor_area_px, mine.lesion_count) == \
+            (alone.liver_area_px, alone.tumor_area_px, alone.lesion_count), name
+        assert [l.longest_diameter_mm for l in mine.lesions] == [l.longest_diameter_mm for l in alone.lesions]
+    s = stack.summary()
+    assert s["separate_images"] and "liver_volume_ml" not in s
+    assert s["lesion_count"] == sum(x.lesion_count for x in m.slices) > 0
+    assert s["images_with_liver"] == 3
+    assert stack.describe().startswith("3 separate images")
+    tumor_areas = [m.slice(z).tumor_area_px for z in range(3)]
+    assert stack.default_slice == int(np.argmax(tumor_areas))
+    rows = [list(r) for r in slice_rows(stack, 1)]
+    assert ["Image 1: file", names[1]] in rows and not [r for r in rows if "volume" in r[0].lower()]
+    assert len(lesion_rows(stack, 1)[1]) == m.slice(1).lesion_count
+    doc = write_outputs(stack, tmp_path / "three", pdf=True)
+    assert "liver_nifti" not in doc and sorted(p.name for p in doc["slice_masks"].iterdir()) == sorted(names)
+    saved = json.loads(doc["measurements"].read_text())
+    assert [x["file"] for x in saved["measurements"]["slices"]] == names
+    if shutil.which("pdftotext") is None:
+        pytest.fail("pdftotext (poppler-utils) is missing: make test installs it (scripts/system_deps.sh)")
+    text = subprocess.run(["pdftotext", "-layout", str(doc["pdf"]), "-"], capture_output=True, text=True,
+                          check=True).stdout
+    assert "Lesions per image" in text and all(n in text for n in names) and "Liver volume" not in text
 
 
 def test_neighbour_similarity_tells_a_series_from_separate_images(sample_volume):
