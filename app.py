@@ -60,6 +60,7 @@ CSS = """
 #title h1 {margin-bottom: 0.1em}
 #subtitle {color: var(--body-text-color-subdued); margin-top: 0}
 #disclaimer {font-size: 0.85em; color: var(--body-text-color-subdued)}
+#formats {font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: -0.5em}
 """
 
 
@@ -192,14 +193,14 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         state = gr.State(None, time_to_live=REQUEST_FILES_TTL_S)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300) as left_column:
-                upload = gr.File(label="CT image or study: PNG/JPG, DICOM, .zip (DICOM series or PNG/JPG slices), NIfTI",
-                                 file_types=FILE_TYPES, type="filepath", elem_id="upload")
+                upload = gr.File(label="CT image or study", file_types=FILE_TYPES, type="filepath", elem_id="upload")
+                gr.Markdown("PNG/JPG, DICOM, NIfTI, or a .zip of a DICOM series or of one series' PNG/JPG slices.",
+                            elem_id="formats")
                 with gr.Row():
-                    spacing = gr.Number(label="Pixel spacing in mm (PNG/JPG only; 0 if unknown: results in pixels)",
+                    spacing = gr.Number(label="Pixel spacing (mm)", info="PNG/JPG only; 0 if unknown (pixels)",
                                         value=0, minimum=0, maximum=50, elem_id="spacing")
-                    slice_spacing = gr.Number(label="Slice spacing in mm (.zip of PNG/JPG slices; 0 if unknown: "
-                                              "volumes in voxels)", value=0, minimum=0, maximum=50,
-                                              elem_id="slice_spacing")
+                    slice_spacing = gr.Number(label="Slice spacing (mm)", info="PNG/JPG slices; 0 if unknown (voxels)",
+                                              value=0, minimum=0, maximum=50, elem_id="slice_spacing")
                 with gr.Accordion("Patient information (optional, printed on the PDF)", open=False):
                     with gr.Row():
                         name = gr.Textbox(label="Name")

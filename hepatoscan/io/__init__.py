@@ -142,7 +142,8 @@ def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, Callab
                                          "Nested archives are not read: unpack it and zip the DICOM files.")
         files.append((entry, _zip_reader(zf, info, name)))
     if not files:
-        raise InputError(f"{name}: the archive holds no files. Zip the .dcm files of one series.")
+        raise InputError(f"{name}: the archive holds no files. Zip the .dcm files of one series, or its "
+                         "PNG/JPEG slices.")
     return files
 
 
@@ -150,7 +151,10 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
     if len(files) == 1:
         data = files[0][1]()
         if not dicom.is_dicom(data):
-            return _from_bytes(data, files[0][0], limits)
+            try:
+                return _from_bytes(data, files[0][0], limits)
+            except InputError as e:  # say which archive or folder the one file came from
+                raise type(e)(f"{name}: {e}") from e
         files = [(files[0][0], lambda: data)]
     images = [f for f in files if is_image_name(f[0])]
     if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):

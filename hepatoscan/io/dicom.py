@@ -215,8 +215,8 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     skipped += [f for f, ds in datasets if "Rows" not in ds]
     datasets = [(f, ds) for f, ds in datasets if "Rows" in ds]
     if not datasets:
-        raise InputError(f"{name}: no DICOM images found among {len(files)} files. Give a folder "
-                         "or .zip holding the .dcm files of one CT series.")
+        raise InputError(f"{name}: no DICOM or PNG/JPEG images found among {len(files)} files. Give a "
+                         "folder or .zip holding the .dcm files of one CT series, or one series' PNG/JPEG slices.")
     warnings = []
     by_series: dict[str, list] = {}
     for f, ds in datasets:

@@ -40,8 +40,8 @@ def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, 
         raise InputTooLargeError(f"{name}: refused as a possible decompression bomb ({e}).") from e
     except UnidentifiedImageError as e:
         raise UnsupportedFormatError(
-            f"{name}: not a readable image. Give a PNG, JPEG, BMP or TIFF slice, a DICOM file or "
-            "a .zip of a DICOM series, or a NIfTI volume (.nii, .nii.gz).") from e
+            f"{name}: not a readable image. Give a PNG, JPEG, BMP or TIFF slice, a DICOM file, a .zip "
+            "of a DICOM series or of one series' PNG/JPEG slices, or a NIfTI volume (.nii, .nii.gz).") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: the image is truncated or corrupt ({e}). Export it again.") from e
     grey, rgb = _to_grey(img, name)
