@@ -60,7 +60,7 @@ CSS = """
 #title h1 {margin-bottom: 0.1em}
 #subtitle {color: var(--body-text-color-subdued); margin-top: 0}
 #disclaimer {font-size: 0.85em; color: var(--body-text-color-subdued)}
-#formats {font-size: 0.85em; color: var(--body-text-color-subdued); margin-top: -0.5em}
+#formats, #formats p {font-size: 0.85em; color: var(--body-text-color-subdued)}
 """
 
 

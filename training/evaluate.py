@@ -124,12 +124,14 @@ def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
             per_case.append(r)
             log.info("%s", r)
             if windows:
-                for stack in (False, True):
-                    predictor.stack_window = stack
-                    key = case.patient + (STACK_SUFFIX if stack else "")
-                    windows_table[key] = window_grid(predictor, pixels, labels, spacing, case)
-                    quality_table[key] = quality_probe(predictor, pixels, labels, spacing, case)
-                predictor.stack_window = stack_window
+                try:
+                    for stack in (False, True):
+                        predictor.stack_window = stack
+                        key = case.patient + (STACK_SUFFIX if stack else "")
+                        windows_table[key] = window_grid(predictor, pixels, labels, spacing, case)
+                        quality_table[key] = quality_probe(predictor, pixels, labels, spacing, case)
+                finally:  # the caller's predictor reads stacks as it did before
+                    predictor.stack_window = stack_window
         else:
             # 8-bit slices: each slice on its own, as a user uploads a PNG.
             # Per-slice Dice is harsh on slices that hold a few liver pixels; the pooled Dice
