@@ -69,3 +69,20 @@ def test_cli_pixel_spacing_gives_millimetres(tmp_path):
     s = m["measurements"]["slices"][0]
     assert m["summary"]["units"] == "mm"
     assert abs(s["liver_area_mm2"] - s["liver_area_px"] * 0.64) < 1
+
+
+def test_summary_csv_totals_keep_units_and_zero_areas():
+    """summary.csv's liver/tumor columns: mL for volumes with spacing, voxels without, mm2 for a
+    slice with spacing (an area of 0.0 mm2 stays 0.0 mm2, not a pixel count), pixels without, and
+    nothing summed for separate images."""
+    from hepatoscan.cli import _totals
+
+    assert _totals({"liver_voxels": 9, "tumor_voxels": 1, "liver_volume_ml": 1.5, "tumor_volume_ml": 0.2}) == \
+        {"liver": 1.5, "tumor": 0.2, "units": "mL"}
+    assert _totals({"liver_voxels": 9, "tumor_voxels": 1, "liver_volume_ml": None, "tumor_volume_ml": None}) == \
+        {"liver": 9, "tumor": 1, "units": "voxels"}
+    assert _totals({"units": "mm", "liver_area_mm2": 0.0, "tumor_area_mm2": 0.0, "liver_area_px": 0,
+                    "tumor_area_px": 0}) == {"liver": 0.0, "tumor": 0.0, "units": "mm2"}
+    assert _totals({"units": "px", "liver_area_mm2": None, "tumor_area_mm2": None, "liver_area_px": 40,
+                    "tumor_area_px": 4}) == {"liver": 40, "tumor": 4, "units": "px"}
+    assert _totals({"separate_images": True, "units": "px"})["liver"] == ""
