@@ -43,7 +43,9 @@ class Scan:
         return None if self.spacing_mm is None else (self.spacing_mm[1], self.spacing_mm[2])
 
     def with_pixel_spacing(self, pixel_spacing_mm: float | tuple[float, float] | None) -> "Scan":
-        """Return this scan with a user-given in-plane spacing (for PNG/JPG without one)."""
+        """Return this scan with a user-given in-plane spacing (for PNG/JPG, which carry none). A file
+        with its own (DICOM, NIfTI) keeps it, with a warning: a spacing typed for one upload, or given
+        to a whole CLI batch, must not rescale a study that knows its own."""
         if pixel_spacing_mm is None:
             return self
         sy, sx = (pixel_spacing_mm, pixel_spacing_mm) if np.isscalar(pixel_spacing_mm) else pixel_spacing_mm
@@ -52,6 +54,11 @@ class Scan:
         if not (0 < float(sy) < 50 and 0 < float(sx) < 50):
             raise InputError(f"pixel spacing {pixel_spacing_mm} mm is not plausible for CT; give the "
                              "in-plane pixel size in millimetres, typically 0.5 to 1.0")
+        if self.pixel_spacing_mm is not None:
+            own = " x ".join(f"{v:g}" for v in self.pixel_spacing_mm)
+            self.warnings.append(f"The given pixel spacing ({pixel_spacing_mm} mm) was ignored: the file's own "
+                                 f"({own} mm) is used.")
+            return self
         z = self.spacing_mm[0] if self.spacing_mm else None
         self.spacing_mm = (z, float(sy), float(sx))
         return self

@@ -3,6 +3,7 @@ import csv
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import nibabel as nib
 import numpy as np
@@ -86,3 +87,17 @@ def test_summary_csv_totals_keep_units_and_zero_areas():
     assert _totals({"units": "px", "liver_area_mm2": None, "tumor_area_mm2": None, "liver_area_px": 40,
                     "tumor_area_px": 4}) == {"liver": 40, "tumor": 4, "units": "px"}
     assert _totals({"separate_images": True, "units": "px"})["liver"] == ""
+
+
+def test_cli_pixel_spacing_for_a_batch_leaves_a_volume_its_own(tmp_path):
+    """--pixel-spacing is for PNG/JPG; a NIfTI in the same batch keeps its header's spacing (its
+    liver volume is what it is without the option), with a warning in summary.csv."""
+    run_cli(SAMPLES / "lits117_volume.nii.gz", "--out", tmp_path / "plain")
+    r = run_cli(SAMPLES / "lits117_volume.nii.gz", SAMPLES / "lits117_z080_w350.png", "--out", tmp_path / "given",
+                "--pixel-spacing", "0.8")
+    assert r.returncode == 0, r.stderr
+    plain = list(csv.DictReader(open(tmp_path / "plain" / "summary.csv")))[0]
+    given = {Path(row["input"]).name: row for row in csv.DictReader(open(tmp_path / "given" / "summary.csv"))}
+    assert given["lits117_volume.nii.gz"]["liver"] == plain["liver"] and plain["units"] == "mL"
+    assert "given pixel spacing (0.8 mm) was ignored" in given["lits117_volume.nii.gz"]["message"]
+    assert given["lits117_z080_w350.png"]["units"] == "mm2"
