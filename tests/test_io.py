@@ -250,6 +250,73 @@ def test_dicom_with_flipped_orientation_is_shown_the_standard_way():
     np.testing.assert_array_equal(flipped, standard)
 
 
+def _reformat_series(volume: np.ndarray, plane: str, spacing=(2.5, 0.7, 0.8), origin=(-50.0, -20.0, 100.0),
+                     uid="9.9.9") -> list[tuple[str, bytes]]:
+    """(Z, Y, X) display-order HU (feet to head, anterior to posterior, patient right to left) ->
+    one coronal or sagittal DICOM series of it, as a scanner's reformat is stored: rows run from
+    head to feet; coronal columns run right to left, sagittal ones anterior to posterior."""
+    import pydicom
+
+    dz, dy, dx = spacing
+    x0, y0, z0 = origin
+    top = z0 + (volume.shape[0] - 1) * dz
+    if plane == "coronal":  # normal +y: slices anterior to posterior
+        iop, ps = [1, 0, 0, 0, 0, -1], [dz, dx]
+        slices = [(volume[::-1, j, :], [x0, y0 + j * dy, top]) for j in range(volume.shape[1])]
+    else:  # sagittal, normal -x: slices from the patient's left to right
+        iop, ps = [0, 1, 0, 0, 0, -1], [dz, dy]
+        slices = [(volume[::-1, :, i], [x0 + i * dx, y0, top]) for i in range(volume.shape[2])]
+    out = []
+    for k, (img, ipp) in enumerate(slices):
+        ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(np.ascontiguousarray(img), 0.0, k + 1, series_uid=uid)))
+        ds.ImageOrientationPatient, ds.ImagePositionPatient, ds.PixelSpacing = iop, ipp, ps
+        buf = io.BytesIO()
+        ds.save_as(buf)
+        out.append((f"{plane}/IM{k:04d}.dcm", buf.getvalue()))
+    return out
+
+
+def _zip_files(files: list[tuple[str, bytes]]) -> bytes:
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files:
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("plane", ["coronal", "sagittal"])
+def test_coronal_and_sagittal_series_are_resliced_to_axial(sample_volume, plane):
+    """A reformat series holds the same voxels as the axial volume: resliced, the scan equals the
+    volume voxel for voxel, with the spacing and origin of its axes and a warning that says so."""
+    _, hu, _ = sample_volume
+    volume = np.maximum(hu[30:70, 10:110, 20:100], -1024).astype(np.int16)  # (40, 100, 80); -1024: stored unsigned
+    scan = load_scan(_zip_files(_reformat_series(volume, plane)), f"{plane}.zip")
+    np.testing.assert_array_equal(scan.pixels, volume)
+    assert scan.spacing_mm == pytest.approx((2.5, 0.7, 0.8))
+    assert scan.geometry["origin_mm"] == pytest.approx([-50.0, -20.0, 100.0])
+    assert any(f"{plane} series: resliced to 40 axial slices" in w for w in scan.warnings)
+
+
+def test_study_with_reformats_uses_its_axial_series(sample_volume):
+    """A study zip with a small axial series and a larger coronal reformat: the axial one is read."""
+    _, hu, _ = sample_volume
+    hu = np.maximum(hu, -1024).astype(np.int16)  # the helper stores HU + 1024 unsigned
+    axial = [(f"axial/IM{k}.dcm", _dicom_bytes(hu[50 + k].astype(np.int16), 2.5 * k, k + 1, series_uid="1.1"))
+             for k in range(6)]
+    coronal = _reformat_series(hu[40:80].astype(np.int16), "coronal", uid="2.2")  # 128 slices
+    scan = load_scan(_zip_files(axial + coronal), "study.zip")
+    np.testing.assert_array_equal(scan.pixels, hu[50:56])
+    assert any("the largest axial one (6 slices) was used" in w for w in scan.warnings)
+
+
+def test_one_coronal_slice_is_segmented_with_a_warning(sample_volume):
+    _, hu, _ = sample_volume
+    name, data = _reformat_series(hu[40:80].astype(np.int16), "coronal")[50]
+    scan = load_scan(data, "coronal.dcm")
+    assert scan.pixels.shape == (1, 40, 128)
+    assert any("coronal slice, but the model reads axial slices" in w for w in scan.warnings)
+
+
 # ---------------------------------------------------------------- memory-lean storage
 
 def test_int16_nifti_stays_int16_and_matches_nibabel(sample_volume):

@@ -15,6 +15,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
+from .dicom_geometry import plane, reslice_to_axial
 from .image import stretch_to_grey
 
 log = logging.getLogger(__name__)
@@ -87,7 +88,7 @@ def _to_display(arr: np.ndarray, ds) -> np.ndarray:
     """Flip an axial slice so that it shows anterior up and the patient's right on the image left
     (DICOM LPS: row direction +x = patient left, column direction +y = posterior)."""
     iop = getattr(ds, "ImageOrientationPatient", None)
-    if iop is None or len(iop) != 6:
+    if iop is None or len(iop) != 6 or plane(ds) != "axial":  # other planes: a series is resliced whole
         return arr
     row, col = np.array(iop[:3], float), np.array(iop[3:], float)
     if abs(row[1]) > abs(row[0]) and abs(col[0]) > abs(col[1]):  # rows run along y: transpose
@@ -159,7 +160,7 @@ def read_single(data: bytes, name: str) -> dict:
     spacing = (float(thickness) if thickness else None, *ps) if ps else None
     return {"pixels": (pixels if is_hu else _display_levels(pixels, ds))[None], "is_hu": is_hu,
             "spacing_mm": spacing, "metadata": metadata(ds),
-            "warnings": _modality_warnings(ds) + ([] if is_hu else _colour_warnings(ds))}
+            "warnings": _modality_warnings(ds) + _plane_warnings(ds) + ([] if is_hu else _colour_warnings(ds))}
 
 
 def _modality_warnings(ds) -> list[str]:
@@ -168,6 +169,29 @@ def _modality_warnings(ds) -> list[str]:
         return [f"Modality is {modality}, not CT: the model was trained on CT only, so treat the "
                 "result with extra caution."]
     return []
+
+
+def _plane_warnings(ds) -> list[str]:
+    """One slice that is not axial: the model reads axial slices only."""
+    p = plane(ds)
+    if p in (None, "axial"):
+        return []
+    return [f"This is a {p} slice, but the model reads axial slices (anterior up): its result is "
+            "unreliable. Give the axial slice or the whole series (a coronal or sagittal series is "
+            "resliced to axial)."]
+
+
+def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
+    """Of several series, the axial one with the most slices (reformats and scouts are not what
+    the model reads), else the largest; -> (its (file, header) pairs, warnings)."""
+    def rank(item):
+        _, members = item
+        return plane(members[0][1]) in (None, "axial"), len(members)
+
+    _, chosen = max(by_series.items(), key=rank)
+    kind = "axial " if plane(chosen[0][1]) == "axial" else ""
+    return chosen, [f"{len(by_series)} series found; the largest {kind}one ({len(chosen)} slices) was used. "
+                    "Give one series at a time to choose another."]
 
 
 def _slice_position(ds) -> float | None:
@@ -222,10 +246,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     for f, ds in datasets:
         by_series.setdefault(str(getattr(ds, "SeriesInstanceUID", "unknown")), []).append((f, ds))
     if len(by_series) > 1:
-        uid, chosen = max(by_series.items(), key=lambda kv: len(kv[1]))
-        warnings.append(f"{len(by_series)} series found; the largest ({len(chosen)} slices) was used. "
-                        "Give one series at a time to choose another.")
-        datasets = chosen
+        datasets, warnings = _choose_series(by_series)
     if len(datasets) > limits.max_slices:
         from ..errors import InputTooLargeError
 
@@ -244,6 +265,15 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         dz = float(np.median(np.diff(np.sort(positions))))
     else:
         dz = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 0) or None
+    spacing = (dz, *ps) if ps else None
+    origin = [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])]
+    series_plane = plane(first)
+    if series_plane in ("coronal", "sagittal") and len(datasets) > 1:
+        pixels, spacing, origin = reslice_to_axial(pixels, first, datasets[-1][1], ps, dz)
+        warnings.append(f"A {series_plane} series: resliced to {pixels.shape[0]} axial slices, as the model "
+                        "reads them (no interpolation).")
+    elif series_plane not in (None, "axial"):
+        warnings += _plane_warnings(first)
     if skipped:
         warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
     is_hu = _is_hu(first)
@@ -251,7 +281,5 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         pixels = _display_levels(pixels, first)
         first_file = datasets[0][0]
         warnings += _colour_warnings(parse(dict(files)[first_file](), first_file))
-    return {"pixels": pixels, "is_hu": is_hu,
-            "spacing_mm": (dz, *ps) if ps else None, "metadata": metadata(first),
-            "warnings": _modality_warnings(first) + warnings,
-            "origin_mm": [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])]}
+    return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": metadata(first),
+            "warnings": _modality_warnings(first) + warnings, "origin_mm": origin}
