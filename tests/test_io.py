@@ -115,6 +115,30 @@ def test_dicom_series_folder_is_ordered_by_position(tmp_path):
     assert scan.spacing_mm == (2.0, 0.7, 0.8)
 
 
+def test_feet_first_series_runs_feet_to_head_and_shows_the_standard_way():
+    """Feet-first scans store rows toward the patient's right (ImageOrientationPatient -1 0 0 0 1 0),
+    so the slice normal points to the feet: the volume still runs feet to head, each slice shown
+    anterior up with the patient's right on the image left."""
+    import pydicom
+
+    files = []
+    for k in range(5):
+        hu = np.full((48, 48), k * 10, np.int16)
+        hu[:8, :4] = 500 + k  # a marker: anterior, patient right
+        ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(hu[:, ::-1].copy(), 100.0 + 2.0 * k, 5 - k)))
+        ds.ImageOrientationPatient = [-1, 0, 0, 0, 1, 0]
+        buf = io.BytesIO()
+        ds.save_as(buf)
+        files.append((f"IM{k}.dcm", buf.getvalue()))
+    scan = load_scan(_zip_files(files[::-1]), "ffs.zip")
+    np.testing.assert_array_equal(scan.pixels[:, 20, 20], [0, 10, 20, 30, 40])  # feet to head
+    np.testing.assert_array_equal(scan.pixels[:, 0, 0], [500, 501, 502, 503, 504])  # marker top left
+    assert scan.spacing_mm == (2.0, 0.7, 0.8)
+    # The display's top left pixel lies at the patient's right: the stored first pixel is the
+    # patient's left (x 0), the right edge 47 columns of 0.8 mm toward the right (x -37.6).
+    assert scan.geometry["origin_mm"] == pytest.approx([-37.6, 0.0, 100.0])
+
+
 def test_dicom_series_zip(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -295,6 +319,12 @@ def test_coronal_and_sagittal_series_are_resliced_to_axial(sample_volume, plane)
     assert scan.spacing_mm == pytest.approx((2.5, 0.7, 0.8))
     assert scan.geometry["origin_mm"] == pytest.approx([-50.0, -20.0, 100.0])
     assert any(f"{plane} series: resliced to 40 axial slices" in w for w in scan.warnings)
+    # Masks written as NIfTI lie where the voxels do: display voxel (z, y, x) at LPS origin +
+    # (x * 0.8, y * 0.7, z * 2.5), i.e. RAS (50 - 0.8 x, 20 - 0.7 y, 100 + 2.5 z).
+    from hepatoscan.pipeline import _to_nifti
+
+    affine = _to_nifti(np.zeros(volume.shape, np.uint8), scan).affine
+    np.testing.assert_allclose(affine @ [79, 99, 39, 1], [50 - 0.8 * 79, 20 - 0.7 * 99, 100 + 2.5 * 39, 1])
 
 
 def test_study_with_reformats_uses_its_axial_series(sample_volume):

@@ -15,7 +15,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
-from .dicom_geometry import plane, reslice_to_axial
+from .dicom_geometry import axial_display_origin, plane, reslice_to_axial, slice_axes
 from .image import stretch_to_grey
 
 log = logging.getLogger(__name__)
@@ -195,12 +195,14 @@ def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
 
 
 def _slice_position(ds) -> float | None:
-    ipp, iop = getattr(ds, "ImagePositionPatient", None), getattr(ds, "ImageOrientationPatient", None)
+    """Where a slice lies along its series' normal (dicom_geometry.slice_axes: toward the head in
+    an axial series), in mm; None without ImagePositionPatient."""
+    ipp = getattr(ds, "ImagePositionPatient", None)
     if ipp is None:
         return None
-    if iop is not None and len(iop) == 6:
-        normal = np.cross(np.array(iop[:3], float), np.array(iop[3:], float))
-        return float(np.dot(normal, np.array(ipp, float)))
+    axes = slice_axes(ds)
+    if axes is not None:
+        return float(np.dot(axes[2], np.array(ipp, float)))
     return float(ipp[2])
 
 
@@ -266,7 +268,8 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     else:
         dz = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 0) or None
     spacing = (dz, *ps) if ps else None
-    origin = [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])]
+    origin = (axial_display_origin(first, pixels.shape[1:], ps)
+              or [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])])
     series_plane = plane(first)
     if series_plane in ("coronal", "sagittal") and len(datasets) > 1:
         pixels, spacing, origin = reslice_to_axial(pixels, first, datasets[-1][1], ps, dz)

@@ -21,12 +21,17 @@ PLANES = {0: "sagittal", 1: "coronal", 2: "axial"}  # by the patient axis the sl
 def slice_axes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     """(row direction, column direction, slice normal) of a DICOM slice as unit (3,) vectors in
     LPS, from ImageOrientationPatient; None without it. The row direction is where the column
-    index grows, the column direction where the row index grows."""
+    index grows, the column direction where the row index grows. The normal points along the
+    positive patient axis it lies nearest (head, posterior or patient left), whichever way the
+    rows and columns run, so slices ordered along it run feet to head in an axial series
+    (feet-first scans, whose rows run toward the patient's right, included)."""
     iop = getattr(ds, "ImageOrientationPatient", None)
     if iop is None or len(iop) != 6:
         return None
     row, col = np.array(iop[:3], float), np.array(iop[3:], float)
     normal = np.cross(row, col)
+    if normal[int(np.argmax(np.abs(normal)))] < 0:
+        normal = -normal
     return row, col, normal
 
 
@@ -76,3 +81,18 @@ def reslice_to_axial(pixels: np.ndarray, first, last, pixel_spacing_mm: tuple[fl
         c0 = (w - 1) if along[2][1] < 0 else 0
         origin = [float(v) for v in ipp + r0 * pixel_spacing_mm[0] * col + c0 * pixel_spacing_mm[1] * row]
     return out, spacing, origin
+
+
+def axial_display_origin(ds, shape_hw: tuple[int, int], pixel_spacing_mm: tuple[float, float] | None) -> list[float] | None:
+    """The LPS position in mm of an axial slice's display pixel [0, 0] (anterior, patient right):
+    of the slice's four corners as stored, the one furthest right and forward. None without
+    ImagePositionPatient, orientation or spacing. (ImagePositionPatient is the stored first pixel,
+    which display flips move: feet-first scans store the patient's left first.)"""
+    axes, ipp = slice_axes(ds), getattr(ds, "ImagePositionPatient", None)
+    if axes is None or ipp is None or pixel_spacing_mm is None:
+        return None
+    row, col, _ = axes
+    h, w = shape_hw
+    corners = [np.array(ipp, float) + r * pixel_spacing_mm[0] * col + c * pixel_spacing_mm[1] * row
+               for r in (0, h - 1) for c in (0, w - 1)]
+    return [float(v) for v in min(corners, key=lambda p: p[0] + p[1])]
