@@ -213,13 +213,15 @@ def _run_sums(comps: Components, values: np.ndarray) -> np.ndarray:
 def _largest_slices(comps: Components, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
     """-> ((n + 1,) slice where each component has most voxels (lowest on ties), (n + 1,) those
     voxels); index 0 unused. Sparse over (component, slice) pairs that occur."""
+    z_best, area = np.zeros(comps.n + 1, np.int64), np.zeros(comps.n + 1, np.int64)
+    if comps.n == 0:  # no lesion
+        return z_best, area
     key = comps.comp.astype(np.int64) * n_slices + comps.run_slice
     pairs, inverse = np.unique(key, return_inverse=True)
     counts = np.bincount(inverse, weights=comps.lengths).astype(np.int64)
     comp_of, z_of = pairs // n_slices, pairs % n_slices
     order = np.lexsort((z_of, -counts, comp_of))  # by component, then most voxels, then lowest z
     first = order[np.r_[True, comp_of[order][1:] != comp_of[order][:-1]]]
-    z_best, area = np.zeros(comps.n + 1, np.int64), np.zeros(comps.n + 1, np.int64)
     z_best[comp_of[first]], area[comp_of[first]] = z_of[first], counts[first]
     return z_best, area
 

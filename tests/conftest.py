@@ -53,11 +53,14 @@ def sample_pngs() -> list[tuple[Path, np.ndarray]]:
 @pytest.fixture(scope="session")
 def sample_volume():
     """(path, (Z, H, W) HU, (Z, H, W) labels) of LiTS case 117."""
+    import nibabel as nib
+
     from hepatoscan.io import load_scan
+    from hepatoscan.io.nifti import read_nifti
 
     vol = SAMPLES / "lits117_volume.nii.gz"
-    seg = load_scan(SAMPLES / "lits117_segmentation.nii.gz")
-    return vol, load_scan(vol).pixels, np.rint(seg.pixels).astype(np.uint8)
+    labels = read_nifti(nib.load(str(SAMPLES / "lits117_segmentation.nii.gz")))[0]  # display order, as the CT
+    return vol, load_scan(vol).pixels, np.rint(labels).astype(np.uint8)
 
 
 def viewer_screenshot(slice_grey: np.ndarray, canvas_hw, at_yx, grey: int, jpeg: int | None = None) -> np.ndarray:

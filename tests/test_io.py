@@ -198,6 +198,8 @@ BAD_INPUTS = {
     "blank image": (_png_bytes(Image.new("L", (64, 64), 0)), "blank.png", InputError, "blank"),
     "4D nifti": (_nifti_bytes(np.zeros((40, 40, 10, 3), np.int16)), "dyn.nii", UnsupportedFormatError, "4D"),
     "zero-filled nifti": (_nifti_bytes(np.zeros((40, 40, 10), np.int16)), "zero.nii", InputError, "same value"),
+    "label map nifti": (_nifti_bytes(np.repeat(np.arange(3, dtype=np.uint8), 40 * 40 * 4).reshape(40, 40, 12)),
+                        "segmentation.nii", InputError, "segmentation.nii: the volume holds only the values 0, 1, 2"),
     "NaN nifti": (_nifti_bytes(np.full((40, 40, 10), np.nan, np.float32)), "nan.nii", InputError, "NaN"),
     "corrupt nifti": (b"\x00" * 400, "broken.nii", InputError, "NIfTI"),
     "corrupt zip": (b"PK\x03\x04" + b"\x00" * 50, "broken.zip", InputError, "corrupt"),
@@ -348,6 +350,23 @@ def test_one_coronal_slice_is_segmented_with_a_warning(sample_volume):
 
 
 # ---------------------------------------------------------------- memory-lean storage
+
+def test_nifti_stored_as_unsigned_hu_plus_1024_is_shifted_back(sample_volume):
+    """HU + 1024 stored unsigned without scl_inter (no value negative, air near 0) reads as the HU
+    volume, with a warning; values normalised to 0..1 read as grey levels x 255."""
+    path, hu, _ = sample_volume
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj).astype(np.int32)
+    unsigned = nib.Nifti1Image((np.maximum(data, -1024) + 1024).astype(np.uint16), img.affine)
+    scan = load_scan(unsigned.to_bytes(), "unsigned.nii")
+    assert scan.is_hu and scan.pixels.dtype == np.int16
+    np.testing.assert_array_equal(scan.pixels, np.maximum(hu, -1024))
+    assert any("HU + 1024" in w for w in scan.warnings)
+    window = np.clip((data.astype(np.float32) + 160) / 400, 0, 1)
+    normalised = load_scan(nib.Nifti1Image(window, img.affine).to_bytes(), "norm.nii")
+    assert not normalised.is_hu and normalised.pixels.max() == pytest.approx(255.0)
+    assert any("0..1" in w for w in normalised.warnings)
+
 
 def test_int16_nifti_stays_int16_and_matches_nibabel(sample_volume):
     path, _, _ = sample_volume

@@ -74,6 +74,19 @@ def test_sphere_volume_in_ml_with_anisotropic_voxels():
     assert v.lesions[0].longest_diameter_mm == pytest.approx(40, abs=1.5)
 
 
+def test_volume_without_tumor_measures_its_liver_and_no_lesion():
+    """A healthy liver (no tumor voxel at all) is the common case of a screening study."""
+    liver = np.zeros((6, 50, 50), np.uint8)
+    liver[1:5, 10:40, 10:40] = 1
+    v, comps = measure_volume(liver, np.zeros_like(liver), (2.0, 0.5, 0.5))
+    assert v.lesion_count == 0 and v.lesions == [] and v.tumor_volume_ml == 0.0 and v.tumor_burden_pct == 0.0
+    assert v.liver_volume_ml == pytest.approx(4 * 30 * 30 * 0.5 / 1000, abs=0.05)
+    assert v.largest_tumor_slice is None and v.key_slices == [1]
+    scan = Scan(np.zeros((6, 50, 50), np.float32), True, (2.0, 0.5, 0.5), "array", "x")
+    m = measure(Segmentation(scan, liver, np.zeros_like(liver), [None] * 6))
+    assert [s.lesion_count for s in m.slices] == [0, 0, 0, 0]
+
+
 def test_measure_volume_without_spacing_reports_voxels_not_ml():
     liver = np.zeros((5, 50, 50), np.uint8)
     liver[1:4, 10:40, 10:40] = 1

@@ -250,13 +250,56 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
                          "were declared. Export it again.") from e
     if pixels.dtype.kind == "f" and all(np.isnan(s).all() for s in pixels):
         raise InputError(f"{name}: every value is NaN; the file holds no image.")
-    lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
-    is_hu = not (lo >= 0 and hi <= 255)
-    scan = Scan(pixels, bool(is_hu), spacing, "nifti", _stem(name), warnings=[], geometry=geometry)
-    if not is_hu and hi > lo:
-        scan.warnings.append("Values lie in 0..255, so the volume is read as display grey levels, "
-                             "not HU; the window is estimated from each slice.")
+    try:
+        pixels, is_hu, warnings = _nifti_intensities(pixels)
+    except InputError as e:
+        raise InputError(f"{name}: {e}") from e
+    scan = Scan(pixels, is_hu, spacing, "nifti", _stem(name), warnings=warnings, geometry=geometry)
     return _checked(scan, limits)
+
+
+# CT in HU puts air at about -1000. A volume with no negative value whose darkest voxels lie near 0
+# is most likely HU + 1024 stored unsigned without its rescale intercept (scl_inter).
+UNSIGNED_HU_OFFSET = 1024
+UNSIGNED_AIR_MAX = 200  # its 0.5th percentile (air) lies below this
+# A volume of a few small whole numbers (0 background, 1 liver, 2 tumor...) is a label map.
+LABEL_MAP_MAX_VALUE = 20
+LABEL_MAP_MAX_VALUES = 8
+
+
+def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]:
+    """(Z, H, W) NIfTI values -> (pixels, is_hu, warnings): HU as they are; 0..255 as display grey
+    levels; 0..1 (normalised) as grey levels x 255; HU + 1024 stored unsigned shifted back to HU.
+    Shifts and scales run slice by slice, so no whole-volume temporary is made."""
+    lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+    if lo < 0 or hi <= lo:
+        return pixels, True, []
+    if hi <= LABEL_MAP_MAX_VALUE:
+        values = np.unique(pixels[::2, ::4, ::4])
+        if len(values) <= LABEL_MAP_MAX_VALUES and np.all(values == np.round(values)):
+            listed = ", ".join(f"{v:g}" for v in values)
+            raise InputError(f"the volume holds only the values {listed}: it looks like a segmentation (a label "
+                             "map), not a CT. Give the CT volume itself (in HU).")
+    if hi <= 1.0 and pixels.dtype.kind == "f":
+        out = np.empty(pixels.shape, np.float32)
+        for k in range(len(pixels)):
+            out[k] = pixels[k] * 255.0
+        return out, False, ["Values lie in 0..1 (a normalised volume), so they are read as display grey levels "
+                            "scaled to 0..255, not HU; the window is estimated from each slice. Give the volume "
+                            "in HU for the model's own window."]
+    if hi <= 255:
+        return pixels, False, ["Values lie in 0..255, so the volume is read as display grey levels, not HU; "
+                               "the window is estimated from each slice."]
+    sample = pixels[::4, ::8, ::8]
+    if float(np.nanpercentile(sample, 0.5)) < UNSIGNED_AIR_MAX and hi - UNSIGNED_HU_OFFSET <= 32767:
+        out = np.empty(pixels.shape, np.int16 if pixels.dtype.kind in "iu" else np.float32)
+        for k in range(len(pixels)):
+            out[k] = pixels[k].astype(np.float32) - UNSIGNED_HU_OFFSET
+        return out, True, [f"No value is negative (0 to {hi:g}), but CT in HU puts air at about -1000: read as HU + "
+                           f"{UNSIGNED_HU_OFFSET} stored without its rescale intercept, and shifted back. If the "
+                           "volume is something else, save it in HU."]
+    return pixels, True, [f"No value is negative ({lo:g} to {hi:g}), but CT in HU puts air at about -1000: the "
+                          "values are read as HU; check that the volume is a CT in HU."]
 
 
 def _checked(scan: Scan, limits: LoadLimits) -> Scan:
