@@ -71,6 +71,22 @@ def test_handler_slice_spacing_gives_a_zip_of_png_slices_volumes_in_ml(handlers)
     assert rows["Liver volume"].endswith(" mL")
 
 
+def test_handler_zip_of_separate_images_shows_them_image_by_image(handlers, tmp_path):
+    import zipfile
+
+    names = ["lits117_z040_w400.png", "lits117_z096_w1500.png", "lits117_z064_w350.png"]
+    archive = tmp_path / "three.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for n in names:
+            z.write(SAMPLES / n, n)
+    out = handlers.segment_ui(str(archive), 0, 0, *[""] * 7, progress=None)
+    data, slider, summary, state = out[8], out[9], out[6], out[10]
+    assert data["separate_images"] and data["images_with_liver"] == 3 and "liver_volume_ml" not in data
+    assert summary.startswith("### Result\n3 separate images") and slider.label.startswith("Image (")
+    rows = [list(r) for r in handlers.show_slice(state, 1)[4].value["data"]]
+    assert ["Image 1: file", sorted(names)[1]] in rows  # natural name order, not the archive's
+
+
 def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
     """The sample zip: slices 32 to 95 of LiTS 117 exported at W350/L50 as PNGs, one series."""
     import numpy as np
