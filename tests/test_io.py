@@ -341,6 +341,24 @@ def test_study_with_reformats_uses_its_axial_series(sample_volume):
     assert any("the largest axial one (6 slices) was used" in w for w in scan.warnings)
 
 
+def test_rotated_coronal_series_is_segmented_as_given_with_a_warning(sample_volume):
+    """A coronal series turned 45 degrees in its plane cannot be resliced by flips: it is read as
+    given, with the warning, instead of failing."""
+    import pydicom
+
+    _, hu, _ = sample_volume
+    files = []
+    for name, data in _reformat_series(np.maximum(hu[40:80], -1024).astype(np.int16), "coronal")[:6]:
+        ds = pydicom.dcmread(io.BytesIO(data))
+        ds.ImageOrientationPatient = [0.7071, 0, 0.7071, 0.7071, 0, -0.7071]
+        buf = io.BytesIO()
+        ds.save_as(buf)
+        files.append((name, buf.getvalue()))
+    scan = load_scan(_zip_files(files), "rotated.zip")
+    assert scan.pixels.shape == (6, 40, 128)
+    assert any("coronal slice, but the model reads axial slices" in w for w in scan.warnings)
+
+
 def test_one_coronal_slice_is_segmented_with_a_warning(sample_volume):
     _, hu, _ = sample_volume
     name, data = _reformat_series(hu[40:80].astype(np.int16), "coronal")[50]

@@ -15,7 +15,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
-from .dicom_geometry import axial_display_origin, plane, reslice_to_axial, slice_axes
+from .dicom_geometry import axial_display_origin, on_patient_axes, plane, reslice_to_axial, slice_axes
 from .image import stretch_to_grey
 
 log = logging.getLogger(__name__)
@@ -177,8 +177,8 @@ def _plane_warnings(ds) -> list[str]:
     if p in (None, "axial"):
         return []
     return [f"This is a {p} slice, but the model reads axial slices (anterior up): its result is "
-            "unreliable. Give the axial slice or the whole series (a coronal or sagittal series is "
-            "resliced to axial)."]
+            "unreliable. Give the axial slice or the axial series (a coronal or sagittal series whose "
+            "rows and columns run along the body's axes is resliced to axial)."]
 
 
 def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
@@ -271,7 +271,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     origin = (axial_display_origin(first, pixels.shape[1:], ps)
               or [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])])
     series_plane = plane(first)
-    if series_plane in ("coronal", "sagittal") and len(datasets) > 1:
+    if series_plane in ("coronal", "sagittal") and len(datasets) > 1 and on_patient_axes(first):
         pixels, spacing, origin = reslice_to_axial(pixels, first, datasets[-1][1], ps, dz)
         warnings.append(f"A {series_plane} series: resliced to {pixels.shape[0]} axial slices, as the model "
                         "reads them (no interpolation).")

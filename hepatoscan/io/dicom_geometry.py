@@ -45,6 +45,17 @@ def plane(ds) -> str | None:
     return PLANES[k] if abs(normal[k]) >= PLANE_MIN_COSINE * np.linalg.norm(normal) else "oblique"
 
 
+def on_patient_axes(ds) -> bool:
+    """Whether a slice's rows, columns and normal each run along a patient axis (within
+    PLANE_MIN_COSINE), so that a series of it reslices by transposing and flipping."""
+    axes = slice_axes(ds)
+    if axes is None:
+        return False
+    dominant = [int(np.argmax(np.abs(v))) for v in axes]
+    return (len(set(dominant)) == 3
+            and all(abs(v[k]) >= PLANE_MIN_COSINE * np.linalg.norm(v) for v, k in zip(axes, dominant)))
+
+
 def _dominant(direction: np.ndarray) -> tuple[int, int]:
     """(patient axis 0/1/2, sign +1/-1) that a direction vector runs along."""
     k = int(np.argmax(np.abs(direction)))
@@ -67,7 +78,7 @@ def reslice_to_axial(pixels: np.ndarray, first, last, pixel_spacing_mm: tuple[fl
     flips = tuple(slice(None, None, -1) if along[a][1] < 0 else slice(None) for a in order)
     out = np.ascontiguousarray(out[flips])  # slices are read one by one downstream: keep them contiguous
     spacing = None
-    if pixel_spacing_mm is not None:
+    if pixel_spacing_mm is not None and slice_spacing_mm:  # a spacing with a hole would land in-plane
         per_axis = (slice_spacing_mm, pixel_spacing_mm[0], pixel_spacing_mm[1])
         spacing = tuple(per_axis[a] for a in order)
     origin = None
