@@ -139,6 +139,23 @@ def test_feet_first_series_runs_feet_to_head_and_shows_the_standard_way():
     assert scan.geometry["origin_mm"] == pytest.approx([-37.6, 0.0, 100.0])
 
 
+def test_localizer_inside_the_series_is_left_out():
+    """Some scanners store the scout in the axial series itself: it is left out, with a warning,
+    instead of stopping the load on its other size and plane."""
+    import pydicom
+
+    files = _series()
+    ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(np.zeros((64, 40), np.int16), 0.0, 99)))
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "LOCALIZER"]
+    ds.ImageOrientationPatient = [1, 0, 0, 0, 0, -1]
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    scan = load_scan(_zip_files(files + [("scout.dcm", buf.getvalue())]), "with_scout.zip")
+    assert scan.pixels.shape == (5, 48, 48)
+    np.testing.assert_array_equal(scan.pixels[:, 0, 0], [0, 10, 20, 30, 40])
+    assert any("1 localizer (scout) image(s)" in w for w in scan.warnings)
+
+
 def test_dicom_series_zip(tmp_path):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

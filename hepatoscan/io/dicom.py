@@ -194,6 +194,17 @@ def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
                     "Give one series at a time to choose another."]
 
 
+def _without_localizers(datasets: list) -> tuple[list, int]:
+    """A series' (file, header) pairs without localizer (scout) images, which some scanners store in
+    the axial series itself: ImageType LOCALIZER, or a plane other than most of the series'.
+    -> (the rest, how many were dropped); all of them if nothing else would remain."""
+    planes = [plane(ds) for _, ds in datasets]
+    common = max(set(planes), key=lambda p: (planes.count(p), p == "axial"))  # ties: axial
+    keep = [(f, ds) for (f, ds), p in zip(datasets, planes)
+            if p == common and "LOCALIZER" not in [str(t).upper() for t in (getattr(ds, "ImageType", None) or [])]]
+    return (keep, len(datasets) - len(keep)) if keep else (datasets, 0)
+
+
 def _slice_position(ds) -> float | None:
     """Where a slice lies along its series' normal (dicom_geometry.slice_axes: toward the head in
     an axial series), in mm; None without ImagePositionPatient."""
@@ -249,6 +260,9 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         by_series.setdefault(str(getattr(ds, "SeriesInstanceUID", "unknown")), []).append((f, ds))
     if len(by_series) > 1:
         datasets, warnings = _choose_series(by_series)
+    datasets, localizers = _without_localizers(datasets)
+    if localizers:
+        warnings.append(f"{localizers} localizer (scout) image(s) in the series were left out.")
     if len(datasets) > limits.max_slices:
         from ..errors import InputTooLargeError
 
