@@ -170,8 +170,7 @@ def segment_command(args) -> int:
         except HepatoScanError as e:
             failed += 1
             row.update(status="error", message=str(e))
-            message = str(e)
-            log.error("%s: %s", label, message.removeprefix(f"{path.name}: "))  # the label names the file
+            log.error("%s: %s", label, str(e).removeprefix(f"{path.name}: "))  # the label names the file
         except Exception as e:  # an internal bug must not cost the rest of the batch
             failed += 1
             row.update(status="error", message=f"internal error ({type(e).__name__}: {e}); please report it")

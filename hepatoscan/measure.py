@@ -278,7 +278,7 @@ def measure(seg) -> Measurements:
         notes.append("Pixel spacing unknown: areas and diameters are in pixels only. Give the pixel "
                      "spacing in mm to get physical units.")
     volume, lesion_ids = None, None
-    separate = bool(getattr(seg, "separate_images", False))
+    separate = seg.separate_images
     if separate:
         notes.append("Separate images, not one series: each is measured on its own (areas and 2D lesions); "
                      "no volume is reported.")

@@ -200,7 +200,8 @@ class Predictor:
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()
-        clean = clean_separate_slices if separate_images(similarity) else clean_masks
+        separate = separate_images(similarity)
+        clean = clean_separate_slices if separate else clean_masks
         liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
         t2 = time.perf_counter()
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
@@ -211,4 +212,4 @@ class Predictor:
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white, warnings=warnings,
-                            separate_images=separate_images(similarity))
+                            separate_images=separate)

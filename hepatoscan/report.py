@@ -14,6 +14,7 @@ from PIL import Image
 
 from . import __version__
 from .tables import fmt_value as _fmt
+from .tables import lesion_cells
 
 log = logging.getLogger(__name__)
 
@@ -230,12 +231,8 @@ def _separate_image_lesions(pdf: _Report, result, mm: bool):
     lesions = [(s.slice_index, l) for s in m.slices for l in s.lesions]
     if lesions:
         pdf.section("Lesions per image" + (f": the first 40 of {len(lesions)}" if len(lesions) > 40 else ""))
-        unit = " mm" if mm else " px"
         pdf.grid(["Lesion", "Area", "Longest diameter", "Perpendicular", "RECIST measurable"],
-                 [[f"{_image_name(result, z)} #{l.lesion_id}", _fmt(l.area_mm2, " mm²") if mm else f"{l.area_px} px",
-                   _fmt(l.longest_diameter_mm if mm else l.longest_diameter_px, unit),
-                   _fmt(l.short_axis_mm if mm else l.short_axis_px, unit),
-                   _fmt(l.measurable) if mm else "needs spacing"] for z, l in lesions[:40]])
+                 [[f"{_image_name(result, z)} #{l.lesion_id}", *lesion_cells(l, mm)] for z, l in lesions[:40]])
 
 
 def build_report(result, patient: PatientInfo | None = None) -> bytes:
@@ -309,13 +306,8 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     elif m.volume is None and not m.separate_images and m.slices[0].lesions:
         n = len(m.slices[0].lesions)
         pdf.section("Lesions" + (f": the 40 largest of {n}" if n > 40 else ""))
-        unit = " mm" if mm else " px"
         pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"],
-                 [[str(l.lesion_id), _fmt(l.area_mm2, " mm²") if mm else f"{l.area_px} px",
-                   _fmt(l.longest_diameter_mm if mm else l.longest_diameter_px, unit),
-                   _fmt(l.short_axis_mm if mm else l.short_axis_px, unit),
-                   _fmt(l.measurable) if mm else "needs spacing", _fmt(l.mean_hu)]
-                  for l in m.slices[0].lesions[:40]])
+                 [[str(l.lesion_id), *lesion_cells(l, mm), _fmt(l.mean_hu)] for l in m.slices[0].lesions[:40]])
 
     pdf.section("Images" if not scan.is_volume or m.separate_images else "Key slices")
     for z in result.key_slices[:3]:

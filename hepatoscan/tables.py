@@ -49,6 +49,16 @@ def slice_rows(result, z: int) -> list[list[str]]:
     return rows
 
 
+def lesion_cells(lesion, mm: bool) -> list[str]:
+    """A 2D lesion's area, longest diameter, perpendicular and RECIST measurability, in mm where
+    the spacing is known (``mm``), else in pixels."""
+    l = lesion
+    return [fmt_value(l.area_mm2, " mm²") if mm else fmt_value(l.area_px, " px"),
+            fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
+            fmt_value(l.short_axis_mm, " mm") if mm else fmt_value(l.short_axis_px, " px"),
+            fmt_value(l.measurable) if mm else "needs spacing"]
+
+
 def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
     """(headers, rows): a volume's 3D lesions, or the lesions of a 2D input (of separate images:
     image z's)."""
@@ -64,7 +74,4 @@ def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
     if s is None:
         return LESION_HEADERS, []
     mm = m.units == "mm"
-    return LESION_HEADERS, [[str(l.lesion_id), fmt_value(l.area_mm2, " mm²") if mm else fmt_value(l.area_px, " px"),
-                             fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
-                             fmt_value(l.short_axis_mm, " mm") if mm else fmt_value(l.short_axis_px, " px"),
-                             fmt_value(l.measurable) if mm else "needs spacing", fmt_value(l.mean_hu)] for l in s.lesions]
+    return LESION_HEADERS, [[str(l.lesion_id), *lesion_cells(l, mm), fmt_value(l.mean_hu)] for l in s.lesions]

@@ -267,10 +267,19 @@ LABEL_MAP_MAX_VALUE = 20
 LABEL_MAP_MAX_VALUES = 8
 
 
+def _slicewise(pixels: np.ndarray, dtype, fn) -> np.ndarray:
+    """``fn`` applied to each slice of (Z, H, W) ``pixels`` into a new array of ``dtype``: no
+    whole-volume temporary."""
+    out = np.empty(pixels.shape, dtype)
+    for k in range(len(pixels)):
+        out[k] = fn(pixels[k])
+    return out
+
+
 def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]:
     """(Z, H, W) NIfTI values -> (pixels, is_hu, warnings): HU as they are; 0..255 as display grey
-    levels; 0..1 (normalised) as grey levels x 255; HU + 1024 stored unsigned shifted back to HU.
-    Shifts and scales run slice by slice, so no whole-volume temporary is made."""
+    levels; 0..1 (normalised) as grey levels x 255; HU + 1024 stored unsigned shifted back to HU;
+    a label map refused."""
     lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
     if lo < 0 or hi <= lo:
         return pixels, True, []
@@ -281,10 +290,7 @@ def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]
             raise InputError(f"the volume holds only the values {listed}: it looks like a segmentation (a label "
                              "map), not a CT. Give the CT volume itself (in HU).")
     if hi <= 1.0 and pixels.dtype.kind == "f":
-        out = np.empty(pixels.shape, np.float32)
-        for k in range(len(pixels)):
-            out[k] = pixels[k] * 255.0
-        return out, False, ["Values lie in 0..1 (a normalised volume), so they are read as display grey levels "
+        return _slicewise(pixels, np.float32, lambda s: s * 255.0), False, ["Values lie in 0..1 (a normalised volume), so they are read as display grey levels "
                             "scaled to 0..255, not HU; the window is estimated from each slice. Give the volume "
                             "in HU for the model's own window."]
     if hi <= 255:
@@ -292,10 +298,8 @@ def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]
                                "the window is estimated from each slice."]
     sample = pixels[::4, ::8, ::8]
     if float(np.nanpercentile(sample, 0.5)) < UNSIGNED_AIR_MAX and hi - UNSIGNED_HU_OFFSET <= 32767:
-        out = np.empty(pixels.shape, np.int16 if pixels.dtype.kind in "iu" else np.float32)
-        for k in range(len(pixels)):
-            out[k] = pixels[k].astype(np.float32) - UNSIGNED_HU_OFFSET
-        return out, True, [f"No value is negative (0 to {hi:g}), but CT in HU puts air at about -1000: read as HU + "
+        dtype = np.int16 if pixels.dtype.kind in "iu" else np.float32
+        return _slicewise(pixels, dtype, lambda s: s.astype(np.float32) - UNSIGNED_HU_OFFSET), True, [f"No value is negative (0 to {hi:g}), but CT in HU puts air at about -1000: read as HU + "
                            f"{UNSIGNED_HU_OFFSET} stored without its rescale intercept, and shifted back. If the "
                            "volume is something else, save it in HU."]
     return pixels, True, [f"No value is negative ({lo:g} to {hi:g}), but CT in HU puts air at about -1000: the "
