@@ -41,7 +41,7 @@ import gradio as gr  # noqa: E402
 
 from hepatoscan import __version__  # noqa: E402
 from hepatoscan.errors import HepatoScanError  # noqa: E402
-from hepatoscan.pipeline import Result, analyze  # noqa: E402
+from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from hepatoscan.report import PatientInfo  # noqa: E402
 from hepatoscan.tables import MEASUREMENT_HEADERS, lesion_rows, slice_rows  # noqa: E402
@@ -159,7 +159,23 @@ class HepatoScanApp:
                            label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
         summary += "".join(f"\n\n**Warning:** {w}" for w in result.warnings)
-        return (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result)
+        archive = self.archive(result, pdf.with_name(f"hepatoscan_{result.scan.name}_masks.zip"))
+        if archive is None:
+            summary += ("\n\n**Warning:** the masks could not be written for download (see the app's log); "
+                        "the result shown and the PDF are complete.")
+        return (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result,
+                None if archive is None else str(archive))
+
+    @staticmethod
+    def archive(result: Result, path: Path) -> Path | None:
+        """The masks (NIfTI for a volume, a label PNG per file of a stack), overlay and
+        measurements.json zipped for download; None (logged) if that fails, so the result shown
+        is not lost for it."""
+        try:
+            return write_archive(result, path)
+        except Exception:  # a full disk or a bug here must not discard the segmentation
+            log.exception("could not write %s", path)
+            return None
 
     def show_slice(self, result: Result | None, z):
         if result is None:
@@ -228,14 +244,17 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                     tumor = gr.Image(label="Tumor mask", format="png", interactive=False)
                 measurements = gr.Dataframe(headers=MEASUREMENT_HEADERS, label="Measurements", interactive=False)
                 lesions = gr.Dataframe(label="Lesions", interactive=False)
-                pdf = gr.File(label="PDF report", elem_id="pdf")
+                with gr.Row():
+                    pdf = gr.File(label="PDF report", elem_id="pdf")
+                    archive = gr.File(label="Masks and measurements (.zip)", elem_id="masks")
                 with gr.Accordion("Measurements as JSON", open=False):
                     data = gr.JSON()
         gr.Markdown(f"Model: {card.name} {card.version} ({card.quantization}), {pool.backend}. "
                     f"HepatoScan {__version__}. A research tool, not a medical device: check every result.",
                     elem_id="disclaimer")
         patient_inputs = [name, pid, age, sex, date, physician, notes]
-        ui_outputs = [overlay, original, liver, tumor, measurements, lesions, summary, pdf, data, slider, state]
+        ui_outputs = [overlay, original, liver, tumor, measurements, lesions, summary, pdf, data, slider, state,
+                      archive]
         with left_column:
             gr.Examples(examples, inputs=[upload], outputs=ui_outputs,
                         fn=lambda f: handlers.segment_ui(f, 0, 0, *[""] * 7), run_on_click=True,

@@ -4,7 +4,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import tempfile
 import time
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -237,3 +239,20 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
         (out_dir / "report.pdf").write_bytes(result.report_pdf(patient))
         paths["pdf"] = out_dir / "report.pdf"
     return paths
+
+
+def write_archive(result: Result, zip_path: str | Path) -> Path:
+    """What ``write_outputs`` writes without the PDF (masks: NIfTI in the input's geometry for a
+    volume, a label PNG per file for a stack of images, 0/255 PNGs of the shown slice; overlay,
+    panel, measurements.json), zipped into one folder named after the input -> ``zip_path``."""
+    zip_path = Path(zip_path)
+    with tempfile.TemporaryDirectory(prefix="hepatoscan_outputs_") as tmp:
+        write_outputs(result, tmp)
+        # Compressed files (.nii.gz, .png) are stored; JSON is deflated.
+        with zipfile.ZipFile(zip_path, "w") as archive:
+            for path in sorted(Path(tmp).rglob("*")):
+                if path.is_file():
+                    method = zipfile.ZIP_DEFLATED if path.suffix == ".json" else zipfile.ZIP_STORED
+                    archive.write(path, f"{result.scan.name}/{path.relative_to(tmp).as_posix()}",
+                                  compress_type=method)
+    return zip_path

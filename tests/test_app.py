@@ -33,7 +33,7 @@ def handlers():
 def test_handler_segments_png_with_patient(handlers):
     out = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, 0, "Jürgen Müller", "", "", "", "", "", "",
                               progress=None)
-    annotated, original, liver, tumor, table, lesions, summary, pdf, data, slider, state = out
+    annotated, original, liver, tumor, table, lesions, summary, pdf, data, slider, state, archive = out
     assert annotated[0].shape[:2] == original.shape == liver.shape
     assert "Pixel units only" in summary and "estimated" in summary
     assert Path(pdf).read_bytes()[:5] == b"%PDF-"
@@ -61,6 +61,44 @@ def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
     assert slider.visible and slider.value == data["largest_tumor_slice"]
     views = handlers.show_slice(state, 10)
     assert views[1].shape == (128, 128)
+
+
+def test_handler_masks_download_holds_the_volume_masks_in_the_input_geometry(handlers, tmp_path):
+    import zipfile
+
+    import nibabel as nib
+    import numpy as np
+
+    from hepatoscan.io.nifti import read_nifti
+
+    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, progress=None)
+    state, archive = out[10], out[11]
+    assert Path(archive).name == "hepatoscan_lits117_volume_masks.zip"
+    with zipfile.ZipFile(archive) as z:
+        names = set(z.namelist())
+        z.extractall(tmp_path)
+    assert {"lits117_volume/liver_mask.nii.gz", "lits117_volume/tumor_mask.nii.gz",
+            "lits117_volume/measurements.json", "lits117_volume/overlay.png"} <= names
+    liver_file = tmp_path / "lits117_volume" / "liver_mask.nii.gz"
+    written, source = nib.load(str(liver_file)), nib.load(str(SAMPLES / "lits117_volume.nii.gz"))
+    assert np.allclose(nib.as_closest_canonical(written).affine, nib.as_closest_canonical(source).affine)
+    liver = read_nifti(written)[0]  # display axes, as the scan's
+    assert np.array_equal(liver > 0, state.segmentation.liver > 0)
+
+
+def test_handler_masks_download_of_a_png_has_its_masks_at_full_size(handlers, tmp_path):
+    import zipfile
+
+    import numpy as np
+    from PIL import Image
+
+    out = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, 0, *[""] * 7, progress=None)
+    state, archive = out[10], out[11]
+    with zipfile.ZipFile(archive) as z:
+        z.extractall(tmp_path)
+    liver = np.asarray(Image.open(tmp_path / "lits117_z064_w350" / "liver_mask.png"))
+    assert liver.shape == (128, 128) and set(np.unique(liver)) == {0, 255}
+    assert np.array_equal(liver > 0, state.segmentation.liver[0] > 0)
 
 
 def test_handler_slice_spacing_gives_a_zip_of_png_slices_volumes_in_ml(handlers):
