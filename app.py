@@ -3,7 +3,8 @@
     python app.py [--host 127.0.0.1] [--port 7860] [--model models/] [--share]
 
 Environment: HEPATOSCAN_HOST, HEPATOSCAN_PORT, HEPATOSCAN_MODEL_DIR, HEPATOSCAN_SHARE=1.
-API (stable): POST /gradio_api/call/segment, or gradio_client's predict(api_name="/segment").
+API (stable): POST /gradio_api/call/segment, or gradio_client's predict(api_name="/segment");
+/segment_series adds the slice spacing, /segment_masks also returns the masks as a .zip.
 """
 from __future__ import annotations
 
@@ -192,12 +193,28 @@ class HepatoScanApp:
                            patient_sex, study_date, referring_physician, notes):
         """As segment_api, plus the spacing between slices in mm, for a .zip of one series' PNG/JPG
         slices (which carry none): volumes then come in mL."""
-        result, pdf = self.run(file, pixel_spacing_mm,
-                               _patient(patient_name, patient_id, patient_age, patient_sex, study_date,
-                                        referring_physician, notes), slice_spacing=slice_spacing_mm)
+        return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                                 patient_sex, study_date, referring_physician, notes)[:3]
+
+    def segment_masks_api(self, file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                          patient_sex, study_date, referring_physician, notes):
+        """As segment_series_api, plus the masks and measurements as a .zip (the UI's download)."""
+        return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                                 patient_sex, study_date, referring_physician, notes, masks=True)
+
+    def _api_outputs(self, file, pixel_spacing_mm, slice_spacing_mm, *patient, masks: bool = False) -> tuple:
+        """(measurements JSON, PDF path, overlay PNG path, masks .zip path or None)."""
+        result, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm)
         overlay = pdf.with_name("overlay.png")
         write_png(result.views(result.default_slice)["overlay"], overlay)
-        return json.loads(json.dumps(result.document(), default=str)), str(pdf), str(overlay)
+        archive = None
+        if masks:
+            archive = self.archive(result, pdf.with_name(f"hepatoscan_{result.scan.name}_masks.zip"))
+            if archive is None:
+                raise gr.Error("The masks could not be written (see the app's log); try again, or use "
+                               "/segment_series for the measurements, PDF and overlay alone.")
+        document = json.loads(json.dumps(result.document(), default=str))
+        return document, str(pdf), str(overlay), None if archive is None else str(archive)
 
 
 def build_app(handlers: HepatoScanApp) -> gr.Blocks:
@@ -268,6 +285,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                          concurrency_limit=CONCURRENCY)
         api_button.click(handlers.segment_series_api, [upload, spacing, slice_spacing, *patient_inputs], api_out,
                          api_name="segment_series", concurrency_limit=CONCURRENCY)
+        api_button.click(handlers.segment_masks_api, [upload, spacing, slice_spacing, *patient_inputs],
+                         [*api_out, gr.File(visible=False)], api_name="segment_masks", concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

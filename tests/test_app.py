@@ -233,6 +233,31 @@ def test_api_segment_series_gives_ml_for_a_zip_of_png_slices(client):
     assert Path(pdf).read_bytes()[:5] == b"%PDF-"
 
 
+def test_api_segment_masks_returns_a_label_png_per_slice_and_nifti_masks(client, sample_volume, tmp_path):
+    """/segment_masks is /segment_series plus the masks: for the sample zip of PNG slices, one label
+    PNG per file (0 background, 1 liver, 2 tumor) that matches the ground truth, and NIfTI masks
+    with the given spacing."""
+    import zipfile
+
+    import nibabel as nib
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from conftest import dice
+
+    data, pdf, overlay, masks = client.predict(handle_file(str(SAMPLES / "lits117_w350_slices.zip")), 0.8, 2.0,
+                                               *[""] * 7, api_name="/segment_masks")
+    assert data["summary"]["liver_volume_ml"] > 100 and Path(pdf).read_bytes()[:5] == b"%PDF-"
+    with zipfile.ZipFile(masks) as z:
+        z.extractall(tmp_path)
+    folder = tmp_path / "lits117_w350_slices"
+    labels = np.stack([np.asarray(Image.open(folder / "masks" / f"IM{k}.png")) for k in range(32, 96)])
+    assert set(np.unique(labels)) == {0, 1, 2}
+    assert dice(labels >= 1, sample_volume[2][32:96] >= 1) > 0.9
+    assert np.allclose(nib.load(str(folder / "liver_mask.nii.gz")).header.get_zooms(), (0.8, 0.8, 2.0))
+
+
 def test_api_bad_input_and_server_keeps_serving(client, tmp_path):
     from gradio_client import handle_file
 
