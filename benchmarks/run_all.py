@@ -176,6 +176,9 @@ def app_figures() -> dict:
     t = time.perf_counter()
     handlers.segment_api(str(VOLUME), *args)
     out["app_volume_request_s"] = round(time.perf_counter() - t, 2)
+    t = time.perf_counter()  # the page's request: views, PDF and the masks .zip too
+    handlers.segment_ui(str(VOLUME), 0, 0, *[""] * 7, progress=None)
+    out["app_page_volume_request_s"] = round(time.perf_counter() - t, 2)
     files.cleanup()
     return out
 
@@ -185,7 +188,7 @@ TARGETS = {
     "import_and_load_s": "<= 1.5", "png_end_to_end_ms": "<= 60", "pdf_ms": "<= 500",
     "volume_128_slices_s": "<= 4", "peak_rss_512x512x150_mb": "<= 300",
     "peak_rss_512x512x150_dicom_series_mb": "<= 300", "peak_rss_512x512x150_png_stack_mb": "<= 300",
-    "app_png_request_ms": "<= 300", "app_volume_request_s": "<= 6",
+    "app_png_request_ms": "<= 300", "app_volume_request_s": "<= 6", "app_page_volume_request_s": "<= 6",
 }
 
 
