@@ -197,6 +197,18 @@ def _to_nifti(mask_zyx: np.ndarray, scan):
     return img
 
 
+def label_volume(liver: np.ndarray, tumor: np.ndarray) -> np.ndarray:
+    """liver, tumor: (..., H, W) uint8 in {0, 1} -> the same shape uint8: 0 background, 1 liver,
+    2 tumor (the convention of LiTS and of most datasets)."""
+    labels = np.zeros(liver.shape, np.uint8)
+    h, w = liver.shape[-2:]
+    # Slice by slice, so no full-size temporary is made beside the result.
+    for out, l, t in zip(labels.reshape(-1, h, w), liver.reshape(-1, h, w), tumor.reshape(-1, h, w)):
+        out[l > 0] = 1
+        out[t > 0] = 2
+    return labels
+
+
 def _write_slice_masks(seg, slice_files: list[str], folder: Path) -> Path:
     """A stack of image files gets a label PNG per file, named after it: (H, W) uint8, 0 background,
     1 liver, 2 tumor (the convention of LiTS and of most datasets)."""
@@ -207,8 +219,7 @@ def _write_slice_masks(seg, slice_files: list[str], folder: Path) -> Path:
         while stem in used:  # the same file name in two folders of a zip
             stem += "_"
         used.add(stem)
-        labels = np.where(seg.tumor[z] > 0, 2, seg.liver[z] > 0).astype(np.uint8)
-        Image.fromarray(labels).save(folder / f"{stem}.png")
+        Image.fromarray(label_volume(seg.liver[z], seg.tumor[z])).save(folder / f"{stem}.png")
     return folder
 
 
@@ -233,6 +244,8 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
             path = out_dir / f"{key.split('_')[0]}_mask.nii.gz"
             nib.save(_to_nifti(mask, result.scan), str(path))
             paths[key] = path
+        paths["labels_nifti"] = out_dir / "labels.nii.gz"
+        nib.save(_to_nifti(label_volume(seg.liver, seg.tumor), result.scan), str(paths["labels_nifti"]))
     if result.scan.metadata.get("slice_files"):
         paths["slice_masks"] = _write_slice_masks(seg, result.scan.metadata["slice_files"], out_dir / "masks")
     if pdf:

@@ -47,6 +47,9 @@ def test_cli_png_and_volume_against_ground_truth(tmp_path, sample_volume):
 
     assert dice(mask_zyx("liver_mask.nii.gz"), labels >= 1) >= 0.9
     assert dice(mask_zyx("tumor_mask.nii.gz"), labels == 2) > 0.4
+    written = np.rint(read_nifti(nib.load(out_vol / "labels.nii.gz"))[0])  # LiTS convention: 0, 1, 2
+    assert np.array_equal(written, mask_zyx("liver_mask.nii.gz").astype(np.uint8) + mask_zyx("tumor_mask.nii.gz"))
+    assert set(np.unique(written)) == {0, 1, 2}
     rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "ok"] and rows[1]["units"] == "mL"
 
