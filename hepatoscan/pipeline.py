@@ -239,7 +239,8 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
         paths[key] = out_dir / fname
     (out_dir / "measurements.json").write_text(json.dumps(result.document(), indent=1, default=str))
     paths["measurements"] = out_dir / "measurements.json"
-    if result.scan.is_volume and not result.measurements.separate_images:  # separate images: masks/ only
+    # A NIfTI input gets NIfTI masks even of one slice; separate images get masks/ only.
+    if (result.scan.is_volume or result.scan.source_format == "nifti") and not result.measurements.separate_images:
         for key, mask in (("liver_nifti", seg.liver), ("tumor_nifti", seg.tumor)):
             path = out_dir / f"{key.split('_')[0]}_mask.nii.gz"
             nib.save(_to_nifti(mask, result.scan), str(path))

@@ -82,6 +82,6 @@ class Scan:
             return self
         if self.pixel_spacing_mm is None:
             raise InputError("a slice spacing without the in-plane pixel size cannot give volumes in mL; "
-                             "give the pixel spacing too (--pixel-spacing MM)")
+                             "give the pixel spacing too (the app's Pixel spacing field, or --pixel-spacing MM)")
         self.spacing_mm = (float(slice_spacing_mm), *self.pixel_spacing_mm)
         return self

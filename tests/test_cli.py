@@ -106,3 +106,24 @@ def test_cli_pixel_spacing_for_a_batch_leaves_a_volume_its_own(tmp_path):
     assert given["lits117_volume.nii.gz"]["liver"] == plain["liver"] and plain["units"] == "mL"
     assert "given pixel spacing (0.8 mm) was ignored" in given["lits117_volume.nii.gz"]["message"]
     assert given["lits117_z080_w350.png"]["units"] == "mm2"
+
+
+def test_one_slice_nifti_gets_nifti_masks_in_its_geometry(tmp_path, predictor, sample_volume):
+    """A NIfTI of one slice is segmented as an image, but its masks come back as NIfTI with the
+    input's affine (as for a volume), matching the ground truth there."""
+    from hepatoscan.io.nifti import read_nifti
+    from hepatoscan.pipeline import analyze, write_outputs
+
+    ras = nib.as_closest_canonical(nib.load(SAMPLES / "lits117_volume.nii.gz"))
+    k = 80
+    one = nib.Nifti1Image(np.asanyarray(ras.dataobj)[:, :, k:k + 1], ras.affine @ np.array(
+        [[1, 0, 0, 0], [0, 1, 0, 0], [0, 0, 1, k], [0, 0, 0, 1]]))
+    nib.save(one, tmp_path / "one.nii.gz")
+    result = analyze(predictor, tmp_path / "one.nii.gz")
+    paths = write_outputs(result, tmp_path / "out")
+    written = nib.load(paths["liver_nifti"])
+    assert written.shape == (128, 128, 1) and np.allclose(written.affine, one.affine)
+    liver = read_nifti(written)[0][0] > 0
+    labels = sample_volume[2]  # display order: slice k of the RAS volume is display slice k
+    assert dice(liver, labels[k] >= 1) > 0.9
+    assert np.array_equal(np.rint(read_nifti(nib.load(paths["labels_nifti"]))[0][0]) >= 1, liver)
