@@ -160,7 +160,7 @@ class HepatoScanApp:
                            label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
         summary += "".join(f"\n\n**Warning:** {w}" for w in result.warnings)
-        archive = self.archive(result, pdf.with_name(f"hepatoscan_{result.scan.name}_masks.zip"))
+        archive = self.archive(result, pdf.parent)
         if archive is None:
             summary += ("\n\n**Warning:** the masks could not be written for download (see the app's log); "
                         "the result shown and the PDF are complete.")
@@ -168,10 +168,11 @@ class HepatoScanApp:
                 None if archive is None else str(archive))
 
     @staticmethod
-    def archive(result: Result, path: Path) -> Path | None:
+    def archive(result: Result, folder: Path) -> Path | None:
         """The masks (NIfTI for a volume, a label PNG per file of a stack), overlay and
-        measurements.json zipped for download; None (logged) if that fails, so the result shown
-        is not lost for it."""
+        measurements.json zipped for download into ``folder``; None (logged) if that fails, so the
+        result shown is not lost for it."""
+        path = folder / f"hepatoscan_{result.scan.name}_masks.zip"
         try:
             return write_archive(result, path)
         except Exception:  # a full disk or a bug here must not discard the segmentation
@@ -209,7 +210,7 @@ class HepatoScanApp:
         write_png(result.views(result.default_slice)["overlay"], overlay)
         archive = None
         if masks:
-            archive = self.archive(result, pdf.with_name(f"hepatoscan_{result.scan.name}_masks.zip"))
+            archive = self.archive(result, pdf.parent)
             if archive is None:
                 raise gr.Error("The masks could not be written (see the app's log); try again, or use "
                                "/segment_series for the measurements, PDF and overlay alone.")

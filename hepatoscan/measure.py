@@ -87,6 +87,10 @@ class Measurements:
         """Separate images: how many hold ``what`` ("liver" or "tumor")."""
         return sum(getattr(s, f"{what}_area_px") > 0 for s in self.slices)
 
+    def lesions_in_images(self) -> int:
+        """Separate images: their 2D lesions, counted image by image."""
+        return sum(s.lesion_count for s in self.slices)
+
     def to_dict(self) -> dict:
         return asdict(self)
 

@@ -64,10 +64,8 @@ class Result:
         return self.key_slices[0]
 
     def lesion_centroids(self, z: int) -> list[tuple[int, tuple[float, float]]]:
-        for s in self.measurements.slices:
-            if s.slice_index == z:
-                return [(l.lesion_id, l.centroid_yx) for l in s.lesions]
-        return []
+        s = self.measurements.slice(z)
+        return [(l.lesion_id, l.centroid_yx) for l in s.lesions] if s is not None else []
 
     def views(self, z: int) -> dict:
         """Pictures of slice z (cached): original, liver, tumor, overlay, panel."""
@@ -87,7 +85,7 @@ class Result:
         if m.separate_images:
             out.update(separate_images=True, images_with_liver=m.images_with("liver"),
                        images_with_tumor=m.images_with("tumor"),
-                       lesion_count=sum(s.lesion_count for s in m.slices))
+                       lesion_count=m.lesions_in_images())
         elif m.volume is not None:
             v = m.volume
             out.update(liver_volume_ml=v.liver_volume_ml, tumor_volume_ml=v.tumor_volume_ml,
@@ -101,21 +99,25 @@ class Result:
                        tumor_burden_pct=s.tumor_burden_pct, lesion_count=s.lesion_count)
         return out
 
+    def slice_file(self, z: int) -> str | None:
+        """The name of the image file slice z came from (a stack of image files), else None."""
+        files = self.scan.metadata.get("slice_files")
+        return files[z] if files else None
+
     def slice_name(self, z: int) -> str:
         """"Slice z" ("Image z" of separate images), and for a stack of image files the file's name:
         "Slice 59 (IM91.png)"."""
-        files = self.scan.metadata.get("slice_files")
         label = f"Image {z}" if self.measurements.separate_images else f"Slice {z}"
-        return f"{label} ({files[z]})" if files else label
+        file = self.slice_file(z)
+        return f"{label} ({file})" if file else label
 
     def document(self) -> dict:
         """Summary and every measurement, as measurements.json and the API return them; the slices
         of a stack of image files carry their file's name."""
         measurements = self.measurements.to_dict()
-        files = self.scan.metadata.get("slice_files")
-        if files:
+        if self.scan.metadata.get("slice_files"):
             for s in measurements["slices"]:
-                s["file"] = files[s["slice_index"]]
+                s["file"] = self.slice_file(s["slice_index"])
         return {"summary": self.summary(), "shown_slice": self.default_slice, "measurements": measurements}
 
     def describe(self, warnings: bool = True) -> str:

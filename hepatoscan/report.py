@@ -202,20 +202,14 @@ class _Report(FPDF):
         self.ln(1)
 
 
-def _image_name(result, z: int) -> str:
-    """Image z of a stack as its file's name (its index where there is none)."""
-    files = result.scan.metadata.get("slice_files")
-    return files[z] if files else str(z)
-
-
 def _separate_images_tables(pdf: _Report, result, mm: bool, max_rows: int = 60):
     """Separate images (not one series): totals and a row per image."""
     m = result.measurements
     pdf.kv_table([("Images", f"{len(m.slices)}, not one series: each segmented and measured on its own"),
                   ("With liver / tumor", f"{m.images_with('liver')} / {m.images_with('tumor')}"),
-                  ("Lesions (all images)", str(sum(s.lesion_count for s in m.slices)))])
+                  ("Lesions (all images)", str(m.lesions_in_images()))])
     pdf.grid(["Image", "Liver area", "Tumor area", "Tumor burden", "Lesions"],
-             [[_image_name(result, s.slice_index),
+             [[result.slice_file(s.slice_index) or str(s.slice_index),
                _fmt(s.liver_area_mm2, " mm²") if mm else f"{s.liver_area_px:,} px",
                _fmt(s.tumor_area_mm2, " mm²") if mm else f"{s.tumor_area_px:,} px",
                f"{s.tumor_burden_pct:.2f} %", str(s.lesion_count)]
@@ -232,7 +226,7 @@ def _separate_image_lesions(pdf: _Report, result, mm: bool):
     if lesions:
         pdf.section("Lesions per image" + (f": the first 40 of {len(lesions)}" if len(lesions) > 40 else ""))
         pdf.grid(["Lesion", "Area", "Longest diameter", "Perpendicular", "RECIST measurable"],
-                 [[f"{_image_name(result, z)} #{l.lesion_id}", *lesion_cells(l, mm)] for z, l in lesions[:40]])
+                 [[f"{result.slice_file(z) or z} #{l.lesion_id}", *lesion_cells(l, mm)] for z, l in lesions[:40]])
 
 
 def build_report(result, patient: PatientInfo | None = None) -> bytes:
@@ -303,7 +297,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
                            str(l.largest_slice),
                            _fmt(l.longest_diameter_mm, " mm") if mm else _fmt(l.longest_diameter_px, " px"),
                            _fmt(l.mean_hu)] for l in m.volume.lesions[:40]])
-    elif m.volume is None and not m.separate_images and m.slices[0].lesions:
+    elif m.volume is None and m.slices[0].lesions:
         n = len(m.slices[0].lesions)
         pdf.section("Lesions" + (f": the 40 largest of {n}" if n > 40 else ""))
         pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"],

@@ -25,7 +25,7 @@ def slice_rows(result, z: int) -> list[list[str]]:
     if m.separate_images:
         rows += [["Images (separate, each measured on its own)", fmt_value(len(m.slices))],
                  ["Images with liver / tumor", f"{m.images_with('liver')} / {m.images_with('tumor')}"],
-                 ["Lesions (all images)", fmt_value(sum(s.lesion_count for s in m.slices))]]
+                 ["Lesions (all images)", fmt_value(m.lesions_in_images())]]
     elif m.volume is not None:
         v = m.volume
         rows += [["Liver volume", fmt_value(v.liver_volume_ml, " mL") if v.liver_volume_ml is not None else fmt_value(v.liver_voxels, " voxels")],
@@ -34,9 +34,9 @@ def slice_rows(result, z: int) -> list[list[str]]:
                  ["Lesions (3D)", fmt_value(v.lesion_count)]]
     s = m.slice(z)
     prefix = f"Image {z}: " if m.separate_images else f"Slice {z}: " if m.volume is not None else ""
-    files = result.scan.metadata.get("slice_files")
-    if files:  # a stack of image files: which file this slice is
-        rows.append([prefix + "file", files[z]])
+    file = result.slice_file(z)
+    if file:  # a stack of image files: which file this slice is
+        rows.append([prefix + "file", file])
     if s is None:
         return rows + [[prefix + "liver", "none found on this slice"]]
     mm = m.units == "mm"

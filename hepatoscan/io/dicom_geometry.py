@@ -35,14 +35,19 @@ def slice_axes(ds) -> tuple[np.ndarray, np.ndarray, np.ndarray] | None:
     return row, col, normal
 
 
+def _axis_of(direction: np.ndarray) -> int | None:
+    """The patient axis (0, 1, 2) a direction runs along within PLANE_MIN_COSINE, else None."""
+    k = int(np.argmax(np.abs(direction)))
+    return k if abs(direction[k]) >= PLANE_MIN_COSINE * np.linalg.norm(direction) else None
+
+
 def plane(ds) -> str | None:
     """"axial", "coronal", "sagittal" or "oblique" for a DICOM slice; None without orientation."""
     axes = slice_axes(ds)
     if axes is None:
         return None
-    normal = axes[2]
-    k = int(np.argmax(np.abs(normal)))
-    return PLANES[k] if abs(normal[k]) >= PLANE_MIN_COSINE * np.linalg.norm(normal) else "oblique"
+    k = _axis_of(axes[2])
+    return "oblique" if k is None else PLANES[k]
 
 
 def on_patient_axes(ds) -> bool:
@@ -51,9 +56,8 @@ def on_patient_axes(ds) -> bool:
     axes = slice_axes(ds)
     if axes is None:
         return False
-    dominant = [int(np.argmax(np.abs(v))) for v in axes]
-    return (len(set(dominant)) == 3
-            and all(abs(v[k]) >= PLANE_MIN_COSINE * np.linalg.norm(v) for v, k in zip(axes, dominant)))
+    along = [_axis_of(v) for v in axes]
+    return None not in along and len(set(along)) == 3
 
 
 def _dominant(direction: np.ndarray) -> tuple[int, int]:
