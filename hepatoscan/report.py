@@ -65,6 +65,9 @@ CORE_FONT_RANGES = ((0x0000, 0x036F), (0x0370, 0x03FF), (0x0400, 0x052F), (0x1E0
 # zlib level of the images embedded in the PDF: level 3 packs the 1548 x 408 overlay panel of a
 # slice in 16 ms to 326 kB, fpdf2's default (6) in 32 ms to 338 kB.
 IMAGE_COMPRESSION_LEVEL = 3
+# A grid's first column (image file or lesion names) widens to its longest text up to this share of
+# the page; longer names wrap inside it.
+FIRST_COLUMN_MAX = 0.4
 
 
 def _in(ch: str, ranges) -> bool:
@@ -143,23 +146,22 @@ class _Report(FPDF):
             self.multi_cell(0, 5.5, value, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     def grid(self, header: list[str], rows: list[list[str]], line_mm: float = 5.0):
-        """A table across the page in equal columns, its bold shaded header repeated after a page
-        break. Drawn cell by cell (19 ms for a volume's 40 lesions): fpdf2's table(), which lays out
-        every cell as wrapping text, took 90 ms and draws the same page. Texts too wide for their
-        column go through table()."""
-        col_mm = self.epw / len(header)
-        self.set_font("DejaVu", "B", 8)
-        fits = all(self.get_string_width(h) <= col_mm - 2 * self.c_margin for h in header)
-        self.set_font("DejaVu", "", 8)
-        if not (fits and all(self.get_string_width(v) <= col_mm - 2 * self.c_margin for r in rows for v in r)):
-            self._wrapped_grid(header, rows, line_mm)
+        """A table across the page, its bold shaded header repeated after a page break. The first
+        column (names: an image file, a lesion) is as wide as its longest text, up to
+        FIRST_COLUMN_MAX of the page; the others share the rest equally. Drawn cell by cell (19 ms
+        for a volume's 40 lesions): fpdf2's table(), which lays out every cell as wrapping text,
+        took 90 ms and draws the same page. Texts still too wide for their column go through
+        table(), in the same column widths."""
+        widths = self._column_widths(header, rows)
+        if not self._fits(header, rows, widths):
+            self._wrapped_grid(header, rows, line_mm, widths)
             return
 
         def heading():
             self.set_font("DejaVu", "B", 8)
             self.set_fill_color(232, 238, 246)
-            for h in header:
-                self.cell(col_mm, line_mm, h, border=1, align="C", fill=True)
+            for h, w in zip(header, widths):
+                self.cell(w, line_mm, h, border=1, align="C", fill=True)
             self.ln(line_mm)
             self.set_font("DejaVu", "", 8)
 
@@ -168,14 +170,34 @@ class _Report(FPDF):
             if self.get_y() + line_mm > self.page_break_trigger:
                 self.add_page()
                 heading()
-            for v in row:
-                self.cell(col_mm, line_mm, v, border=1, align="C")
+            for v, w in zip(row, widths):
+                self.cell(w, line_mm, v, border=1, align="C")
             self.ln(line_mm)
 
-    def _wrapped_grid(self, header: list[str], rows: list[list[str]], line_mm: float):
+    def _text_mm(self, text: str, bold: bool = False) -> float:
+        """Width of ``text`` in the grid's 8 pt font, cell margins included."""
+        self.set_font("DejaVu", "B" if bold else "", 8)
+        return self.get_string_width(text) + 2 * self.c_margin
+
+    def _column_widths(self, header: list[str], rows: list[list[str]]) -> list[float]:
+        """-> mm per column: equal columns, or a first column widened to its longest text."""
+        n = len(header)
+        equal = self.epw / n
+        first = max([self._text_mm(header[0], bold=True)] + [self._text_mm(r[0]) for r in rows]) + 1.0
+        first = min(max(first, equal), FIRST_COLUMN_MAX * self.epw)
+        if n == 1:
+            return [self.epw]
+        return [first] + [(self.epw - first) / (n - 1)] * (n - 1)
+
+    def _fits(self, header: list[str], rows: list[list[str]], widths: list[float]) -> bool:
+        return (all(self._text_mm(h, bold=True) <= w for h, w in zip(header, widths))
+                and all(self._text_mm(v) <= w for r in rows for v, w in zip(r, widths)))
+
+    def _wrapped_grid(self, header: list[str], rows: list[list[str]], line_mm: float, widths: list[float]):
         heading = FontFace(emphasis="BOLD", fill_color=(232, 238, 246))
+        self.set_font("DejaVu", "", 8)
         with self.table(headings_style=heading, line_height=line_mm, text_align="CENTER",
-                        first_row_as_headings=True) as table:
+                        first_row_as_headings=True, col_widths=tuple(widths)) as table:
             r = table.row()
             for h in header:
                 r.cell(h)

@@ -152,3 +152,22 @@ def test_stack_report_names_each_key_slice_file(predictor, tmp_path):
     text = subprocess.run([_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True, check=True).stdout
     z = result.default_slice
     assert f"Slice {z} (lits117_w350/IM{32 + z}.png)" in text and "png-stack" in text
+
+
+def test_grid_widens_its_name_column_so_file_names_stay_on_one_line(tmp_path):
+    """A table of separate images names each lesion by its file: the first column takes the width of
+    the longest name (the file names of the samples), so every row is one line, as pdftotext shows."""
+    from hepatoscan.report import _Report
+
+    names = [f"{p.name} #{k}" for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name
+             for k in (1, 12)]
+    doc = _Report(cjk=False, shaping=False, full_font=False)
+    doc.add_page()
+    doc.grid(["Lesion", "Area", "Longest diameter", "Perpendicular", "RECIST measurable"],
+             [[n, "1,400 px", "68.1 px", "37.7 px", "needs spacing"] for n in names])
+    out = tmp_path / "g.pdf"
+    out.write_bytes(bytes(doc.output()))
+    lines = subprocess.run([_tool("pdftotext"), "-layout", str(out), "-"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    for n in names:  # the whole name, and the row's last cell, on one line
+        assert any(n in line and line.rstrip().endswith("needs spacing") for line in lines), n
