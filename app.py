@@ -16,6 +16,7 @@ import queue
 import shutil
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -118,6 +119,8 @@ class HepatoScanApp:
 
     def __init__(self, pool: PredictorPool, files: RequestFiles):
         self.pool, self.files = pool, files
+        # Writes the arrays of the results sessions keep to disk after each page response, one at a time.
+        self.keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hepatoscan-keep")
 
     def run(self, file, spacing, patient: PatientInfo, progress=None,
             slice_spacing=None) -> tuple[Result, Path]:
@@ -164,8 +167,20 @@ class HepatoScanApp:
         if archive is None:
             summary += ("\n\n**Warning:** the masks could not be written for download (see the app's log); "
                         "the result shown and the PDF are complete.")
-        return (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result,
-                None if archive is None else str(archive))
+        outputs = (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result,
+                   None if archive is None else str(archive))
+        self.keeper.submit(self.keep_on_disk, result, pdf.parent)
+        return outputs
+
+    @staticmethod
+    def keep_on_disk(result: Result, folder: Path) -> None:
+        """Move the arrays of a result the session keeps (for its slider) to ``folder``, memory-mapped
+        (Result.keep_arrays_in); run after the response, on self.keeper. If that fails the result
+        stays in memory (logged)."""
+        try:
+            result.keep_arrays_in(folder)
+        except Exception:  # a full disk or a bug here costs memory, never the result
+            log.exception("could not keep the arrays of %s on disk; they stay in memory", result.scan.name)
 
     @staticmethod
     def archive(result: Result, folder: Path) -> Path | None:

@@ -108,6 +108,37 @@ print(r.scan.pixels.shape, hwm_kb / 1024)
 """
 
 
+KEPT_RSS_SCRIPT = """
+import gc, sys, tempfile, time
+sys.path.insert(0, {root!r})
+from hepatoscan.pipeline import analyze
+from hepatoscan.predictor import Predictor
+def rss_mb():
+    return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
+p = Predictor.from_model_dir()
+gc.collect()
+base = rss_mb()
+r = analyze(p, {path!r})
+gc.collect()
+held = rss_mb() - base
+t = time.perf_counter()
+r.keep_arrays_in(tempfile.mkdtemp())
+moved_s = time.perf_counter() - t
+gc.collect()
+print(round(held, 1), round(rss_mb() - base, 1), round(moved_s, 2))
+"""
+
+
+def _kept_result_mb(path: Path) -> dict:
+    """Memory a result kept for the app's slider holds (RSS over the loaded model), in memory and
+    once its arrays are moved to disk (Result.keep_arrays_in), and how long the move takes."""
+    r = subprocess.run([sys.executable, "-c", KEPT_RSS_SCRIPT.format(root=str(ROOT), path=str(path))],
+                       capture_output=True, text=True, check=True)
+    held, kept, moved_s = (float(v) for v in r.stdout.split())
+    return {"kept_result_512x512x150_in_memory_mb": held, "kept_result_512x512x150_on_disk_mb": kept,
+            "keep_arrays_on_disk_512x512x150_s": moved_s}
+
+
 def _write_dicom_series(hu_zyx: np.ndarray, folder: Path) -> None:
     """(Z, H, W) HU -> one uncompressed CT DICOM file per slice (slope 1, intercept -1024)."""
     from pydicom.dataset import FileDataset, FileMetaDataset
@@ -162,7 +193,8 @@ def peak_rss_mb() -> dict:
         out = {"peak_rss_512x512x150_mb": _peak_rss(nifti)[1],
                "peak_rss_512x512x150_dicom_series_mb": _peak_rss(series)[1],
                "peak_rss_512x512x150_png_stack_mb": _peak_rss(stack)[1],
-               "peak_rss_512x512x150_with_outputs_and_pdf_mb": _peak_rss(nifti, tmp / "out")[1]}
+               "peak_rss_512x512x150_with_outputs_and_pdf_mb": _peak_rss(nifti, tmp / "out")[1],
+               **_kept_result_mb(nifti)}
     return out
 
 

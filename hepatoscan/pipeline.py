@@ -7,7 +7,7 @@ import logging
 import tempfile
 import time
 import zipfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
@@ -72,6 +72,26 @@ class Result:
         if z not in self._views:
             self._views[z] = slice_views(self.segmentation, z, self.lesion_centroids(z))
         return self._views[z]
+
+    def keep_arrays_in(self, folder: str | Path) -> None:
+        """Move this result's full-size arrays (the scan's pixels, the liver and tumor masks) to .npy
+        files in ``folder``, memory-mapped read-only from there, for a caller that keeps results for a
+        while (the app keeps each session's for its slice slider). In memory, a 512 x 512 x 150 CT
+        holds about 165 MB per result; mapped, pages are read when a slice is shown and the system
+        may drop them again. In place: the one attribute holding them is swapped only once the files
+        are written, so the result can be read (shown) meanwhile from another thread. ``folder``
+        must outlive the result."""
+        folder = Path(folder)
+        seg, scan = self.segmentation, self.scan
+
+        def mapped(name: str, a: np.ndarray) -> np.ndarray:
+            path = folder / f"{name}.npy"
+            np.save(path, a)  # a strided view (a NIfTI's axes) is written in C order
+            return np.load(path, mmap_mode="r")
+
+        scan = replace(scan, pixels=mapped("pixels", scan.pixels))
+        self.segmentation = replace(seg, scan=scan, liver=mapped("liver", seg.liver),
+                                    tumor=mapped("tumor", seg.tumor))
 
     def summary(self) -> dict:
         """A compact, JSON-able summary (what the API and CLI print)."""

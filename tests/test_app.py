@@ -63,6 +63,28 @@ def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
     assert views[1].shape == (128, 128)
 
 
+def test_handler_keeps_the_volume_on_disk_for_its_slider(handlers, predictor):
+    """The session keeps the result for its slider with the scan and masks memory-mapped from the
+    request's folder, moved there after the response; the slider shows the same slices as a result
+    kept in memory."""
+    import numpy as np
+
+    from hepatoscan.pipeline import analyze
+
+    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, progress=None)
+    state, folder = out[10], Path(out[7]).parent
+    handlers.keeper.submit(lambda: None).result()  # the move queued before this one is done
+    fresh = analyze(predictor, SAMPLES / "lits117_volume.nii.gz")
+    for kept, in_memory in ((state.scan.pixels, fresh.scan.pixels), (state.segmentation.liver, fresh.segmentation.liver),
+                            (state.segmentation.tumor, fresh.segmentation.tumor)):
+        assert isinstance(kept, np.memmap) and Path(kept.filename).parent == folder
+        assert kept.dtype == in_memory.dtype and np.array_equal(kept, in_memory)
+    for z in (fresh.default_slice, 10):
+        shown, expected = handlers.show_slice(state, z), fresh.views(z)
+        assert np.array_equal(shown[1], expected["original"]) and np.array_equal(shown[0][0], expected["numbered"])
+        assert np.array_equal(shown[0][1][1][0], fresh.segmentation.tumor[z].astype(float))
+
+
 def test_handler_masks_download_holds_the_volume_masks_in_the_input_geometry(handlers, tmp_path):
     import zipfile
 
