@@ -564,3 +564,41 @@ def test_monochrome1_display_dicom_is_inverted(predictor):
     ds.save_as(buf)
     scan = load_scan(buf.getvalue(), "mono1.dcm")
     assert not scan.is_hu and np.array_equal(scan.pixels[0], grey.astype(np.float32))
+
+
+@pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLosslessProcess14", "JPEGLSLossless",
+                                    "JPEG2000Lossless", "RLELossless"])
+def test_compressed_dicom_series_decodes_to_the_same_hu(tmp_path, syntax):
+    """PACS exports compress CT, most often as JPEG Lossless: eight slices of the LiTS 117 sample, as
+    12-bit CT, transcoded by GDCM, load to the same HU and spacing as the uncompressed series."""
+    gdcm = pytest.importorskip("gdcm", reason="python-gdcm (app and full profiles; `make test` installs it) "
+                                              "decodes JPEG Lossless and JPEG-LS")
+    import pydicom
+
+    from conftest import SAMPLES
+
+    hu = np.clip(np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[56:64], -1024, 3071)
+    plain, packed = tmp_path / "plain", tmp_path / syntax
+    plain.mkdir()
+    packed.mkdir()
+    for k, s in enumerate(hu):
+        ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(s.astype(np.int16), 2.0 * k, k + 1)))
+        ds.BitsStored, ds.HighBit = 12, 11  # as CT stores it
+        ds.save_as(plain / f"IM{k}.dcm")
+        reader = gdcm.ImageReader()
+        reader.SetFileName(str(plain / f"IM{k}.dcm"))
+        assert reader.Read()
+        change = gdcm.ImageChangeTransferSyntax()
+        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
+        change.SetInput(reader.GetImage())
+        assert change.Change()
+        writer = gdcm.ImageWriter()
+        writer.SetFileName(str(packed / f"IM{k}.dcm"))
+        writer.SetFile(reader.GetFile())
+        writer.SetImage(change.GetOutput())
+        assert writer.Write()
+    assert pydicom.dcmread(packed / "IM0.dcm").file_meta.TransferSyntaxUID.is_compressed
+    reference, scan = load_scan(plain), load_scan(packed)
+    assert scan.pixels.dtype == np.int16 and scan.spacing_mm == reference.spacing_mm == (2.0, 0.7, 0.8)
+    np.testing.assert_array_equal(scan.pixels, reference.pixels)
+    np.testing.assert_array_equal(scan.pixels, hu)

@@ -1,8 +1,10 @@
 """DICOM: one file, or a series (folder or .zip) ordered by ImagePositionPatient.
 
-Pixel data that pydicom decodes on its own works: uncompressed (Implicit/Explicit VR Little
-Endian, Big Endian, Deflated) and RLE Lossless. JPEG, JPEG-LS and JPEG 2000 need the optional
-``pylibjpeg`` plugins (``pip install pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg``).
+Pixel data that pydicom decodes with the core install works: uncompressed (Implicit/Explicit VR
+Little Endian, Big Endian, Deflated), RLE Lossless and JPEG 2000 (through Pillow). JPEG Lossless
+(the usual compression of CT in PACS exports), JPEG-LS and 12-bit JPEG need GDCM, which pydicom
+uses when it is installed: ``pip install hepatoscan[dicom]`` (python-gdcm, BSD licence); the app's
+profile (requirements.txt) includes it.
 """
 from __future__ import annotations
 
@@ -73,8 +75,9 @@ def _pixels_hu(ds, name: str) -> np.ndarray:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise UnsupportedFormatError(
             f"{name}: cannot decode the pixel data (transfer syntax {getattr(ts, 'name', ts)}): {e}. "
-            "Uncompressed and RLE DICOM work out of the box; for JPEG / JPEG 2000 install "
-            "'pylibjpeg pylibjpeg-libjpeg pylibjpeg-openjpeg', or export uncompressed.") from e
+            "Uncompressed, RLE and JPEG 2000 DICOM work in every install; for JPEG Lossless, JPEG-LS "
+            "and 12-bit JPEG install GDCM ('pip install hepatoscan[dicom]', or 'pip install python-gdcm'; "
+            "the app's requirements.txt has it), or export the series uncompressed.") from e
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if arr.ndim != 2:
