@@ -344,3 +344,29 @@ def test_browser_upload_segment_and_screenshot(server):
             page.close()
         browser.close()
     assert (ARTIFACTS / "app_desktop.png").stat().st_size > 20_000
+
+
+@pytest.mark.browser
+def test_browser_volume_slider_shows_another_slice(server):
+    """A volume opens on its largest tumor; a click on the slider, once the session's result has moved
+    to disk, shows another slice: its number in the slider and in the measurement table."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server[0])
+        page.locator("#upload input[type=file]").set_input_files(str(SAMPLES / "lits117_volume.nii.gz"))
+        page.locator("#segment").click()
+        page.locator("#pdf a").first.wait_for(timeout=90_000)
+        opened = int(page.locator("#slice input[type=number]").input_value())
+        assert page.get_by_text(f"Slice {opened}: liver area").is_visible()
+        time.sleep(2)  # the result's arrays move to disk after the response
+        page.locator("#slice input[type=range]").scroll_into_view_if_needed()
+        track = page.locator("#slice input[type=range]").bounding_box()
+        page.mouse.click(track["x"] + track["width"] * 0.3, track["y"] + track["height"] / 2)
+        page.wait_for_function("(z) => document.querySelector('#slice input[type=number]').value != z", arg=str(opened))
+        shown = int(page.locator("#slice input[type=number]").input_value())
+        page.get_by_text(f"Slice {shown}: liver area").wait_for(timeout=30_000)
+        assert shown != opened and not page.get_by_text(f"Slice {opened}: liver area").is_visible()
+        browser.close()
