@@ -226,7 +226,6 @@ BAD_INPUTS = {
     "zip without dicom": (_zip({"a.txt": b"x", "b.txt": b"y"}), "text.zip", InputError, "no DICOM or PNG/JPEG images"),
     "zip of one non-image": (_zip({"notes.txt": b"hello"}), "one.zip", UnsupportedFormatError, "one.zip: notes.txt: not a readable image"),
     "dicom without pixels": (None, "sr.dcm", InputError, "no image"),
-    "multi-frame dicom": (None, "mf.dcm", UnsupportedFormatError, "multi-frame"),
     "rar archive": (b"Rar!\x1a\x07\x00" + b"\x00" * 100, "study.rar", UnsupportedFormatError, "only .zip"),
 }
 
@@ -247,8 +246,6 @@ def _materialise(kind: str, data):
         buf = io.BytesIO()
         ds.save_as(buf)
         return buf.getvalue()
-    if kind == "multi-frame dicom":
-        return _dicom_bytes(np.zeros((32, 32), np.int16) + np.arange(32), 0, 1, frames=3)
     return data
 
 
@@ -566,6 +563,22 @@ def test_monochrome1_display_dicom_is_inverted(predictor):
     assert not scan.is_hu and np.array_equal(scan.pixels[0], grey.astype(np.float32))
 
 
+def _transcode(gdcm, src, dst, syntax: str) -> None:
+    """Compress a DICOM file with GDCM into ``syntax`` (a gdcm.TransferSyntax name)."""
+    reader = gdcm.ImageReader()
+    reader.SetFileName(str(src))
+    assert reader.Read()
+    change = gdcm.ImageChangeTransferSyntax()
+    change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
+    change.SetInput(reader.GetImage())
+    assert change.Change()
+    writer = gdcm.ImageWriter()
+    writer.SetFileName(str(dst))
+    writer.SetFile(reader.GetFile())
+    writer.SetImage(change.GetOutput())
+    assert writer.Write()
+
+
 @pytest.mark.parametrize("syntax", ["JPEGLosslessProcess14_1", "JPEGLosslessProcess14", "JPEGLSLossless",
                                     "JPEG2000Lossless", "RLELossless"])
 def test_compressed_dicom_series_decodes_to_the_same_hu(tmp_path, syntax):
@@ -585,20 +598,82 @@ def test_compressed_dicom_series_decodes_to_the_same_hu(tmp_path, syntax):
         ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(s.astype(np.int16), 2.0 * k, k + 1)))
         ds.BitsStored, ds.HighBit = 12, 11  # as CT stores it
         ds.save_as(plain / f"IM{k}.dcm")
-        reader = gdcm.ImageReader()
-        reader.SetFileName(str(plain / f"IM{k}.dcm"))
-        assert reader.Read()
-        change = gdcm.ImageChangeTransferSyntax()
-        change.SetTransferSyntax(gdcm.TransferSyntax(getattr(gdcm.TransferSyntax, syntax)))
-        change.SetInput(reader.GetImage())
-        assert change.Change()
-        writer = gdcm.ImageWriter()
-        writer.SetFileName(str(packed / f"IM{k}.dcm"))
-        writer.SetFile(reader.GetFile())
-        writer.SetImage(change.GetOutput())
-        assert writer.Write()
+        _transcode(gdcm, plain / f"IM{k}.dcm", packed / f"IM{k}.dcm", syntax)
     assert pydicom.dcmread(packed / "IM0.dcm").file_meta.TransferSyntaxUID.is_compressed
     reference, scan = load_scan(plain), load_scan(packed)
     assert scan.pixels.dtype == np.int16 and scan.spacing_mm == reference.spacing_mm == (2.0, 0.7, 0.8)
     np.testing.assert_array_equal(scan.pixels, reference.pixels)
     np.testing.assert_array_equal(scan.pixels, hu)
+
+
+def _enhanced_ct(hu: np.ndarray, spacing_mm=(1.0, 1.0, 1.0), head_first: bool = True) -> bytes:
+    """(Z, H, W) HU, feet to head, shown anterior up -> one Enhanced CT file (all slices as frames):
+    spacing, orientation and rescale in the shared functional group, each frame's position in its
+    own; frames stored head to feet unless ``head_first`` is False."""
+    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.uid import EnhancedCTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    def item(**kw):
+        d = Dataset()
+        for k, v in kw.items():
+            setattr(d, k, v)
+        return d
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID = EnhancedCTImageStorage, ExplicitVRLittleEndian
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = EnhancedCTImageStorage, meta.MediaStorageSOPInstanceUID, "CT"
+    ds.SeriesInstanceUID, ds.PatientName, ds.ImageType = generate_uid(), "Enhanced^CT", ["ORIGINAL", "PRIMARY", "AXIAL"]
+    order = list(range(len(hu)))[::-1] if head_first else list(range(len(hu)))
+    dz, dy, dx = spacing_mm
+    ds.SharedFunctionalGroupsSequence = [item(
+        PixelMeasuresSequence=[item(PixelSpacing=[dy, dx], SliceThickness=dz)],
+        PlaneOrientationSequence=[item(ImageOrientationPatient=[1, 0, 0, 0, 1, 0])],
+        PixelValueTransformationSequence=[item(RescaleIntercept=-1024, RescaleSlope=1, RescaleType="HU")])]
+    ds.PerFrameFunctionalGroupsSequence = [item(
+        PlanePositionSequence=[item(ImagePositionPatient=[0.0, 0.0, 100.0 + dz * z])],
+        FrameContentSequence=[item(InStackPositionNumber=z + 1)]) for z in order]
+    stored = (np.clip(hu, -1024, 3071) + 1024).astype(np.uint16)[order]
+    ds.NumberOfFrames, (ds.Rows, ds.Columns) = len(hu), stored.shape[1:]
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    ds.PixelData = stored.tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def test_enhanced_ct_file_is_read_as_its_series_and_segments_as_the_nifti(predictor, sample_volume, tmp_path):
+    """An Enhanced CT file (the whole series as frames, geometry in functional groups, stored head
+    to feet) loads feet to head with its spacing and origin, alone and zipped with a DICOMDIR-like
+    file, and segments to the same masks as the NIfTI it was made from."""
+    from hepatoscan.pipeline import analyze
+
+    path, hu, _ = sample_volume
+    data = _enhanced_ct(hu)
+    scan = load_scan(data, "enhanced.dcm")
+    assert scan.source_format == "dicom-series" and scan.pixels.shape == hu.shape
+    np.testing.assert_array_equal(scan.pixels, np.clip(hu, -1024, 3071))
+    assert scan.spacing_mm == (1.0, 1.0, 1.0) and scan.geometry["origin_mm"][2] == 100.0
+    zipped = load_scan(_zip({"study/IM1": data, "study/DICOMDIR": b"DICM-but-not-really"}), "study.zip")
+    np.testing.assert_array_equal(zipped.pixels, scan.pixels)
+    (tmp_path / "enhanced.dcm").write_bytes(data)
+    from_dicom, from_nifti = analyze(predictor, tmp_path / "enhanced.dcm"), analyze(predictor, path)
+    np.testing.assert_array_equal(from_dicom.segmentation.liver, from_nifti.segmentation.liver)
+    np.testing.assert_array_equal(from_dicom.segmentation.tumor, from_nifti.segmentation.tumor)
+    assert from_dicom.measurements.volume.liver_volume_ml == from_nifti.measurements.volume.liver_volume_ml
+
+
+def test_compressed_enhanced_ct_and_legacy_multiframe_load(sample_volume, tmp_path):
+    """A JPEG Lossless Enhanced CT file decodes to the same HU; a legacy multi-frame file (no
+    per-frame positions) loads its frames in stored order, with the spacing it states and a warning."""
+    gdcm = pytest.importorskip("gdcm", reason="python-gdcm (app and full profiles) decodes JPEG Lossless")
+    hu = sample_volume[1][40:48]
+    (tmp_path / "plain.dcm").write_bytes(_enhanced_ct(hu, head_first=False))
+    _transcode(gdcm, tmp_path / "plain.dcm", tmp_path / "packed.dcm", "JPEGLosslessProcess14_1")
+    np.testing.assert_array_equal(load_scan(tmp_path / "packed.dcm").pixels, np.clip(hu, -1024, 3071))
+
+    legacy = load_scan(_dicom_bytes(np.zeros((32, 32), np.int16) + np.arange(32), 0, 1, frames=3), "mf.dcm")
+    assert legacy.pixels.shape == (3, 32, 32) and legacy.spacing_mm == (2.5, 0.7, 0.8)
+    assert any("ImagePositionPatient missing" in w for w in legacy.warnings)

@@ -1,8 +1,9 @@
 """``load_scan``: any supported input -> :class:`hepatoscan.scan.Scan`, with clear errors.
 
-Supported: PNG, JPEG, BMP, TIFF (8/16-bit, RGB(A), palette -> grey); one DICOM file; a DICOM
-series as a folder or a .zip; a stack of image slices (one series exported as PNG/JPEG/...) as a
-folder or a .zip; NIfTI .nii / .nii.gz (3D).
+Supported: PNG, JPEG, BMP, TIFF (8/16-bit, RGB(A), palette -> grey); one DICOM file (a
+multi-frame one, such as Enhanced CT, is a series); a DICOM series as a folder or a .zip; a stack
+of image slices (one series exported as PNG/JPEG/...) as a folder or a .zip; NIfTI .nii / .nii.gz
+(3D).
 """
 from __future__ import annotations
 
@@ -85,6 +86,8 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits) -> Scan:
     if _is_nifti(data, name):
         return _nifti_scan(data, name, limits)
     if dicom.is_dicom(data) or name.lower().endswith(".dcm"):
+        if dicom.is_multiframe(data, name):  # an Enhanced CT series in one file: read as a series
+            return _dicom_series_scan([(name, lambda: data)], name, limits)
         d = dicom.read_single(data, name)
         return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], "dicom", _stem(name),
                              d["metadata"], d["warnings"]), limits)
@@ -159,6 +162,10 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
     images = [f for f in files if is_image_name(f[0])]
     if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):
         return _image_stack_scan(images, len(files) - len(images), name, limits)
+    return _dicom_series_scan(files, name, limits)
+
+
+def _dicom_series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> Scan:
     d = dicom.read_series(files, name, limits)
     fmt = "dicom-series" if d["pixels"].shape[0] > 1 else "dicom"
     return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], fmt, _stem(name), d["metadata"],

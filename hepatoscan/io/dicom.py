@@ -1,4 +1,6 @@
-"""DICOM: one file, or a series (folder or .zip) ordered by ImagePositionPatient.
+"""DICOM: one file, or a series (folder or .zip) ordered by ImagePositionPatient. A multi-frame
+file (Enhanced CT: a whole series in one object) is read as the series of its frames
+(dicom_frames).
 
 Pixel data that pydicom decodes with the core install works: uncompressed (Implicit/Explicit VR
 Little Endian, Big Endian, Deflated), RLE Lossless and JPEG 2000 (through Pillow). JPEG Lossless
@@ -17,6 +19,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
+from .dicom_frames import frame_count, split_frames
 from .dicom_geometry import axial_display_origin, on_patient_axes, plane, reslice_to_axial, slice_axes
 from .image import stretch_to_grey
 
@@ -59,18 +62,11 @@ def _rescale(arr: np.ndarray, slope: float, intercept: float) -> np.ndarray:
     return arr.astype(np.float32) * np.float32(slope) + np.float32(intercept)
 
 
-def _pixels_hu(ds, name: str) -> np.ndarray:
-    """Dataset -> (H, W) HU (RescaleSlope/Intercept applied): int16 where exact, else float32."""
-    if "PixelData" not in ds:
-        raise InputError(f"{name}: the DICOM file holds no image (no PixelData): is it a DICOMDIR, "
-                         "a report or a structured-report object? Give the image files of the series.")
-    frames = int(getattr(ds, "NumberOfFrames", 1) or 1)
-    if frames > 1:
-        raise UnsupportedFormatError(
-            f"{name}: multi-frame DICOM ({frames} frames) is not supported. Export the series as "
-            "one file per slice (classic CT image storage), or as NIfTI.")
+def _decode(ds, name: str) -> np.ndarray:
+    """The stored pixel values of a dataset (all its frames), or a clear error when pydicom has no
+    decoder for its transfer syntax."""
     try:
-        arr = ds.pixel_array
+        return ds.pixel_array
     except (NotImplementedError, RuntimeError, ValueError) as e:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
         raise UnsupportedFormatError(
@@ -78,6 +74,32 @@ def _pixels_hu(ds, name: str) -> np.ndarray:
             "Uncompressed, RLE and JPEG 2000 DICOM work in every install; for JPEG Lossless, JPEG-LS "
             "and 12-bit JPEG install GDCM ('pip install hepatoscan[dicom]', or 'pip install python-gdcm'; "
             "the app's requirements.txt has it), or export the series uncompressed.") from e
+
+
+def is_multiframe(data: bytes, name: str) -> bool:
+    """Whether a DICOM file holds several frames (an Enhanced CT series in one file)."""
+    return frame_count(parse(data, name, stop_before_pixels=True)) > 1
+
+
+def _frames_as_files(data: bytes, name: str) -> list[tuple[str, Callable[[], bytes]]]:
+    """A multi-frame DICOM file -> (name, reader) pairs of one single-frame file per frame."""
+    ds = parse(data, name)
+    frames = _decode(ds, name)
+    del ds.PixelData  # decoded: the encoded copy is not needed again
+    if frames.ndim == 2 or (frames.ndim == 3 and int(getattr(ds, "SamplesPerPixel", 1) or 1) > 1):
+        frames = frames[None]
+    return split_frames(ds, frames, name)
+
+
+def _pixels_hu(ds, name: str) -> np.ndarray:
+    """Dataset -> (H, W) HU (RescaleSlope/Intercept applied): int16 where exact, else float32."""
+    if "PixelData" not in ds:
+        raise InputError(f"{name}: the DICOM file holds no image (no PixelData): is it a DICOMDIR, "
+                         "a report or a structured-report object? Give the image files of the series.")
+    if frame_count(ds) > 1:  # read_series splits these into frames first
+        raise UnsupportedFormatError(f"{name}: a multi-frame DICOM reached the single-frame reader; "
+                                     "please report this file to the HepatoScan team.")
+    arr = _decode(ds, name)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         arr = arr[..., :3].astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
     if arr.ndim != 2:
@@ -239,18 +261,26 @@ def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
 
 
 def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> dict:
-    """Several DICOM files of one series -> dict like :func:`read_single`, pixels (Z, H, W),
-    Z ordered from feet to head by ImagePositionPatient (InstanceNumber as a fallback).
+    """Several DICOM files of one series, or multi-frame files (each read as one file per frame)
+    -> dict like :func:`read_single`, pixels (Z, H, W), Z ordered from feet to head by
+    ImagePositionPatient (InstanceNumber, or frame order, as a fallback).
 
     files: (name, reader) pairs. Headers are read first (to choose, order and check the slices),
     then the pixels one file at a time, so memory holds the volume and one file, not the series."""
-    datasets, skipped = [], []
+    datasets, skipped, readers = [], [], dict(files)
     for fname, read in files:
         data = read()  # a file that cannot be read stops the load with its own message
         try:
-            datasets.append((fname, parse(data, fname, stop_before_pixels=True)))
+            header = parse(data, fname, stop_before_pixels=True)
         except InputError:
             skipped.append(fname)
+            continue
+        if frame_count(header) > 1 and "Rows" in header:  # Enhanced CT: a series in one file
+            frames = _frames_as_files(data, fname)
+            readers.update(frames)
+            datasets += [(f, parse(read_frame(), f, stop_before_pixels=True)) for f, read_frame in frames]
+        else:
+            datasets.append((fname, header))
     # Image objects carry Rows; DICOMDIR, reports and structured reports do not.
     skipped += [f for f, ds in datasets if "Rows" not in ds]
     datasets = [(f, ds) for f, ds in datasets if "Rows" in ds]
@@ -277,7 +307,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         order = np.argsort([int(getattr(ds, "InstanceNumber", 0) or 0) for _, ds in datasets], kind="stable")
         warnings.append("ImagePositionPatient missing: slices ordered by InstanceNumber.")
     datasets = [datasets[i] for i in order]
-    pixels = _stack_slices(datasets, dict(files), name)
+    pixels = _stack_slices(datasets, readers, name)
     first = datasets[0][1]
     ps = _pixel_spacing(first)
     if all(p is not None for p in positions) and len(positions) > 1:
@@ -300,6 +330,6 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     if not is_hu:
         pixels = _display_levels(pixels, first)
         first_file = datasets[0][0]
-        warnings += _colour_warnings(parse(dict(files)[first_file](), first_file))
+        warnings += _colour_warnings(parse(readers[first_file](), first_file))
     return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": metadata(first),
             "warnings": _modality_warnings(first) + warnings, "origin_mm": origin}
