@@ -226,6 +226,7 @@ BAD_INPUTS = {
     "zip without dicom": (_zip({"a.txt": b"x", "b.txt": b"y"}), "text.zip", InputError, "no DICOM or PNG/JPEG images"),
     "zip of one non-image": (_zip({"notes.txt": b"hello"}), "one.zip", UnsupportedFormatError, "one.zip: notes.txt: not a readable image"),
     "dicom without pixels": (None, "sr.dcm", InputError, "no image"),
+    "dicom with truncated pixels": (None, "cut.dcm", InputError, "truncated or corrupt"),
     "rar archive": (b"Rar!\x1a\x07\x00" + b"\x00" * 100, "study.rar", UnsupportedFormatError, "only .zip"),
 }
 
@@ -238,6 +239,14 @@ def _materialise(kind: str, data):
         return buf.getvalue()
     if kind == "decompression bomb":
         return _bomb_png()
+    if kind == "dicom with truncated pixels":
+        import pydicom
+
+        ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(np.zeros((32, 32), np.int16) + np.arange(32), 0, 1)))
+        ds.PixelData = ds.PixelData[:1000]
+        buf = io.BytesIO()
+        ds.save_as(buf)
+        return buf.getvalue()
     if kind == "dicom without pixels":
         import pydicom
 
@@ -677,3 +686,26 @@ def test_compressed_enhanced_ct_and_legacy_multiframe_load(sample_volume, tmp_pa
     legacy = load_scan(_dicom_bytes(np.zeros((32, 32), np.int16) + np.arange(32), 0, 1, frames=3), "mf.dcm")
     assert legacy.pixels.shape == (3, 32, 32) and legacy.spacing_mm == (2.5, 0.7, 0.8)
     assert any("ImagePositionPatient missing" in w for w in legacy.warnings)
+
+
+def test_enhanced_ct_frames_keep_their_own_rescale_and_position():
+    """Per-frame values stay with their frame: a rescale given per frame applies to that frame only,
+    and frames without a position (here the last two) order the series by frame, with a warning."""
+    import pydicom
+    from pydicom.dataset import Dataset
+
+    hu = np.zeros((4, 40, 40), np.int16) + np.arange(40, dtype=np.int16)
+    ds = pydicom.dcmread(io.BytesIO(_enhanced_ct(hu, head_first=False)))
+    del ds.SharedFunctionalGroupsSequence[0].PixelValueTransformationSequence
+    for k, group in enumerate(ds.PerFrameFunctionalGroupsSequence):
+        rescale = Dataset()
+        rescale.RescaleSlope, rescale.RescaleIntercept = 1, -1024 + 100 * k
+        group.PixelValueTransformationSequence = [rescale]
+        if k >= 2:
+            del group.PlanePositionSequence
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    scan = load_scan(buf.getvalue(), "per_frame.dcm")
+    np.testing.assert_array_equal(scan.pixels, hu + 100 * np.arange(4, dtype=np.int16)[:, None, None])
+    assert any("ImagePositionPatient missing" in w for w in scan.warnings)
+    assert scan.spacing_mm == (1.0, 1.0, 1.0)  # from the thickness: positions do not all say

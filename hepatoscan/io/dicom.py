@@ -69,6 +69,9 @@ def _decode(ds, name: str) -> np.ndarray:
         return ds.pixel_array
     except (NotImplementedError, RuntimeError, ValueError) as e:
         ts = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "unknown")
+        if getattr(ts, "is_compressed", True) is False:  # nothing to decode: the bytes are wrong
+            raise InputError(f"{name}: the pixel data cannot be read ({e}): the file is truncated or "
+                             "corrupt. Export or copy it again.") from e
         raise UnsupportedFormatError(
             f"{name}: cannot decode the pixel data (transfer syntax {getattr(ts, 'name', ts)}): {e}. "
             "Uncompressed, RLE and JPEG 2000 DICOM work in every install; for JPEG Lossless, JPEG-LS "

@@ -8,6 +8,7 @@ carrying those values at the top level, where the single-frame reader finds them
 """
 from __future__ import annotations
 
+import copy
 import io
 from typing import Callable
 
@@ -65,13 +66,10 @@ def split_frames(ds, frames: np.ndarray, name: str) -> list[tuple[str, Callable[
     pairs of single-frame DICOM files, one per frame ("<name>#<k>", k from 1), as a series
     folder or .zip gives them. Each file is made when it is read, so the frames' bytes are never
     all in memory twice."""
-    from pydicom.dataset import Dataset, FileDataset, FileMetaDataset
+    from pydicom.dataset import FileDataset, FileMetaDataset
     from pydicom.uid import ExplicitVRLittleEndian
 
-    top = Dataset()
-    for element in ds:
-        if element.keyword not in NOT_INHERITED:
-            top.add(element)
+    top = [element for element in ds if element.keyword not in NOT_INHERITED]
     colour = frames.ndim == 4
 
     def read(k: int) -> bytes:
@@ -79,7 +77,9 @@ def split_frames(ds, frames: np.ndarray, name: str) -> list[tuple[str, Callable[
         meta.TransferSyntaxUID = ExplicitVRLittleEndian
         meta.MediaStorageSOPClassUID = getattr(ds, "SOPClassUID", "1.2.840.10008.5.1.4.1.1.2.1")
         meta.MediaStorageSOPInstanceUID = f"2.25.{k + 1}"  # a valid UID; these files never leave memory
-        out = FileDataset(None, Dataset(top), file_meta=meta, preamble=b"\0" * 128)
+        out = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+        for element in top:  # copies: a frame's values must not reach the other frames
+            out.add(copy.copy(element))
         for key, value in frame_attributes(ds, k).items():
             setattr(out, key, value)
         out.InstanceNumber = k + 1  # the order when frames carry no position
