@@ -3,9 +3,11 @@
     hepatoscan segment INPUT... --out DIR [--pdf] [--patient-name NAME] [--pixel-spacing MM] [--stack [--slice-spacing MM]] [--threads N]
 
 Writes DIR/<input stem>/{liver_mask.png, tumor_mask.png, overlay.png, panel.png,
-measurements.json[, report.pdf][, liver_mask.nii.gz, tumor_mask.nii.gz, labels.nii.gz][, masks/]}
-and DIR/summary.csv: NIfTI masks (labels.nii.gz: 0 background, 1 liver, 2 tumor) for volumes and NIfTI
-inputs, masks/<file>.png (0/1/2) for a stack of images.
+measurements.json[, report.pdf][, liver_mask.nii.gz, tumor_mask.nii.gz, labels.nii.gz][, segmentation.dcm]
+[, masks/]} and DIR/summary.csv: NIfTI masks (labels.nii.gz: 0 background, 1 liver, 2 tumor) for volumes
+and NIfTI inputs; for an axial DICOM series also segmentation.dcm, a DICOM SEG (segments 1 liver, 2 liver
+tumor) that PACS viewers show over the study (needs highdicom: pip install hepatoscan[dicom]);
+masks/<file>.png (0/1/2) for a stack of images.
 A bad input is reported (stderr and summary.csv) and the batch goes on; the exit code is 1
 when any input failed.
 """

@@ -245,6 +245,24 @@ def _write_slice_masks(seg, slice_files: list[str], folder: Path) -> Path:
     return folder
 
 
+def _write_seg(result: Result, path: Path) -> Path | None:
+    """The masks as a DICOM SEG beside the other outputs, for an axial DICOM series with highdicom
+    installed; None (logged) otherwise, or when highdicom refuses the series' headers: the other
+    outputs do not depend on it."""
+    from .dicom_seg import highdicom_available, source_headers, write_dicom_seg
+
+    if source_headers(result.scan) is None:
+        return None
+    if not highdicom_available():
+        log.info("no DICOM SEG for %s: highdicom is not installed (pip install hepatoscan[dicom])", result.scan.name)
+        return None
+    try:
+        return write_dicom_seg(result, path)
+    except (ValueError, TypeError, AttributeError, KeyError) as e:  # headers highdicom cannot use
+        log.warning("no DICOM SEG for %s: %s", result.scan.name, e)
+        return None
+
+
 def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
                   patient: PatientInfo | None = None) -> dict:
     """Write masks, overlay, measurements (and the PDF) into ``out_dir``; -> {kind: path}."""
@@ -269,6 +287,9 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
             paths[key] = path
         paths["labels_nifti"] = out_dir / "labels.nii.gz"
         nib.save(_to_nifti(label_volume(seg.liver, seg.tumor), result.scan), str(paths["labels_nifti"]))
+    seg_path = _write_seg(result, out_dir / "segmentation.dcm")
+    if seg_path is not None:
+        paths["dicom_seg"] = seg_path
     if result.scan.metadata.get("slice_files"):
         paths["slice_masks"] = _write_slice_masks(seg, result.scan.metadata["slice_files"], out_dir / "masks")
     if pdf:

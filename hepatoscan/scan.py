@@ -27,7 +27,10 @@ class Scan:
     name: str  # file stem, used for output folders
     metadata: dict = field(default_factory=dict)  # modality, study_date, patient_* ... when known
     warnings: list[str] = field(default_factory=list)
-    geometry: object | None = None  # NiftiGeometry (NIfTI) or {"origin_mm": ...} (DICOM), for writing masks
+    # For writing masks in the input's geometry: NiftiGeometry (NIfTI), or for DICOM {"origin_mm": ...,
+    # "source_headers": the slices' headers without pixels, in Z order, for an axial series of
+    # single-frame files, else None}
+    geometry: object | None = None
 
     @property
     def n_slices(self) -> int:

@@ -112,20 +112,43 @@ def _pixels_hu(ds, name: str) -> np.ndarray:
     return _to_display(_rescale(arr, slope, intercept), ds)
 
 
-def _to_display(arr: np.ndarray, ds) -> np.ndarray:
-    """Flip an axial slice so that it shows anterior up and the patient's right on the image left
-    (DICOM LPS: row direction +x = patient left, column direction +y = posterior)."""
+def _display_ops(ds) -> tuple[bool, bool, bool] | None:
+    """How a stored axial slice becomes the display view (anterior up, the patient's right on the
+    image left; DICOM LPS: row direction +x = patient left, column direction +y = posterior):
+    (transpose, then flip columns, then flip rows); None for other planes (a series is resliced
+    whole) or without ImageOrientationPatient."""
     iop = getattr(ds, "ImageOrientationPatient", None)
-    if iop is None or len(iop) != 6 or plane(ds) != "axial":  # other planes: a series is resliced whole
-        return arr
+    if iop is None or len(iop) != 6 or plane(ds) != "axial":
+        return None
     row, col = np.array(iop[:3], float), np.array(iop[3:], float)
-    if abs(row[1]) > abs(row[0]) and abs(col[0]) > abs(col[1]):  # rows run along y: transpose
-        arr, row, col = arr.T, col, row
-    if row[0] < 0:
-        arr = arr[:, ::-1]
-    if col[1] < 0:
-        arr = arr[::-1, :]
+    transpose = bool(abs(row[1]) > abs(row[0]) and abs(col[0]) > abs(col[1]))  # rows run along y
+    if transpose:
+        row, col = col, row
+    return transpose, bool(row[0] < 0), bool(col[1] < 0)
+
+
+def _to_display(arr: np.ndarray, ds) -> np.ndarray:
+    """A stored axial slice (H, W) -> its display view (_display_ops); other planes unchanged."""
+    ops = _display_ops(ds)
+    if ops is None:
+        return arr
+    transpose, flip_columns, flip_rows = ops
+    arr = arr.T if transpose else arr
+    arr = arr[:, ::-1] if flip_columns else arr
+    arr = arr[::-1, :] if flip_rows else arr
     return np.ascontiguousarray(arr)
+
+
+def to_stored(display: np.ndarray, ds) -> np.ndarray:
+    """A display-view slice (H, W) (a mask) -> the stored orientation of the slice ``ds`` describes:
+    the inverse of _to_display."""
+    ops = _display_ops(ds)
+    if ops is None:
+        return display
+    transpose, flip_columns, flip_rows = ops
+    a = display[::-1, :] if flip_rows else display
+    a = a[:, ::-1] if flip_columns else a
+    return np.ascontiguousarray(a.T if transpose else a)
 
 
 def metadata(ds) -> dict:
@@ -270,7 +293,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
 
     files: (name, reader) pairs. Headers are read first (to choose, order and check the slices),
     then the pixels one file at a time, so memory holds the volume and one file, not the series."""
-    datasets, skipped, readers = [], [], dict(files)
+    datasets, skipped, readers, frame_names = [], [], dict(files), set()
     for fname, read in files:
         data = read()  # a file that cannot be read stops the load with its own message
         try:
@@ -281,6 +304,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         if frame_count(header) > 1 and "Rows" in header:  # Enhanced CT: a series in one file
             frames = _frames_as_files(data, fname)
             readers.update(frames)
+            frame_names.update(f for f, _ in frames)
             datasets += [(f, parse(read_frame(), f, stop_before_pixels=True)) for f, read_frame in frames]
         else:
             datasets.append((fname, header))
@@ -329,10 +353,15 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         warnings += _plane_warnings(first)
     if skipped:
         warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
+    # The headers of the slices as shown, for writing masks back as DICOM (hepatoscan.dicom_seg):
+    # single-frame axial files only (a frame of a multi-frame file, or a resliced slice, is no
+    # image of its own to refer to).
+    headers = ([ds for _, ds in datasets] if _display_ops(first) is not None and len(datasets) == pixels.shape[0]
+               and not any(f in frame_names for f, _ in datasets) else None)
     is_hu = _is_hu(first)
     if not is_hu:
         pixels = _display_levels(pixels, first)
         first_file = datasets[0][0]
         warnings += _colour_warnings(parse(readers[first_file](), first_file))
     return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": metadata(first),
-            "warnings": _modality_warnings(first) + warnings, "origin_mm": origin}
+            "warnings": _modality_warnings(first) + warnings, "origin_mm": origin, "source_headers": headers}

@@ -1,0 +1,66 @@
+"""Masks of a DICOM series written back as a DICOM SEG that refers to each source slice."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES
+from hepatoscan.io import load_scan
+from hepatoscan.pipeline import analyze, write_outputs
+from test_io import _dicom_bytes
+
+STUDY_UID, FRAME_OF_REFERENCE_UID = "1.2.826.0.1.3680043.8.498.101", "1.2.826.0.1.3680043.8.498.102"
+
+
+def _feet_first_series(folder, hu: np.ndarray) -> list[str]:
+    """(Z, H, W) HU shown the standard way -> a feet-first series in ``folder`` (rows stored toward the
+    patient's right, ImageOrientationPatient -1 0 0 0 1 0), files in shuffled order; -> the
+    SOPInstanceUIDs, feet to head."""
+    import pydicom
+
+    uids = []
+    for k in np.random.default_rng(0).permutation(len(hu)):
+        ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(hu[k][:, ::-1].copy(), 2.0 * k, int(k) + 1)))
+        ds.ImageOrientationPatient = [-1, 0, 0, 0, 1, 0]
+        ds.StudyInstanceUID, ds.FrameOfReferenceUID = STUDY_UID, FRAME_OF_REFERENCE_UID
+        ds.save_as(folder / f"IM{k:03d}.dcm")
+    for k in range(len(hu)):
+        uids.append(str(pydicom.dcmread(folder / f"IM{k:03d}.dcm", stop_before_pixels=True).SOPInstanceUID))
+    return uids
+
+
+def test_dicom_series_gets_a_seg_whose_frames_match_its_slices(predictor, tmp_path):
+    """Each SEG frame refers to its source slice and holds that slice's masks in the file's own
+    stored orientation (here flipped left-right from the display); the segments are coded."""
+    hd = pytest.importorskip("highdicom", reason="highdicom (app and full profiles; `make test` installs it) writes SEG")
+    hu = np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[48:80]
+    series = tmp_path / "series"
+    series.mkdir()
+    uids = _feet_first_series(series, hu)
+    result = analyze(predictor, series)
+    seg = result.segmentation
+    assert seg.tumor.any() and seg.liver.any()
+    paths = write_outputs(result, tmp_path / "out")
+    obj = hd.seg.segread(paths["dicom_seg"])
+    assert obj.StudyInstanceUID == STUDY_UID and obj.FrameOfReferenceUID == FRAME_OF_REFERENCE_UID
+    assert [s.SegmentLabel for s in obj.SegmentSequence] == ["Liver", "Liver tumor"]
+    assert obj.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeMeaning == "Liver"
+    stored = obj.get_pixels_by_source_instance(uids, segment_numbers=[1, 2], assert_missing_frames_are_empty=True)
+    assert stored.shape == (len(hu), *hu.shape[1:], 2)
+    np.testing.assert_array_equal(stored[..., 0], seg.liver[:, :, ::-1])  # stored rows run toward the right
+    np.testing.assert_array_equal(stored[..., 1], seg.tumor[:, :, ::-1])
+
+
+def test_non_dicom_inputs_and_seriesless_headers_get_no_seg(predictor, tmp_path):
+    """A NIfTI gets NIfTI masks but no SEG; a series without a StudyInstanceUID (nothing for a SEG to
+    refer to) gets every other output."""
+    nifti = write_outputs(analyze(predictor, SAMPLES / "lits117_volume.nii.gz"), tmp_path / "nifti")
+    assert "dicom_seg" not in nifti and "labels_nifti" in nifti
+    series = tmp_path / "series"
+    series.mkdir()
+    for k in range(4):
+        (series / f"IM{k}.dcm").write_bytes(_dicom_bytes(np.zeros((48, 48), np.int16) + np.arange(48) * k, 2.0 * k, k + 1))
+    out = write_outputs(analyze(predictor, series), tmp_path / "series_out")
+    assert "dicom_seg" not in out and "labels_nifti" in out and not (tmp_path / "series_out" / "segmentation.dcm").exists()
