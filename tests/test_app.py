@@ -108,6 +108,33 @@ def test_handler_masks_download_holds_the_volume_masks_in_the_input_geometry(han
     assert np.array_equal(liver > 0, state.segmentation.liver > 0)
 
 
+def test_handler_dicom_series_zip_download_holds_a_dicom_seg(handlers, tmp_path):
+    """A zip of a DICOM series: the masks download holds segmentation.dcm, whose liver frames are the
+    masks the page shows, slice by slice (the series is feet-first: stored flipped left-right)."""
+    import zipfile
+
+    import numpy as np
+    import pytest
+
+    hd = pytest.importorskip("highdicom", reason="highdicom (app profile) writes the DICOM SEG")
+    from hepatoscan.io import load_scan
+    from test_dicom_seg import _feet_first_series
+
+    series = tmp_path / "ct"
+    series.mkdir()
+    uids = _feet_first_series(series, np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[56:72])
+    with zipfile.ZipFile(tmp_path / "ct.zip", "w") as z:
+        for f in sorted(series.iterdir()):
+            z.write(f, f"ct/{f.name}")
+    out = handlers.segment_ui(str(tmp_path / "ct.zip"), 0, 0, *[""] * 7, progress=None)
+    state, archive = out[10], out[11]
+    with zipfile.ZipFile(archive) as z:
+        z.extract("ct/segmentation.dcm", tmp_path / "got")
+    frames = hd.seg.segread(tmp_path / "got" / "ct" / "segmentation.dcm").get_pixels_by_source_instance(
+        uids, segment_numbers=[1], assert_missing_frames_are_empty=True)[..., 0]
+    assert frames.any() and np.array_equal(frames, np.asarray(state.segmentation.liver)[:, :, ::-1])
+
+
 def test_handler_masks_download_of_a_png_has_its_masks_at_full_size(handlers, tmp_path):
     import zipfile
 
