@@ -122,6 +122,11 @@ class HepatoScanApp:
         # Writes the arrays of the results sessions keep to disk after each page response, one at a time.
         self.keeper = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hepatoscan-keep")
 
+    def close(self) -> None:
+        """Finish the pending moves to disk, then remove every request's folder (at shutdown)."""
+        self.keeper.shutdown(wait=True)
+        self.files.cleanup()
+
     def run(self, file, spacing, patient: PatientInfo, progress=None,
             slice_spacing=None) -> tuple[Result, Path]:
         path = _file_path(file)
@@ -322,14 +327,14 @@ def main(argv=None):
     except HepatoScanError as e:
         log.error("%s", e)
         raise SystemExit(2) from e
-    files = RequestFiles()
-    demo = build_app(HepatoScanApp(pool, files))
+    handlers = HepatoScanApp(pool, RequestFiles())
+    demo = build_app(handlers)
     log.info("HepatoScan app (pid %d) on http://%s:%d", os.getpid(), a.host, a.port)
     try:
         demo.launch(server_name=a.host, server_port=a.port, share=a.share, max_file_size=MAX_UPLOAD,
                     theme=gr.themes.Soft(primary_hue="blue"), css=CSS, show_error=True)
     finally:
-        files.cleanup()
+        handlers.close()
 
 
 if __name__ == "__main__":

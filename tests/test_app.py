@@ -25,9 +25,9 @@ ARTIFACTS = ROOT / "out" / "test-artifacts"
 def handlers():
     import app
 
-    files = app.RequestFiles()
-    yield app.HepatoScanApp(app.PredictorPool(MODELS, 1), files)
-    files.cleanup()
+    handlers = app.HepatoScanApp(app.PredictorPool(MODELS, 1), app.RequestFiles())
+    yield handlers
+    handlers.close()
 
 
 def test_handler_segments_png_with_patient(handlers):
