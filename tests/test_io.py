@@ -361,7 +361,8 @@ def test_study_with_reformats_uses_its_axial_series(sample_volume):
     coronal = _reformat_series(hu[40:80].astype(np.int16), "coronal", uid="2.2")  # 128 slices
     scan = load_scan(_zip_files(axial + coronal), "study.zip")
     np.testing.assert_array_equal(scan.pixels, hu[50:56])
-    assert any("the largest axial one (6 slices) was used" in w for w in scan.warnings)
+    assert any("the largest axial one was used: series (axial, 6 slices). Also there: series (coronal, 128 slices)"
+               in w for w in scan.warnings), scan.warnings
 
 
 def test_rotated_coronal_series_is_segmented_as_given_with_a_warning(sample_volume):
@@ -709,3 +710,24 @@ def test_enhanced_ct_frames_keep_their_own_rescale_and_position():
     np.testing.assert_array_equal(scan.pixels, hu + 100 * np.arange(4, dtype=np.int16)[:, None, None])
     assert any("ImagePositionPatient missing" in w for w in scan.warnings)
     assert scan.spacing_mm == (1.0, 1.0, 1.0)  # from the thickness: positions do not all say
+
+
+def test_multiphase_study_names_the_series_it_used_and_the_others():
+    """A liver study with three contrast phases: the largest axial series is read, and the warning
+    names it and the other two by number and description, so the user can give another alone."""
+    import pydicom
+
+    files = []
+    for number, description, slices in ((2, "Arterial", 6), (3, "Portal venous", 8), (4, "Delayed", 5)):
+        for k in range(slices):
+            ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(np.full((40, 40), 10 * number + k, np.int16), 2.0 * k, k + 1,
+                                                         series_uid=f"1.2.{number}")))
+            ds.SeriesNumber, ds.SeriesDescription = number, description
+            buf = io.BytesIO()
+            ds.save_as(buf)
+            files.append((f"s{number}/IM{k}.dcm", buf.getvalue()))
+    scan = load_scan(_zip_files(files), "liver_study.zip")
+    np.testing.assert_array_equal(scan.pixels[:, 0, 0], 30 + np.arange(8))
+    warning = next(w for w in scan.warnings if "3 series found" in w)
+    assert "was used: series 3 'Portal venous' (axial, 8 slices)" in warning
+    assert "series 2 'Arterial' (axial, 6 slices); series 4 'Delayed' (axial, 5 slices)" in warning

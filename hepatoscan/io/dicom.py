@@ -232,17 +232,35 @@ def _plane_warnings(ds) -> list[str]:
             "rows and columns run along the body's axes is resliced to axial)."]
 
 
+def _series_label(members: list) -> str:
+    """One series of a study, for a warning: "series 3 'Portal venous' (axial, 120 slices)"."""
+    ds = members[0][1]
+    number = getattr(ds, "SeriesNumber", None)
+    description = str(getattr(ds, "SeriesDescription", "") or "").strip()
+    name = "series" + (f" {number}" if number not in (None, "") else "") + (f" '{description}'" if description else "")
+    return f"{name} ({plane(ds) or 'unknown plane'}, {len(members)} slices)"
+
+
+MAX_SERIES_LISTED = 8  # a warning names at most this many of a study's other series
+
+
 def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
     """Of several series, the axial one with the most slices (reformats and scouts are not what
-    the model reads), else the largest; -> (its (file, header) pairs, warnings)."""
+    the model reads), else the largest; -> (its (file, header) pairs, a warning naming it and the
+    others, so that a user who wanted another phase knows which to give)."""
     def rank(item):
         _, members = item
         return plane(members[0][1]) in (None, "axial"), len(members)
 
-    _, chosen = max(by_series.items(), key=rank)
+    ranked = sorted(by_series.items(), key=rank, reverse=True)
+    chosen = ranked[0][1]
+    others = [_series_label(members) for _, members in ranked[1:MAX_SERIES_LISTED + 1]]
+    if len(ranked) - 1 > MAX_SERIES_LISTED:
+        others.append(f"{len(ranked) - 1 - MAX_SERIES_LISTED} more")
     kind = "axial " if plane(chosen[0][1]) == "axial" else ""
-    return chosen, [f"{len(by_series)} series found; the largest {kind}one ({len(chosen)} slices) was used. "
-                    "Give one series at a time to choose another."]
+    return chosen, [f"{len(by_series)} series found; the largest {kind}one was used: {_series_label(chosen)}. "
+                    f"Also there: {'; '.join(others)}. To segment another (another contrast phase, say), "
+                    "give that series' files alone (a folder or .zip of one series)."]
 
 
 def _without_localizers(datasets: list) -> tuple[list, int]:
