@@ -164,7 +164,8 @@ def segment_command(args) -> int:
                "liver": "", "tumor": "", "units": "", "lesion_count": "", "seconds": ""}
         try:
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
-                             limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing)
+                             limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing,
+                             series=args.series)
             target = _unique_dir(out, _stem(path), used)
             write_outputs(result, target, pdf=args.pdf, patient=patient)
             s = result.summary()
@@ -206,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a folder of PNG/JPG files is one series' slices: one study, one report, one display "
                         "window shared by its slices (default: each file on its own; a .zip of images is "
                         "always one stack)")
+    s.add_argument("--series", metavar="WHICH",
+                   help="of a DICOM study with several series (contrast phases, reformats), the one to segment: "
+                        "its series number, SeriesInstanceUID or a word of its description (e.g. portal); "
+                        "default: the largest axial series, named in a warning with the others")
     s.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
     s.add_argument("--model", help="model folder (default: the shipped models/)")
     for flag in ("patient-name", "patient-id", "patient-age", "patient-sex", "study-date",

@@ -181,11 +181,12 @@ def now_stamp() -> str:
 def analyze(predictor: Predictor, source, filename: str | None = None,
             pixel_spacing_mm: float | None = None, limits: LoadLimits = LoadLimits(),
             progress: Callable[[float, str], None] | None = None,
-            slice_spacing_mm: float | None = None) -> Result:
+            slice_spacing_mm: float | None = None, series: str | None = None) -> Result:
     """Load, segment and measure one input (path, folder or bytes). ``pixel_spacing_mm`` (in-plane)
-    and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither."""
+    and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither;
+    ``series`` chooses one series of a DICOM study (io.load_scan)."""
     t0 = time.perf_counter()
-    scan = load_scan(source, filename, limits)
+    scan = load_scan(source, filename, limits, series)
     if pixel_spacing_mm:
         scan.with_pixel_spacing(pixel_spacing_mm)
     if slice_spacing_mm:

@@ -54,11 +54,13 @@ def _read_path(path: Path, limits: LoadLimits) -> bytes:
 
 
 def load_scan(source: str | Path | bytes, filename: str | None = None,
-              limits: LoadLimits = LoadLimits()) -> Scan:
-    """Load a file, folder (DICOM series) or bytes (give ``filename`` for its extension)."""
+              limits: LoadLimits = LoadLimits(), series: str | None = None) -> Scan:
+    """Load a file, folder (DICOM series) or bytes (give ``filename`` for its extension).
+    ``series`` chooses one series of a DICOM study (its SeriesNumber, SeriesInstanceUID, or a word of
+    its SeriesDescription, such as "portal"); by default the largest axial one is read."""
     if isinstance(source, (bytes, bytearray)):
         name = filename or "upload"
-        return _from_bytes(bytes(source), name, limits)
+        return _from_bytes(bytes(source), name, limits, series)
     path = Path(source)
     if not path.exists():
         raise InputError(f"{path}: no such file or folder. Check the path and try again.")
@@ -71,23 +73,23 @@ def load_scan(source: str | Path | bytes, filename: str | None = None,
         total = sum(p.stat().st_size for p in files)
         if total > limits.max_bytes:
             raise InputTooLargeError(f"{path.name}: {total / 1e6:.0f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB.")
-        return _series_scan([(str(p.relative_to(path)), _file_reader(p)) for p in files], path.name, limits)
-    return _from_bytes(_read_path(path, limits), filename or path.name, limits)
+        return _series_scan([(str(p.relative_to(path)), _file_reader(p)) for p in files], path.name, limits, series)
+    return _from_bytes(_read_path(path, limits), filename or path.name, limits, series)
 
 
-def _from_bytes(data: bytes, name: str, limits: LoadLimits) -> Scan:
+def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None = None) -> Scan:
     if not data:
         raise InputError(f"{name}: the file is empty (0 bytes). Export or copy it again.")
     if len(data) > limits.max_bytes:
         raise InputTooLargeError(f"{name}: {len(data) / 1e6:.0f} MB is over the limit of "
                                  f"{limits.max_bytes / 1e6:.0f} MB.")
     if data[:4] == b"PK\x03\x04" or name.lower().endswith(".zip"):
-        return _series_scan(_unzip(data, name, limits), name, limits)
+        return _series_scan(_unzip(data, name, limits), name, limits, series)
     if _is_nifti(data, name):
         return _nifti_scan(data, name, limits)
     if dicom.is_dicom(data) or name.lower().endswith(".dcm"):
         if dicom.is_multiframe(data, name):  # an Enhanced CT series in one file: read as a series
-            return _dicom_series_scan([(name, lambda: data)], name, limits)
+            return _dicom_series_scan([(name, lambda: data)], name, limits, series)
         d = dicom.read_single(data, name)
         return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], "dicom", _stem(name),
                              d["metadata"], d["warnings"]), limits)
@@ -150,23 +152,25 @@ def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, Callab
     return files
 
 
-def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> Scan:
+def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits,
+                 series: str | None = None) -> Scan:
     if len(files) == 1:
         data = files[0][1]()
         if not dicom.is_dicom(data):
             try:
-                return _from_bytes(data, files[0][0], limits)
+                return _from_bytes(data, files[0][0], limits, series)
             except InputError as e:  # say which archive or folder the one file came from
                 raise type(e)(f"{name}: {e}") from e
         files = [(files[0][0], lambda: data)]
     images = [f for f in files if is_image_name(f[0])]
     if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):
         return _image_stack_scan(images, len(files) - len(images), name, limits)
-    return _dicom_series_scan(files, name, limits)
+    return _dicom_series_scan(files, name, limits, series)
 
 
-def _dicom_series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> Scan:
-    d = dicom.read_series(files, name, limits)
+def _dicom_series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits,
+                       series: str | None = None) -> Scan:
+    d = dicom.read_series(files, name, limits, series)
     fmt = "dicom-series" if d["pixels"].shape[0] > 1 else "dicom"
     return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], fmt, _stem(name), d["metadata"],
                          d["warnings"], geometry={"origin_mm": d.get("origin_mm"),

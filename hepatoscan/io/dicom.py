@@ -263,6 +263,25 @@ def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
                     "give that series' files alone (a folder or .zip of one series)."]
 
 
+def _named_series(by_series: dict[str, list], wanted: str, name: str) -> list:
+    """The series a user asked for: SeriesNumber or SeriesInstanceUID equal to ``wanted``, else the
+    one whose SeriesDescription contains it (any case); an InputError naming the study's series
+    when none or several match."""
+    def header(members):
+        return members[0][1]
+
+    exact = [m for uid, m in by_series.items()
+             if wanted in (uid, str(getattr(header(m), "SeriesNumber", "") or ""))]
+    found = exact or [m for m in by_series.values()
+                      if wanted.lower() in str(getattr(header(m), "SeriesDescription", "") or "").lower()]
+    if len(found) == 1:
+        return found[0]
+    listed = "; ".join(_series_label(m) for m in by_series.values())
+    what = "no series" if not found else f"{len(found)} series"
+    raise InputError(f"{name}: {what} match '{wanted}'. The study holds: {listed}. Give a series number, "
+                     "a SeriesInstanceUID or a word of one description only.")
+
+
 def _without_localizers(datasets: list) -> tuple[list, int]:
     """A series' (file, header) pairs without localizer (scout) images, which some scanners store in
     the axial series itself: ImageType LOCALIZER, or a plane other than most of the series'.
@@ -304,7 +323,8 @@ def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
     return out
 
 
-def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> dict:
+def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits,
+                series: str | None = None) -> dict:
     """Several DICOM files of one series, or multi-frame files (each read as one file per frame)
     -> dict like :func:`read_single`, pixels (Z, H, W), Z ordered from feet to head by
     ImagePositionPatient (InstanceNumber, or frame order, as a fallback).
@@ -336,7 +356,9 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     by_series: dict[str, list] = {}
     for f, ds in datasets:
         by_series.setdefault(str(getattr(ds, "SeriesInstanceUID", "unknown")), []).append((f, ds))
-    if len(by_series) > 1:
+    if series:
+        datasets = _named_series(by_series, series, name)
+    elif len(by_series) > 1:
         datasets, warnings = _choose_series(by_series)
     datasets, localizers = _without_localizers(datasets)
     if localizers:
