@@ -128,7 +128,7 @@ class HepatoScanApp:
         self.files.cleanup()
 
     def run(self, file, spacing, patient: PatientInfo, progress=None,
-            slice_spacing=None) -> tuple[Result, Path]:
+            slice_spacing=None, series: str = "") -> tuple[Result, Path]:
         path = _file_path(file)
         folder = self.files.new()
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
@@ -136,7 +136,8 @@ class HepatoScanApp:
             with self.pool.get() as predictor:
                 result = analyze(predictor, path, filename=Path(path).name,
                                  pixel_spacing_mm=float(spacing) if spacing else None, progress=report,
-                                 slice_spacing_mm=float(slice_spacing) if slice_spacing else None)
+                                 slice_spacing_mm=float(slice_spacing) if slice_spacing else None,
+                                 series=(series or "").strip() or None)
             pdf = folder / f"hepatoscan_{result.scan.name}.pdf"
             pdf.write_bytes(result.report_pdf(patient))
         except HepatoScanError as e:
@@ -157,10 +158,10 @@ class HepatoScanApp:
                 gr.Dataframe(value=slice_rows(result, z), headers=MEASUREMENT_HEADERS),
                 gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
 
-    def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes,
+    def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes, series="",
                    progress=gr.Progress()):
         result, pdf = self.run(file, spacing, _patient(name, pid, age, sex, date, physician, notes), progress,
-                               slice_spacing)
+                               slice_spacing, series)
         z = result.default_slice
         n = result.scan.n_slices
         kind = "Image" if result.measurements.separate_images else "Slice"
@@ -255,6 +256,9 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                                         value=0, minimum=0, maximum=50, elem_id="spacing")
                     slice_spacing = gr.Number(label="Slice spacing (mm)", info="PNG/JPG slices; 0 if unknown (voxels)",
                                               value=0, minimum=0, maximum=50, elem_id="slice_spacing")
+                series = gr.Textbox(label="Series (DICOM study)", elem_id="series", max_lines=1,
+                                    info="Of several series: a number, or a word of its description",
+                                    placeholder="e.g. portal; blank: the largest axial")
                 with gr.Accordion("Patient information (optional, printed on the PDF)", open=False):
                     with gr.Row():
                         name = gr.Textbox(label="Name")
@@ -297,7 +301,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
             gr.Examples(examples, inputs=[upload], outputs=ui_outputs,
                         fn=lambda f: handlers.segment_ui(f, 0, 0, *[""] * 7), run_on_click=True,
                         cache_examples=False, label="Examples: LiTS case 117 (click to run)")
-        button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs], ui_outputs,
+        button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs, series], ui_outputs,
                      concurrency_limit=CONCURRENCY, api_visibility="private")
         slider.release(handlers.show_slice, [state, slider], ui_outputs[:6], api_visibility="private")
         api_out = [gr.JSON(visible=False), gr.File(visible=False), gr.File(visible=False)]

@@ -397,3 +397,32 @@ def test_browser_volume_slider_shows_another_slice(server):
         page.get_by_text(f"Slice {shown}: liver area").wait_for(timeout=30_000)
         assert shown != opened and not page.get_by_text(f"Slice {opened}: liver area").is_visible()
         browser.close()
+
+
+def test_handler_series_field_chooses_a_phase_of_a_study(handlers, tmp_path):
+    """The page's series field picks a phase of a study zip by a word of its description; a word
+    no series has is a gr.Error that lists the study's series."""
+    import io
+    import zipfile
+
+    import numpy as np
+    import pydicom
+
+    from hepatoscan.io import load_scan
+    from test_io import _dicom_bytes
+
+    hu = np.maximum(np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels), -1024).astype(np.int16)
+    with zipfile.ZipFile(tmp_path / "study.zip", "w") as z:
+        for number, description, first, slices in ((5, "Arterial", 40, 12), (6, "Portal venous", 56, 20)):
+            for k in range(slices):
+                ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(hu[first + k], 1.0 * k, k + 1, series_uid=f"1.3.{number}")))
+                ds.SeriesNumber, ds.SeriesDescription = number, description
+                buf = io.BytesIO()
+                ds.save_as(buf)
+                z.writestr(f"s{number}/IM{k}.dcm", buf.getvalue())
+    default = handlers.segment_ui(str(tmp_path / "study.zip"), 0, 0, *[""] * 7, progress=None)
+    arterial = handlers.segment_ui(str(tmp_path / "study.zip"), 0, 0, *[""] * 7, series=" arterial ", progress=None)
+    assert default[8]["slices"] == 20 and "2 series found" in default[6]
+    assert arterial[8]["slices"] == 12 and "series found" not in arterial[6]
+    with pytest.raises(gr.Error, match="no series match 'delayed'.*Arterial"):
+        handlers.segment_ui(str(tmp_path / "study.zip"), 0, 0, *[""] * 7, series="delayed", progress=None)
