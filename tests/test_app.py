@@ -402,24 +402,13 @@ def test_browser_volume_slider_shows_another_slice(server):
 def test_handler_series_field_chooses_a_phase_of_a_study(handlers, tmp_path):
     """The page's series field picks a phase of a study zip by a word of its description; a word
     no series has is a gr.Error that lists the study's series."""
-    import io
-    import zipfile
-
     import numpy as np
-    import pydicom
 
     from hepatoscan.io import load_scan
-    from test_io import _dicom_bytes
+    from test_io import _study_zip
 
     hu = np.maximum(np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels), -1024).astype(np.int16)
-    with zipfile.ZipFile(tmp_path / "study.zip", "w") as z:
-        for number, description, first, slices in ((5, "Arterial", 40, 12), (6, "Portal venous", 56, 20)):
-            for k in range(slices):
-                ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(hu[first + k], 1.0 * k, k + 1, series_uid=f"1.3.{number}")))
-                ds.SeriesNumber, ds.SeriesDescription = number, description
-                buf = io.BytesIO()
-                ds.save_as(buf)
-                z.writestr(f"s{number}/IM{k}.dcm", buf.getvalue())
+    (tmp_path / "study.zip").write_bytes(_study_zip([(5, "Arterial", hu[40:52]), (6, "Portal venous", hu[56:76])]))
     default = handlers.segment_ui(str(tmp_path / "study.zip"), 0, 0, *[""] * 7, progress=None)
     arterial = handlers.segment_ui(str(tmp_path / "study.zip"), 0, 0, *[""] * 7, series=" arterial ", progress=None)
     assert default[8]["slices"] == 20 and "2 series found" in default[6]

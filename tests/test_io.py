@@ -712,29 +712,36 @@ def test_enhanced_ct_frames_keep_their_own_rescale_and_position():
     assert scan.spacing_mm == (1.0, 1.0, 1.0)  # from the thickness: positions do not all say
 
 
-def test_multiphase_study_names_the_series_it_used_and_the_others():
-    """A liver study with three contrast phases: the largest axial series is read, and the warning
-    names it and the other two by number and description, so the user can give another alone."""
+def _study_zip(phases: list[tuple[int, str, np.ndarray]]) -> bytes:
+    """(SeriesNumber, SeriesDescription, (Z, H, W) HU) per series -> a zip of the study, one folder a
+    series (SeriesInstanceUID 1.2.<number>), slices 1 mm apart."""
     import pydicom
 
     files = []
-    for number, description, slices in ((2, "Arterial", 6), (3, "Portal venous", 8), (4, "Delayed", 5)):
-        for k in range(slices):
-            ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(np.full((40, 40), 10 * number + k, np.int16), 2.0 * k, k + 1,
-                                                         series_uid=f"1.2.{number}")))
+    for number, description, hu in phases:
+        for k, s in enumerate(hu):
+            ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(s, 1.0 * k, k + 1, series_uid=f"1.2.{number}")))
             ds.SeriesNumber, ds.SeriesDescription = number, description
             buf = io.BytesIO()
             ds.save_as(buf)
             files.append((f"s{number}/IM{k}.dcm", buf.getvalue()))
-    scan = load_scan(_zip_files(files), "liver_study.zip")
+    return _zip_files(files)
+
+
+def test_multiphase_study_names_the_series_it_used_and_the_others():
+    """A liver study with three contrast phases: the largest axial series is read, and the warning
+    names it and the other two by number and description, so the user can give another alone."""
+    study = _study_zip([(n, d, np.zeros((z, 40, 40), np.int16) + (10 * n + np.arange(z, dtype=np.int16))[:, None, None])
+                        for n, d, z in ((2, "Arterial", 6), (3, "Portal venous", 8), (4, "Delayed", 5))])
+    scan = load_scan(study, "liver_study.zip")
     np.testing.assert_array_equal(scan.pixels[:, 0, 0], 30 + np.arange(8))
     warning = next(w for w in scan.warnings if "3 series found" in w)
     assert "was used: series 3 'Portal venous' (axial, 8 slices)" in warning
     assert "series 2 'Arterial' (axial, 6 slices); series 4 'Delayed' (axial, 5 slices)" in warning
     # Another phase, by number, by UID or by a word of its description; a miss lists the series.
     for which in ("2", "1.2.2", "ARTERIAL"):
-        chosen = load_scan(_zip_files(files), "liver_study.zip", series=which)
+        chosen = load_scan(study, "liver_study.zip", series=which)
         np.testing.assert_array_equal(chosen.pixels[:, 0, 0], 20 + np.arange(6))
         assert not any("series found" in w for w in chosen.warnings)
     with pytest.raises(InputError, match="no series match 'hepatobiliary'. The study holds: series 2 'Arterial'"):
-        load_scan(_zip_files(files), "liver_study.zip", series="hepatobiliary")
+        load_scan(study, "liver_study.zip", series="hepatobiliary")
