@@ -299,3 +299,16 @@ def test_a_bad_image_in_a_stack_names_the_archive_and_the_file(sample_volume):
     good = _png(_renders(hu[50:51])[0])
     with pytest.raises(InputError, match=r"cut\.zip: IM2\.png: the image is truncated or corrupt"):
         load_scan(_zip({"IM1.png": good, "IM2.png": good[:300], "IM3.png": good}), "cut.zip")
+
+
+def test_share_stack_window_gives_guessed_slices_the_firm_median_even_when_near():
+    """Where firm readings are the pool, a slice whose fat lay at the black end (or had no fat) takes
+    their median even when its own width is near it (a JPEG's ringing at black taken for fat's
+    clipped tail: W300 in a W400 export); where they are too few, such a slice keeps its own."""
+    firm = [_est(400, 40), _est(390, 40), _est(410, 45), _est(400, 35)]
+    clipped = WindowEstimate(-110, 190, "fat peak + soft-tissue median", fat_clipped=True)  # W300, 1.33x off
+    out = share_stack_window(firm + [clipped, clipped])
+    assert out[:4] == firm
+    assert all(e.stack_median and abs(e.width_hu - 400) <= 5 for e in out[4:])
+    few = share_stack_window([firm[0]] + [clipped] * 5)  # 1 firm of 6: the pool is every reading
+    assert few[1:] == [clipped] * 5
