@@ -154,7 +154,7 @@ class Predictor:
             pixels = to_grayscale(scan.pixels[k])
             box = content_box(pixels) or (0, h, 0, w)
             boxes.append(box)
-            estimates.append(estimate_display_window(pixels[box[0]:box[1], box[2]:box[3]]))
+            estimates.append(estimate_display_window(pixels[box[0]:box[1], box[2]:box[3]], scan.jpeg))
             if scan.is_volume:
                 thumbs.append(thumbnail(pixels))
         similarity = neighbour_similarity(thumbs)

@@ -37,6 +37,12 @@ class Scan:
         return int(self.pixels.shape[0])
 
     @property
+    def jpeg(self) -> bool:
+        """Whether the pixels come from JPEG files (one, or a stack), whose black is spread by the
+        compression (preprocessing.JPEG_BLACK_GREY)."""
+        return self.source_format in ("jpeg", "jpeg-stack")
+
+    @property
     def is_volume(self) -> bool:
         return self.n_slices > 1
 

@@ -176,9 +176,10 @@ def _to_model_input(img: np.ndarray, is_hu: bool, rng, spec: InputSpec, cfg: Aug
         if rng.random() < cfg.p_gamma:
             g = g ** rng.uniform(*cfg.gamma)
         gray = np.rint(g * 255).astype(np.uint8)
-    if rng.random() < cfg.p_jpeg:
+    jpeg = rng.random() < cfg.p_jpeg
+    if jpeg:
         gray = jpeg_roundtrip(gray, rng.integers(*cfg.jpeg_quality))
-    return standardize_8bit(gray, spec.window_hu)[0]
+    return standardize_8bit(gray, spec.window_hu, jpeg=jpeg)[0]
 
 
 def _grainy_noise(rng: np.random.Generator, shape: tuple[int, int], std: float, grain_px: float) -> np.ndarray:

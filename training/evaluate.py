@@ -92,8 +92,10 @@ def with_liver_threshold(card, liver_threshold: float):
 
 
 def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray, is_hu: bool,
-                    spacing_mm, tumor_labeled: bool, name: str) -> dict:
-    scan = Scan(pixels.astype(np.float32), is_hu, spacing_mm, "nifti" if is_hu else "png", name)
+                    spacing_mm, tumor_labeled: bool, name: str, source_format: str | None = None) -> dict:
+    """``source_format``: as the loader would set it ("jpeg" for JPEG renders, which the runtime reads
+    as JPEG); by default "nifti" for HU, "png" for 8-bit."""
+    scan = Scan(pixels.astype(np.float32), is_hu, spacing_mm, source_format or ("nifti" if is_hu else "png"), name)
     seg = predictor.segment(scan)
     gt_liver, gt_tumor = labels >= 1, labels == 2
     out = {"case": name, "slices": int(pixels.shape[0]), "liver_dice": dice(seg.liver, gt_liver)}
@@ -177,7 +179,7 @@ def window_grid(predictor: Predictor, pixels, labels, spacing, case) -> dict:
     grid = [(n, w, 1.0, None) for n, w in WINDOW_GRID] + VARIANTS
     for name, window, gamma, jpeg in grid:
         r = evaluate_volume(predictor, _render_volume(pixels, window, gamma, jpeg), labels, False, spacing,
-                            case.tumor_labeled, case.patient)
+                            case.tumor_labeled, case.patient, "jpeg" if jpeg else "png")
         r.pop("_masks")
         rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
         log.info("%s %s: %s", case.patient, name, rows[name])
