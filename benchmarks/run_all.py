@@ -115,6 +115,7 @@ from hepatoscan.pipeline import analyze
 from hepatoscan.predictor import Predictor
 def rss_mb():
     return next(int(l.split()[1]) for l in open("/proc/self/status") if l.startswith("VmRSS:")) / 1024
+import nibabel, pydicom  # imported before the base: their import (GDCM's, where installed) is not the result
 p = Predictor.from_model_dir()
 gc.collect()
 base = rss_mb()
