@@ -64,3 +64,20 @@ def test_non_dicom_inputs_and_seriesless_headers_get_no_seg(predictor, tmp_path)
         (series / f"IM{k}.dcm").write_bytes(_dicom_bytes(np.zeros((48, 48), np.int16) + np.arange(48) * k, 2.0 * k, k + 1))
     out = write_outputs(analyze(predictor, series), tmp_path / "series_out")
     assert "dicom_seg" not in out and "labels_nifti" in out and not (tmp_path / "series_out" / "segmentation.dcm").exists()
+
+
+@pytest.mark.parametrize("iop", [[1, 0, 0, 0, 1, 0], [-1, 0, 0, 0, 1, 0], [1, 0, 0, 0, -1, 0], [-1, 0, 0, 0, -1, 0],
+                                 [0, 1, 0, 1, 0, 0], [0, -1, 0, 1, 0, 0], [0, 1, 0, -1, 0, 0], [0, -1, 0, -1, 0, 0]])
+def test_masks_go_back_to_each_axial_orientation_as_stored(iop):
+    """to_stored inverts the display view for every axial way of storing rows and columns (the
+    eight flips and transposes), so a SEG frame lies on its source pixels."""
+    from pydicom.dataset import Dataset
+
+    from hepatoscan.io.dicom import _to_display, to_stored
+
+    ds = Dataset()
+    ds.ImageOrientationPatient = iop
+    stored = np.arange(6 * 9).reshape(6, 9)
+    display = _to_display(stored, ds)
+    assert display.shape == ((9, 6) if iop[1] else (6, 9))
+    np.testing.assert_array_equal(to_stored(display, ds), stored)
