@@ -38,9 +38,9 @@ class Scan:
 
     @property
     def jpeg(self) -> bool:
-        """Whether the pixels come from JPEG files (one, or a stack), whose black is spread by the
-        compression (preprocessing.JPEG_BLACK_GREY)."""
-        return self.source_format in ("jpeg", "jpeg-stack")
+        """Whether the pixels come from JPEG files (one, or a stack) or JPEG-compressed DICOM display
+        images, whose black is spread by the compression (preprocessing.JPEG_BLACK_GREY)."""
+        return self.source_format in ("jpeg", "jpeg-stack") or (not self.is_hu and "lossy_jpeg" in self.metadata)
 
     @property
     def is_volume(self) -> bool:

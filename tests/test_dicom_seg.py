@@ -81,3 +81,31 @@ def test_masks_go_back_to_each_axial_orientation_as_stored(iop):
     display = _to_display(stored, ds)
     assert display.shape == ((9, 6) if iop[1] else (6, 9))
     np.testing.assert_array_equal(to_stored(display, ds), stored)
+
+
+def test_a_jpeg_compressed_dicom_screenshot_is_read_as_a_jpeg(predictor, sample_volume, tmp_path):
+    """A viewer's screenshot saved as a secondary-capture DICOM with JPEG baseline compression holds
+    a JPEG's spread black: its window is read as a .jpg's; stored uncompressed, as a PNG's."""
+    gdcm = pytest.importorskip("gdcm", reason="python-gdcm (app and full profiles) writes the JPEG baseline file")
+    from pydicom.dataset import FileDataset, FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    from hepatoscan.preprocessing import estimate_display_window, render_8bit
+    from test_io import _transcode
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID, meta.TransferSyntaxUID = SecondaryCaptureImageStorage, ExplicitVRLittleEndian
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds = FileDataset(None, {}, file_meta=meta, preamble=b"\0" * 128)
+    ds.SOPClassUID, ds.SOPInstanceUID, ds.Modality = SecondaryCaptureImageStorage, meta.MediaStorageSOPInstanceUID, "CT"
+    grey = render_8bit(sample_volume[1][64], (-125, 225)).astype(np.uint8)
+    ds.Rows, ds.Columns = grey.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 8, 8, 7, 0
+    ds.PixelData = grey.tobytes()
+    ds.save_as(tmp_path / "plain.dcm", enforce_file_format=True)
+    _transcode(gdcm, tmp_path / "plain.dcm", tmp_path / "packed.dcm", "JPEGBaselineProcess1")
+    plain, packed = load_scan(tmp_path / "plain.dcm"), load_scan(tmp_path / "packed.dcm")
+    assert not plain.is_hu and not packed.is_hu and packed.jpeg and not plain.jpeg
+    assert predictor.segment(packed).window_estimates[0] == estimate_display_window(np.asarray(packed.pixels[0]), jpeg=True)
+    assert predictor.segment(plain).window_estimates[0] == estimate_display_window(grey)

@@ -151,8 +151,16 @@ def to_stored(display: np.ndarray, ds) -> np.ndarray:
     return np.ascontiguousarray(a.T if transpose else a)
 
 
+# Lossy JPEG transfer syntaxes (baseline 8-bit, extended 12-bit): a display image stored so carries
+# JPEG's spread black like a .jpg file (preprocessing.JPEG_BLACK_GREY).
+LOSSY_JPEG_SYNTAXES = ("1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51")
+
+
 def metadata(ds) -> dict:
     out = {}
+    ts = str(getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", "") or "")
+    if ts in LOSSY_JPEG_SYNTAXES:
+        out["lossy_jpeg"] = "yes"
     for tag, key in META_FIELDS.items():
         value = getattr(ds, tag, None)
         if value not in (None, ""):
@@ -169,9 +177,11 @@ def _pixel_spacing(ds) -> tuple[float, float] | None:
 
 def _is_hu(ds) -> bool:
     """True when the stored values are HU (after the rescale): CT image objects, and any grey
-    image that states a rescale. Colour images, and secondary captures with no rescale (a viewer's
-    screenshot saved as DICOM, which keeps Modality CT), hold display grey levels instead."""
-    if int(getattr(ds, "SamplesPerPixel", 1) or 1) > 1:
+    image that states a rescale. Colour images, 8-bit ones (256 values cannot hold CT's range;
+    converters such as GDCM add an identity rescale to screenshots), and secondary captures with no
+    rescale (a viewer's screenshot saved as DICOM, which keeps Modality CT), hold display grey
+    levels instead."""
+    if int(getattr(ds, "SamplesPerPixel", 1) or 1) > 1 or int(getattr(ds, "BitsStored", 16) or 16) <= 8:
         return False
     if "RescaleIntercept" in ds:
         return True
