@@ -20,6 +20,7 @@ def _feet_first_series(folder, hu: np.ndarray) -> list[str]:
     SOPInstanceUIDs, feet to head."""
     import pydicom
 
+    hu = np.maximum(hu, -1024).astype(np.int16)  # _dicom_bytes stores HU + 1024 unsigned
     uids = []
     for k in np.random.default_rng(0).permutation(len(hu)):
         ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(hu[k][:, ::-1].copy(), 2.0 * k, int(k) + 1)))
@@ -109,3 +110,24 @@ def test_a_jpeg_compressed_dicom_screenshot_is_read_as_a_jpeg(predictor, sample_
     assert not plain.is_hu and not packed.is_hu and packed.jpeg and not plain.jpeg
     assert predictor.segment(packed).window_estimates[0] == estimate_display_window(np.asarray(packed.pixels[0]), jpeg=True)
     assert predictor.segment(plain).window_estimates[0] == estimate_display_window(grey)
+
+
+def test_a_seg_beside_its_series_is_left_out_and_alone_is_refused(predictor, tmp_path):
+    """A study folder that holds the series and its SEG (HepatoScan's own, uploaded again) reads the
+    series, with a warning; the SEG alone is refused with the fix, not read as CT."""
+    pytest.importorskip("highdicom", reason="highdicom (app and full profiles) writes the SEG")
+    import shutil
+
+    from hepatoscan.errors import InputError
+
+    series = tmp_path / "study"
+    series.mkdir()
+    hu = np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[48:64]
+    _feet_first_series(series, hu)
+    seg = write_outputs(analyze(predictor, series), tmp_path / "out")["dicom_seg"]
+    shutil.copy(seg, series / "SEG.dcm")
+    scan = load_scan(series)
+    assert scan.pixels.shape == hu.shape and np.array_equal(scan.pixels, np.maximum(hu, -1024))
+    assert any("1 segmentation, structure-set or report object(s) ignored" in w for w in scan.warnings)
+    with pytest.raises(InputError, match="no CT image. Give the CT series"):
+        load_scan(seg)

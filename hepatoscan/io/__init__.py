@@ -88,7 +88,7 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None =
     if _is_nifti(data, name):
         return _nifti_scan(data, name, limits)
     if dicom.is_dicom(data) or name.lower().endswith(".dcm"):
-        if dicom.is_multiframe(data, name):  # an Enhanced CT series in one file: read as a series
+        if dicom.is_multiframe(data, name):  # an Enhanced CT series in one file (or a SEG): read as a series
             return _dicom_series_scan([(name, lambda: data)], name, limits, series)
         d = dicom.read_single(data, name)
         return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], "dicom", _stem(name),

@@ -211,9 +211,24 @@ def _colour_warnings(ds) -> list[str]:
     return [warning] if warning else []
 
 
+# DICOM objects that sit beside a CT series but hold no CT image: segmentations (HepatoScan's SEG
+# too), structure sets, RT plans and doses, structured reports, presentation states, key objects,
+# registrations, encapsulated documents.
+DERIVED_MODALITIES = ("SEG", "RTSTRUCT", "RTPLAN", "RTDOSE", "RTRECORD", "SR", "PR", "KO", "REG", "DOC")
+
+
+def derived_object(ds) -> bool:
+    """Whether a DICOM header is one of those (DERIVED_MODALITIES), or a 1-bit (binary mask) image."""
+    return (str(getattr(ds, "Modality", "") or "").upper() in DERIVED_MODALITIES
+            or int(getattr(ds, "BitsAllocated", 8) or 8) == 1)
+
+
 def read_single(data: bytes, name: str) -> dict:
     """One DICOM file -> dict(pixels (1, H, W), is_hu, spacing_mm, metadata, warnings)."""
     ds = parse(data, name)
+    if derived_object(ds):
+        raise InputError(f"{name}: a DICOM {getattr(ds, 'Modality', '') or 'mask'} object (a segmentation, structure "
+                         "set or report), not a CT image. Give the CT series it belongs to.")
     is_hu = _is_hu(ds)
     pixels = _pixels_hu(ds, name)
     ps = _pixel_spacing(ds)
@@ -341,13 +356,16 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
 
     files: (name, reader) pairs. Headers are read first (to choose, order and check the slices),
     then the pixels one file at a time, so memory holds the volume and one file, not the series."""
-    datasets, skipped, readers, frame_names = [], [], dict(files), set()
+    datasets, skipped, derived, readers, frame_names = [], [], [], dict(files), set()
     for fname, read in files:
         data = read()  # a file that cannot be read stops the load with its own message
         try:
             header = parse(data, fname, stop_before_pixels=True)
         except InputError:
             skipped.append(fname)
+            continue
+        if derived_object(header):  # a segmentation (ours too) or a report beside the series
+            derived.append(fname)
             continue
         if frame_count(header) > 1 and "Rows" in header:  # Enhanced CT: a series in one file
             frames = _frames_as_files(data, fname)
@@ -359,6 +377,9 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     # Image objects carry Rows; DICOMDIR, reports and structured reports do not.
     skipped += [f for f, ds in datasets if "Rows" not in ds]
     datasets = [(f, ds) for f, ds in datasets if "Rows" in ds]
+    if not datasets and derived:
+        raise InputError(f"{name}: {len(derived)} DICOM object(s) of segmentations, structures or reports, "
+                         "but no CT image. Give the CT series they belong to.")
     if not datasets:
         raise InputError(f"{name}: no DICOM or PNG/JPEG images found among {len(files)} files. Give a "
                          "folder or .zip holding the .dcm files of one CT series, or one series' PNG/JPEG slices.")
@@ -403,6 +424,8 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         warnings += _plane_warnings(first)
     if skipped:
         warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
+    if derived:
+        warnings.append(f"{len(derived)} segmentation, structure-set or report object(s) ignored (no CT image in them).")
     # The headers of the slices as shown, for writing masks back as DICOM (hepatoscan.dicom_seg):
     # single-frame axial files only (a frame of a multi-frame file, or a resliced slice, is no
     # image of its own to refer to).
