@@ -738,6 +738,7 @@ def test_multiphase_study_names_the_series_it_used_and_the_others():
     warning = next(w for w in scan.warnings if "3 series found" in w)
     assert "was used: series 3 'Portal venous' (axial, 8 slices)" in warning
     assert "series 2 'Arterial' (axial, 6 slices); series 4 'Delayed' (axial, 5 slices)" in warning
+    assert "Series field or with the CLI's --series" in warning
     # Another phase, by number, by UID or by a word of its description; a miss lists the series.
     for which in ("2", "1.2.2", "ARTERIAL"):
         chosen = load_scan(study, "liver_study.zip", series=which)

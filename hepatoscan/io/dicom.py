@@ -285,7 +285,8 @@ def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
     kind = "axial " if plane(chosen[0][1]) == "axial" else ""
     return chosen, [f"{len(by_series)} series found; the largest {kind}one was used: {_series_label(chosen)}. "
                     f"Also there: {'; '.join(others)}. To segment another (another contrast phase, say), "
-                    "give that series' files alone (a folder or .zip of one series)."]
+                    "name it (its number or a word of its description) in the app's Series field or with the "
+                    "CLI's --series, or give that series' files alone."]
 
 
 def _named_series(by_series: dict[str, list], wanted: str, name: str) -> list:
