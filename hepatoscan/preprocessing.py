@@ -79,7 +79,7 @@ DEEP_GAP_RATIO = 0.3
 # JPEG files (and stacks of them): the black end of the histogram counts up to this grey level, not
 # just 0 to 2. JPEG's quantisation spreads the exact black of air (and of fat in narrow windows)
 # over the first few grey levels, where it formed a "mode" that passed for fat's clipped tail and
-# read W350 to W600 exports about 1.3x narrow. On the four HU volumes' liver slices (every 2nd; 11
+# read W250 to W400 exports about 1.3x narrow. On the four HU volumes' liver slices (every 2nd; 11
 # windows from W150 to W2000, JPEG q75: 2,167 slices) mean |log| of read over true width 0.316 ->
 # 0.270, share read more than 1.25x off 0.42 -> 0.32 (PNG: 0.248, 0.30); by black level 5: 0.296,
 # 6: 0.287, 7: 0.277, 8: 0.270, 9: 0.267, 10: 0.291, 13: 0.292. Worse at W600/L100 (0.131 ->
@@ -295,7 +295,8 @@ def estimate_display_window(gray: np.ndarray, jpeg: bool = False) -> WindowEstim
 # four HU volumes' liver slices (every 2nd; 11 windows W150 to W2000, PNG and JPEG q75; 88 stacks),
 # mean |log| of read over true width 0.172 -> 0.170 and of the bottom's error 39 -> 37 HU; 11 stacks
 # read better, 2 worse (IRCAD p07 at W150/L30, whose firm readings are misreads, and its W350/L50,
-# 0.073 -> 0.087 in width but 30 -> 8 HU at the bottom). Through model 1.7.3 (as a stack, LiTS 117):
+# 0.073 -> 0.087 in width but 30 -> 8 HU at the bottom). Through model 1.7.3, before JPEG_BLACK_GREY
+# (as a stack, LiTS 117):
 # W350/L50 0.9296 -> 0.9303 (tumor 0.664 -> 0.670), W400/L40 JPEG 0.9285 -> 0.9304 (tumor 0.651 ->
 # 0.672), blurred 2 px 0.907 -> 0.916; CHAOS within 0.0002; slice-by-slice reading is unchanged.
 STACK_NON_FIRM_TAKE_MEDIAN = True

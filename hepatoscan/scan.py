@@ -25,7 +25,9 @@ class Scan:
     spacing_mm: tuple[float | None, float, float] | None
     source_format: str  # "png", "jpeg", "bmp", "tiff", "dicom", "dicom-series", "nifti", "array"
     name: str  # file stem, used for output folders
-    metadata: dict = field(default_factory=dict)  # modality, study_date, patient_* ... when known
+    # modality, study_date, patient_* ... when known; slice_files (a stack of image files); lossy_jpeg
+    # (a DICOM display image stored as JPEG, read as one: Scan.jpeg)
+    metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     # For writing masks in the input's geometry: NiftiGeometry (NIfTI), or for DICOM {"origin_mm": ...,
     # "source_headers": the slices' headers without pixels, in Z order, for an axial series of
