@@ -199,9 +199,10 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
 def _to_nifti(mask_zyx: np.ndarray, scan):
     """(Z, H, W) uint8 mask -> NIfTI image in the input's geometry. The voxels are passed to
     nibabel as a view (no full-size copy); it writes them slab by slab."""
-    import nibabel as nib
-
+    from .io.imports import nibabel
     from .io.nifti import from_display_axes
+
+    nib = nibabel()
 
     mask = np.asarray(mask_zyx, np.uint8)  # no copy when already uint8
     if scan.geometry is not None and hasattr(scan.geometry, "affine"):
@@ -267,8 +268,9 @@ def _write_seg(result: Result, path: Path) -> Path | None:
 def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
                   patient: PatientInfo | None = None) -> dict:
     """Write masks, overlay, measurements (and the PDF) into ``out_dir``; -> {kind: path}."""
-    import nibabel as nib
+    from .io.imports import nibabel
 
+    nib = nibabel()
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     seg, z = result.segmentation, result.default_slice

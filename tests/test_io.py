@@ -746,3 +746,48 @@ def test_multiphase_study_names_the_series_it_used_and_the_others():
         assert not any("series found" in w for w in chosen.warnings)
     with pytest.raises(InputError, match="no series match 'hepatobiliary'. The study holds: series 2 'Arterial'"):
         load_scan(study, "liver_study.zip", series="hepatobiliary")
+
+
+NIFTI_THEN_DICOM = """
+import sys
+import numpy as np
+from hepatoscan.io import load_scan
+from hepatoscan.pipeline import analyze, write_outputs
+from hepatoscan.predictor import Predictor
+result = analyze(Predictor.from_model_dir(), "samples/lits117_volume.nii.gz")
+write_outputs(result, sys.argv[1])
+print("AFTER NIFTI:", sorted(m for m in ("pydicom", "gdcm") if m in sys.modules))
+series = load_scan(sys.argv[2])
+np.save(sys.argv[3], np.asarray(series.pixels))
+print("AFTER DICOM:", sorted(m for m in ("pydicom", "gdcm") if m in sys.modules))
+"""
+
+
+def test_nifti_leaves_pydicom_unloaded_and_dicom_still_decodes_afterwards(tmp_path):
+    """nibabel imports pydicom, and pydicom GDCM, as soon as they are imported (33 MB of a NIfTI-only
+    process): reading and writing NIfTI leaves both out (hepatoscan.io.imports), and a compressed
+    DICOM series read afterwards in the same process still decodes, GDCM and all."""
+    import subprocess
+    import sys
+
+    from conftest import ROOT, SAMPLES
+
+    gdcm = pytest.importorskip("gdcm", reason="python-gdcm (app and full profiles) decodes JPEG Lossless")
+    import pydicom
+
+    hu = np.clip(np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[60:63], -1024, 3071)
+    plain, packed = tmp_path / "plain", tmp_path / "packed"
+    plain.mkdir()
+    packed.mkdir()
+    for k, s in enumerate(hu):
+        ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(s.astype(np.int16), 2.0 * k, k + 1)))
+        ds.BitsStored, ds.HighBit = 12, 11
+        ds.save_as(plain / f"IM{k}.dcm")
+        _transcode(gdcm, plain / f"IM{k}.dcm", packed / f"IM{k}.dcm", "JPEGLosslessProcess14_1")
+    r = subprocess.run([sys.executable, "-c", NIFTI_THEN_DICOM, str(tmp_path / "out"), str(packed),
+                        str(tmp_path / "hu.npy")], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert "AFTER NIFTI: []" in r.stdout
+    assert "AFTER DICOM: ['gdcm', 'pydicom']" in r.stdout
+    assert (tmp_path / "out").is_dir() and any(p.name.endswith(".nii.gz") for p in (tmp_path / "out").iterdir())
+    np.testing.assert_array_equal(np.load(tmp_path / "hu.npy"), hu)

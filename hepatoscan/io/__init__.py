@@ -225,8 +225,9 @@ class _ChunkedGzip(io.RawIOBase):
 def _open_nifti(data: bytes, name: str):
     """Bytes of a .nii or .nii.gz -> nibabel image whose voxels are read lazily from the stream,
     so the decompressed file is never held in memory beside the voxel array."""
-    import nibabel as nib
+    from .imports import nibabel
 
+    nib = nibabel()
     errors = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
               nib.wrapstruct.WrapStructError, ValueError, TypeError, EOFError, OSError, zlib.error)
     for cls in (nib.Nifti1Image, nib.Nifti2Image):

@@ -40,7 +40,9 @@ def is_dicom(data: bytes) -> bool:
 
 def parse(data: bytes, name: str, stop_before_pixels: bool = False):
     """Bytes -> pydicom Dataset (only the header with ``stop_before_pixels``), or InputError."""
-    import pydicom
+    from .imports import pydicom as import_pydicom
+
+    pydicom = import_pydicom()
     from pydicom.errors import InvalidDicomError
 
     try:

@@ -54,8 +54,9 @@ def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], NiftiGeomet
     The values are the stored integers (int16 for most CT) or, for float files, int16 HU rounded
     to 1 HU where they fit, float32 otherwise. The array may be a strided view: index slices.
     """
-    import nibabel as nib
+    from .imports import nibabel
 
+    nib = nibabel()
     if len(img.shape) == 4 and img.shape[3] == 1:
         img = img.slicer[..., 0]
     if len(img.shape) != 3:
