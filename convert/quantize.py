@@ -22,6 +22,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
 
+from hepatoscan.postprocess import describe as describe_postprocessing  # noqa: E402
 from hepatoscan.preprocessing import (SLICE_ORIENTATION, InputSpec, render_8bit, standardize_8bit,  # noqa: E402
                                       window_estimate_landmarks)
 from training.augment import LoadedCase, eval_input  # noqa: E402
@@ -278,7 +279,8 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
         "input": {"height": spec.height, "width": spec.width, "channels": 1, "layout": "NHWC",
                   "window_hu": list(spec.window_hu), "range": [0, 1],
                   "preprocessing": "HU clipped to window_hu and scaled to [0, 1]; slice resized bilinearly to "
-                                   "height x width. 8-bit display images: window estimated from the histogram "
+                                   "height x width (a non-square slice first centred on a square of its own "
+                                   "lowest value: hepatoscan.preprocessing.pad_to_square). 8-bit display images: window estimated from the histogram "
                                    "(hepatoscan.preprocessing.standardize_8bit), mapped to window_hu; in a stack of "
                                    "8-bit slices, a slice read more than stack_outlier_ratio off the stack's median "
                                    "window takes it (hepatoscan.preprocessing.share_stack_window).",
@@ -290,6 +292,7 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                              "tumor": "sigmoid probability of liver tumor"},
         "thresholds": thresholds,
         "thresholds_chosen_on": chosen_on,
+        "postprocessing": {**describe_postprocessing(), "effect": postprocessing_effect(metrics)},
         "labels": {"0": "background", "1": "liver", "2": "tumor"},
         "quantization": {"type": kind,
                          "description": QUANT_DESCRIPTIONS[kind], "calibration_slices": qreport["calibration_slices"],
@@ -309,6 +312,19 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                 "non-commercial; data are not redistributed with the model",
         "intended_use": "research only; not a medical device",
     }
+
+
+def postprocessing_effect(metrics: dict) -> dict:
+    """Per held-out volume of eval.json, Dice of the card's recipe alone (training.evaluate.card_only:
+    no post-processing) and of the runtime, which post-processes: {case: {"liver_dice": [card only,
+    runtime], "tumor_dice": [...]}}."""
+    effect = {}
+    for v in metrics.get("volumes", []):
+        if "card_only" not in v:
+            continue
+        effect[v["case"]] = {k: [v["card_only"][k], v[k]] for k in ("liver_dice", "tumor_dice")
+                             if k in v["card_only"] and v["card_only"][k] is not None}
+    return {"dice_card_only_vs_runtime": effect} if effect else {}
 
 
 def _own_steps(run: Path, train_config: dict) -> dict:

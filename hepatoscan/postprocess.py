@@ -2,10 +2,13 @@
 holes filled; tumor kept inside the slightly dilated liver; specks below a physical size dropped."""
 from __future__ import annotations
 
+from dataclasses import asdict
+
 import numpy as np
 
 from .config import PostprocessConfig
 from .morphology import dilate, fill_holes_2d, keep_largest, remove_small
+from .preprocessing import BLACK_GREY
 
 
 def _margin_px(spacing_mm, cfg: PostprocessConfig) -> int:
@@ -62,3 +65,26 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
             remove_small(tumor[0], min_size, out=tumor[0])
     np.logical_or(liver, tumor, out=liver)
     return liver.view(np.uint8), tumor.view(np.uint8)
+
+
+def describe(cfg: PostprocessConfig = PostprocessConfig()) -> dict:
+    """What the runtime does between the model's probabilities and its masks, for the model card:
+    the steps in words and the parameters they use (a reader of the card alone can repeat them)."""
+    return {
+        "steps": [
+            "resize each probability map back to the slice (bilinear) and threshold it at the card's threshold",
+            "no mask on pixels at or below the bottom of window_hu (HU input) or black (8-bit input, grey "
+            f"<= {BLACK_GREY}): air, lung, the darkest fat",
+            "liver: the largest face-connected component (6-connected in 3D for a volume; for a single image, "
+            "the largest 2D component and any of at least liver_keep_fraction_2d of its size), holes filled "
+            "slice by slice",
+            "tumor: kept inside the liver dilated in-plane by tumor_margin_mm (tumor_margin_px without "
+            "spacing); components smaller than a disc of min_lesion_diameter_mm (min_lesion_px without "
+            "spacing; in a volume, the disc's area times max(1, diameter / slice spacing) times 2/3 voxels) "
+            "dropped",
+            "liver = liver or tumor (the LiTS convention: liver includes tumor)",
+            "a stack of 8-bit images that are not one series' consecutive slices: each image on its own",
+        ],
+        "parameters": asdict(cfg),
+        "code": "hepatoscan.postprocess.clean_masks",
+    }

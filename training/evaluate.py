@@ -5,7 +5,8 @@
 
 Per held-out volume: liver Dice, tumor Dice (cases with labelled tumor), lesion-wise recall and
 precision (a lesion is detected when its Dice with one predicted lesion exceeds 0.5, as in
-LiTS), recall of lesions of 10 mm or more, tumor burden error. Global tumor Dice pools all
+LiTS), recall of lesions of 10 mm or more, tumor burden error; and ``card_only``, the liver and
+tumor Dice of the card's recipe alone (window, resize, thresholds; no post-processing). Global tumor Dice pools all
 voxels. Slice sources (8-bit exports) get liver Dice per patient. ``--windows`` renders each
 held-out HU volume as 8-bit exports with a grid of display windows (plus gamma and JPEG
 variants) and runs them through the runtime's own 8-bit path, reading each slice's window on its
@@ -26,7 +27,7 @@ from hepatoscan.measure import lesion_diameters
 from hepatoscan.model_card import find_card
 from hepatoscan.morphology import label
 from hepatoscan.predictor import Predictor
-from hepatoscan.preprocessing import render_8bit
+from hepatoscan.preprocessing import pad_to_square, render_8bit, resize_image, window_hu
 from hepatoscan.scan import Scan
 
 from .augment import jpeg_roundtrip, soften
@@ -110,6 +111,27 @@ def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray
     return out
 
 
+def card_only(predictor: Predictor, hu: np.ndarray, labels: np.ndarray, tumor_labeled: bool) -> dict:
+    """Dice of the masks that a reader of the model card alone would make, with none of the
+    runtime's post-processing: each (H, W) HU slice of ``hu`` (Z, H, W) clipped to the card's
+    window and scaled to [0, 1], centred on a square (pad_to_square) and resized bilinearly to the
+    input size; the two probability maps resized back, cropped and thresholded at the card's
+    thresholds (the liver channel includes tumor)."""
+    spec, thresholds = predictor.card.input_spec, predictor.card.thresholds
+    z, h, w = hu.shape
+    liver, tumor = np.zeros((z, h, w), bool), np.zeros((z, h, w), bool)
+    for k in range(z):
+        square, (top, left) = pad_to_square(window_hu(np.asarray(hu[k], np.float32), spec.window_hu))
+        probs = predictor.predict_probs(resize_image(square, spec.height, spec.width)[None])[0]
+        side = square.shape[0]
+        for channel, mask, threshold in ((0, liver, thresholds["liver"]), (1, tumor, thresholds["tumor"])):
+            mask[k] = resize_image(probs[..., channel], side, side)[top:top + h, left:left + w] > threshold
+    out = {"liver_dice": dice(liver, labels >= 1)}
+    if tumor_labeled:
+        out["tumor_dice"] = dice(tumor, labels == 2) if (labels == 2).any() else None
+    return out
+
+
 def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
     per_case, windows_table, quality_table, slices_table = [], {}, {}, []
     stack_window = predictor.stack_window
@@ -119,6 +141,7 @@ def evaluate_cases(predictor: Predictor, cases, windows: bool = False) -> dict:
         if case.kind == "hu":
             spacing = (case.spacing_z_mm, *case.spacing_yx_mm) if case.spacing_yx_mm else None
             r = evaluate_volume(predictor, pixels, labels, True, spacing, case.tumor_labeled, case.patient)
+            r["card_only"] = card_only(predictor, pixels, labels, case.tumor_labeled)
             pred, gt = r.pop("_masks")
             if case.tumor_labeled:
                 pooled_pred.append(pred.ravel())
@@ -236,6 +259,10 @@ def print_table(out: dict):
         print(f"{v['case']:<16}{fmt(v['liver_dice']):>11}{fmt(v.get('tumor_dice')):>11}"
               f"{les.get('gt_lesions', '-'):>9}{fmt(les.get('recall')):>8}{fmt(les.get('precision')):>7}"
               f"{fmt(les.get('recall_10mm')):>10}")
+        if "card_only" in v:
+            c = v["card_only"]
+            print(f"{'  card only':<16}{fmt(c['liver_dice']):>11}{fmt(c.get('tumor_dice')):>11}"
+                  "  (the card's recipe, no post-processing)")
     for r in out["slice_sources"]:
         print(f"{r['case']:<16}{r['liver_dice_mean'] if r['liver_dice_mean'] is not None else '-':>11}"
               f"  (8-bit slices, mean per slice; pooled {r.get('liver_dice_pooled', '-')})")
