@@ -43,6 +43,7 @@ import gradio as gr  # noqa: E402
 
 from hepatoscan import __version__  # noqa: E402
 from hepatoscan.errors import HepatoScanError  # noqa: E402
+from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from hepatoscan.report import PatientInfo  # noqa: E402
@@ -324,8 +325,7 @@ def main(argv=None):
     p.add_argument("--share", action="store_true", default=os.environ.get("HEPATOSCAN_SHARE") == "1",
                    help="create a public gradio.live link (off unless asked)")
     a = p.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
-    logging.getLogger("fontTools").setLevel(logging.WARNING)
+    configure_logging(logging.INFO, "%(asctime)s %(name)s %(levelname)s %(message)s")
     try:
         pool = PredictorPool(Path(a.model), CONCURRENCY)
     except HepatoScanError as e:

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from . import __version__
 from .errors import HepatoScanError
+from .logs import configure as configure_logging
 
 log = logging.getLogger("hepatoscan")
 
@@ -222,9 +223,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.ERROR if getattr(args, "quiet", False) else logging.INFO,
-                        format="%(levelname)s %(message)s", stream=sys.stderr)
-    logging.getLogger("fontTools").setLevel(logging.WARNING)  # font subsetting chatter
+    configure_logging(logging.ERROR if getattr(args, "quiet", False) else logging.INFO,
+                      "%(levelname)s %(message)s", stream=sys.stderr)
     if args.command == "segment":
         return segment_command(args)
     return 2

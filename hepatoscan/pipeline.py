@@ -261,7 +261,8 @@ def _write_seg(result: Result, path: Path) -> Path | None:
     try:
         return write_dicom_seg(result, path)
     except (ValueError, TypeError, AttributeError, KeyError) as e:  # headers highdicom cannot use
-        log.warning("no DICOM SEG for %s: %s", result.scan.name, e)
+        log.warning("no DICOM SEG for %s: its headers do not allow one (%s); the NIfTI masks and the "
+                    "other outputs are written", result.scan.name, e)
         return None
 
 

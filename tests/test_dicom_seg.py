@@ -131,3 +131,19 @@ def test_a_seg_beside_its_series_is_left_out_and_alone_is_refused(predictor, tmp
     assert any("1 segmentation, structure-set or report object(s) ignored" in w for w in scan.warnings)
     with pytest.raises(InputError, match="no CT image. Give the CT series"):
         load_scan(seg)
+
+
+def test_cli_writes_the_seg_without_highdicoms_chatter(tmp_path):
+    """highdicom logs a line at INFO for each attribute module it copies (a dozen a series); the CLI
+    keeps its log to HepatoScan's own progress and warnings (hepatoscan.logs)."""
+    pytest.importorskip("highdicom", reason="highdicom (app and full profiles) writes SEG")
+    from test_cli import run_cli
+
+    series = tmp_path / "series"
+    series.mkdir()
+    _feet_first_series(series, np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[60:66])
+    r = run_cli(series, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert (tmp_path / "out" / "series" / "segmentation.dcm").is_file()
+    assert "segmented slice 6 of 6" in r.stderr  # HepatoScan's own INFO lines are still there
+    assert "copy attributes of module" not in r.stderr and "highdicom" not in r.stderr, r.stderr
