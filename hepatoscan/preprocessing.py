@@ -85,6 +85,18 @@ DEEP_GAP_RATIO = 0.3
 # 6: 0.287, 7: 0.277, 8: 0.270, 9: 0.267, 10: 0.291, 13: 0.292. Worse at W600/L100 (0.131 ->
 # 0.167), better or level elsewhere. Lossless images keep the 0 to 2 of BLACK_GREY.
 JPEG_BLACK_GREY = 8
+# A white pixel (grey 255) was at or above the display window's top; by how much is lost. Read as the
+# top itself, a liver that a narrow window clips to white (LiTS 117 at W150/L30: 117 HU against a top
+# of 105) is a flat plateau just above the grey of its tumors and of muscle. White is read this far
+# above the estimated top instead (window_hu then caps it at the model window's top, 240 HU, so
+# windows whose top lies 70 HU or less below that barely change). Chosen on the training patients
+# alone (IRCAD p01 and p07 rendered at W150, W200 and W250 with their true windows, through the model
+# and post-processing; mean liver Dice by offset 0: 0.9365, 20: 0.9397, 40: 0.9405, 50: 0.9407, 60:
+# 0.9412, 70: 0.9415, 80: 0.9413, 100: 0.9404; the whole model window's top: worse at W150). In JPEG
+# files ringing pulls a clipped plateau down to 246..254, but counting those as white too was no better
+# on the same patients through the runtime (W150 to W250, q75: white from 255 0.9396, 252 0.9395,
+# 248 0.9391, 246 0.9388; the rule off 0.9386), so white is 255 in every format.
+CLIPPED_WHITE_ABOVE_HU = 70.0
 FAT_PEAK_METHOD = "fat peak + soft-tissue median"
 FALLBACK_METHOD = "soft-tissue median, W350 assumed"
 FLAT_METHOD = "none: flat image"  # fewer than 2% of the pixels between black and white: nothing to read
@@ -369,7 +381,8 @@ def window_estimate_landmarks() -> dict:
             "below_fat_hu": BELOW_FAT_HU, "deep_gap_ratio": DEEP_GAP_RATIO, "air_max_hu": AIR_MAX_HU,
             "stack_outlier_ratio": STACK_OUTLIER_RATIO, "stack_min_firm_share": STACK_MIN_FIRM_SHARE,
             "stack_min_readings": STACK_MIN_READINGS, "stack_min_neighbour_similarity": SERIES_MIN_SIMILARITY,
-            "stack_non_firm_take_median": STACK_NON_FIRM_TAKE_MEDIAN, "jpeg_black_grey": JPEG_BLACK_GREY}
+            "stack_non_firm_take_median": STACK_NON_FIRM_TAKE_MEDIAN, "jpeg_black_grey": JPEG_BLACK_GREY,
+            "clipped_white_above_hu": CLIPPED_WHITE_ABOVE_HU}
 
 
 def standardize_8bit(gray: np.ndarray, window: tuple[float, float],
@@ -380,7 +393,9 @@ def standardize_8bit(gray: np.ndarray, window: tuple[float, float],
     ``jpeg`` when the image was JPEG-compressed (estimate_display_window).
     """
     est = estimate or estimate_display_window(gray, jpeg)
-    approx_hu = est.lo_hu + np.asarray(gray, np.float32) * (est.width_hu / 255.0)
+    gray = np.asarray(gray, np.float32)
+    approx_hu = est.lo_hu + gray * (est.width_hu / 255.0)
+    approx_hu[gray >= 255] = est.hi_hu + CLIPPED_WHITE_ABOVE_HU  # clipped: at or above the top
     return window_hu(approx_hu, window), est
 
 

@@ -92,6 +92,22 @@ def test_standardisation_maps_exports_back_to_the_model_window():
     assert max(values) - min(values) < 0.12, values
 
 
+def test_clipped_white_is_read_above_the_windows_top_and_nothing_else_moves():
+    """White (grey 255) was at or above the window's top: it is read CLIPPED_WHITE_ABOVE_HU above the
+    estimated top, capped at the model window's top; every grey below white maps as before."""
+    from hepatoscan.preprocessing import CLIPPED_WHITE_ABOVE_HU, WindowEstimate
+
+    est = WindowEstimate(-45.0, 105.0, "given")  # W150/L30
+    gray = np.array([[0, 100, 200, 254, 255]], np.float32)
+    x, _ = standardize_8bit(gray, (-160, 240), est)
+    as_hu = -160 + 400 * x[0]
+    np.testing.assert_allclose(as_hu[:4], -45 + gray[0, :4] * 150 / 255, atol=1e-3)
+    assert as_hu[4] == pytest.approx(105 + CLIPPED_WHITE_ABOVE_HU, abs=1e-3)
+    # A window whose top lies within the offset of the model's top: white stays at the model's top.
+    x, _ = standardize_8bit(gray, (-160, 240), WindowEstimate(-125.0, 225.0, "given"))
+    assert x[0, 4] == 1.0 and x[0, 3] < 1.0
+
+
 def test_flat_image_gets_default_window():
     est = estimate_display_window(np.zeros((64, 64), np.uint8))
     assert est.method.startswith("none")
