@@ -203,7 +203,6 @@ def _to_nifti(mask_zyx: np.ndarray, scan):
     from .io.nifti import from_display_axes
 
     nib = nibabel()
-
     mask = np.asarray(mask_zyx, np.uint8)  # no copy when already uint8
     if scan.geometry is not None and hasattr(scan.geometry, "affine"):
         # The input's own RAS-canonical geometry: undo the display flips as a view.
