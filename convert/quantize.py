@@ -282,7 +282,8 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
                                    "height x width (a non-square slice first centred on a square of its own "
                                    "lowest value: hepatoscan.preprocessing.pad_to_square). 8-bit display images: "
                                    "window estimated from the histogram "
-                                   "(hepatoscan.preprocessing.standardize_8bit), mapped to window_hu; in a stack of "
+                                   "(hepatoscan.preprocessing.standardize_8bit), white (grey 255) read "
+                                   "clipped_white_above_hu above its top, mapped to window_hu; in a stack of "
                                    "8-bit slices, a slice read more than stack_outlier_ratio off the stack's median "
                                    "window takes it (hepatoscan.preprocessing.share_stack_window).",
                   "window_estimate": window_estimate_landmarks(),

@@ -76,9 +76,9 @@ class Result:
     def keep_arrays_in(self, folder: str | Path) -> None:
         """Move this result's full-size arrays (the scan's pixels, the liver and tumor masks) to .npy
         files in ``folder``, memory-mapped read-only from there, for a caller that keeps results for a
-        while (the app keeps each session's for its slice slider). In memory, a 512 x 512 x 150 CT
-        holds about 181 MB per result (31 MB once moved; benchmarks/run_all.py); mapped, pages are read when a slice is shown and the system
-        may drop them again. In place: the one attribute holding them is swapped only once the files
+        while (the app keeps each session's for its slider). In memory, a 512 x 512 x 150 CT holds
+        about 170 to 181 MB per result (20 to 31 MB once moved; benchmarks/run_all.py); mapped, pages
+        are read when a slice is shown and the system may drop them again. In place: the one attribute holding them is swapped only once the files
         are written, so the result can be read (shown) meanwhile from another thread. ``folder``
         must outlive the result."""
         folder = Path(folder)

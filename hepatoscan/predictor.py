@@ -139,6 +139,19 @@ class Predictor:
         """x: (N, H, W) float32 in [0, 1] at the model's input size -> (N, H, W, 2) float32 in [0, 1]."""
         return self.model.predict_probs(x)
 
+    def slice_probs(self, pixels: np.ndarray, is_hu: bool) -> np.ndarray:
+        """One slice as the card alone describes its reading: (H, W) HU, or 8-bit grey levels read
+        with their own window estimate -> (H, W, 2) float32 probabilities (liver, tumor) in [0, 1] at
+        the slice's size: padded to a square, prepared, predicted, resized back and cropped. No
+        viewer-panel crop, stack window, masks or post-processing (those are :meth:`segment`'s)."""
+        h, w = pixels.shape[:2]
+        square, (top, left) = pad_to_square(to_grayscale(pixels))
+        x, _ = prepare_slice(square, is_hu, self.card.input_spec)
+        probs = self.predict_probs(x[None])[0]
+        side = square.shape[0]
+        return np.stack([resize_image(probs[..., c], side, side)[top:top + h, left:left + w]
+                         for c in range(probs.shape[-1])], axis=-1)
+
     def _read_windows(self, scan: Scan) -> tuple[list[tuple[int, int, int, int]], list[WindowEstimate | None],
                                                  float | None]:
         """Per slice: the (y0, y1, x0, x1) box segmented (8-bit input: without a viewer's panel or

@@ -76,8 +76,8 @@ SPARSE_GAP_RATIO = 0.2
 # readings further off reach 0.3.
 BELOW_FAT_HU = -250.0
 DEEP_GAP_RATIO = 0.3
-# JPEG files (and stacks of them): the black end of the histogram counts up to this grey level, not
-# just 0 to 2. JPEG's quantisation spreads the exact black of air (and of fat in narrow windows)
+# JPEG files (and stacks of them): grey levels below this count as black (0 to 7), not just the 0 to
+# 2 of BLACK_GREY. JPEG's quantisation spreads the exact black of air (and of fat in narrow windows)
 # over the first few grey levels, where it formed a "mode" that passed for fat's clipped tail and
 # read W250 to W400 exports about 1.3x narrow. On the four HU volumes' liver slices (every 2nd; 11
 # windows from W150 to W2000, JPEG q75: 2,167 slices) mean |log| of read over true width 0.316 ->
@@ -263,7 +263,7 @@ def estimate_display_window(gray: np.ndarray, jpeg: bool = False) -> WindowEstim
     g = np.clip(np.asarray(gray, np.float32), 0, 255)
     hist = np.bincount(np.rint(g).astype(np.int64).ravel(), minlength=256)[:256].astype(np.float64)
     inner = hist.copy()
-    inner[:JPEG_BLACK_GREY if jpeg else 3] = 0
+    inner[:JPEG_BLACK_GREY if jpeg else BLACK_GREY + 1] = 0  # black: air, and fat a narrow window clips
     inner[253:] = 0
     if inner.sum() < 0.02 * hist.sum() or inner.sum() < 64:
         return WindowEstimate(-160.0, 240.0, FLAT_METHOD)

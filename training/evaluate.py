@@ -27,7 +27,7 @@ from hepatoscan.measure import lesion_diameters
 from hepatoscan.model_card import find_card
 from hepatoscan.morphology import label
 from hepatoscan.predictor import Predictor
-from hepatoscan.preprocessing import pad_to_square, render_8bit, resize_image, window_hu
+from hepatoscan.preprocessing import render_8bit
 from hepatoscan.scan import Scan
 
 from .augment import jpeg_roundtrip, soften
@@ -114,18 +114,15 @@ def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray
 def card_only(predictor: Predictor, hu: np.ndarray, labels: np.ndarray, tumor_labeled: bool) -> dict:
     """Dice of the masks that a reader of the model card alone would make, with none of the
     runtime's post-processing: each (H, W) HU slice of ``hu`` (Z, H, W) clipped to the card's
-    window and scaled to [0, 1], centred on a square (pad_to_square) and resized bilinearly to the
-    input size; the two probability maps resized back, cropped and thresholded at the card's
-    thresholds (the liver channel includes tumor)."""
-    spec, thresholds = predictor.card.input_spec, predictor.card.thresholds
-    z, h, w = hu.shape
-    liver, tumor = np.zeros((z, h, w), bool), np.zeros((z, h, w), bool)
-    for k in range(z):
-        square, (top, left) = pad_to_square(window_hu(np.asarray(hu[k], np.float32), spec.window_hu))
-        probs = predictor.predict_probs(resize_image(square, spec.height, spec.width)[None])[0]
-        side = square.shape[0]
-        for channel, mask, threshold in ((0, liver, thresholds["liver"]), (1, tumor, thresholds["tumor"])):
-            mask[k] = resize_image(probs[..., channel], side, side)[top:top + h, left:left + w] > threshold
+    window and scaled to [0, 1], centred on a square and resized bilinearly to the input size; the
+    two probability maps resized back, cropped (Predictor.slice_probs) and thresholded at the
+    card's thresholds (the liver channel includes tumor)."""
+    thresholds = predictor.card.thresholds
+    liver, tumor = np.zeros(hu.shape, bool), np.zeros(hu.shape, bool)
+    for k in range(hu.shape[0]):
+        probs = predictor.slice_probs(np.asarray(hu[k], np.float32), is_hu=True)
+        liver[k] = probs[..., 0] > thresholds["liver"]
+        tumor[k] = probs[..., 1] > thresholds["tumor"]
     out = {"liver_dice": dice(liver, labels >= 1)}
     if tumor_labeled:
         out["tumor_dice"] = dice(tumor, labels == 2) if (labels == 2).any() else None

@@ -23,7 +23,6 @@ from pathlib import Path
 import numpy as np
 
 from hepatoscan.predictor import Predictor
-from hepatoscan.preprocessing import pad_to_square, prepare_slice, resize_image
 
 log = logging.getLogger(__name__)
 
@@ -41,15 +40,10 @@ class PseudoLabelConfig:
 
 def teacher_tumor_probs(predictor: Predictor, images: np.ndarray, is_hu: bool) -> np.ndarray:
     """images: (Z, H, W) HU or grey levels -> (Z, H, W) float32 tumor probability in [0, 1], each
-    slice padded to a square and prepared as the runtime prepares it (Predictor.segment)."""
-    spec = predictor.card.input_spec
+    slice read as the runtime reads it (Predictor.slice_probs)."""
     out = np.empty(images.shape, np.float32)
-    h, w = images.shape[1:]
     for z, img in enumerate(images):
-        square, (top, left) = pad_to_square(img)
-        x, _ = prepare_slice(square, is_hu, spec)
-        probs = resize_image(predictor.predict_probs(x[None])[0, ..., 1], *square.shape)
-        out[z] = probs[top:top + h, left:left + w]
+        out[z] = predictor.slice_probs(img, is_hu)[..., 1]
     return out
 
 
