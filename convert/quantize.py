@@ -359,6 +359,11 @@ def _own_steps(run: Path, train_config: dict) -> dict:
         out["weight_averaging"] = (f"the mean of the weights at the end of every epoch from epoch "
                                    f"{train_config['swa_from_epoch']} on{f' ({n} epochs)' if n else ''} "
                                    "(stochastic weight averaging)")
+    if train_config.get("distill_weight"):
+        out["distillation"] = (f"also taught, at weight {train_config['distill_weight']:g}, fine_tuned_from's "
+                               "probabilities on each sample's slice through its own HU window (8-bit sources: "
+                               "the export read with its known window), whatever window the sample was rendered "
+                               "with (training.distill)")
     if train_config.get("train_only"):
         out["trained_layers"] = (f"only the layers named {', '.join(p + '*' for p in train_config['train_only'])}; "
                                  "the rest, and every BatchNormalization layer, frozen")

@@ -460,6 +460,10 @@ def test_card_history_says_what_was_grown_and_which_layers_were_trained(tmp_path
     train3.update(pseudo_clean_max_px=0, pseudo_tumor={"teacher": "hepatoscan-unet-int8 1.7.0", "tumor_free_patients": 22})
     said = _history(taught, train3)["pseudo_tumor_labels"]
     assert "at most 0 confident tumor pixels (22) taught tumor-free" in said
+    assert "distillation" not in _history(taught, train3)
+    train3["distill_weight"] = 0.5
+    said = _history(taught, train3)["distillation"]
+    assert "weight 0.5" in said and "own HU window" in said and "training.distill" in said
 
 
 def test_pseudo_labels_teach_only_confident_pixels_inside_the_liver():
@@ -653,3 +657,113 @@ def test_averaged_fine_tune_on_real_data_saves_the_mean_and_says_so(tmp_path, da
     config = json.loads((tmp_path / "config.json").read_text())
     assert config["train"]["swa_epochs_averaged"] == 2
     assert "from epoch 1 on (2 epochs)" in _own_steps(tmp_path, config["train"])["weight_averaging"]
+
+
+def _hu_case(tumor: bool = True):
+    """A synthetic HU slice (body, liver at 120 HU with a 40 HU tumor) as a LoadedCase."""
+    from training.augment import LoadedCase
+    from training.data import Case
+
+    yy, xx = np.mgrid[0:256, 0:256]
+    img = np.where((yy - 128) ** 2 + (xx - 128) ** 2 < 110 ** 2, -90.0, -1000.0).astype(np.float32)
+    lab = np.zeros((256, 256), np.uint8)
+    liver = (yy - 120) ** 2 + (xx - 100) ** 2 < 50 ** 2
+    img[liver], lab[liver] = 120.0, 1
+    if tumor:
+        spot = (yy - 120) ** 2 + (xx - 100) ** 2 < 12 ** 2
+        img[spot], lab[spot] = 40.0, 2
+    case = Case(patient="p", source="ircadb1_p01", kind="hu", tumor_labeled=True)
+    return LoadedCase(case, img[None], lab[None], np.array([0]), np.array([0] if tumor else [], int),
+                      np.array([], int))
+
+
+def test_teacher_view_is_the_models_hu_window_or_the_runtimes_reading_of_the_export():
+    from hepatoscan.preprocessing import InputSpec, render_8bit, standardize_8bit, window_hu
+    from training.distill import teacher_view
+
+    spec = InputSpec()
+    hu = np.linspace(-300.0, 400.0, 256 * 256, dtype=np.float32).reshape(256, 256)
+    np.testing.assert_array_equal(teacher_view(hu, True, spec), window_hu(hu, spec.window_hu))
+    # An export (after the sample's blur, so not whole grey levels) is read as the runtime reads it.
+    grey = render_8bit(hu, (-100.0, 300.0)).astype(np.float32) + 0.4
+    np.testing.assert_array_equal(teacher_view(grey, False, spec),
+                                  standardize_8bit(np.rint(grey).astype(np.uint8), spec.window_hu)[0])
+
+
+@pytest.mark.parametrize("p_hu_window", [0.0, 1.0])
+def test_make_sample_with_a_teacher_view_draws_the_same_sample(p_hu_window):
+    """Asking for the teacher's view changes nothing of the student's sample (it draws no random
+    number); on the HU path the two views are one, on a rendered export they differ."""
+    from hepatoscan.preprocessing import InputSpec
+    from training.augment import AugmentConfig, make_sample
+
+    lc, cfg = _hu_case(), AugmentConfig(p_hu_window=p_hu_window)
+    x0, y0 = make_sample(lc, 0, np.random.default_rng(5), InputSpec(), cfg)
+    x, y, xt = make_sample(lc, 0, np.random.default_rng(5), InputSpec(), cfg, teacher=True)
+    np.testing.assert_array_equal(x, x0)
+    np.testing.assert_array_equal(y, y0)
+    assert xt.shape == x.shape and xt.dtype == np.float32 and 0.0 <= xt.min() <= xt.max() <= 1.0
+    assert np.array_equal(x, xt) == (p_hu_window == 1.0)
+
+
+def test_distillation_holds_the_student_to_the_frozen_teacher():
+    """The wrapped model returns the student's channels then the teacher's; the distillation term
+    is least where the student agrees with the teacher; only the student's weights train."""
+    import keras
+
+    from training.distill import with_teacher
+    from training.losses import distill_term, make_loss
+
+    def net():
+        return keras.Sequential([keras.Input((16, 16, 1)), keras.layers.Conv2D(2, 3, padding="same",
+                                                                               activation="sigmoid")])
+
+    student, teacher = net(), net()
+    before, student_before = [w.copy() for w in teacher.get_weights()], student.get_weights()[0].copy()
+    model = with_teacher(student, teacher)
+    rng = np.random.default_rng(0)
+    x, xt = rng.random((4, 16, 16, 1), np.float32), rng.random((4, 16, 16, 1), np.float32)
+    out = np.asarray(model.predict([x, xt], verbose=0))
+    np.testing.assert_allclose(out[..., :2], student.predict(x, verbose=0), atol=1e-6)
+    np.testing.assert_allclose(out[..., 2:], teacher.predict(xt, verbose=0), atol=1e-6)
+    q = rng.uniform(0.05, 0.95, (2, 16, 16, 2)).astype(np.float32)
+    agree = float(distill_term(np.concatenate([q, q], -1)))
+    assert agree < float(distill_term(np.concatenate([np.clip(q + 0.1, 0, 1), q], -1)))
+    assert agree < float(distill_term(np.concatenate([np.clip(q - 0.1, 0, 1), q], -1)))
+    y = np.concatenate([rng.random((4, 16, 16, 2)) > 0.5, np.ones((4, 16, 16, 2))], -1).astype(np.float32)
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss=make_loss(1.0, 1.0))
+    model.fit([x, xt], y, epochs=2, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, teacher.get_weights()))
+    assert not np.allclose(student.get_weights()[0], student_before)
+
+
+def test_train_cli_passes_the_distillation_weight_and_needs_the_teacher(tmp_path, monkeypatch):
+    assert _cli_train_config(monkeypatch, tmp_path).distill_weight == 0.0
+    cfg = _cli_train_config(monkeypatch, tmp_path, "--init", "runs/x/model.keras", "--distill", "1")
+    assert cfg.distill_weight == 1.0 and cfg.init == "runs/x/model.keras"
+    for bad in (("--distill", "1"), ("--init", "runs/x/model.keras", "--distill", "-1")):
+        with pytest.raises(SystemExit):
+            _cli_train_config(monkeypatch, tmp_path, *bad)
+
+
+def test_distilled_fine_tune_on_real_data_saves_the_student(tmp_path, data_dir):
+    """A two-step distilled fine-tune of the shipped network: model.keras is a U-Net like the one it
+    started from (one input, two channels), not the student-teacher pair, and it has moved."""
+    import keras
+
+    from conftest import MODELS
+    from training.augment import AugmentConfig
+    from training.model import UNetConfig
+    from training.train import TrainConfig, train
+
+    init = MODELS / "source" / "hepatoscan_unet.keras"
+    cfg = TrainConfig(epochs=1, steps_per_epoch=2, batch_size=2, learning_rate=1e-3, lr_final=1e-3,
+                      init=str(init), train_only=("dec", "liver_tumor"), distill_weight=1.0)
+    train(data_dir, tmp_path, cfg, UNetConfig(), AugmentConfig())
+    start = keras.saving.load_model(init, compile=False)
+    for name in ("model.keras", "last.keras"):
+        out = keras.saving.load_model(tmp_path / name, compile=False)
+        assert out.name == start.name and len(out.inputs) == 1 and tuple(out.output_shape) == (None, 256, 256, 2)
+        assert not np.allclose(out.get_layer("liver_tumor").get_weights()[0],
+                               start.get_layer("liver_tumor").get_weights()[0])
+    assert json.loads((tmp_path / "config.json").read_text())["train"]["distill_weight"] == 1.0

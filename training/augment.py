@@ -214,8 +214,11 @@ def degrade(img: np.ndarray, is_hu: bool, rng: np.random.Generator, cfg: Augment
 
 
 def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpec,
-                cfg: AugmentConfig) -> tuple[np.ndarray, np.ndarray]:
-    """-> (x (H, W, 1) float32 in [0, 1], y (H, W, 4) float32: liver, tumor, liver weight, tumor weight)."""
+                cfg: AugmentConfig, teacher: bool = False) -> tuple[np.ndarray, ...]:
+    """-> (x (H, W, 1) float32 in [0, 1], y (H, W, 4) float32: liver, tumor, liver weight, tumor weight);
+    with ``teacher``, also the same slice (same crop, noise and blur) through the teacher's view
+    (training.distill.teacher_view), (H, W, 1) float32 in [0, 1]. It draws nothing from ``rng``, so
+    x and y are the same either way."""
     is_hu = lc.case.kind == "hu"
     img = lc.images[z].astype(np.float32)
     lab = lc.labels[z]
@@ -240,6 +243,10 @@ def make_sample(lc: LoadedCase, z: int, rng: np.random.Generator, spec: InputSpe
     liver_level = float(np.median(img[liver])) if liver.sum() > 50 else None
     x = _to_model_input(img.astype(np.float32), is_hu, rng, spec, cfg, liver_level, lc.units_per_hu())
     y = np.stack([lab >= 1, lab == 2, np.ones(out_hw, bool), known], -1).astype(np.float32)
+    if teacher:
+        from .distill import teacher_view
+
+        return x[..., None], y, teacher_view(img.astype(np.float32), is_hu, spec)[..., None]
     return x[..., None], y
 
 

@@ -25,6 +25,7 @@ from hepatoscan.preprocessing import InputSpec  # noqa: E402
 
 from .augment import AugmentConfig, LoadedCase, augment_overrides, eval_input, make_sample  # noqa: E402
 from .data import SplitConfig, discover_cases, split_by_patient  # noqa: E402
+from .distill import with_teacher  # noqa: E402
 from .losses import METRICS, make_loss  # noqa: E402
 from .model import UNetConfig, build_unet, context_dilations_of, freeze_all_but, grow  # noqa: E402
 from .pseudo import PseudoLabelConfig, attach_pseudo_labels  # noqa: E402
@@ -61,6 +62,11 @@ class TrainConfig:
     # epoch's. Meant for fine-tunes with BatchNorm frozen (--train-only), whose statistics then
     # belong to every averaged point.
     swa_from_epoch: int | None = None
+    # Cross-window distillation (training.distill; needs init): weight of the term that teaches the
+    # student, on every render, the initial model's probabilities on the same slice through its own
+    # HU window (8-bit sources: as the runtime reads them). 0: off (all shipped models; v25 to v29
+    # measured it, docs/model_history.md).
+    distill_weight: float = 0.0
 
 
 class SampleSource:
@@ -80,18 +86,19 @@ class SampleSource:
         self.mix /= self.mix.sum()
         self._counter, self._lock = 0, threading.Lock()
 
-    def batch(self) -> tuple[np.ndarray, np.ndarray]:
+    def batch(self):
+        """-> (x, y) of TrainConfig.batch_size samples; with distillation ((x, teacher's x), y)."""
         with self._lock:
             self._counter += 1
             rng = np.random.default_rng([self.cfg.seed, self._counter])
-        xs, ys = [], []
+        teacher = self.cfg.distill_weight > 0
+        samples = []
         for _ in range(self.cfg.batch_size):
             pool = self.pools[rng.choice(4, p=self.mix)]
             lc, z = pool[rng.integers(len(pool))]
-            x, y = make_sample(lc, int(z), rng, self.spec, self.aug)
-            xs.append(x)
-            ys.append(y)
-        return np.stack(xs), np.stack(ys)
+            samples.append(make_sample(lc, int(z), rng, self.spec, self.aug, teacher=teacher))
+        x, y, *xt = (np.stack(parts) for parts in zip(*samples))
+        return ((x, xt[0]), y) if teacher else (x, y)
 
 
 class _Batches(keras.utils.PyDataset):
@@ -119,6 +126,17 @@ def validation_arrays(cases: list[LoadedCase], spec: InputSpec, max_per_case: in
             w_t = np.full(lab.shape, float(lc.case.tumor_labeled))
             ys.append(np.stack([lab >= 1, lab == 2, np.ones(lab.shape), w_t], -1).astype(np.float32))
     return np.stack(xs), np.stack(ys)
+
+
+class _SaveModel(keras.callbacks.Callback):
+    """Saves ``model`` (the student, when the trained model wraps it with a teacher) after every epoch."""
+
+    def __init__(self, model: keras.Model, path: Path):
+        super().__init__()
+        self.student, self.path = model, path
+
+    def on_epoch_end(self, epoch, logs=None):
+        self.student.save(self.path)
 
 
 class _TimeLimit(keras.callbacks.Callback):
@@ -227,13 +245,19 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
     if pseudo:
         config["train"]["pseudo_tumor"] = pseudo  # the teacher and what it labelled
     (out / "config.json").write_text(json.dumps(config, indent=1))
+    student = model
+    if cfg.distill_weight > 0:
+        if not cfg.init:
+            raise ValueError("distillation teaches the initial model's outputs: give --init")
+        model = with_teacher(student, keras.models.load_model(cfg.init, compile=False))
+        log.info("distilling from %s (its HU view) at weight %g", cfg.init, cfg.distill_weight)
     total_steps = cfg.epochs * cfg.steps_per_epoch
     schedule = keras.optimizers.schedules.CosineDecay(cfg.learning_rate, total_steps,
                                                       alpha=cfg.lr_final / cfg.learning_rate)
-    model.compile(optimizer=keras.optimizers.Adam(schedule), loss=make_loss(cfg.tumor_loss_weight),
-                  metrics=METRICS)
+    model.compile(optimizer=keras.optimizers.Adam(schedule),
+                  loss=make_loss(cfg.tumor_loss_weight, cfg.distill_weight), metrics=METRICS)
     callbacks = [keras.callbacks.CSVLogger(str(out / "log.csv")),
-                 keras.callbacks.ModelCheckpoint(str(out / "last.keras")),
+                 _SaveModel(student, out / "last.keras"),
                  _TimeLimit(cfg.max_minutes)]
     swa = None
     if cfg.swa_from_epoch:
@@ -243,14 +267,16 @@ def train(data: Path, out: Path, cfg: TrainConfig, unet: UNetConfig, aug: Augmen
         swa = _WeightAverage(cfg.swa_from_epoch)
         callbacks.append(swa)
     val = validation_arrays(val_cases, spec) if val_cases else None
+    if val is not None and cfg.distill_weight > 0:
+        val = ((val[0], val[0]), val[1])  # the runtime's view, for both
     model.fit(_Batches(source, cfg.steps_per_epoch), epochs=cfg.epochs, validation_data=val,
               callbacks=callbacks, verbose=2)
     if swa:
         config["train"]["swa_epochs_averaged"] = swa.apply()
         log.info("model.keras: the mean of the weights of %d epochs", config["train"]["swa_epochs_averaged"])
         (out / "config.json").write_text(json.dumps(config, indent=1))
-    model.save(out / "model.keras")
-    return model
+    student.save(out / "model.keras")
+    return student
 
 
 def main(argv=None):
@@ -284,6 +310,10 @@ def main(argv=None):
     p.add_argument("--swa-from-epoch", type=int, default=TrainConfig.swa_from_epoch, metavar="N",
                    help="save as model.keras the mean of the weights at the end of every epoch from N on "
                         "(stochastic weight averaging; for fine-tunes with --train-only)")
+    p.add_argument("--distill", type=float, default=TrainConfig.distill_weight, metavar="WEIGHT",
+                   help="with --init: also teach, at this weight, the initial model's probabilities on each "
+                        "slice through its own HU window, whatever window the sample is rendered with "
+                        "(cross-window distillation, training.distill), e.g. 1")
     p.add_argument("--aug", action="append", default=[], metavar="NAME=VALUE",
                    help="override an AugmentConfig field, e.g. --aug p_liver_clip_window=0.45 "
                         "--aug liver_clip_offset_hu=-70,10 (repeatable; recorded in config.json)")
@@ -300,6 +330,8 @@ def main(argv=None):
         p.error(f"--pseudo-band {a.pseudo_band!r}: expected 0 <= LOW <= HIGH <= 1")
     if a.pseudo_clean_max_px is not None and a.pseudo_clean_max_px < 0:
         p.error(f"--pseudo-clean-max-px {a.pseudo_clean_max_px}: expected a count of pixels, 0 or more")
+    if a.distill < 0 or (a.distill > 0 and not a.init):
+        p.error(f"--distill {a.distill:g}: expected a weight of 0 or more, and --init (the teacher)")
     if a.swa_from_epoch is not None and not 1 <= a.swa_from_epoch <= a.epochs:
         p.error(f"--swa-from-epoch {a.swa_from_epoch}: expected an epoch from 1 to --epochs ({a.epochs})")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -307,7 +339,8 @@ def main(argv=None):
                       max_minutes=a.max_minutes, seed=a.seed, learning_rate=a.lr, lr_final=a.lr_final,
                       init=a.init, train_only=tuple(x.strip() for x in a.train_only.split(",") if x.strip()),
                       pseudo_tumor_model=a.pseudo_tumor, pseudo_band=(low, high),
-                      pseudo_clean_max_px=a.pseudo_clean_max_px, swa_from_epoch=a.swa_from_epoch)
+                      pseudo_clean_max_px=a.pseudo_clean_max_px, swa_from_epoch=a.swa_from_epoch,
+                      distill_weight=a.distill)
     try:
         context = tuple(int(d) for d in a.context.split(",") if d.strip())
     except ValueError:
