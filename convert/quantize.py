@@ -362,7 +362,7 @@ def _own_steps(run: Path, train_config: dict) -> dict:
     if train_config.get("distill_weight"):
         out["distillation"] = (f"also taught, at weight {train_config['distill_weight']:g}, fine_tuned_from's "
                                "probabilities on each sample's slice through its own HU window (8-bit sources: "
-                               "the export read with its known window), whatever window the sample was rendered "
+                               "the export as the runtime reads it), whatever window the sample was rendered "
                                "with (training.distill)")
     if train_config.get("train_only"):
         out["trained_layers"] = (f"only the layers named {', '.join(p + '*' for p in train_config['train_only'])}; "

@@ -20,21 +20,20 @@ import keras
 import numpy as np
 from keras import layers
 
-from hepatoscan.preprocessing import InputSpec, standardize_8bit, window_hu
+from hepatoscan.preprocessing import InputSpec, prepare_slice
 
 
 def teacher_view(img: np.ndarray, is_hu: bool, spec: InputSpec) -> np.ndarray:
     """The teacher's input for one augmented slice, before it is rendered for the student.
 
     img: (H, W) float32 HU (``is_hu``) or grey levels in [0, 255] after the sample's crop, noise and
-    blur. HU slices go through the model's own HU window; an 8-bit export is read as the runtime
-    reads it (its window estimated), as the teacher was scored and its pseudo labels made (read
-    through their recorded window instead, the MSD slices, 0 to 255 HU, show fat at 0 HU, a sight
-    the teacher never met on the HU path). -> (H, W) float32 in [0, 1].
+    blur, at the model's input size. Read as the runtime reads it (prepare_slice): HU through the
+    model's HU window, an 8-bit export with its window estimated, as the teacher was scored and its
+    pseudo labels made (through their recorded window instead, the MSD slices, 0 to 255 HU, show fat
+    at 0 HU, a sight the teacher never met on the HU path). -> (H, W) float32 in [0, 1].
     """
-    if is_hu:
-        return window_hu(img, spec.window_hu)
-    return standardize_8bit(np.rint(np.clip(img, 0.0, 255.0)).astype(np.uint8), spec.window_hu)[0]
+    pixels = img if is_hu else np.rint(np.clip(img, 0.0, 255.0))  # an export holds whole grey levels
+    return prepare_slice(pixels, is_hu, spec)[0]
 
 
 def with_teacher(student: keras.Model, teacher: keras.Model) -> keras.Model:
