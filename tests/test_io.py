@@ -81,6 +81,54 @@ def test_png_modes_become_grey(mode):
     assert np.corrcoef(scan.pixels[0].ravel(), grey.ravel())[0, 1] > 0.99
 
 
+# 16-bit and float files of CT numbers: CT's stored values (HU + 1024), DeepLesion's PNGs (HU + 32768),
+# signed and float TIFFs of HU.
+CT_NUMBER_FILES = [
+    (lambda hu: (hu.astype(np.int32) + 1024).clip(0, 65535).astype(np.uint16), 1024, "PNG", "ct.png"),
+    (lambda hu: (hu.astype(np.int32) + 32768).astype(np.uint16), 32768, "PNG", "ct.png"),
+    (lambda hu: hu.astype(np.int32), 0, "TIFF", "ct.tif"),
+    (lambda hu: hu.astype(np.float32), 0, "TIFF", "ct.tif"),
+]
+
+
+@pytest.mark.parametrize("stored,offset,fmt,name", CT_NUMBER_FILES)
+def test_a_16_bit_or_float_image_of_ct_numbers_reads_as_hu(sample_volume, stored, offset, fmt, name):
+    _, hu, _ = sample_volume
+    for z in (20, 64, 100):  # lower abdomen, mid-liver, liver dome of LiTS 117
+        values = stored(hu[z])  # HU + 1024 clips the few values under -1024 HU, as CT's stored values do
+        scan = load_scan(_png_bytes(Image.fromarray(values), fmt), name)
+        assert scan.is_hu and np.array_equal(scan.pixels[0], values.astype(np.float32) - offset)
+        assert np.abs(scan.pixels[0] - hu[z]).mean() < 0.1
+        said = "read as HU" + (f" + {offset}" if offset else ",")
+        assert sum(said in w for w in scan.warnings) == 1, scan.warnings
+
+
+@pytest.mark.parametrize("window", [(150, 30), (400, 40), (2000, 0)])
+@pytest.mark.parametrize("top", [65535, 4095])
+def test_a_16_bit_display_export_still_reads_as_display_grey(sample_volume, window, top):
+    """A display window exported at 16 or 12 bits holds grey levels, not CT numbers: stretched to
+    0..255 and read through the window estimate, as before."""
+    _, hu, _ = sample_volume
+    width, level = window
+    shown = np.clip((hu[64] - (level - width / 2)) / width, 0, 1)
+    scan = load_scan(_png_bytes(Image.fromarray(np.round(shown * top).astype(np.uint16))), "display.png")
+    assert not scan.is_hu and not any("CT numbers" in w for w in scan.warnings)
+    assert np.abs(scan.pixels[0] - shown * 255).max() < 0.5
+
+
+def test_a_stack_of_ct_number_images_with_an_8_bit_one_is_refused_with_the_fix(sample_volume):
+    _, hu, _ = sample_volume
+    files = {f"s{k}.png": _png_bytes(Image.fromarray((hu[60 + k].astype(np.int32) + 1024).astype(np.uint16)))
+             for k in range(3)}
+    files["s3.png"] = _png_bytes(Image.fromarray(np.full(hu[63].shape, 90, np.uint8)))
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    with pytest.raises(InputError, match="s3.png: an 8-bit image among images that hold CT numbers.*export them all alike"):
+        load_scan(buf.getvalue(), "series.zip")
+
+
 @pytest.mark.parametrize("fmt,name", [("JPEG", "a.jpg"), ("BMP", "a.bmp"), ("TIFF", "a.tif")])
 def test_other_image_formats(fmt, name):
     scan = load_scan(_png_bytes(Image.fromarray(_ct_like()), fmt), name)

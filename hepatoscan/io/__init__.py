@@ -95,8 +95,9 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None =
                              d["metadata"], d["warnings"]), limits)
     if name.lower().endswith(ARCHIVE_SUFFIXES):
         raise UnsupportedFormatError(f"{name}: only .zip archives are read; repack the DICOM series as .zip.")
-    grey, fmt, warnings = read_image(data, name, limits)
-    return _checked(Scan(grey[None].astype(np.float32), False, None, fmt, _stem(name), warnings=warnings), limits)
+    image = read_image(data, name, limits)
+    return _checked(Scan(image.pixels[None].astype(np.float32), image.hu_offset is not None, None, image.format,
+                         _stem(name), warnings=image.warnings), limits)
 
 
 def _file_reader(path: Path) -> Callable[[], bytes]:
@@ -179,13 +180,14 @@ def _dicom_series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, 
 
 def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: int, name: str,
                       limits: LoadLimits) -> Scan:
-    """PNG/JPEG/... slices of one series -> one 8-bit Scan (no spacing: image files carry none)."""
+    """PNG/JPEG/... slices of one series -> one Scan of grey levels, or of HU where 16-bit or float
+    slices hold CT numbers (no spacing: image files carry none)."""
     d = read_image_stack(images, name, limits)
     warnings = d["warnings"]
     if n_ignored:
         warnings.append(f"{n_ignored} file(s) that are not images were ignored.")
     log.info("%s: %d image slices read as one stack, in file-name order", name, len(images))
-    return _checked(Scan(d["pixels"], False, None, d["format"], _stem(name), {"slice_files": d["files"]},
+    return _checked(Scan(d["pixels"], d["is_hu"], None, d["format"], _stem(name), {"slice_files": d["files"]},
                          warnings=warnings), limits)
 
 

@@ -1,8 +1,10 @@
-"""2D image files (PNG, JPEG, BMP, TIFF) -> grey display images."""
+"""2D image files (PNG, JPEG, BMP, TIFF) -> grey display images, or CT numbers (HU) where a 16-bit
+or float file holds them."""
 from __future__ import annotations
 
 import io
 import warnings
+from typing import NamedTuple
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -12,10 +14,65 @@ from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
 
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "BMP": "bmp", "TIFF": "tiff", "MPO": "jpeg"}
+WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16S", "I", "F")  # 16-bit, 32-bit integer and float images
+
+# 16-bit and float image files may hold CT numbers, not display grey levels: research pipelines
+# save slices as HU (signed or float TIFF), as HU + 1024 (CT's stored values without the rescale
+# intercept) or as HU + 32768 (DeepLesion's PNGs). Such a file is read as HU, so it takes the
+# model's own window instead of a window estimate from stretched grey levels (LiTS 117 saved as
+# 16-bit PNG slices of HU + 1024, liver / tumor Dice: read as display grey 0.923 / 0.609, read as HU
+# 0.933 / 0.677, the HU path's figures). It is HU + offset when, with the offset taken off, no
+# value lies above CT's range (but a few: metal), anything below it is one padding value, and air
+# and soft tissue, which every abdominal CT slice holds, make up most of the rest.
+HU_OFFSETS = (0, 1024, 32768)  # stored value = HU + offset, the conventions met in files
+HU_AIR = (-1100.0, -900.0)  # air, outside the body and in the bowel
+HU_SOFT = (-150.0, 250.0)  # fat, muscle, organs, an enhanced liver
+HU_TOP = 3100.0  # above this lies only metal
+MAX_ABOVE_TOP = 0.02  # share of the pixels allowed above HU_TOP
+MIN_AIR, MIN_SOFT, MIN_AIR_AND_SOFT = 0.005, 0.2, 0.4  # shares of the non-padding pixels
 
 
-def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, str, list[str]]:
-    """Image bytes -> ((H, W) float32 grey levels in [0, 255], format name, warnings)."""
+class ImageFile(NamedTuple):
+    """An image file's pixels. pixels: (H, W) float32, grey levels in [0, 255], or HU where
+    ``hu_offset`` is not None (the offset the file's values carried, already taken off)."""
+    pixels: np.ndarray
+    format: str  # "png", "jpeg", ... (FORMATS)
+    warnings: list[str]
+    hu_offset: int | None = None
+
+
+def ct_number_offset(values: np.ndarray) -> int | None:
+    """(H, W) values of a 16-bit or float image -> the offset (HU_OFFSETS) at which they read as a
+    CT slice in HU, or None where they look like display grey levels at no offset."""
+    a = np.asarray(values, np.float32)[::2, ::2]
+    a = a[np.isfinite(a)]
+    best, best_share = None, MIN_AIR_AND_SOFT
+    for offset in HU_OFFSETS:
+        hu = a - offset
+        inside = hu[hu >= HU_AIR[0]]
+        padding = hu[hu < HU_AIR[0]]
+        if inside.size == 0 or (padding.size and padding.min() != padding.max()):
+            continue  # below air, only one padding value may lie
+        if np.count_nonzero(inside > HU_TOP) > MAX_ABOVE_TOP * inside.size:
+            continue
+        air = np.count_nonzero(inside <= HU_AIR[1]) / inside.size
+        soft = np.count_nonzero((inside >= HU_SOFT[0]) & (inside <= HU_SOFT[1])) / inside.size
+        if air >= MIN_AIR and soft >= MIN_SOFT and air + soft >= best_share:
+            best, best_share = offset, air + soft
+    return best
+
+
+def hu_note(offset: int) -> str:
+    """What the user is told of an image file read as CT numbers."""
+    stored = "HU" if offset == 0 else f"HU + {offset}"
+    return (f"The image holds CT numbers, not display grey levels: read as {stored}, through the model's "
+            "own window (no display window to estimate). If it is a display image, export it as 8-bit.")
+
+
+def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None | str = "auto") -> ImageFile:
+    """Image bytes -> ImageFile. ``hu_offset``: "auto" decides from the image whether a 16-bit or
+    float image holds CT numbers (ct_number_offset); an offset (or None) makes every image of a
+    stack read the way its first one was."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
@@ -44,9 +101,23 @@ def read_image(data: bytes, name: str, limits: LoadLimits) -> tuple[np.ndarray, 
             "of a DICOM series or of one series' PNG/JPEG slices, or a NIfTI volume (.nii, .nii.gz).") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: the image is truncated or corrupt ({e}). Export it again.") from e
+    if img.mode in WIDE_MODES:
+        return _wide_image(np.asarray(img, np.float32), FORMATS[fmt], hu_offset)
+    if hu_offset not in ("auto", None):
+        raise InputError(f"{name}: an 8-bit image among images that hold CT numbers (16-bit or float). "
+                         "A stack must hold one series' slices exported one way; export them all alike.")
     grey, rgb = _to_grey(img, name)
     warning = colour_warning(colour_fraction(rgb)) if rgb is not None else None
-    return grey, FORMATS[fmt], [warning] if warning else []
+    return ImageFile(grey, FORMATS[fmt], [warning] if warning else [])
+
+
+def _wide_image(values: np.ndarray, fmt: str, hu_offset: int | None | str) -> ImageFile:
+    """(H, W) values of a 16-bit, 32-bit or float image -> HU (their offset taken off) where they hold
+    CT numbers, else grey levels stretched from their own range."""
+    offset = ct_number_offset(values) if hu_offset == "auto" else hu_offset
+    if offset is None:
+        return ImageFile(stretch_to_grey(values), fmt, [])
+    return ImageFile(values - np.float32(offset), fmt, [hu_note(offset)], offset)
 
 
 def stretch_to_grey(values: np.ndarray) -> np.ndarray:
@@ -58,10 +129,8 @@ def stretch_to_grey(values: np.ndarray) -> np.ndarray:
 
 
 def _to_grey(img: Image.Image, name: str) -> tuple[np.ndarray, np.ndarray | None]:
-    """Any Pillow mode -> ((H, W) float32 in [0, 255], the (H, W, 3) uint8 RGB it came from, or
-    None for a grey image)."""
-    if img.mode in ("I;16", "I;16B", "I;16L", "I", "F"):
-        return stretch_to_grey(np.asarray(img, np.float32)), None
+    """Any 8-bit Pillow mode -> ((H, W) float32 in [0, 255], the (H, W, 3) uint8 RGB it came from,
+    or None for a grey image)."""
     if img.mode == "P":
         img = img.convert("RGBA" if "transparency" in img.info else "RGB")
     if img.mode in ("RGBA", "LA"):

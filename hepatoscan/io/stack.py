@@ -46,8 +46,9 @@ def largest_folder(files: list[tuple[str, Callable[[], bytes]]]) -> tuple[list[t
 
 def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> dict:
     """(name, reader) pairs of image files -> {"pixels": (Z, H, W) grey levels in [0, 255], uint8
-    (float32 where a slice has fractional levels), in natural name order; "files": the names in
-    that order; "format": e.g. "png-stack"; "warnings": [...]}.
+    (float32 where a slice has fractional levels), or float32 HU where the images hold CT numbers
+    ("is_hu"), in natural name order; "files": the names in that order; "format": e.g. "png-stack";
+    "warnings": [...]}.
 
     Every slice must have the same size (one series exported one way); the files are read one at a
     time into the stack."""
@@ -57,26 +58,39 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
     files, folder_warning = largest_folder(files)
     files = sorted(files, key=lambda f: natural_key(f[0]))
     pixels, formats, warnings, first_shape = None, set(), [folder_warning] if folder_warning else [], None
+    hu_offset = _stack_hu_offset(files, name, limits)
     for z, (fname, read) in enumerate(files):
         try:
-            grey, fmt, slice_warnings = read_image(read(), fname, limits)
+            values, fmt, slice_warnings, _ = read_image(read(), fname, limits, hu_offset)
         except HepatoScanError as e:  # say which archive or folder the bad image is in
             raise type(e)(f"{name}: {e}") from e
         if pixels is None:
-            first_shape = grey.shape
+            first_shape = values.shape
             # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of
             # 512 x 512); the stack turns float32 at the first slice with fractional levels
-            # (16-bit or colour exports stretched to [0, 255]).
-            pixels = np.empty((len(files), *first_shape), np.uint8)
-        elif grey.shape != first_shape:
+            # (16-bit or colour exports stretched to [0, 255]); HU are float32 from the start.
+            pixels = np.empty((len(files), *first_shape), np.uint8 if hu_offset is None else np.float32)
+        elif values.shape != first_shape:
             raise InputError(
                 f"{name}: the images differ in size ({files[0][0]} is {first_shape[1]} x {first_shape[0]}, "
-                f"{fname} is {grey.shape[1]} x {grey.shape[0]}). A stack must hold one series' slices "
+                f"{fname} is {values.shape[1]} x {values.shape[0]}). A stack must hold one series' slices "
                 "exported at one size; segment the images one at a time instead.")
-        if pixels.dtype == np.uint8 and not np.array_equal(grey, np.rint(grey)):
+        if pixels.dtype == np.uint8 and not np.array_equal(values, np.rint(values)):
             pixels = pixels.astype(np.float32)
-        pixels[z] = grey
+        pixels[z] = values
         formats.add(fmt)
         warnings += [w for w in slice_warnings if w not in warnings]
     fmt = formats.pop() if len(formats) == 1 else "image"
-    return {"pixels": pixels, "files": [f for f, _ in files], "format": f"{fmt}-stack", "warnings": warnings}
+    return {"pixels": pixels, "files": [f for f, _ in files], "format": f"{fmt}-stack", "warnings": warnings,
+            "is_hu": hu_offset is not None}
+
+
+def _stack_hu_offset(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> int | None:
+    """Whether a stack's images hold CT numbers, and at which offset (image.ct_number_offset), as its
+    middle image reads: a series is exported one way, and its ends (neck, pelvis) are the least
+    typical slices. Every image is then read that way."""
+    fname, read = files[len(files) // 2]
+    try:
+        return read_image(read(), fname, limits).hu_offset
+    except HepatoScanError as e:
+        raise type(e)(f"{name}: {e}") from e
