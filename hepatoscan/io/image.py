@@ -28,7 +28,7 @@ HU_OFFSETS = (0, 1024, 32768)  # stored value = HU + offset, the conventions met
 HU_AIR = (-1100.0, -900.0)  # air, outside the body and in the bowel
 HU_SOFT = (-150.0, 250.0)  # fat, muscle, organs, an enhanced liver
 HU_TOP = 3100.0  # above this lies only metal
-MAX_ABOVE_TOP = 0.02  # share of the pixels allowed above HU_TOP
+MAX_ABOVE_TOP = 0.02  # share of the non-padding pixels allowed above HU_TOP
 MIN_AIR, MIN_SOFT, MIN_AIR_AND_SOFT = 0.005, 0.2, 0.4  # shares of the non-padding pixels
 
 
@@ -71,8 +71,8 @@ def hu_note(offset: int) -> str:
 
 def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None | str = "auto") -> ImageFile:
     """Image bytes -> ImageFile. ``hu_offset``: "auto" decides from the image whether a 16-bit or
-    float image holds CT numbers (ct_number_offset); an offset (or None) makes every image of a
-    stack read the way its first one was."""
+    float image holds CT numbers (ct_number_offset); an offset (or None) reads it that way, as
+    every image of a stack is read the way its middle one was (io.stack)."""
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
