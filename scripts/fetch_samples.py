@@ -83,7 +83,8 @@ def main(argv=None):
 def write_stack(hu: np.ndarray, path: Path, slices=STACK_SLICES, window=STACK_WINDOW,
                 folder: str = "lits117_w350/") -> None:
     """(Z, H, W) HU -> a .zip of one PNG per slice of ``slices`` (``folder``IM<k>.png), rendered
-    with ``window`` (lo, hi) HU, as a viewer exports a series."""
+    with ``window`` (lo, hi) HU, as a viewer exports a series; with ``window`` None, 16-bit PNGs of
+    the CT numbers as CT stores them (HU + 1024), as research pipelines export them."""
     import io
 
     from PIL import Image
@@ -91,7 +92,11 @@ def write_stack(hu: np.ndarray, path: Path, slices=STACK_SLICES, window=STACK_WI
     with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as z:  # PNGs are compressed already
         for k in slices:
             buf = io.BytesIO()
-            Image.fromarray(render_8bit(hu[k].astype(np.float32), window)).save(buf, format="PNG")
+            if window is None:
+                pixels = (np.clip(hu[k].astype(np.int32), -1024, 64511) + 1024).astype(np.uint16)
+            else:
+                pixels = render_8bit(hu[k].astype(np.float32), window)
+            Image.fromarray(pixels).save(buf, format="PNG")
             info = zipfile.ZipInfo(f"{folder}IM{k}.png", date_time=(2024, 1, 1, 0, 0, 0))
             z.writestr(info, buf.getvalue())  # a fixed date: the same bytes on every run
     log.info("%s: %d slices", path.name, len(slices))

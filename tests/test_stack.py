@@ -87,6 +87,7 @@ def test_a_zip_of_16_bit_slices_of_ct_numbers_segments_as_the_nifti_does(predict
     scan = load_scan(_zip(files), "series.zip")
     assert scan.is_hu and scan.source_format == "png-stack"
     assert np.array_equal(scan.pixels, np.maximum(hu, -1024).astype(np.float32))  # what HU + 1024 in uint16 holds
+    assert scan.pixels.dtype == np.int16  # as NIfTI and DICOM volumes: half of float32
     assert sum("read as HU + 1024" in w for w in scan.warnings) == 1
     as_png, as_nifti = predictor.segment(scan), predictor.segment(load_scan(path))
     assert as_png.window_estimates == [None] * len(hu)

@@ -16,6 +16,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import HepatoScanError, InputError, InputTooLargeError
 from .image import read_image
+from .nifti import INT16_RANGE
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
@@ -67,22 +68,34 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
         if pixels is None:
             first_shape = values.shape
             # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of
-            # 512 x 512); the stack turns float32 at the first slice with fractional levels
-            # (16-bit or colour exports stretched to [0, 255]); HU are float32 from the start.
-            pixels = np.empty((len(files), *first_shape), np.uint8 if hu_offset is None else np.float32)
+            # 512 x 512) and HU as int16, rounded to 1 HU, as NIfTI and DICOM volumes are; the stack
+            # turns float32 at the first slice that does not fit (16-bit or colour exports stretched
+            # to [0, 255], HU beyond int16).
+            pixels = np.empty((len(files), *first_shape), np.uint8 if hu_offset is None else np.int16)
         elif values.shape != first_shape:
             raise InputError(
                 f"{name}: the images differ in size ({files[0][0]} is {first_shape[1]} x {first_shape[0]}, "
                 f"{fname} is {values.shape[1]} x {values.shape[0]}). A stack must hold one series' slices "
                 "exported at one size; segment the images one at a time instead.")
-        if pixels.dtype == np.uint8 and not np.array_equal(values, np.rint(values)):
+        if not _fits(values, pixels.dtype):
             pixels = pixels.astype(np.float32)
-        pixels[z] = values
+        pixels[z] = np.rint(values) if pixels.dtype == np.int16 else values
         formats.add(fmt)
         warnings += [w for w in slice_warnings if w not in warnings]
     fmt = formats.pop() if len(formats) == 1 else "image"
     return {"pixels": pixels, "files": [f for f, _ in files], "format": f"{fmt}-stack", "warnings": warnings,
             "is_hu": hu_offset is not None}
+
+
+def _fits(values: np.ndarray, dtype) -> bool:
+    """Whether a slice's values keep their meaning in the stack's dtype: uint8 holds whole grey levels,
+    int16 HU rounded to 1 HU within its range; float32 holds anything."""
+    if dtype == np.uint8:
+        return np.array_equal(values, np.rint(values))
+    if dtype == np.int16:
+        lo, hi = float(values.min()), float(values.max())  # NaN compares False: float32
+        return INT16_RANGE[0] <= lo and hi <= INT16_RANGE[1]
+    return True
 
 
 def _stack_hu_offset(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits) -> int | None:
