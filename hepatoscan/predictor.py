@@ -20,8 +20,8 @@ from .postprocess import clean_masks, clean_separate_slices
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
-from .quality import (blur_effect, clipping_warning, flat_image_warning, softness_warning, surround_note,
-                      white_fraction)
+from .quality import (blur_effect, clipping_warning, flat_image_warning, page_shares, page_warning,
+                      softness_warning, surround_note, white_fraction)
 from .scan import Scan
 from .series import neighbour_similarity, separate_images, separate_images_warning, thumbnail
 from .tflite_model import TFLiteModel
@@ -53,7 +53,8 @@ class Segmentation:
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
     blurred (hepatoscan.quality); white_fraction: for 8-bit input, the median share of the sampled
     slices' non-black pixels that are clipped to white, in [0, 1] (None for HU);
-    warnings: what the user should know of the result (a soft or a white-clipped image);
+    warnings: what the user should know of the result (an image that does not look like CT, a
+    soft or a white-clipped one);
     separate_images: a stack of 8-bit images that are not one series' consecutive slices
     (hepatoscan.series): each was segmented on its own, and is measured on its own.
     """
@@ -185,6 +186,7 @@ class Predictor:
         tumor_raw = np.zeros((z, h, w), bool)
         blur_effects: list[float] = []  # of every quality.every_nth_slice-th slice
         white_fractions: list[float] = []  # the same slices, 8-bit input only
+        page: list[tuple[float, float]] = []  # the same slices: (white, dark) shares of all pixels
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         boxes, estimates, similarity = self._read_windows(scan)
         cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
@@ -197,6 +199,7 @@ class Predictor:
                 pixels = to_grayscale(scan.pixels[k])[y0:y1, x0:x1]
                 if not scan.is_hu and k % self.quality.every_nth_slice == 0:
                     white_fractions.append(white_fraction(pixels, self.quality))
+                    page.append(page_shares(pixels, self.quality))
                 square, offset = pad_to_square(pixels)
                 x, _ = prepare_slice(square, scan.is_hu, spec, estimates[k])
                 batch.append(x)
@@ -220,8 +223,10 @@ class Predictor:
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
-        warnings = [w for w in (separate_images_warning(similarity, z), flat, surround_note(cropped, z),
-                                softness_warning(blur, self.quality), clipping_warning(white, self.quality)) if w]
+        not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality)
+        clipped = None if not_ct else clipping_warning(white, self.quality)  # white paper is no clipped liver
+        warnings = [w for w in (not_ct, separate_images_warning(similarity, z), flat, surround_note(cropped, z),
+                                softness_warning(blur, self.quality), clipped) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white, warnings=warnings,

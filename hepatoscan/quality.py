@@ -16,6 +16,10 @@ out. The share of the body's (non-black) pixels that are white is read off the 8
 
 Colour: a screenshot with coloured overlays or a colour map is read as grey; the share of its
 coloured pixels is read off the file's RGB before that.
+
+Not CT: a page, a chart or a drawing is mostly white with almost nothing black, which a
+CT image in any display window never is (air and fat stay dark); a mostly coloured image may be a
+photo. Both are said, since the model finds "liver" in anything it is given.
 """
 from __future__ import annotations
 
@@ -95,9 +99,43 @@ def colour_warning(fraction: float, cfg: QualityConfig = QualityConfig()) -> str
     """The coloured share of an image -> a sentence for the user, or None for a grey image."""
     if fraction <= cfg.max_colour_fraction:
         return None
+    if fraction > cfg.mostly_colour_fraction:
+        return (f"{100 * fraction:.0f}% of the image is in colour. If it is a photo or a drawing, it is "
+                "not a CT slice and the masks mean nothing; if it is a CT slice under a colour overlay or "
+                "colour map, it was read as grey, which changes what the model sees: use a plain greyscale "
+                "export of the slice, or the DICOM/NIfTI.")
     return (f"{100 * fraction:.0f}% of the image is in colour (overlays, annotations or a colour map?). "
             "It was read as grey, which changes what the model sees: use a plain greyscale export of "
             "the slice, or the DICOM/NIfTI, if you can.")
+
+
+def page_shares(gray: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple[float, float]:
+    """gray: (H, W) 8-bit display grey levels in [0, 255] (uint8 or float) -> (white share, dark
+    share), each in [0, 1] of all its pixels: at or above ``cfg.white_grey``, at or below
+    ``cfg.page_dark_grey``. (0, 0) for an empty array."""
+    g = np.asarray(gray)
+    if not g.size:
+        return 0.0, 0.0
+    return (int(np.count_nonzero(g >= cfg.white_grey)) / g.size,
+            int(np.count_nonzero(g <= cfg.page_dark_grey)) / g.size)
+
+
+def looks_like_page(white_share: float, dark_share: float, cfg: QualityConfig = QualityConfig()) -> bool:
+    """Mostly white with almost nothing dark: a page, a chart or a drawing. CT keeps air
+    or fat black in every display window (the measurements are in QualityConfig)."""
+    return white_share >= cfg.page_white_fraction and dark_share < cfg.page_max_dark_fraction
+
+
+def page_warning(white_share: float | None, dark_share: float | None,
+                 cfg: QualityConfig = QualityConfig()) -> str | None:
+    """The white and dark shares of an 8-bit input (medians over its sampled slices; None for HU
+    input) -> a sentence for the user, or None when the input could be CT."""
+    if white_share is None or dark_share is None or not looks_like_page(white_share, dark_share, cfg):
+        return None
+    return (f"This does not look like a CT slice: {100 * white_share:.0f}% of it is white and almost "
+            "nothing is black (a page, a chart or a drawing?), while a CT image keeps air and "
+            "fat dark in any display window. The masks and measurements are unlikely to mean anything. "
+            "Give a CT slice exported from a viewer, or the DICOM/NIfTI.")
 
 
 def flat_image_warning(flat_slices: int, slices: int) -> str | None:

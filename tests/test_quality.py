@@ -1,6 +1,7 @@
 """Soft images (blurred, or small and enlarged) are measured where the model sees them, and images
 clipped to white by a narrow window are measured on their grey levels; the user is warned of both.
-Sharp, well-windowed ones, the shipped samples among them, get no warning."""
+Sharp, well-windowed ones, the shipped samples among them, get no warning. Pages and drawings
+(mostly white, nothing black) and mostly coloured images are said not to look like CT."""
 import io
 import shutil
 import subprocess
@@ -13,7 +14,8 @@ from conftest import SAMPLES, dice
 from hepatoscan.config import QualityConfig
 from hepatoscan.pipeline import analyze
 from hepatoscan.preprocessing import render_8bit
-from hepatoscan.quality import blur_effect, clipping_warning, softness_warning, white_fraction
+from hepatoscan.quality import (blur_effect, clipping_warning, colour_warning, looks_like_page, page_shares,
+                                page_warning, softness_warning, white_fraction)
 
 SAMPLE = SAMPLES / "lits117_z080_w350.png"
 
@@ -144,6 +146,67 @@ def test_a_mask_given_for_a_slice_is_warned(predictor):
 
     assert flat_image_warning(3, 4).startswith("3 of the 4 slices hold")
     assert flat_image_warning(2, 4) is None and flat_image_warning(0, 0) is None
+
+
+def test_page_shares_are_the_white_and_dark_shares_of_all_pixels():
+    img = np.full((40, 50), 255, np.uint8)  # 2000 pixels
+    img[:10] = 120  # 500 grey
+    img[:2] = 8  # 100 dark: JPEG's spread black counts
+    img[2:4] = 11  # 100 just above dark
+    img[30:, :25] = 246  # white still: JPEG ringing pulls clipped white below 255
+    assert page_shares(img) == (pytest.approx(0.75), pytest.approx(0.05))
+    assert not looks_like_page(0.75, 0.05)  # 5% dark is already too much for a page
+    assert looks_like_page(0.75, 0.049) and not looks_like_page(0.54, 0.0)
+    assert page_shares(np.zeros((0, 0), np.uint8)) == (0.0, 0.0)
+    assert page_warning(None, None) is None and page_warning(0.4, 0.0) is None
+    text = page_warning(0.91, 0.01)
+    assert text.startswith("This does not look like a CT slice: 91% of it is white") and "DICOM/NIfTI" in text
+
+
+def test_a_drawing_is_said_not_to_be_ct_and_narrow_ct_exports_are_not(predictor, sample_volume):
+    """A chart on white paper gets "does not look like a CT slice" (and not the clipped-liver
+    warning, whose advice would be wrong), first among its warnings; every liver slice of LiTS 117,
+    exported with the narrowest liver windows (its enhanced liver clipped to white) or cut to the
+    liver's bounding box, does not: fat and air stay dark in CT."""
+    from PIL import ImageDraw
+
+    page = Image.new("L", (640, 480), 255)
+    draw = ImageDraw.Draw(page)
+    draw.line((60, 20, 60, 440), fill=0, width=2)
+    draw.line((60, 440, 620, 440), fill=0, width=2)
+    for k in range(1, 8):  # grid lines with their labels
+        draw.line((60, 440 - 55 * k, 620, 440 - 55 * k), fill=200)
+        draw.text((20, 435 - 55 * k), f"{10 * k}", fill=0)
+    xs = np.linspace(60, 620, 50)
+    draw.line(list(zip(xs, 440 - 300 * (1 - np.exp(-(xs - 60) / 150)))), fill=80, width=3)
+    draw.text((300, 455), "time (s)", fill=0)
+    drawing = analyze(predictor, _png(np.asarray(page)), filename="chart.png")
+    assert drawing.warnings[0].startswith("This does not look like a CT slice")
+    assert not [w for w in drawing.warnings if "clipped to white" in w]
+
+    _, hu, labels = sample_volume
+    liver_slices = [k for k in range(hu.shape[0]) if (labels[k] >= 1).any()]
+    ys, xs = np.nonzero((labels >= 1).any(axis=0))
+    for window in [(-20, 80), (0, 80), (-45, 105)]:  # W100/L30, W80/L40, W150/L30
+        for k in liver_slices:
+            gray = render_8bit(hu[k], window)
+            for region in (gray, gray[ys.min():ys.max() + 1, xs.min():xs.max() + 1]):
+                white, dark = page_shares(region)
+                assert not looks_like_page(white, dark), (window, k, white, dark)
+    narrow = analyze(predictor, _png(render_8bit(hu[80], (-45, 105))), filename="w150.png")
+    assert not [w for w in narrow.warnings if "does not look like" in w]
+
+
+def test_mostly_coloured_images_are_said_to_be_maybe_no_ct():
+    """Up to half the pixels in colour reads as overlays on CT; more could be a photo: the warning
+    names both readings."""
+    assert colour_warning(0.005) is None
+    overlays = colour_warning(0.3)
+    assert "overlays, annotations" in overlays and "photo" not in overlays
+    mostly = colour_warning(0.7)
+    assert mostly.startswith("70% of the image is in colour.") and "photo or a drawing" in mostly
+    assert "greyscale export" in mostly
+    assert colour_warning(0.7, QualityConfig(mostly_colour_fraction=0.8)) == overlays.replace("30%", "70%")
 
 
 def test_screenshot_in_a_grey_panel_is_segmented_like_the_slice(predictor, sample_pngs):
