@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent
 SAMPLES = ROOT / "samples"
 CONCURRENCY = 2  # requests segmented at once; each has its own interpreter
 MAX_UPLOAD = "512mb"
-FILE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".dcm", ".zip", ".nii", ".gz"]
+FILE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".zip", ".nii", ".gz"]
 REQUEST_FILES_TTL_S = 15 * 60  # per-request folders older than this are removed
 COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232"}
 CSS = """
@@ -250,7 +250,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300) as left_column:
                 upload = gr.File(label="CT image or study", file_types=FILE_TYPES, type="filepath", elem_id="upload")
-                gr.Markdown("PNG/JPG, DICOM, NIfTI, or a .zip of a DICOM series or of one series' PNG/JPG slices.",
+                gr.Markdown("PNG/JPG/WebP, DICOM, NIfTI, or a .zip of a DICOM series or of one series' PNG/JPG slices.",
                             elem_id="formats")
                 with gr.Row():
                     spacing = gr.Number(label="Pixel spacing (mm)", info="PNG/JPG only; 0 if unknown (pixels)",

@@ -26,7 +26,7 @@ from .logs import configure as configure_logging
 
 log = logging.getLogger("hepatoscan")
 
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".nii", ".nii.gz", ".zip", ".dcm")
+INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".nii", ".nii.gz", ".zip", ".dcm")
 
 
 def _is_dicom_file(path: Path) -> bool:

@@ -23,7 +23,7 @@ class Scan:
     pixels: np.ndarray
     is_hu: bool
     spacing_mm: tuple[float | None, float, float] | None
-    source_format: str  # "png", "jpeg", "bmp", "tiff", "dicom", "dicom-series", "nifti", "array"
+    source_format: str  # "png", "jpeg", "bmp", "tiff", "webp", "webp-lossy", "dicom", "dicom-series", "nifti", "array"
     name: str  # file stem, used for output folders
     # modality, study_date, patient_* ... when known; slice_files (a stack of image files); lossy_jpeg
     # (a DICOM display image stored as JPEG, read as one: Scan.jpeg)
@@ -40,9 +40,10 @@ class Scan:
 
     @property
     def jpeg(self) -> bool:
-        """Whether the pixels come from JPEG files (one, or a stack) or JPEG-compressed DICOM display
-        images, whose black is spread by the compression (preprocessing.JPEG_BLACK_GREY)."""
-        return self.source_format in ("jpeg", "jpeg-stack") or (not self.is_hu and "lossy_jpeg" in self.metadata)
+        """Whether the pixels come from JPEG or lossy WebP files (one, or a stack) or JPEG-compressed
+        DICOM display images, whose black is spread by the compression (preprocessing.JPEG_BLACK_GREY)."""
+        return (self.source_format in ("jpeg", "jpeg-stack", "webp-lossy", "webp-lossy-stack")
+                or (not self.is_hu and "lossy_jpeg" in self.metadata))
 
     @property
     def is_volume(self) -> bool:

@@ -1,6 +1,6 @@
 """``load_scan``: any supported input -> :class:`hepatoscan.scan.Scan`, with clear errors.
 
-Supported: PNG, JPEG, BMP, TIFF (8/16-bit, RGB(A), palette -> grey); one DICOM file (a
+Supported: PNG, JPEG, BMP, TIFF, WebP (8/16-bit, RGB(A), palette -> grey); one DICOM file (a
 multi-frame one, such as Enhanced CT, is a series); a DICOM series as a folder or a .zip; a stack
 of image slices (one series exported as PNG/JPEG/...) as a folder or a .zip; NIfTI .nii / .nii.gz
 (3D).
@@ -32,7 +32,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz")
 
 def _stem(name: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name or "input"
-    for suffix in (".nii.gz", ".nii", ".dcm", ".zip", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff"):
+    for suffix in (".nii.gz", ".nii", ".dcm", ".zip", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
         if base.lower().endswith(suffix):
             return base[: -len(suffix)] or "input"
     return base.rsplit(".", 1)[0] if "." in base[1:] else base

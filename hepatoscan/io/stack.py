@@ -1,4 +1,4 @@
-"""A stack of 2D image files (one series' slices exported as PNG/JPEG/BMP/TIFF) -> one 8-bit volume.
+"""A stack of 2D image files (one series' slices exported as PNG/JPEG/BMP/TIFF/WebP) -> one 8-bit volume.
 
 Image files carry no slice position, so the stack keeps the files' natural name order
 (``slice_2.png`` before ``slice_10.png``), as viewers number exported slices. Where the images lie
@@ -18,7 +18,7 @@ from ..errors import HepatoScanError, InputError, InputTooLargeError
 from .image import read_image
 from .nifti import INT16_RANGE
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def is_image_name(name: str) -> bool:
