@@ -557,6 +557,30 @@ def test_webp_lossless_reads_as_png_and_lossy_as_jpeg(predictor):
     assert not webp_is_lossy(b"RIFF\x04\x00\x00\x00WEBP")  # no image chunk
 
 
+@pytest.mark.parametrize("fmt", ["JPEG", "PNG", "WEBP"])
+def test_an_exif_orientation_is_applied_as_viewers_show_the_image(predictor, fmt):
+    """A phone editor or camera stores the pixels sideways with an EXIF tag saying how to show them
+    (6: turn 90 degrees clockwise). The image is read as viewers show it, with a note, and segments
+    as the upright slice does; an image without the tag is read as stored, with no note."""
+    from conftest import SAMPLES, dice
+    from hepatoscan.pipeline import analyze
+
+    upright = Image.open(SAMPLES / "lits117_z080_w350.png").crop((0, 0, 128, 100))  # not square
+    exif = Image.Exif()
+    exif[0x0112] = 6
+    stored = _png_bytes(upright.transpose(Image.Transpose.ROTATE_90), fmt, exif=exif.tobytes(),
+                        **({"quality": 95} if fmt != "PNG" else {}))
+    scan = load_scan(stored, "phone." + fmt.lower())
+    assert scan.pixels.shape == (1, 100, 128)
+    notes = [w for w in scan.warnings if "EXIF orientation" in w]
+    assert len(notes) == 1 and "turned 90 degrees clockwise" in notes[0]
+    plain = analyze(predictor, _png_bytes(upright), filename="upright.png")
+    turned = analyze(predictor, stored, filename="phone." + fmt.lower())
+    assert dice(turned.segmentation.liver[0], plain.segmentation.liver[0]) > 0.95
+    assert notes[0] in turned.warnings
+    assert not [w for w in load_scan(_png_bytes(upright, fmt), "plain." + fmt.lower()).warnings if "EXIF" in w]
+
+
 def test_a_zip_of_lossy_webp_slices_reads_as_jpeg_and_segments_as_png(predictor, sample_volume):
     """LiTS 117 exported at W350/L50 as WebP q75 slices in a zip: read the JPEG way (black spread
     by the compression), liver Dice 0.932, as the PNG export's 0.931; read as lossless it lost 0.005

@@ -8,7 +8,7 @@ import warnings
 from typing import NamedTuple
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
@@ -19,6 +19,10 @@ FORMATS = {"PNG": "png", "JPEG": "jpeg", "BMP": "bmp", "TIFF": "tiff", "MPO": "j
 # as WebP q75, liver / tumor Dice: read as lossless 0.926 / 0.645, as JPEG 0.932 / 0.670 (PNG 0.931 /
 # 0.671); IRCAD p01 +0.002; CHAOS 0.947 -> 0.945; the same at W1000/L0 and W2000/L0 either way.
 LOSSY_WEBP = "webp-lossy"
+EXIF_ORIENTATION = 0x0112  # 1 upright; 2 to 8 mirrored and/or turned, as a camera or phone editor writes
+ORIENTATION_WORDS = {2: "mirrored left-right", 3: "turned 180 degrees", 4: "flipped upside down",
+                     5: "mirrored and turned 90 degrees", 6: "turned 90 degrees clockwise",
+                     7: "mirrored and turned 90 degrees", 8: "turned 90 degrees counter-clockwise"}
 SUPPORTED = "PNG, JPEG, BMP, TIFF or WebP"
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16S", "I", "F")  # 16-bit, 32-bit integer and float images
 
@@ -106,15 +110,33 @@ def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None
             "of a DICOM series or of one series' PNG/JPEG slices, or a NIfTI volume (.nii, .nii.gz).") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: the image is truncated or corrupt ({e}). Export it again.") from e
+    img, turned = _upright(img)
     fmt = LOSSY_WEBP if fmt == "WEBP" and webp_is_lossy(data) else FORMATS[fmt]
     if img.mode in WIDE_MODES:
-        return _wide_image(np.asarray(img, np.float32), fmt, hu_offset)
+        wide = _wide_image(np.asarray(img, np.float32), fmt, hu_offset)
+        return wide._replace(warnings=turned + wide.warnings)
     if hu_offset not in ("auto", None):
         raise InputError(f"{name}: an 8-bit image among images that hold CT numbers (16-bit or float). "
                          "A stack must hold one series' slices exported one way; export them all alike.")
     grey, rgb = _to_grey(img, name)
     warning = colour_warning(colour_fraction(rgb)) if rgb is not None else None
-    return ImageFile(grey, fmt, [warning] if warning else [])
+    return ImageFile(grey, fmt, turned + ([warning] if warning else []))
+
+
+def _upright(img: Image.Image) -> tuple[Image.Image, list[str]]:
+    """An image -> (the image as viewers show it, with its EXIF orientation applied; [a note] when
+    it was turned or mirrored, else []). A phone's editor or a camera may store the pixels sideways
+    with a tag saying how to show them; read as stored, the liver would lie where the model does not
+    look for it. An unreadable EXIF block is ignored: the pixels are kept as stored."""
+    try:
+        orientation = img.getexif().get(EXIF_ORIENTATION, 1)
+    except (OSError, SyntaxError, ValueError, struct.error):
+        return img, []
+    if orientation not in ORIENTATION_WORDS:
+        return img, []
+    return ImageOps.exif_transpose(img), [
+        f"The file's EXIF orientation tag says the image is shown {ORIENTATION_WORDS[orientation]}; it was read "
+        "that way, as image viewers show it, and the masks are in that orientation."]
 
 
 def webp_is_lossy(data: bytes) -> bool:
