@@ -152,8 +152,7 @@ class HepatoScanApp:
     @staticmethod
     def views_for(result: Result, z: int):
         v = result.views(z)
-        annotated = (v["numbered"], [(result.segmentation.liver[z].astype(float), "Liver"),
-                                     (result.segmentation.tumor[z].astype(float), "Tumor")])
+        annotated = (v["numbered"], [(v["liver_layer"], "Liver"), (v["tumor_layer"], "Tumor")])
         headers, rows = lesion_rows(result, z)
         return (annotated, v["original"], v["liver"], v["tumor"],
                 gr.Dataframe(value=slice_rows(result, z), headers=MEASUREMENT_HEADERS),

@@ -14,6 +14,11 @@ LIVER_RGB = (40, 200, 90)
 TUMOR_RGB = (235, 50, 50)
 DISPLAY_WINDOW_HU = (-160.0, 240.0)  # W400/L40 abdominal view for HU input
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-Bold.ttf"
+# Opacity of a mask's inside in a viewer that draws the masks over the picture itself (the app's
+# Gradio AnnotatedImage, which shows each mask's colour at this opacity x its own 0.85): the CT and
+# the lesion numbers show through, as in overlay(); the edge is drawn at full opacity. With solid
+# masks a 512-pixel slice's lesion numbers were all but hidden under the tumor's red.
+MASK_LAYER_FILL = 0.45
 
 
 def display_image(pixels: np.ndarray, is_hu: bool) -> np.ndarray:
@@ -38,12 +43,8 @@ def overlay(gray: np.ndarray, liver: np.ndarray, tumor: np.ndarray, lesion_centr
     liver_only = liver.astype(bool) & ~tumor.astype(bool)
     for mask, colour in ((liver_only, LIVER_RGB), (tumor.astype(bool), TUMOR_RGB)):
         rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.array(colour, np.float32)
-    thick = max(1, round(min(gray.shape) / 256))
     for mask, colour in ((liver.astype(bool), LIVER_RGB), (tumor.astype(bool), TUMOR_RGB)):
-        edge = boundary(mask)
-        for _ in range(thick - 1):
-            edge = edge | (boundary(mask & ~edge) if (mask & ~edge).any() else edge)
-        rgb[edge] = colour
+        rgb[_edge(mask)] = colour
     img = Image.fromarray(rgb.astype(np.uint8), "RGB")
     if lesion_centroids:
         draw = ImageDraw.Draw(img)
@@ -53,6 +54,29 @@ def overlay(gray: np.ndarray, liver: np.ndarray, tumor: np.ndarray, lesion_centr
             draw.text((x + size * 0.6, y - size * 1.2), str(lid), fill=(255, 255, 0), font=font,
                       stroke_width=max(1, size // 8), stroke_fill=(0, 0, 0))
     return np.asarray(img)
+
+
+def _edge(mask: np.ndarray) -> np.ndarray:
+    """(H, W) bool -> (H, W) bool: the mask's contour, 1 pixel thick per 256 pixels of the image's
+    shorter side."""
+    edge = boundary(mask)
+    for _ in range(max(1, round(min(mask.shape) / 256)) - 1):
+        edge = edge | (boundary(mask & ~edge) if (mask & ~edge).any() else edge)
+    return edge
+
+
+def mask_layers(liver: np.ndarray, tumor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """liver (incl. tumor), tumor: (H, W) {0, 1} -> (liver layer, tumor layer), each (H, W) float32
+    in [0, 1], the opacity of that mask's colour for a viewer that draws masks itself:
+    MASK_LAYER_FILL inside (the liver's layer outside the tumor only, so the tumor is tinted once),
+    1 on the mask's contour (as thick as overlay()'s), 0 elsewhere."""
+    liver, tumor = liver.astype(bool), tumor.astype(bool)
+    layers = []
+    for mask, fill in ((liver, liver & ~tumor), (tumor, tumor)):
+        layer = np.where(fill, np.float32(MASK_LAYER_FILL), np.float32(0.0))
+        layer[_edge(mask)] = 1.0
+        layers.append(layer)
+    return layers[0], layers[1]
 
 
 def numbered(gray: np.ndarray, lesion_centroids) -> np.ndarray:
@@ -89,11 +113,14 @@ def panel(gray: np.ndarray, liver: np.ndarray, tumor: np.ndarray, over: np.ndarr
 
 
 def slice_views(seg, z: int, lesion_centroids=None) -> dict:
-    """The pictures of slice ``z`` of a Segmentation: {"original", "liver", "tumor", "overlay", "panel"}."""
+    """The pictures of slice ``z`` of a Segmentation: {"original", "numbered", "liver", "tumor",
+    "liver_layer", "tumor_layer" (mask_layers), "overlay", "panel"}."""
     scan = seg.scan
     gray = display_image(scan.pixels[z], scan.is_hu)
     over = overlay(gray, seg.liver[z], seg.tumor[z], lesion_centroids)
+    liver_layer, tumor_layer = mask_layers(seg.liver[z], seg.tumor[z])
     return {"original": gray, "numbered": numbered(gray, lesion_centroids),
+            "liver_layer": liver_layer, "tumor_layer": tumor_layer,
             "liver": (seg.liver[z] * 255).astype(np.uint8),
             "tumor": (seg.tumor[z] * 255).astype(np.uint8), "overlay": over,
             "panel": panel(gray, seg.liver[z], seg.tumor[z], over)}

@@ -82,7 +82,42 @@ def test_handler_keeps_the_volume_on_disk_for_its_slider(handlers, predictor):
     for z in (fresh.default_slice, 10):
         shown, expected = handlers.show_slice(state, z), fresh.views(z)
         assert np.array_equal(shown[1], expected["original"]) and np.array_equal(shown[0][0], expected["numbered"])
-        assert np.array_equal(shown[0][1][1][0], fresh.segmentation.tumor[z].astype(float))
+        assert np.array_equal(shown[0][1][1][0], expected["tumor_layer"])
+        assert np.array_equal(shown[0][1][1][0] > 0, fresh.segmentation.tumor[z].astype(bool))
+
+
+def test_overlay_layers_leave_the_lesion_numbers_readable(handlers):
+    """The app's overlay draws each mask's colour over the numbered slice at the layer's opacity x
+    0.85 (Gradio's AnnotatedImage): insides are translucent and contours solid, so the yellow lesion
+    numbers under the tumor's red stay yellow; solid masks (the layers before) turned them red."""
+    import numpy as np
+
+    from hepatoscan.overlay import LIVER_RGB, MASK_LAYER_FILL, TUMOR_RGB
+
+    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, progress=None)
+    state = out[10]
+    z = state.default_slice
+    (base, layers) = handlers.show_slice(state, z)[0]
+    liver, tumor = state.segmentation.liver[z].astype(bool), state.segmentation.tumor[z].astype(bool)
+    (liver_layer, _), (tumor_layer, _) = layers
+    assert set(np.unique(tumor_layer)) == {0, np.float32(MASK_LAYER_FILL), 1} and np.array_equal(tumor_layer > 0, tumor)
+    assert not liver_layer[tumor & (tumor_layer < 1)].any()  # the tumor's inside is tinted once, in red
+    assert (liver_layer[liver & ~tumor] > 0).all() and not liver_layer[~liver].any()
+
+    def shown(liver_alpha, tumor_alpha):
+        rgb = base.astype(np.float32)
+        for alpha, colour in ((liver_alpha, LIVER_RGB), (tumor_alpha, TUMOR_RGB)):
+            a = 0.85 * alpha[..., None]
+            rgb = (1 - a) * rgb + a * np.array(colour, np.float32)
+        return rgb
+
+    def yellow(rgb):
+        return int(((rgb[..., 0] > 200) & (rgb[..., 1] > 150) & (rgb[..., 2] < 90))[tumor].sum())
+
+    numbers = yellow(base.astype(np.float32))
+    assert numbers > 20  # the lesion numbers drawn inside the tumor
+    assert yellow(shown(liver_layer, tumor_layer)) >= 0.6 * numbers  # those on a contour turn red
+    assert yellow(shown(liver.astype(np.float32), tumor.astype(np.float32))) < 0.1 * numbers
 
 
 def test_handler_masks_download_holds_the_volume_masks_in_the_input_geometry(handlers, tmp_path):
