@@ -249,7 +249,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300) as left_column:
                 upload = gr.File(label="CT image or study", file_types=FILE_TYPES, type="filepath", elem_id="upload")
-                gr.Markdown("PNG/JPG/WebP, DICOM, NIfTI, or a .zip of a DICOM series or of one series' PNG/JPG slices.",
+                gr.Markdown("PNG/JPG/WebP, DICOM, NIfTI, a multi-page TIFF, or a .zip of a DICOM series or of one "
+                            "series' PNG/JPG slices.",
                             elem_id="formats")
                 with gr.Row():
                     spacing = gr.Number(label="Pixel spacing (mm)", info="PNG/JPG only; 0 if unknown (pixels)",

@@ -329,3 +329,70 @@ def test_share_stack_window_gives_guessed_slices_the_firm_median_even_when_near(
     assert all(e.stack_median and abs(e.width_hu - 400) <= 5 for e in out[4:])
     few = share_stack_window([firm[0]] + [clipped] * 5)  # 1 firm of 6: the pool is every reading
     assert few[1:] == [clipped] * 5
+
+
+def _tiff_pages(frames: list[np.ndarray], description: str | None = None, pixel_mm: tuple | None = None) -> bytes:
+    """One multi-page TIFF of the frames, with ImageJ's description and resolution tags if given."""
+    from PIL import TiffImagePlugin
+
+    info = TiffImagePlugin.ImageFileDirectory_v2()
+    if description is not None:
+        info[270] = description
+    if pixel_mm is not None:
+        info[283], info[282] = 1 / pixel_mm[0], 1 / pixel_mm[1]  # pixels per unit, y then x
+    images = [Image.fromarray(f) for f in frames]
+    buf = io.BytesIO()
+    images[0].save(buf, format="TIFF", save_all=True, append_images=images[1:], tiffinfo=info)
+    return buf.getvalue()
+
+
+def test_an_imagej_tiff_stack_of_ct_numbers_segments_as_the_nifti_does(predictor, sample_volume):
+    """LiTS 117 saved as Fiji saves a signed 16-bit stack (HU + 32768), with its voxel size in
+    ImageJ's description and resolution tags: one volume of CT numbers with that spacing, and the
+    masks and millilitres of the same HU with that spacing (post-processing works in mm)."""
+    from hepatoscan.pipeline import analyze
+    from hepatoscan.scan import Scan
+
+    _, hu, _ = sample_volume
+    z, y, x = 2.5, 0.7, 0.8
+    expected = predictor.segment(Scan(hu, True, (z, y, x), "nifti", "case117"))
+    frames = [(s.astype(np.int32) + 32768).astype(np.uint16) for s in hu]
+    data = _tiff_pages(frames, f"ImageJ=1.54f\nimages={len(frames)}\nslices={len(frames)}\nunit=mm\nspacing={z}\n",
+                       (y, x))
+    scan = load_scan(data, "case117.tif")
+    assert scan.is_hu and scan.source_format == "tiff-stack" and scan.spacing_mm == pytest.approx((z, y, x))
+    assert scan.pixels.dtype == np.int16 and np.array_equal(scan.pixels, hu)
+    assert scan.metadata["slice_files"][:2] == ["case117_p0001.tif", "case117_p0002.tif"]
+    tiff = analyze(predictor, data, filename="case117.tif")
+    assert np.array_equal(tiff.segmentation.liver, expected.liver)
+    assert np.array_equal(tiff.segmentation.tumor, expected.tumor)
+    voxel_ml = z * y * x / 1000
+    assert tiff.summary()["liver_volume_ml"] == pytest.approx(expected.liver.sum() * voxel_ml, rel=1e-3)
+
+
+def test_an_8_bit_tiff_stack_reads_as_one_series_of_display_slices(predictor, sample_volume):
+    """A multi-page TIFF of W350/L50 exports without ImageJ's tags: display grey, one window for the
+    series, no spacing, the same masks as the same slices in a zip of PNGs."""
+    _, hu, labels = sample_volume
+    frames = list(_renders(hu, (-125.0, 225.0)))
+    scan = load_scan(_tiff_pages(frames), "series.tiff")
+    assert not scan.is_hu and scan.spacing_mm is None and scan.pixels.dtype == np.uint8
+    zipped = load_scan(_zip({f"IM{k:03d}.png": _png(f) for k, f in enumerate(frames)}), "series.zip")
+    assert np.array_equal(scan.pixels, zipped.pixels)
+    a, b = predictor.segment(scan), predictor.segment(zipped)
+    assert np.array_equal(a.liver, b.liver) and dice(a.liver, labels >= 1) > 0.92
+
+
+def test_imagej_spacing_is_read_only_where_its_unit_is_a_length_plausible_for_ct():
+    from hepatoscan.io.tiff import imagej_spacing_mm
+
+    frames = [np.full((40, 40), v, np.uint8) for v in (10, 200)]
+    assert imagej_spacing_mm(_tiff_pages(frames, "ImageJ=1.54f\nunit=cm\nspacing=0.25\n", (0.07, 0.08))) == \
+        pytest.approx((2.5, 0.7, 0.8))
+    assert imagej_spacing_mm(_tiff_pages(frames, "ImageJ=1.54f\nunit=mm\n", (0.7, 0.7))) == pytest.approx((None, 0.7, 0.7))
+    assert imagej_spacing_mm(_tiff_pages(frames, "ImageJ=1.54f\nunit=pixel\n", (1, 1))) is None
+    assert imagej_spacing_mm(_tiff_pages(frames, "made by a scanner", (0.7, 0.7))) is None  # 72 dpi tags are no pixel size
+    assert imagej_spacing_mm(_tiff_pages(frames)) is None
+    ct = [np.pad(np.full((60, 60), v, np.uint8), 20) for v in (120, 140)]  # a microscope's stack: far too fine for CT
+    scan = load_scan(_tiff_pages(ct, "ImageJ=1.54f\nunit=micron\nspacing=1\n", (0.3, 0.3)), "cells.tif")
+    assert scan.spacing_mm is None and [w for w in scan.warnings if "not plausible for CT" in w]

@@ -2,8 +2,8 @@
 
 Supported: PNG, JPEG, BMP, TIFF, WebP (8/16-bit, RGB(A), palette -> grey); one DICOM file (a
 multi-frame one, such as Enhanced CT, is a series); a DICOM series as a folder or a .zip; a stack
-of image slices (one series exported as PNG/JPEG/...) as a folder or a .zip; NIfTI .nii / .nii.gz
-(3D).
+of image slices (one series exported as PNG/JPEG/...) as a folder or a .zip, or as the pages of one
+multi-page TIFF (an ImageJ stack: its voxel size is read); NIfTI .nii / .nii.gz (3D).
 """
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ from . import dicom
 from .image import read_image
 from .nifti import read_nifti
 from .stack import is_image_name, read_image_stack
+from .tiff import imagej_spacing_mm, tiff_page_count, tiff_pages
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +96,9 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None =
                              d["metadata"], d["warnings"]), limits)
     if name.lower().endswith(ARCHIVE_SUFFIXES):
         raise UnsupportedFormatError(f"{name}: only .zip archives are read; repack the DICOM series as .zip.")
+    n_pages = tiff_page_count(data)
+    if n_pages > 1:
+        return _tiff_pages_scan(data, name, limits, n_pages)
     image = read_image(data, name, limits)
     return _checked(Scan(image.pixels[None].astype(np.float32), image.hu_offset is not None, None, image.format,
                          _stem(name), warnings=image.warnings), limits)
@@ -188,6 +192,25 @@ def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: 
         warnings.append(f"{n_ignored} file(s) that are not images were ignored.")
     log.info("%s: %d image slices read as one stack, in file-name order", name, len(images))
     return _checked(Scan(d["pixels"], d["is_hu"], None, d["format"], _stem(name), {"slice_files": d["files"]},
+                         warnings=warnings), limits)
+
+
+PLAUSIBLE_PIXEL_MM = (0.05, 50.0)  # in-plane pixel size of CT; a microscope's stack is far finer
+
+
+def _tiff_pages_scan(data: bytes, name: str, limits: LoadLimits, n_pages: int) -> Scan:
+    """A multi-page TIFF -> one Scan of its pages, read as one series' slices (io.stack: CT numbers
+    or display grey, one window for the series), in page order, with the voxel size an ImageJ stack
+    gives (io.tiff.imagej_spacing_mm) where it is plausible for CT."""
+    d = read_image_stack(tiff_pages(data, _stem(name), n_pages), name, limits)
+    warnings = d["warnings"]
+    spacing = imagej_spacing_mm(data)
+    if spacing is not None and not all(PLAUSIBLE_PIXEL_MM[0] <= v <= PLAUSIBLE_PIXEL_MM[1] for v in spacing[1:]):
+        warnings.append(f"The file's ImageJ pixel size ({spacing[1]:.3g} x {spacing[2]:.3g} mm) is not plausible "
+                        "for CT and was ignored: give the pixel spacing if you know it.")
+        spacing = None
+    log.info("%s: %d TIFF pages read as one stack, in page order", name, n_pages)
+    return _checked(Scan(d["pixels"], d["is_hu"], spacing, d["format"], _stem(name), {"slice_files": d["files"]},
                          warnings=warnings), limits)
 
 

@@ -97,9 +97,13 @@ def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None
             if fmt not in FORMATS:
                 raise UnsupportedFormatError(
                     f"{name}: {fmt or 'this'} images are not supported; use {SUPPORTED}, DICOM, or NIfTI.")
+            if getattr(img, "n_frames", 1) > 1 and fmt == "TIFF":  # given alone, io.tiff reads it as a series
+                raise UnsupportedFormatError(
+                    f"{name}: a multi-page TIFF ({img.n_frames} pages) among other images. Give it on its "
+                    "own: its pages are read as one series.")
             if getattr(img, "n_frames", 1) > 1:
                 raise UnsupportedFormatError(
-                    f"{name}: the file holds {img.n_frames} frames (an animation or multi-page TIFF). "
+                    f"{name}: the file holds {img.n_frames} frames (an animation, or a multi-picture file). "
                     "Export one slice per file, or give the study as DICOM or NIfTI.")
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
