@@ -47,6 +47,7 @@ from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from hepatoscan.report import PatientInfo  # noqa: E402
+from hepatoscan.scan import message_label  # noqa: E402
 from hepatoscan.tables import MEASUREMENT_HEADERS, lesion_rows, slice_rows  # noqa: E402
 from hepatoscan.overlay import write_png  # noqa: E402
 
@@ -168,7 +169,7 @@ class HepatoScanApp:
         slider = gr.Slider(minimum=0, maximum=max(1, n - 1), value=z, step=1, visible=n > 1,
                            label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
-        summary += "".join(f"\n\n**Warning:** {w}" for w in result.warnings)
+        summary += "".join(f"\n\n**{message_label(w)}:** {w}" for w in result.warnings)
         archive = self.archive(result, pdf.parent)
         if archive is None:
             summary += ("\n\n**Warning:** the masks could not be written for download (see the app's log); "

@@ -20,6 +20,7 @@ from .measure import Measurements, measure
 from .model_card import ModelCard
 from .overlay import slice_views
 from .predictor import Predictor, Segmentation
+from .scan import message_label
 
 if TYPE_CHECKING:  # fpdf2 is imported only when a PDF is made: ~20 MB less for the CLI without --pdf
     from .report import PatientInfo
@@ -164,7 +165,7 @@ class Result:
         if s["window"]:
             text += " " + s["window"]
         for w in s["warnings"] if warnings else ():
-            text += " Warning: " + w
+            text += f" {message_label(w)}: {w}"
         return text
 
     def report_pdf(self, patient: PatientInfo | None = None) -> bytes:

@@ -13,6 +13,7 @@ from fpdf.image_parsing import SETTINGS as IMAGE_SETTINGS
 from PIL import Image
 
 from . import __version__
+from .scan import message_label
 from .tables import fmt_value as _fmt
 from .tables import lesion_cells
 
@@ -283,7 +284,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         if scan.metadata.get(k):
             info.append((k.replace("_", " ").capitalize(), scan.metadata[k]))
     for w in result.warnings:
-        info.append(("Warning", w))
+        info.append((message_label(w), w))
     pdf.kv_table(info)
 
     pdf.section("Measurements")

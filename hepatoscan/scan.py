@@ -6,6 +6,16 @@ from dataclasses import dataclass, field
 import numpy as np
 
 
+class Note(str):
+    """A message of what was done with the input, where nothing is wrong (such as "read as HU + 1024"):
+    carried with the warnings, but shown as "Note", not "Warning"."""
+
+
+def message_label(message: str) -> str:
+    """"Note" for a Note, "Warning" for any other message."""
+    return "Note" if isinstance(message, Note) else "Warning"
+
+
 @dataclass
 class Scan:
     """One loaded input.

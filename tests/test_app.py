@@ -54,6 +54,20 @@ def test_handler_shows_a_soft_image_warning_once_on_its_own_line(handlers, tmp_p
     assert "Warning" not in sharp[6] and sharp[8]["warnings"] == []
 
 
+def test_handler_shows_a_note_as_a_note(handlers, tmp_path):
+    """What was done with the input (an EXIF orientation applied) is a **Note**, not a **Warning**."""
+    from PIL import Image
+
+    exif = Image.Exif()
+    exif[0x0112] = 8  # shown turned 90 degrees counter-clockwise
+    turned = tmp_path / "phone.jpg"
+    Image.open(SAMPLES / "lits117_z064_w350.png").transpose(Image.Transpose.ROTATE_270).save(
+        turned, quality=95, exif=exif.tobytes())
+    summary = handlers.segment_ui(str(turned), 0, 0, *[""] * 7, progress=None)[6]
+    assert "\n\n**Note:** The file's EXIF orientation tag says the image is shown turned 90 degrees counter" in summary
+    assert "Warning" not in summary
+
+
 def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
     out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, progress=None)
     data, slider, state = out[8], out[9], out[10]

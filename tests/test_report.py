@@ -171,3 +171,25 @@ def test_grid_widens_its_name_column_so_file_names_stay_on_one_line(tmp_path):
                            check=True).stdout.splitlines()
     for n in names:  # the whole name, and the row's last cell, on one line
         assert any(n in line and line.rstrip().endswith("needs spacing") for line in lines), n
+
+
+def test_notes_are_labelled_notes_and_warnings_warnings(predictor, sample_volume, tmp_path):
+    """A 16-bit slice of CT numbers read as HU, and a soft (enlarged) one: the first message says
+    what was done and is a "Note" in the sentence, the PDF and the app; the second says what may be
+    wrong and stays a "Warning"."""
+    import io
+
+    _, hu, _ = sample_volume
+    buf = io.BytesIO()
+    small = Image.fromarray((hu[80].astype(np.int32) + 1024).astype(np.uint16)).resize((64, 64))
+    small.resize((256, 256), Image.BILINEAR).save(buf, format="PNG")  # enlarged from a thumbnail: soft
+    result = analyze(predictor, buf.getvalue(), filename="slice80.png")
+    note = next(w for w in result.warnings if "CT numbers" in w)
+    soft = next(w for w in result.warnings if "soft" in w)
+    text = result.describe()
+    assert f"Note: {note}" in text and f"Warning: {soft}" in text and f"Warning: {note}" not in text
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(result.report_pdf())
+    words = " ".join(subprocess.run([_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True,
+                                    check=True).stdout.split())
+    assert "Note The image holds CT numbers" in words and "Warning The image is soft" in words

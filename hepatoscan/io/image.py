@@ -13,6 +13,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 from ..config import LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
+from ..scan import Note
 
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "BMP": "bmp", "TIFF": "tiff", "MPO": "jpeg", "WEBP": "webp"}
 # Lossy WebP spreads black as JPEG does, and is read alike (Scan.jpeg). LiTS 117 exported at W350/L50
@@ -75,7 +76,7 @@ def ct_number_offset(values: np.ndarray) -> int | None:
 def hu_note(offset: int) -> str:
     """What the user is told of an image file read as CT numbers."""
     stored = "HU" if offset == 0 else f"HU + {offset}"
-    return (f"The image holds CT numbers, not display grey levels: read as {stored}, through the model's "
+    return Note(f"The image holds CT numbers, not display grey levels: read as {stored}, through the model's "
             "own window (no display window to estimate). If it is a display image, export it as 8-bit.")
 
 
@@ -138,9 +139,9 @@ def _upright(img: Image.Image) -> tuple[Image.Image, list[str]]:
         return img, []
     if orientation not in ORIENTATION_WORDS:
         return img, []
-    return ImageOps.exif_transpose(img), [
+    return ImageOps.exif_transpose(img), [Note(
         f"The file's EXIF orientation tag says the image is shown {ORIENTATION_WORDS[orientation]}; it was read "
-        "that way, as image viewers show it, and the masks are in that orientation."]
+        "that way, as image viewers show it, and the masks are in that orientation.")]
 
 
 def webp_is_lossy(data: bytes) -> bool:
