@@ -73,11 +73,11 @@ def ct_number_offset(values: np.ndarray) -> int | None:
     return best
 
 
-def hu_note(offset: int) -> str:
+def hu_note(offset: int) -> Note:
     """What the user is told of an image file read as CT numbers."""
     stored = "HU" if offset == 0 else f"HU + {offset}"
     return Note(f"The image holds CT numbers, not display grey levels: read as {stored}, through the model's "
-            "own window (no display window to estimate). If it is a display image, export it as 8-bit.")
+                "own window (no display window to estimate). If it is a display image, export it as 8-bit.")
 
 
 def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None | str = "auto") -> ImageFile:
