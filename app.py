@@ -42,6 +42,7 @@ _limit_malloc_arenas()
 import gradio as gr  # noqa: E402
 
 from hepatoscan import __version__  # noqa: E402
+from hepatoscan.config import IMAGE_SUFFIXES  # noqa: E402
 from hepatoscan.errors import HepatoScanError  # noqa: E402
 from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
@@ -57,7 +58,7 @@ ROOT = Path(__file__).resolve().parent
 SAMPLES = ROOT / "samples"
 CONCURRENCY = 2  # requests segmented at once; each has its own interpreter
 MAX_UPLOAD = "512mb"
-FILE_TYPES = [".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".dcm", ".zip", ".nii", ".gz"]
+FILE_TYPES = [*IMAGE_SUFFIXES, ".dcm", ".zip", ".nii", ".gz"]
 REQUEST_FILES_TTL_S = 15 * 60  # per-request folders older than this are removed
 COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232"}
 CSS = """

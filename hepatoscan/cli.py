@@ -21,12 +21,13 @@ import time
 from pathlib import Path
 
 from . import __version__
+from .config import IMAGE_SUFFIXES
 from .errors import HepatoScanError
 from .logs import configure as configure_logging
 
 log = logging.getLogger("hepatoscan")
 
-INPUT_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".nii", ".nii.gz", ".zip", ".dcm")
+INPUT_SUFFIXES = IMAGE_SUFFIXES + (".nii", ".nii.gz", ".zip", ".dcm")
 
 
 def _is_dicom_file(path: Path) -> bool:

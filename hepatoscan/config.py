@@ -3,6 +3,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+# Image files read as slices (io.image, io.stack): the one list the loader, the CLI and the app's
+# file picker take their suffixes from.
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
 
 @dataclass(frozen=True)
 class LoadLimits:

@@ -52,7 +52,7 @@ class Scan:
     def jpeg(self) -> bool:
         """Whether the pixels come from JPEG or lossy WebP files (one, or a stack) or JPEG-compressed
         DICOM display images, whose black is spread by the compression (preprocessing.JPEG_BLACK_GREY)."""
-        return (self.source_format in ("jpeg", "jpeg-stack", "webp-lossy", "webp-lossy-stack")
+        return (self.source_format.removesuffix("-stack") in ("jpeg", "webp-lossy")
                 or (not self.is_hu and "lossy_jpeg" in self.metadata))
 
     @property

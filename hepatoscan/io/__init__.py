@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import LoadLimits
+from ..config import IMAGE_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..scan import Scan
 from . import dicom
@@ -33,7 +33,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz")
 
 def _stem(name: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name or "input"
-    for suffix in (".nii.gz", ".nii", ".dcm", ".zip", ".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp"):
+    for suffix in (".nii.gz", ".nii", ".dcm", ".zip") + IMAGE_SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)] or "input"
     return base.rsplit(".", 1)[0] if "." in base[1:] else base

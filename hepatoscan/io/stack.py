@@ -13,12 +13,10 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import LoadLimits
+from ..config import IMAGE_SUFFIXES, LoadLimits
 from ..errors import HepatoScanError, InputError, InputTooLargeError
 from .image import read_image
 from .nifti import INT16_RANGE
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def is_image_name(name: str) -> bool:
