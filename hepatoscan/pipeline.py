@@ -21,11 +21,20 @@ from .model_card import ModelCard
 from .overlay import slice_views
 from .predictor import Predictor, Segmentation
 from .scan import message_label
+from .wording import count
 
 if TYPE_CHECKING:  # fpdf2 is imported only when a PDF is made: ~20 MB less for the CLI without --pdf
     from .report import PatientInfo
 
 log = logging.getLogger(__name__)
+
+
+def _findings(has_liver: bool, liver: str, has_tumor: bool, tumor: str, where: str) -> str:
+    """The result's first sentence: "Liver ...; tumor ...", "Liver ...; no tumor found." or, where
+    the model found no liver at all, a sentence that says so (not "Liver 0 px; tumor 0 px")."""
+    if not has_liver:
+        return f"No liver found in this {where}."
+    return f"{liver}; {tumor}." if has_tumor else f"{liver}; no tumor found."
 
 
 @dataclass
@@ -147,19 +156,22 @@ class Result:
         s = self.summary()
         if self.measurements.separate_images:
             text = (f"{s['slices']} separate images: liver in {s['images_with_liver']}, tumor in "
-                    f"{s['images_with_tumor']}, {s['lesion_count']} lesion(s) in all; the figures are per image.")
+                    f"{s['images_with_tumor']}, {count(s['lesion_count'], 'lesion')} in all; the figures are per image.")
         elif self.measurements.volume is not None:
             liver = f"{s['liver_volume_ml']:.0f} mL" if s["liver_volume_ml"] is not None else f"{s['liver_voxels']:,} voxels"
             tumor = f"{s['tumor_volume_ml']:.1f} mL" if s["tumor_volume_ml"] is not None else f"{s['tumor_voxels']:,} voxels"
-            text = (f"Volume of {s['slices']} slices. Liver {liver}; tumor {tumor} in "
-                    f"{s['lesion_count']} lesion(s), {s['tumor_burden_pct']:.1f}% of the liver.")
+            text = f"Volume of {count(s['slices'], 'slice')}. " + _findings(
+                s["liver_voxels"] > 0, f"Liver {liver}", s["tumor_voxels"] > 0,
+                f"tumor {tumor} in {count(s['lesion_count'], 'lesion')}, {s['tumor_burden_pct']:.1f}% of the liver",
+                "volume")
         else:
             if s["units"] == "mm":
                 liver, tumor = f"{s['liver_area_mm2']:.0f} mm²", f"{s['tumor_area_mm2']:.0f} mm²"
             else:
                 liver, tumor = f"{s['liver_area_px']:,} px", f"{s['tumor_area_px']:,} px"
-            text = (f"Liver {liver}; tumor {tumor} in {s['lesion_count']} lesion(s), "
-                    f"{s['tumor_burden_pct']:.1f}% of the liver area.")
+            text = _findings(s["liver_area_px"] > 0, f"Liver {liver}", s["tumor_area_px"] > 0,
+                             f"tumor {tumor} in {count(s['lesion_count'], 'lesion')}, "
+                             f"{s['tumor_burden_pct']:.1f}% of the liver area", "image")
         if s["units"] == "px":
             text += " Pixel units only: the pixel spacing is unknown."
         if s["window"]:

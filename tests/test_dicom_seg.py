@@ -128,7 +128,7 @@ def test_a_seg_beside_its_series_is_left_out_and_alone_is_refused(predictor, tmp
     shutil.copy(seg, series / "SEG.dcm")
     scan = load_scan(series)
     assert scan.pixels.shape == hu.shape and np.array_equal(scan.pixels, np.maximum(hu, -1024))
-    assert any("1 segmentation, structure-set or report object(s) ignored" in w for w in scan.warnings)
+    assert any("1 segmentation, structure-set or report object ignored (no CT image in it)" in w for w in scan.warnings)
     with pytest.raises(InputError, match="no CT image. Give the CT series"):
         load_scan(seg)
 

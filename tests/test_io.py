@@ -201,7 +201,7 @@ def test_localizer_inside_the_series_is_left_out():
     scan = load_scan(_zip_files(files + [("scout.dcm", buf.getvalue())]), "with_scout.zip")
     assert scan.pixels.shape == (5, 48, 48)
     np.testing.assert_array_equal(scan.pixels[:, 0, 0], [0, 10, 20, 30, 40])
-    assert any("1 localizer (scout) image(s)" in w for w in scan.warnings)
+    assert any("1 localizer (scout) image in the series was left out" in w for w in scan.warnings)
 
 
 def test_dicom_series_zip(tmp_path):

@@ -1,4 +1,5 @@
 """The PDF report: valid, its text holds the measurements and a Unicode patient, and it renders."""
+import re
 import shutil
 import subprocess
 
@@ -193,3 +194,45 @@ def test_notes_are_labelled_notes_and_warnings_warnings(predictor, sample_volume
     words = " ".join(subprocess.run([_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True,
                                     check=True).stdout.split())
     assert "Note The image holds CT numbers" in words and "Warning The image is soft" in words
+
+
+def test_count_words_say_one_and_many():
+    from hepatoscan.wording import count
+
+    assert count(1, "lesion") == "1 lesion" and count(0, "lesion") == "0 lesions"
+    assert count(1234, "slice") == "1,234 slices" and count(2, "analysis", "analyses") == "2 analyses"
+
+
+def test_sentence_says_no_tumor_and_no_liver_in_words(predictor, data_dir, sample_pngs):
+    """CHAOS CT set 3 (no tumor) exported at W400/L40: a slice through the liver reads "no tumor
+    found", one beside the liver (no liver in the expert mask) "No liver found", not "Liver 0 mm²;
+    tumor 0 mm² in 0 lesion(s)"; a LiTS 117 slice with tumors counts its lesions in words, and so
+    does the CHAOS volume."""
+    import io
+
+    import nibabel as nib
+
+    from hepatoscan.io.nifti import read_nifti
+    from hepatoscan.preprocessing import render_8bit
+
+    folder = data_dir / "volumes" / "chaos_ct_set3"
+    hu = read_nifti(nib.load(str(folder / "volume.nii.gz")))[0]
+    labels = np.rint(read_nifti(nib.load(str(folder / "segmentation.nii.gz")))[0])
+    liver_px = (labels >= 1).sum(axis=(1, 2))
+
+    def sentence(k):
+        buf = io.BytesIO()
+        Image.fromarray(render_8bit(hu[k], (-160, 240))).save(buf, format="PNG")
+        return analyze(predictor, buf.getvalue(), filename=f"slice{k}.png", pixel_spacing_mm=0.73).describe()
+
+    through = int(np.argmax(liver_px))
+    below = [k for k in range(len(liver_px)) if liver_px[k] == 0]
+    assert below, "CHAOS set 3 has slices without liver"
+    assert re.match(r"Liver [\d,]+ mm²; no tumor found\. ", sentence(through))
+    assert sentence(max(below, key=lambda k: abs(k - through))).startswith("No liver found in this image. ")
+    png, _ = sample_pngs[0]
+    assert re.match(r"Liver [\d,]+ mm²; tumor [\d,]+ mm² in \d+ lesions?, ", analyze(
+        predictor, png.read_bytes(), filename=png.name, pixel_spacing_mm=0.8).describe())
+    volume = analyze(predictor, (folder / "volume.nii.gz").read_bytes(), filename="volume.nii.gz").describe()
+    assert re.match(r"Volume of \d+ slices\. Liver \d+ mL; (no tumor found|tumor [\d.]+ mL in \d+ lesions?, )", volume)
+    assert "(s)" not in volume

@@ -54,7 +54,7 @@ def test_zip_of_pngs_is_one_stack_in_natural_name_order(sample_volume):
     assert scan.pixels.dtype == np.uint8 and np.array_equal(scan.pixels, grey)  # a quarter of float32
     assert scan.source_format == "png-stack" and scan.name == "study"
     assert scan.metadata["slice_files"] == [f"series/slice_{k + 1}.png" for k in range(12)]
-    assert any("1 file(s) that are not images were ignored" in w for w in scan.warnings)
+    assert any("1 file that is not an image was ignored" in w for w in scan.warnings)
 
 
 def test_folder_of_pngs_is_one_stack(tmp_path, sample_volume):

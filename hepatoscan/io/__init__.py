@@ -20,6 +20,7 @@ import numpy as np
 from ..config import IMAGE_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..scan import Scan
+from ..wording import count
 from . import dicom
 from .image import read_image
 from .nifti import read_nifti
@@ -189,7 +190,7 @@ def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: 
     d = read_image_stack(images, name, limits)
     warnings = d["warnings"]
     if n_ignored:
-        warnings.append(f"{n_ignored} file(s) that are not images were ignored.")
+        warnings.append(f"{count(n_ignored, 'file')} that {'is' if n_ignored == 1 else 'are'} not {'an image was' if n_ignored == 1 else 'images were'} ignored.")
     log.info("%s: %d image slices read as one stack, in file-name order", name, len(images))
     return _checked(Scan(d["pixels"], d["is_hu"], None, d["format"], _stem(name), {"slice_files": d["files"]},
                          warnings=warnings), limits)

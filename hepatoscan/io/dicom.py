@@ -19,6 +19,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
+from ..wording import count
 from .dicom_frames import frame_count, split_frames
 from .dicom_geometry import axial_display_origin, on_patient_axes, plane, reslice_to_axial, slice_axes
 from .image import stretch_to_grey
@@ -265,7 +266,7 @@ def _series_label(members: list) -> str:
     number = getattr(ds, "SeriesNumber", None)
     description = str(getattr(ds, "SeriesDescription", "") or "").strip()
     name = "series" + (f" {number}" if number not in (None, "") else "") + (f" '{description}'" if description else "")
-    return f"{name} ({plane(ds) or 'unknown plane'}, {len(members)} slices)"
+    return f"{name} ({plane(ds) or 'unknown plane'}, {count(len(members), 'slice')})"
 
 
 MAX_SERIES_LISTED = 8  # a warning names at most this many of a study's other series
@@ -381,7 +382,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     skipped += [f for f, ds in datasets if "Rows" not in ds]
     datasets = [(f, ds) for f, ds in datasets if "Rows" in ds]
     if not datasets and derived:
-        raise InputError(f"{name}: {len(derived)} DICOM object(s) of segmentations, structures or reports, "
+        raise InputError(f"{name}: {count(len(derived), 'DICOM object')} of segmentations, structures or reports, "
                          "but no CT image. Give the CT series they belong to.")
     if not datasets:
         raise InputError(f"{name}: no DICOM or PNG/JPEG images found among {len(files)} files. Give a "
@@ -396,7 +397,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         datasets, warnings = _choose_series(by_series)
     datasets, localizers = _without_localizers(datasets)
     if localizers:
-        warnings.append(f"{localizers} localizer (scout) image(s) in the series were left out.")
+        warnings.append(f"{count(localizers, 'localizer (scout) image')} in the series {'was' if localizers == 1 else 'were'} left out.")
     if len(datasets) > limits.max_slices:
         from ..errors import InputTooLargeError
 
@@ -426,9 +427,9 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     elif series_plane not in (None, "axial"):
         warnings += _plane_warnings(first)
     if skipped:
-        warnings.append(f"{len(skipped)} non-DICOM or non-image file(s) ignored.")
+        warnings.append(f"{count(len(skipped), 'non-DICOM or non-image file')} ignored.")
     if derived:
-        warnings.append(f"{len(derived)} segmentation, structure-set or report object(s) ignored (no CT image in them).")
+        warnings.append(f"{count(len(derived), 'segmentation, structure-set or report object')} ignored (no CT image in {'it' if len(derived) == 1 else 'them'}).")
     # The headers of the slices as shown, for writing masks back as DICOM (hepatoscan.dicom_seg):
     # single-frame axial files only (a frame of a multi-frame file, or a resliced slice, is no
     # image of its own to refer to).
