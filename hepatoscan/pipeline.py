@@ -154,11 +154,24 @@ class Result:
         """The result in a few plain sentences (with the warnings at the end unless ``warnings`` is
         False, for a caller that shows them on their own)."""
         s = self.summary()
+        text = self.findings()
+        if s["units"] == "px":
+            text += " Pixel units only: the pixel spacing is unknown."
+        if s["window"]:
+            text += " " + s["window"]
+        for w in s["warnings"] if warnings else ():
+            text += f" {message_label(w)}: {w}"
+        return text
+
+    def findings(self) -> str:
+        """What was found, in a sentence or two: liver and tumor size and the lesion count, or that
+        no tumor (or no liver) was found; the start of :meth:`describe` and the PDF's findings line."""
+        s = self.summary()
         if self.measurements.separate_images:
             text = (f"{s['slices']} separate images: liver in {s['images_with_liver']}, tumor in "
                     f"{s['images_with_tumor']}, {count(s['lesion_count'], 'lesion')} in all; the figures are per image.")
         elif self.measurements.volume is not None:
-            liver = f"{s['liver_volume_ml']:.0f} mL" if s["liver_volume_ml"] is not None else f"{s['liver_voxels']:,} voxels"
+            liver = f"{s['liver_volume_ml']:,.0f} mL" if s["liver_volume_ml"] is not None else f"{s['liver_voxels']:,} voxels"
             tumor = f"{s['tumor_volume_ml']:.1f} mL" if s["tumor_volume_ml"] is not None else f"{s['tumor_voxels']:,} voxels"
             text = f"Volume of {count(s['slices'], 'slice')}. " + _findings(
                 s["liver_voxels"] > 0, f"Liver {liver}", s["tumor_voxels"] > 0,
@@ -166,18 +179,12 @@ class Result:
                 "volume")
         else:
             if s["units"] == "mm":
-                liver, tumor = f"{s['liver_area_mm2']:.0f} mm²", f"{s['tumor_area_mm2']:.0f} mm²"
+                liver, tumor = f"{s['liver_area_mm2']:,.0f} mm²", f"{s['tumor_area_mm2']:,.0f} mm²"
             else:
                 liver, tumor = f"{s['liver_area_px']:,} px", f"{s['tumor_area_px']:,} px"
             text = _findings(s["liver_area_px"] > 0, f"Liver {liver}", s["tumor_area_px"] > 0,
                              f"tumor {tumor} in {count(s['lesion_count'], 'lesion')}, "
                              f"{s['tumor_burden_pct']:.1f}% of the liver area", "image")
-        if s["units"] == "px":
-            text += " Pixel units only: the pixel spacing is unknown."
-        if s["window"]:
-            text += " " + s["window"]
-        for w in s["warnings"] if warnings else ():
-            text += f" {message_label(w)}: {w}"
         return text
 
     def report_pdf(self, patient: PatientInfo | None = None) -> bytes:

@@ -67,6 +67,7 @@ CORE_FONT_RANGES = ((0x0000, 0x036F), (0x0370, 0x03FF), (0x0400, 0x052F), (0x1E0
 # zlib level of the images embedded in the PDF: level 3 packs the 1548 x 408 overlay panel of a
 # slice in 16 ms to 326 kB, fpdf2's default (6) in 32 ms to 338 kB.
 IMAGE_COMPRESSION_LEVEL = 3
+PICTURE_WIDTH_MM = 180  # a panel across the page
 # A grid's first column (image file or lesion names) widens to its longest text up to this share of
 # the page; longer names wrap inside it.
 FIRST_COLUMN_MAX = 0.4
@@ -131,7 +132,10 @@ class _Report(FPDF):
         self.set_text_color(110, 110, 110)
         self.multi_cell(0, 3.2, f"Page {self.page_no()}. {DISCLAIMER}")
 
-    def section(self, title: str):
+    def section(self, title: str, keep_mm: float = 12):
+        """A shaded heading, on a new page unless ``keep_mm`` of what follows fits under it (no
+        heading left alone at the foot of a page)."""
+        self.ensure_space(2 + 7 + 1 + keep_mm)
         self.ln(2)
         self.set_font("DejaVu", "B", 11)
         self.set_fill_color(232, 238, 246)
@@ -213,7 +217,7 @@ class _Report(FPDF):
         if self.get_y() + height_mm > self.h - 20:
             self.add_page()
 
-    def picture(self, rgb: np.ndarray, width_mm: float = 180, caption: str | None = None):
+    def picture(self, rgb: np.ndarray, width_mm: float = PICTURE_WIDTH_MM, caption: str | None = None):
         """The picture across the page, with its caption above it on the same page."""
         h, w = rgb.shape[:2]
         height_mm = width_mm * h / w
@@ -289,6 +293,9 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     pdf.kv_table(info)
 
     pdf.section("Measurements")
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.multi_cell(0, 5, result.findings(), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("DejaVu", "", 9)
     mm = m.units == "mm"
     if m.separate_images:
         _separate_images_tables(pdf, result, mm)
@@ -327,9 +334,13 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"],
                  [[str(l.lesion_id), *lesion_cells(l, mm), _fmt(l.mean_hu)] for l in m.slices[0].lesions[:40]])
 
-    pdf.section("Images" if not scan.is_volume or m.separate_images else "Key slices")
-    for z in result.key_slices[:3]:
-        pdf.picture(result.views(z)["panel"], caption=result.slice_name(z) if scan.is_volume else None)
+    panels = [(z, result.views(z)["panel"]) for z in result.key_slices[:3]]
+    first_mm = 0.0  # the first panel and its caption stay with the heading
+    if panels:
+        first_mm = PICTURE_WIDTH_MM * panels[0][1].shape[0] / panels[0][1].shape[1] + (5 if scan.is_volume else 0)
+    pdf.section("Images" if not scan.is_volume or m.separate_images else "Key slices", keep_mm=first_mm)
+    for z, panel in panels:
+        pdf.picture(panel, caption=result.slice_name(z) if scan.is_volume else None)
 
     pdf.section("Model")
     pdf.kv_table([("Model", f"{card.name} {card.version} ({card.quantization})"),

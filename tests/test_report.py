@@ -203,10 +203,10 @@ def test_count_words_say_one_and_many():
     assert count(1234, "slice") == "1,234 slices" and count(2, "analysis", "analyses") == "2 analyses"
 
 
-def test_sentence_says_no_tumor_and_no_liver_in_words(predictor, data_dir, sample_pngs):
+def test_sentence_says_no_tumor_and_no_liver_in_words(predictor, data_dir, sample_pngs, tmp_path):
     """CHAOS CT set 3 (no tumor) exported at W400/L40: a slice through the liver reads "no tumor
     found", one beside the liver (no liver in the expert mask) "No liver found", not "Liver 0 mm²;
-    tumor 0 mm² in 0 lesion(s)"; a LiTS 117 slice with tumors counts its lesions in words, and so
+    tumor 0 mm² in 0 lesion(s)", in the app's sentence and at the head of the PDF's measurements; a LiTS 117 slice with tumors counts its lesions in words, and so
     does the CHAOS volume."""
     import io
 
@@ -229,10 +229,51 @@ def test_sentence_says_no_tumor_and_no_liver_in_words(predictor, data_dir, sampl
     below = [k for k in range(len(liver_px)) if liver_px[k] == 0]
     assert below, "CHAOS set 3 has slices without liver"
     assert re.match(r"Liver [\d,]+ mm²; no tumor found\. ", sentence(through))
-    assert sentence(max(below, key=lambda k: abs(k - through))).startswith("No liver found in this image. ")
+    far = max(below, key=lambda k: abs(k - through))
+    assert sentence(far).startswith("No liver found in this image. ")
+    buf = io.BytesIO()
+    Image.fromarray(render_8bit(hu[far], (-160, 240))).save(buf, format="PNG")
+    pdf = tmp_path / "none.pdf"
+    pdf.write_bytes(analyze(predictor, buf.getvalue(), filename="chest.png").report_pdf())
+    words = " ".join(subprocess.run([_tool("pdftotext"), str(pdf), "-"], capture_output=True, text=True,
+                                    check=True).stdout.split())
+    assert "Measurements No liver found in this image. Liver area 0 px" in words
     png, _ = sample_pngs[0]
     assert re.match(r"Liver [\d,]+ mm²; tumor [\d,]+ mm² in \d+ lesions?, ", analyze(
         predictor, png.read_bytes(), filename=png.name, pixel_spacing_mm=0.8).describe())
     volume = analyze(predictor, (folder / "volume.nii.gz").read_bytes(), filename="volume.nii.gz").describe()
-    assert re.match(r"Volume of \d+ slices\. Liver \d+ mL; (no tumor found|tumor [\d.]+ mL in \d+ lesions?, )", volume)
+    assert re.match(r"Volume of \d+ slices\. Liver [\d,]+ mL; (no tumor found|tumor [\d.]+ mL in \d+ lesions?, )", volume)
     assert "(s)" not in volume
+
+
+def test_a_heading_is_never_left_alone_at_the_foot_of_a_page(tmp_path, sample_pngs):
+    """A page filled to just above its footer: the next heading goes to the next page with the
+    panel it introduces, and a heading that fits with a few lines stays put."""
+    from hepatoscan.report import _Report
+
+    def pages_of(doc):
+        out = tmp_path / "h.pdf"
+        out.write_bytes(bytes(doc.output()))
+        n = int(next(line.split()[-1] for line in subprocess.run(
+            [_tool("pdfinfo"), str(out)], capture_output=True, text=True, check=True).stdout.splitlines()
+            if line.startswith("Pages:")))
+        return [subprocess.run([_tool("pdftotext"), "-f", str(k), "-l", str(k), str(out), "-"],
+                               capture_output=True, text=True, check=True).stdout for k in range(1, n + 1)]
+
+    panel = np.asarray(Image.open(sample_pngs[0][0]).convert("RGB").resize((600, 200)))
+    doc = _Report(cjk=False, shaping=False, full_font=False)
+    doc.add_page()
+    k = 0
+    while doc.get_y() < doc.h - 20 - 25:  # fill until a heading fits but the panel does not
+        doc.kv_table([(f"row {k}", "value")])
+        k += 1
+    doc.section("Key slices")
+    doc.picture(panel, caption="Slice 7")
+    pages = pages_of(doc)
+    assert len(pages) == 2 and "Key slices" not in pages[0] and "Key slices" in pages[1] and "Slice 7" in pages[1]
+
+    doc = _Report(cjk=False, shaping=False, full_font=False)
+    doc.add_page()
+    doc.section("Model")
+    doc.kv_table([("Model", "hepatoscan")])
+    assert len(pages_of(doc)) == 1
