@@ -464,6 +464,29 @@ def test_nifti_stored_as_unsigned_hu_plus_1024_is_shifted_back(sample_volume):
     assert any("0..1" in w for w in normalised.warnings)
 
 
+@pytest.mark.parametrize("how", ["HU / 1000", "-1..1", "z-scored"])
+def test_a_normalised_nifti_is_read_as_grey_levels_and_still_segmented(predictor, sample_volume, how):
+    """A volume normalised for some other network (negative values, a range of a few units) was
+    read as HU, all of it near 0 HU: no liver. It is read as grey levels stretched to 0..255, with a
+    warning, and segmented through the 8-bit path about as well as the HU volume (LiTS 117: liver
+    0.931, tumor 0.672 against 0.933 / 0.677)."""
+    from conftest import dice
+
+    path, hu, labels = sample_volume
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj).astype(np.float32)
+    body = data[data > -500]
+    values = {"HU / 1000": data / 1000, "-1..1": 2 * (data - data.min()) / np.ptp(data) - 1,
+              "z-scored": (data - body.mean()) / body.std()}[how]
+    scan = load_scan(nib.Nifti1Image(values, img.affine).to_bytes(), "normalised.nii")
+    assert not scan.is_hu and scan.pixels.min() == 0 and scan.pixels.max() == pytest.approx(255.0)
+    assert any("looks normalised" in w and "Give the volume in HU" in w for w in scan.warnings)
+    seg = predictor.segment(scan)
+    reference = predictor.segment(load_scan(path))
+    assert dice(seg.liver, labels >= 1) >= dice(reference.liver, labels >= 1) - 0.01
+    assert dice(seg.tumor, labels == 2) >= dice(reference.tumor, labels == 2) - 0.03
+
+
 def test_int16_nifti_stays_int16_and_matches_nibabel(sample_volume):
     path, _, _ = sample_volume
     scan = load_scan(path)

@@ -150,7 +150,7 @@ def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, Callab
             continue
         if base.lower().endswith(ARCHIVE_SUFFIXES) and not base.lower().endswith(".nii.gz"):
             raise UnsupportedFormatError(f"{name}: the archive contains another archive ('{entry}'). "
-                                         "Nested archives are not read: unpack it and zip the DICOM files.")
+                                         "Nested archives are not read: unpack it and zip the files themselves (DICOM or image slices).")
         files.append((entry, _zip_reader(zf, info, name)))
     if not files:
         raise InputError(f"{name}: the archive holds no files. Zip the .dcm files of one series, or its "
@@ -304,6 +304,9 @@ UNSIGNED_AIR_MAX = 200  # its 0.5th percentile (air) lies below this
 # A volume of a few small whole numbers (0 background, 1 liver, 2 tumor...) is a label map.
 LABEL_MAP_MAX_VALUE = 20
 LABEL_MAP_MAX_VALUES = 8
+# A CT in HU spans at least fat (-100) to soft tissue (+50) even cropped to the liver; a volume with
+# negative values and a range this narrow was normalised (scaled to -1..1, or z-scored: about -2..+6).
+NORMALISED_MAX_RANGE = 20.0
 
 
 def _slicewise(pixels: np.ndarray, dtype, fn) -> np.ndarray:
@@ -317,9 +320,16 @@ def _slicewise(pixels: np.ndarray, dtype, fn) -> np.ndarray:
 
 def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]:
     """(Z, H, W) NIfTI values -> (pixels, is_hu, warnings): HU as they are; 0..255 as display grey
-    levels; 0..1 (normalised) as grey levels x 255; HU + 1024 stored unsigned shifted back to HU;
+    levels; 0..1 (normalised) as grey levels x 255; a narrow range with negative values (normalised:
+    -1..1, z-scored) stretched to grey levels 0..255; HU + 1024 stored unsigned shifted back to HU;
     a label map refused."""
     lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
+    if lo < 0 and hi - lo <= NORMALISED_MAX_RANGE and pixels.dtype.kind == "f":
+        return _slicewise(pixels, np.float32, lambda s: (s - lo) * (255.0 / (hi - lo))), False, [
+            f"Values lie in {lo:.3g} to {hi:.3g}, far too narrow a range for HU (air is about -1000, bone "
+            "above +300): the volume looks normalised, so it is read as display grey levels stretched to "
+            "0..255, and the window is estimated from each slice. Give the volume in HU for the model's own "
+            "window."]
     if lo < 0 or hi <= lo:
         return pixels, True, []
     if hi <= LABEL_MAP_MAX_VALUE:
