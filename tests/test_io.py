@@ -13,6 +13,7 @@ from PIL import Image
 from hepatoscan.config import LoadLimits
 from hepatoscan.errors import InputError, InputTooLargeError, UnsupportedFormatError
 from hepatoscan.io import load_scan
+from hepatoscan.scan import Scan
 
 
 def _png_bytes(img: Image.Image, fmt: str = "PNG", **kw) -> bytes:
@@ -448,8 +449,8 @@ def test_one_coronal_slice_is_segmented_with_a_warning(sample_volume):
 # ---------------------------------------------------------------- memory-lean storage
 
 def test_nifti_stored_as_unsigned_hu_plus_1024_is_shifted_back(sample_volume):
-    """HU + 1024 stored unsigned without scl_inter (no value negative, air near 0) reads as the HU
-    volume, with a warning; values normalised to 0..1 read as grey levels x 255."""
+    """HU + 1024 stored unsigned without scl_inter (no value negative, air near 0), or HU + 32768
+    (air near 31744), reads as the HU volume, with a warning; values normalised to 0..1 read as grey levels x 255."""
     path, hu, _ = sample_volume
     img = nib.load(str(path))
     data = np.asanyarray(img.dataobj).astype(np.int32)
@@ -458,6 +459,11 @@ def test_nifti_stored_as_unsigned_hu_plus_1024_is_shifted_back(sample_volume):
     assert scan.is_hu and scan.pixels.dtype == np.int16
     np.testing.assert_array_equal(scan.pixels, np.maximum(hu, -1024))
     assert any("HU + 1024" in w for w in scan.warnings)
+    shifted = nib.Nifti1Image((data + 32768).astype(np.uint16), img.affine)  # int16 stored as uint16
+    scan = load_scan(shifted.to_bytes(), "shifted.nii")
+    assert scan.is_hu and scan.pixels.dtype == np.int16
+    np.testing.assert_array_equal(scan.pixels, hu)
+    assert any("HU + 32768" in w for w in scan.warnings)
     window = np.clip((data.astype(np.float32) + 160) / 400, 0, 1)
     normalised = load_scan(nib.Nifti1Image(window, img.affine).to_bytes(), "norm.nii")
     assert not normalised.is_hu and normalised.pixels.max() == pytest.approx(255.0)
@@ -707,6 +713,46 @@ def test_dicom_display_values_wider_than_8_bit_are_stretched():
     assert not scan.is_hu and [w for w in scan.warnings if "Modality is MR" in w]
     assert scan.pixels.min() == 0 and scan.pixels.max() == 255
     assert np.allclose(scan.pixels[0], (stored - stored.min()) * 255 / (stored.max() - stored.min()), atol=1e-3)
+
+
+def _without_rescale(data: bytes, secondary_capture: bool = False, modality: str = "CT") -> bytes:
+    """A DICOM file of ``_dicom_bytes`` (HU + 1024 stored, intercept -1024) that lost its rescale: as
+    a converter or anonymiser may leave a CT, or a secondary capture keeping the CT numbers."""
+    import pydicom
+    from pydicom.uid import SecondaryCaptureImageStorage
+
+    ds = pydicom.dcmread(io.BytesIO(data))
+    del ds.RescaleIntercept, ds.RescaleSlope
+    ds.Modality = modality
+    if secondary_capture:
+        ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    buf = io.BytesIO()
+    ds.save_as(buf)
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("secondary_capture", [False, True])
+def test_dicom_without_its_rescale_is_read_as_ct_numbers(predictor, sample_volume, tmp_path, secondary_capture):
+    """A LiTS 117 slice stored as HU + 1024 whose RescaleIntercept was lost (a CT object, or a
+    secondary capture keeping the CT numbers): it was read as HU with air at 0 (CT) or stretched to
+    display grey (capture). Now the values are read as HU + 1024, with a note, and the masks are
+    those of the HU slice; a series does the same; an MR slice with such values stays display grey."""
+    _, hu, _ = sample_volume
+    hu = np.maximum(hu, -1024)  # as stored at HU + 1024 in 16 unsigned bits
+    reference = predictor.segment(Scan(hu[64:65].astype(np.float32), True, None, "nifti", "hu"))
+    scan = load_scan(_without_rescale(_dicom_bytes(hu[64], 0.0, 1), secondary_capture), "slice.dcm")
+    assert scan.is_hu and np.array_equal(scan.pixels[0], hu[64])
+    assert any("CT numbers" in w and "HU + 1024" in w for w in scan.warnings)
+    assert np.array_equal(predictor.segment(scan).liver, reference.liver)
+    folder = tmp_path / "series"
+    folder.mkdir()
+    for k in range(60, 68):
+        (folder / f"IM{k}").write_bytes(_without_rescale(_dicom_bytes(hu[k], 2.0 * k, k), secondary_capture))
+    series = load_scan(folder)
+    assert series.is_hu and series.pixels.shape[0] == 8 and np.array_equal(series.pixels, hu[60:68])
+    assert any("HU + 1024" in w for w in series.warnings)
+    mr = load_scan(_without_rescale(_dicom_bytes(hu[64], 0.0, 1), secondary_capture, modality="MR"), "mr.dcm")
+    assert not mr.is_hu
 
 
 def test_monochrome1_display_dicom_is_inverted(predictor):

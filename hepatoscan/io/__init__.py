@@ -300,7 +300,10 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
 # CT in HU puts air at about -1000. A volume with no negative value whose darkest voxels lie near 0
 # is most likely HU + 1024 stored unsigned without its rescale intercept (scl_inter).
 UNSIGNED_HU_OFFSET = 1024
-UNSIGNED_AIR_MAX = 200  # its 0.5th percentile (air) lies below this
+UNSIGNED_AIR_MAX = 200  # its 0.5th percentile (air) lies within this of offset - 1024
+# The offsets recognised: HU + 1024 (the usual DICOM intercept), and HU + 32768 (int16 stored as
+# uint16 by shifting its sign bit, as some converters do), where air lies near 31744.
+UNSIGNED_HU_OFFSETS = (UNSIGNED_HU_OFFSET, 32768)
 # A volume of a few small whole numbers (0 background, 1 liver, 2 tumor...) is a label map.
 LABEL_MAP_MAX_VALUE = 20
 LABEL_MAP_MAX_VALUES = 8
@@ -321,7 +324,7 @@ def _slicewise(pixels: np.ndarray, dtype, fn) -> np.ndarray:
 def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]:
     """(Z, H, W) NIfTI values -> (pixels, is_hu, warnings): HU as they are; 0..255 as display grey
     levels; 0..1 (normalised) as grey levels x 255; a narrow range with negative values (normalised:
-    -1..1, z-scored) stretched to grey levels 0..255; HU + 1024 stored unsigned shifted back to HU;
+    -1..1, z-scored) stretched to grey levels 0..255; HU + 1024 (or + 32768) stored unsigned shifted back to HU;
     a label map refused."""
     lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
     if lo < 0 and hi - lo <= NORMALISED_MAX_RANGE and pixels.dtype.kind == "f":
@@ -346,11 +349,14 @@ def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]
         return pixels, False, ["Values lie in 0..255, so the volume is read as display grey levels, not HU; "
                                "the window is estimated from each slice."]
     sample = pixels[::4, ::8, ::8]
-    if float(np.nanpercentile(sample, 0.5)) < UNSIGNED_AIR_MAX and hi - UNSIGNED_HU_OFFSET <= 32767:
-        dtype = np.int16 if pixels.dtype.kind in "iu" else np.float32
-        return _slicewise(pixels, dtype, lambda s: s.astype(np.float32) - UNSIGNED_HU_OFFSET), True, [f"No value is negative (0 to {hi:g}), but CT in HU puts air at about -1000: read as HU + "
-                           f"{UNSIGNED_HU_OFFSET} stored without its rescale intercept, and shifted back. If the "
-                           "volume is something else, save it in HU."]
+    air = float(np.nanpercentile(sample, 0.5))
+    for offset in UNSIGNED_HU_OFFSETS:
+        if abs(air - (offset - UNSIGNED_HU_OFFSET)) < UNSIGNED_AIR_MAX and hi - offset <= 32767:
+            dtype = np.int16 if pixels.dtype.kind in "iu" else np.float32
+            return _slicewise(pixels, dtype, lambda s: s.astype(np.float32) - offset), True, [
+                f"No value is negative ({lo:g} to {hi:g}), but CT in HU puts air at about -1000: read as HU + "
+                f"{offset} stored without its rescale intercept, and shifted back. If the volume is something "
+                "else, save it in HU."]
     return pixels, True, [f"No value is negative ({lo:g} to {hi:g}), but CT in HU puts air at about -1000: the "
                           "values are read as HU; check that the volume is a CT in HU."]
 

@@ -22,7 +22,7 @@ from ..quality import colour_fraction, colour_warning
 from ..wording import count
 from .dicom_frames import frame_count, split_frames
 from .dicom_geometry import axial_display_origin, on_patient_axes, plane, reslice_to_axial, slice_axes
-from .image import stretch_to_grey
+from .image import ct_number_offset, hu_note, stretch_to_grey
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +32,7 @@ META_FIELDS = {"Modality": "modality", "StudyDate": "study_date", "PatientName":
                "SeriesDescription": "series_description", "Manufacturer": "manufacturer"}
 
 
+CT_NUMBER_MODALITIES = ("CT", "OT", "")  # whose unrescaled values may be read as CT numbers
 SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # SOP class root: screenshots, scans of film, ...
 
 
@@ -193,6 +194,28 @@ def _is_hu(ds) -> bool:
     return getattr(ds, "Modality", "CT") == "CT"
 
 
+def _ct_numbers(pixels: np.ndarray, ds) -> int | None:
+    """Stored values of a grey image that states no rescale, whose values read as a CT slice at an
+    offset (as a 16-bit PNG's: air and soft tissue where HU + 0, 1024 or 32768 puts them) -> the
+    offset where it is news: any offset for an object not read as HU (a secondary capture, say), a
+    non-zero one for a CT object that lost its RescaleIntercept. None otherwise (a stated rescale,
+    8-bit, colour or MONOCHROME1 images, display images, other modalities: an MR's arbitrary values
+    can look like HU + 1024). pixels: (Z, H, W); the middle slice decides."""
+    if ("RescaleIntercept" in ds or str(getattr(ds, "Modality", "") or "").upper() not in CT_NUMBER_MODALITIES
+            or int(getattr(ds, "SamplesPerPixel", 1) or 1) > 1
+            or int(getattr(ds, "BitsStored", 16) or 16) <= 8
+            or str(getattr(ds, "PhotometricInterpretation", "")) == "MONOCHROME1"):
+        return None
+    offset = ct_number_offset(pixels[len(pixels) // 2])
+    return None if offset is None or (offset == 0 and _is_hu(ds)) else offset
+
+
+def _hu_from(pixels: np.ndarray, offset: int) -> np.ndarray:
+    """(Z, H, W) values stored as HU + offset -> HU: int16 where they fit, else float32."""
+    hu = pixels.astype(np.float32) - offset
+    return hu.astype(np.int16) if pixels.dtype.kind in "iu" and hu.min() >= -32768 and hu.max() <= 32767 else hu
+
+
 def _display_levels(pixels: np.ndarray, ds) -> np.ndarray:
     """Stored values of a display image -> float32 grey levels in [0, 255]: 8-bit values as they
     are, wider ones (12- or 16-bit) stretched from their range, as 16-bit PNGs are; MONOCHROME1
@@ -233,13 +256,17 @@ def read_single(data: bytes, name: str) -> dict:
         raise InputError(f"{name}: a DICOM {getattr(ds, 'Modality', '') or 'mask'} object (a segmentation, structure "
                          "set or report), not a CT image. Give the CT series it belongs to.")
     is_hu = _is_hu(ds)
-    pixels = _pixels_hu(ds, name)
+    pixels = _pixels_hu(ds, name)[None]
     ps = _pixel_spacing(ds)
     thickness = getattr(ds, "SliceThickness", None)
     spacing = (float(thickness) if thickness else None, *ps) if ps else None
-    return {"pixels": (pixels if is_hu else _display_levels(pixels, ds))[None], "is_hu": is_hu,
-            "spacing_mm": spacing, "metadata": metadata(ds),
-            "warnings": _modality_warnings(ds) + _plane_warnings(ds) + ([] if is_hu else _colour_warnings(ds))}
+    notes, offset = [], _ct_numbers(pixels, ds)
+    if offset is not None:
+        pixels, is_hu, notes = _hu_from(pixels, offset), True, [hu_note(offset)]
+    elif not is_hu:
+        pixels = _display_levels(pixels, ds)
+    return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": metadata(ds),
+            "warnings": notes + _modality_warnings(ds) + _plane_warnings(ds) + ([] if is_hu else _colour_warnings(ds))}
 
 
 def _modality_warnings(ds) -> list[str]:
@@ -436,7 +463,11 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     headers = ([ds for _, ds in datasets] if _display_ops(first) is not None and len(datasets) == pixels.shape[0]
                and not any(f in frame_names for f, _ in datasets) else None)
     is_hu = _is_hu(first)
-    if not is_hu:
+    offset = _ct_numbers(pixels, first)
+    if offset is not None:
+        pixels, is_hu = _hu_from(pixels, offset), True
+        warnings.insert(0, hu_note(offset))
+    elif not is_hu:
         pixels = _display_levels(pixels, first)
         first_file = datasets[0][0]
         warnings += _colour_warnings(parse(readers[first_file](), first_file))
