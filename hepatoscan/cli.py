@@ -42,7 +42,9 @@ def _is_dicom_file(path: Path) -> bool:
 
 def expand_inputs(paths: list[str], stack: bool = False) -> list[Path]:
     """Folders of DICOM files stay one input (a series); other folders give one input per file,
-    or, with ``stack``, one input: one series' slices exported as images."""
+    or, with ``stack``, one input: one series' slices exported as images. A folder with no file to
+    read stays one input, so that the batch reports it (with the loader's reason) instead of
+    dropping it unsaid."""
     out: list[Path] = []
     for raw in paths:
         p = Path(raw)
@@ -51,7 +53,8 @@ def expand_inputs(paths: list[str], stack: bool = False) -> list[Path]:
             if stack or any(_is_dicom_file(f) for f in files[:50]) or any(f.is_dir() for f in p.iterdir()):
                 out.append(p)
             else:
-                out += [f for f in files if f.name.lower().endswith(INPUT_SUFFIXES)]
+                found = [f for f in files if f.name.lower().endswith(INPUT_SUFFIXES)]
+                out += found or [p]  # a folder with nothing to read stays, to be reported with why
         else:
             out.append(p)
     return out

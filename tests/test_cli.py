@@ -68,6 +68,21 @@ def test_cli_batch_goes_on_after_bad_input(tmp_path):
     assert (tmp_path / "out" / "lits117_z064_w350" / "overlay.png").exists()
 
 
+def test_cli_reports_a_folder_with_nothing_to_read_instead_of_dropping_it(tmp_path):
+    """An empty folder, and one holding only a text file, in a batch with a good image: each is a
+    failed row of summary.csv saying why (they were silently left out of the batch)."""
+    empty, notes = tmp_path / "empty_study", tmp_path / "notes_only"
+    empty.mkdir()
+    notes.mkdir()
+    (notes / "readme.txt").write_text("exported 2025-03-12")
+    r = run_cli(empty, SAMPLES / "lits117_z064_w350.png", notes, "--out", tmp_path / "out")
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
+    assert [(Path(row["input"]).name, row["status"]) for row in rows] == [
+        ("empty_study", "error"), ("lits117_z064_w350.png", "ok"), ("notes_only", "error")]
+    assert "the folder is empty" in rows[0]["message"] and "readme.txt" in rows[2]["message"]
+
+
 def test_cli_pixel_spacing_gives_millimetres(tmp_path):
     r = run_cli(SAMPLES / "lits117_z080_w350.png", "--out", tmp_path, "--pixel-spacing", "0.8")
     assert r.returncode == 0, r.stderr
