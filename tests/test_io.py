@@ -240,6 +240,58 @@ def _nifti_bytes(data: np.ndarray) -> bytes:
     return nib.Nifti1Image(data, np.eye(4)).to_bytes()
 
 
+def _lits_series(hu: np.ndarray, keep=None, z_mm: float = 2.0) -> dict:
+    """{file name: DICOM bytes} of LiTS 117 slices (HU clipped at -1024, as stored), one series,
+    slice k at k * z_mm; ``keep`` limits the slices given."""
+    return {f"IM{k:04d}.dcm": _dicom_bytes(np.maximum(hu[k], -1024), z_mm * k, k + 1)
+            for k in (range(len(hu)) if keep is None else keep)}
+
+
+def test_a_series_exported_twice_is_read_once_and_repeats_at_one_position_are_dropped(predictor, sample_volume):
+    """A study exported twice into one folder held every slice twice: its volume came out doubled,
+    with no spacing (the median step was 0). The repeats are read once, with a warning, and the
+    volume is that of the series given once; two different images at one position keep the first."""
+    from hepatoscan.measure import measure
+
+    _, hu, _ = sample_volume
+    once = _lits_series(hu[40:72])
+    twice = {**once, **{f"copy/{k}": v for k, v in once.items()}}
+    reference, scan = load_scan(_zip(once), "once.zip"), load_scan(_zip(twice), "twice.zip")
+    assert np.array_equal(scan.pixels, reference.pixels) and scan.spacing_mm == reference.spacing_mm
+    assert any("32 files repeated an image already read" in w for w in scan.warnings)
+    volume = measure(predictor.segment(scan)).volume
+    assert volume.liver_volume_ml == measure(predictor.segment(reference)).volume.liver_volume_ml > 0
+    other = dict(once)
+    other["IM9999.dcm"] = _dicom_bytes(np.maximum(hu[60], -1024), 2.0 * 10, 99)  # a second image at slice 10's place
+    scan = load_scan(_zip(other), "repeat.zip")
+    assert np.array_equal(scan.pixels, reference.pixels)  # IM0010 comes first and is kept
+    assert any("1 image lay at the position of another image" in w for w in scan.warnings)
+
+
+def test_a_series_with_missing_slices_says_so(sample_volume):
+    """Slices missing inside a series (an interrupted transfer) make every volume too small; the
+    load says how many are missing and where the largest gap is; a complete series says nothing."""
+    _, hu, _ = sample_volume
+    complete = load_scan(_zip(_lits_series(hu[40:72])), "complete.zip")
+    assert not any("gap" in w for w in complete.warnings)
+    scan = load_scan(_zip(_lits_series(hu[40:72], keep=[k for k in range(32) if not 10 <= k < 16])), "gap.zip")
+    assert scan.pixels.shape[0] == 26 and scan.spacing_mm[0] == pytest.approx(2.0)
+    assert any("1 gap (the largest 14.0 mm, where slices lie 2 mm apart): about 6 slices missing" in w
+               for w in scan.warnings)
+
+
+def test_an_archive_of_nifti_volumes(sample_volume):
+    """A .zip holding one NIfTI volume (and a note) is read as the volume, the note ignored with a
+    warning; a .zip of two volumes is refused with what to do, not 'no DICOM images found'."""
+    path, _, _ = sample_volume
+    data = path.read_bytes()
+    scan = load_scan(_zip({"case/ct.nii.gz": data, "case/README.txt": b"LiTS 117"}), "case.zip")
+    assert np.array_equal(scan.pixels, load_scan(path).pixels) and scan.is_hu
+    assert any("1 other file beside the volume was ignored" in w for w in scan.warnings)
+    with pytest.raises(InputError, match=r"2 NIfTI volumes \('a.nii.gz', 'b.nii.gz'\); one input is one study"):
+        load_scan(_zip({"a.nii.gz": data, "b.nii.gz": data}), "two.zip")
+
+
 def _zip(entries: dict) -> bytes:
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:

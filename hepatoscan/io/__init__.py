@@ -171,7 +171,31 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
     images = [f for f in files if is_image_name(f[0])]
     if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):
         return _image_stack_scan(images, len(files) - len(images), name, limits)
+    volumes = [f for f in files if f[0].lower().endswith(NIFTI_SUFFIXES)]
+    if volumes and not images and not any(dicom.is_dicom(read()) for f, read in files if f not in volumes):
+        return _nifti_in_archive(volumes, len(files) - len(volumes), name, limits)
     return _dicom_series_scan(files, name, limits, series)
+
+
+NIFTI_SUFFIXES = (".nii", ".nii.gz")
+
+
+def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: int, name: str,
+                      limits: LoadLimits) -> Scan:
+    """A folder or .zip whose images are NIfTI volumes: the one volume, read as if given alone (the
+    other files ignored, with a warning); several are refused, as one input is one study."""
+    if len(volumes) > 1:
+        listed = ", ".join(f"'{PurePosixPath(f).name}'" for f, _ in volumes[:4]) + (", ..." if len(volumes) > 4 else "")
+        raise InputError(f"{name}: {count(len(volumes), 'NIfTI volume')} ({listed}); one input is one study. Give "
+                         "each volume on its own (the CLI takes several files, or a folder of them, at once).")
+    entry, read = volumes[0]
+    try:
+        scan = _from_bytes(read(), entry, limits, None)
+    except InputError as e:  # say which archive or folder the volume came from
+        raise type(e)(f"{name}: {e}") from e
+    if n_other:
+        scan.warnings.append(f"{count(n_other, 'other file')} beside the volume {'was' if n_other == 1 else 'were'} ignored.")
+    return scan
 
 
 def _dicom_series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits,

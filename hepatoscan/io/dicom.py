@@ -361,6 +361,53 @@ def _slice_position(ds) -> float | None:
     return float(ipp[2])
 
 
+# Two slices closer than this along the normal share a position; spacing steps above GAP_FACTOR
+# times the series' median step are gaps (slices missing).
+SAME_POSITION_MM = 0.01
+GAP_FACTOR = 1.5
+
+
+def _one_per_position(datasets: list) -> tuple[list, list[str]]:
+    """Ordered (file, header) pairs -> the first at each position, and a warning where any were
+    dropped: the same image twice (a study exported twice into one folder), or two images at one
+    position (a repeated acquisition), which would count twice in every volume."""
+    kept, same_image, same_place, last, seen = [], 0, 0, None, set()
+    for f, ds in datasets:
+        position, uid = _slice_position(ds), str(getattr(ds, "SOPInstanceUID", "") or "")
+        if last is not None and abs(position - last) < SAME_POSITION_MM:
+            same_image += (uid, position) in seen
+            same_place += (uid, position) not in seen
+            continue
+        kept.append((f, ds))
+        seen.add((uid, position))
+        last = position
+    warnings = []
+    if same_image:
+        warnings.append(f"{count(same_image, 'file')} repeated an image already read (the same SOP instance "
+                        f"at the same position) and {'was' if same_image == 1 else 'were'} read once.")
+    if same_place:
+        warnings.append(f"{count(same_place, 'image')} lay at the position of another image of the series "
+                        "(a repeated acquisition?); the first at each position was kept. If that is the "
+                        "wrong one, give the images of one acquisition alone.")
+    return kept, warnings
+
+
+def _gap_warnings(positions: list[float]) -> list[str]:
+    """Sorted slice positions (mm) -> a warning where slices are missing: a step over GAP_FACTOR
+    times the median. Volumes count the slices present, so they come out too small."""
+    steps = np.diff(positions)
+    if len(steps) < 2:
+        return []
+    dz = float(np.median(steps))
+    gaps = steps[steps > GAP_FACTOR * dz]
+    if dz <= 0 or not len(gaps):
+        return []
+    missing = int(round(float(np.sum(gaps)) / dz - len(gaps)))
+    return [f"The series has {count(len(gaps), 'gap')} (the largest {float(gaps.max()):.1f} mm, where slices lie "
+            f"{dz:.3g} mm apart): about {count(missing, 'slice')} missing. Volumes in mL count only the slices "
+            "present, and the NIfTI masks assume even spacing; give the complete series for true volumes."]
+
+
 def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
     """Ordered (file name, header) pairs -> (Z, H, W) HU. Each file is read and decoded again,
     one at a time, straight into one array: the encoded series is never all in memory."""
@@ -436,6 +483,10 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         order = np.argsort([int(getattr(ds, "InstanceNumber", 0) or 0) for _, ds in datasets], kind="stable")
         warnings.append("ImagePositionPatient missing: slices ordered by InstanceNumber.")
     datasets = [datasets[i] for i in order]
+    if all(p is not None for p in positions):
+        datasets, repeated = _one_per_position(datasets)
+        positions = [_slice_position(ds) for _, ds in datasets]
+        warnings += repeated + _gap_warnings(positions)
     pixels = _stack_slices(datasets, readers, name)
     first = datasets[0][1]
     ps = _pixel_spacing(first)
