@@ -42,7 +42,6 @@ _limit_malloc_arenas()
 import gradio as gr  # noqa: E402
 
 from hepatoscan import __version__  # noqa: E402
-from hepatoscan.config import IMAGE_SUFFIXES  # noqa: E402
 from hepatoscan.errors import HepatoScanError  # noqa: E402
 from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
@@ -58,7 +57,9 @@ ROOT = Path(__file__).resolve().parent
 SAMPLES = ROOT / "samples"
 CONCURRENCY = 2  # requests segmented at once; each has its own interpreter
 MAX_UPLOAD = "512mb"
-FILE_TYPES = [*IMAGE_SUFFIXES, ".dcm", ".zip", ".nii", ".gz"]
+# No file_types filter on the uploads: Gradio refuses a file whose name is not in the list, and most
+# DICOM files have no extension (IM0001, 1.2.840...) or a vendor's (.IMA). The loader says what
+# it cannot read, and what to give instead.
 REQUEST_FILES_TTL_S = 15 * 60  # per-request folders older than this are removed
 COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232"}
 CSS = """
@@ -111,10 +112,32 @@ def _patient(name, pid, age, sex, date, physician, notes) -> PatientInfo:
 
 
 def _file_path(file) -> str:
-    if file is None:
-        raise gr.Error("No file uploaded. Choose a CT image (PNG/JPG), a DICOM file, a .zip of a DICOM series "
-                       "or of one series' PNG/JPG slices, or a NIfTI volume, then press Segment.")
     return file if isinstance(file, str) else getattr(file, "name", None) or file["path"]
+
+
+def _input_path(files, folder: Path) -> str:
+    """The upload (one file, or a list of them: the files of a DICOM series or one series' image
+    slices chosen together) -> one path for the library: the file itself, or a folder in ``folder``
+    named for them ("upload_78_files", the name results and downloads carry) holding links to all
+    of them under their own names (a name met twice gets a number)."""
+    paths = [_file_path(f) for f in (files if isinstance(files, (list, tuple)) else [files]) if f]
+    if not paths:
+        raise gr.Error("No file uploaded. Choose a CT image (PNG/JPG), a DICOM file or all the files of a "
+                       "DICOM series, a .zip of a series or of one series' PNG/JPG slices, or a NIfTI volume, "
+                       "then press Segment.")
+    if len(paths) == 1:
+        return paths[0]
+    target = folder / f"upload_{len(paths)}_files"
+    target.mkdir()
+    for path in paths:
+        name, k = Path(path).name, 2
+        while (target / name).exists():
+            name, k = f"{Path(path).stem}_{k}{Path(path).suffix}", k + 1
+        try:
+            (target / name).symlink_to(Path(path).resolve())
+        except OSError:  # no symbolic links here (some file systems): a copy does the same
+            shutil.copyfile(path, target / name)
+    return str(target)
 
 
 class HepatoScanApp:
@@ -132,8 +155,8 @@ class HepatoScanApp:
 
     def run(self, file, spacing, patient: PatientInfo, progress=None,
             slice_spacing=None, series: str = "") -> tuple[Result, Path]:
-        path = _file_path(file)
         folder = self.files.new()
+        path = _input_path(file, folder)
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
         try:
             with self.pool.get() as predictor:
@@ -250,9 +273,10 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         state = gr.State(None, time_to_live=REQUEST_FILES_TTL_S)
         with gr.Row(equal_height=False):
             with gr.Column(scale=2, min_width=300) as left_column:
-                upload = gr.File(label="CT image or study", file_types=FILE_TYPES, type="filepath", elem_id="upload")
+                upload = gr.File(label="CT image or study", file_count="multiple", type="filepath", elem_id="upload",
+                                 height=260)  # a long series scrolls inside the box
                 gr.Markdown("PNG/JPG/WebP, DICOM, NIfTI, a multi-page TIFF, or a .zip of a DICOM series or of one "
-                            "series' PNG/JPG slices.",
+                            "series' PNG/JPG slices; or choose all the files of one series at once.",
                             elem_id="formats")
                 with gr.Row():
                     spacing = gr.Number(label="Pixel spacing (mm)", info="PNG/JPG only; 0 if unknown (pixels)",
@@ -274,9 +298,9 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                         physician = gr.Textbox(label="Referring physician")
                     notes = gr.Textbox(label="Notes", lines=2)
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
-                examples = [[str(p)] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
-                examples.append([str(SAMPLES / "lits117_volume.nii.gz")])
-                examples.append([str(SAMPLES / "lits117_w350_slices.zip")])  # 64 PNG slices of one series
+                examples = [[[str(p)]] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
+                examples.append([[str(SAMPLES / "lits117_volume.nii.gz")]])
+                examples.append([[str(SAMPLES / "lits117_w350_slices.zip")]])  # 64 PNG slices of one series
             with gr.Column(scale=3, min_width=320):
                 summary = gr.Markdown("### Result\nUpload a CT image or study and press **Segment**, or "
                                       "click an example.", elem_id="summary")
@@ -309,11 +333,12 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         slider.release(handlers.show_slice, [state, slider], ui_outputs[:6], api_visibility="private")
         api_out = [gr.JSON(visible=False), gr.File(visible=False), gr.File(visible=False)]
         api_button = gr.Button(visible=False)
-        api_button.click(handlers.segment_api, [upload, spacing, *patient_inputs], api_out, api_name="segment",
+        api_file = gr.File(label="CT image or study", type="filepath", visible=False)  # the API takes one file
+        api_button.click(handlers.segment_api, [api_file, spacing, *patient_inputs], api_out, api_name="segment",
                          concurrency_limit=CONCURRENCY)
-        api_button.click(handlers.segment_series_api, [upload, spacing, slice_spacing, *patient_inputs], api_out,
+        api_button.click(handlers.segment_series_api, [api_file, spacing, slice_spacing, *patient_inputs], api_out,
                          api_name="segment_series", concurrency_limit=CONCURRENCY)
-        api_button.click(handlers.segment_masks_api, [upload, spacing, slice_spacing, *patient_inputs],
+        api_button.click(handlers.segment_masks_api, [api_file, spacing, slice_spacing, *patient_inputs],
                          [*api_out, gr.File(visible=False)], api_name="segment_masks", concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo

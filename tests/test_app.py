@@ -223,6 +223,39 @@ def test_handler_zip_of_separate_images_shows_them_image_by_image(handlers, tmp_
     assert ["Image 1: file", sorted(names)[1]] in rows  # natural name order, not the archive's
 
 
+def _extensionless_series(folder: Path, first: int = 56, n: int = 16) -> list[Path]:
+    """LiTS 117 slices as a DICOM series whose files have no extension (IM000, IM001, ...), as
+    PACS exports and CDs name them."""
+    import numpy as np
+
+    from hepatoscan.io import load_scan
+    from test_dicom_seg import _feet_first_series
+
+    folder.mkdir()
+    _feet_first_series(folder, np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[first:first + n])
+    files = []
+    for f in sorted(folder.iterdir()):
+        files.append(f.rename(f.with_suffix("")))
+    return files
+
+
+def test_handler_several_files_chosen_together_are_one_series(handlers, tmp_path):
+    """The files of a DICOM series chosen together (no zip), with no extension: segmented as the
+    series they are, with the same masks as their folder; one of them alone is one slice."""
+    import numpy as np
+
+    from hepatoscan.io import load_scan
+
+    files = _extensionless_series(tmp_path / "series")
+    out = handlers.segment_ui([str(f) for f in files], 0, 0, *[""] * 7, progress=None)
+    state, summary = out[10], out[6]
+    assert summary.startswith("### Result\nVolume of 16 slices. Liver ")
+    assert state.scan.name == "upload_16_files" and Path(out[7]).name == "hepatoscan_upload_16_files.pdf"
+    assert np.array_equal(state.scan.pixels, load_scan(tmp_path / "series").pixels)
+    single = handlers.segment_ui([str(files[8])], 0, 0, *[""] * 7, progress=None)[10]
+    assert single.scan.n_slices == 1 and single.scan.is_hu
+
+
 def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
     """The sample zip: slices 32 to 95 of LiTS 117 exported at W350/L50 as PNGs, one series."""
     import numpy as np
@@ -367,6 +400,15 @@ def test_api_bad_input_and_server_keeps_serving(client, tmp_path):
     assert data["summary"]["liver_area_px"] > 0
 
 
+def test_api_takes_a_dicom_file_without_an_extension(client, tmp_path):
+    """Most DICOM files have no extension; the upload used to refuse them ("Invalid file type")."""
+    from gradio_client import handle_file
+
+    files = _extensionless_series(tmp_path / "series", n=3)
+    data, _, _ = client.predict(handle_file(str(files[1])), 0, *[""] * 7, api_name="/segment")
+    assert data["summary"]["liver_area_mm2"] > 0 and data["summary"]["units"] == "mm"
+
+
 def test_load_20_concurrent_then_memory_after_100(client, server):
     """20 users at once get the same answer, and 100 more requests leave the server's memory flat.
     One gradio_client Client per thread, as separate users have: one Client shared by parallel
@@ -445,6 +487,39 @@ def test_browser_volume_slider_shows_another_slice(server):
         shown = int(page.locator("#slice input[type=number]").input_value())
         page.get_by_text(f"Slice {shown}: liver area").wait_for(timeout=30_000)
         assert shown != opened and not page.get_by_text(f"Slice {opened}: liver area").is_visible()
+        browser.close()
+
+
+@pytest.mark.browser
+def test_browser_several_dicom_files_chosen_at_once(server, tmp_path):
+    """The file picker takes all the files of a series at once (no zip, no extension): one volume."""
+    from playwright.sync_api import sync_playwright
+
+    files = _extensionless_series(tmp_path / "series")
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server[0])
+        page.locator("#upload input[type=file]").set_input_files([str(f) for f in files])
+        page.locator("#segment").click()
+        page.locator("#pdf a").first.wait_for(timeout=90_000)
+        assert "Volume of 16 slices" in page.locator("#summary").inner_text()
+        page.screenshot(path=str(ARTIFACTS / "app_several_files.png"), full_page=True)
+        browser.close()
+
+
+@pytest.mark.browser
+def test_browser_an_example_runs_on_click(server):
+    """The examples feed the multiple-file upload: a click segments the sample slice."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server[0])
+        page.get_by_text("lits117_z064_w350.png").first.click()
+        page.locator("#pdf a").first.wait_for(timeout=90_000)
+        assert page.locator("#summary").inner_text().startswith("Result\n\nLiver ")
         browser.close()
 
 
