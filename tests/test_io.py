@@ -472,6 +472,32 @@ def test_study_with_reformats_uses_its_axial_series(sample_volume):
                in w for w in scan.warnings), scan.warnings
 
 
+def test_a_zip_of_two_patients_says_so(sample_volume):
+    """Two series of one patient (two phases) read as before; two series of two patients (PatientID,
+    or else StudyInstanceUID, differs) add a warning to check which one was used."""
+    import pydicom
+
+    _, hu, _ = sample_volume
+    hu = np.maximum(hu, -1024).astype(np.int16)
+
+    def series(uid, first, n, patient, study):
+        files = []
+        for k in range(n):
+            ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(hu[first + k], 2.5 * k, k + 1, series_uid=uid)))
+            ds.PatientID, ds.StudyInstanceUID = patient, study
+            buf = io.BytesIO()
+            ds.save_as(buf)
+            files.append((f"{uid}/IM{k}.dcm", buf.getvalue()))
+        return files
+
+    same = load_scan(_zip_files(series("1.1", 50, 6, "P1", "9.1") + series("1.2", 60, 4, "P1", "9.1")), "one.zip")
+    assert np.array_equal(same.pixels, hu[50:56]) and not any("come from" in w for w in same.warnings)
+    two = load_scan(_zip_files(series("1.1", 50, 6, "P1", "9.1") + series("1.2", 60, 4, "P2", "9.2")), "two.zip")
+    assert any("The files come from 2 patients (PatientID differs" in w for w in two.warnings)
+    studies = load_scan(_zip_files(series("1.1", 50, 6, "", "9.1") + series("1.2", 60, 4, "", "9.2")), "s.zip")
+    assert any("The files come from 2 studies (StudyInstanceUID differs" in w for w in studies.warnings)
+
+
 def test_rotated_coronal_series_is_segmented_as_given_with_a_warning(sample_volume):
     """A coronal series turned 45 degrees in its plane cannot be resliced by flips: it is read as
     given, with the warning, instead of failing."""

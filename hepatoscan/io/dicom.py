@@ -313,10 +313,22 @@ def _choose_series(by_series: dict[str, list]) -> tuple[list, list[str]]:
     if len(ranked) - 1 > MAX_SERIES_LISTED:
         others.append(f"{len(ranked) - 1 - MAX_SERIES_LISTED} more")
     kind = "axial " if plane(chosen[0][1]) == "axial" else ""
-    return chosen, [f"{len(by_series)} series found; the largest {kind}one was used: {_series_label(chosen)}. "
-                    f"Also there: {'; '.join(others)}. To segment another (another contrast phase, say), "
-                    "name it (its number or a word of its description) in the app's Series field or with the "
-                    "CLI's --series, or give that series' files alone."]
+    warnings = [f"{len(by_series)} series found; the largest {kind}one was used: {_series_label(chosen)}. "
+                f"Also there: {'; '.join(others)}. To segment another (another contrast phase, say), "
+                "name it (its number or a word of its description) in the app's Series field or with the "
+                "CLI's --series, or give that series' files alone."]
+    return chosen, warnings + _mixed_patients_warning([members[0][1] for members in by_series.values()])
+
+
+def _mixed_patients_warning(headers: list) -> list[str]:
+    """One header per series -> a warning where they come from more than one patient (PatientID) or
+    study (StudyInstanceUID): the series used may not be the patient the user means."""
+    for attribute, what in (("PatientID", "patients"), ("StudyInstanceUID", "studies")):
+        values = {str(getattr(ds, attribute, "") or "").strip() for ds in headers} - {""}
+        if len(values) > 1:
+            return [f"The files come from {len(values)} {what} ({attribute} differs between series): check that "
+                    "the series used is the one you mean, or give one patient's study at a time."]
+    return []
 
 
 def _named_series(by_series: dict[str, list], wanted: str, name: str) -> list:
