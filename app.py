@@ -154,7 +154,9 @@ class HepatoScanApp:
         self.files.cleanup()
 
     def run(self, file, spacing, patient: PatientInfo, progress=None,
-            slice_spacing=None, series: str = "") -> tuple[Result, Path]:
+            slice_spacing=None, series: str = "") -> tuple[Result, Path, Path | None]:
+        """Segment and measure the upload -> (result, the request's folder, its PDF report there, or
+        None where the PDF failed: logged, and the result is kept rather than lost for it)."""
         folder = self.files.new()
         path = _input_path(file, folder)
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
@@ -164,15 +166,19 @@ class HepatoScanApp:
                                  pixel_spacing_mm=float(spacing) if spacing else None, progress=report,
                                  slice_spacing_mm=float(slice_spacing) if slice_spacing else None,
                                  series=(series or "").strip() or None)
-            pdf = folder / f"hepatoscan_{result.scan.name}.pdf"
-            pdf.write_bytes(result.report_pdf(patient))
         except HepatoScanError as e:
             raise gr.Error(str(e)) from e
         except Exception as e:  # a bug must never show a traceback or stop the app
             log.exception("internal error on %s", path)
             raise gr.Error(f"Internal error ({type(e).__name__}). The app is still running; "
                            "please report this file to the HepatoScan team.") from e
-        return result, pdf
+        pdf = folder / f"hepatoscan_{result.scan.name}.pdf"
+        try:
+            pdf.write_bytes(result.report_pdf(patient))
+        except Exception:  # a full disk or a bug in the report must not discard the segmentation
+            log.exception("could not write the PDF report of %s", path)
+            pdf = None
+        return result, folder, pdf
 
     @staticmethod
     def views_for(result: Result, z: int):
@@ -185,8 +191,8 @@ class HepatoScanApp:
 
     def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes, series="",
                    progress=gr.Progress()):
-        result, pdf = self.run(file, spacing, _patient(name, pid, age, sex, date, physician, notes), progress,
-                               slice_spacing, series)
+        patient = _patient(name, pid, age, sex, date, physician, notes)
+        result, folder, pdf = self.run(file, spacing, patient, progress, slice_spacing, series)
         z = result.default_slice
         n = result.scan.n_slices
         kind = "Image" if result.measurements.separate_images else "Slice"
@@ -194,13 +200,16 @@ class HepatoScanApp:
                            label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
         summary += "".join(f"\n\n**{message_label(w)}:** {w}" for w in result.warnings)
-        archive = self.archive(result, pdf.parent)
+        archive = self.archive(result, folder)
         if archive is None:
             summary += ("\n\n**Warning:** the masks could not be written for download (see the app's log); "
                         "the result shown and the PDF are complete.")
-        outputs = (*self.views_for(result, z), summary, str(pdf), result.summary(), slider, result,
-                   None if archive is None else str(archive))
-        self.keeper.submit(self.keep_on_disk, result, pdf.parent)
+        if pdf is None:
+            summary += ("\n\n**Warning:** the PDF report could not be made (see the app's log); the result "
+                        "shown and the masks download are complete.")
+        outputs = (*self.views_for(result, z), summary, None if pdf is None else str(pdf), result.summary(),
+                   slider, result, None if archive is None else str(archive))
+        self.keeper.submit(self.keep_on_disk, result, folder)
         return outputs
 
     @staticmethod
@@ -251,17 +260,17 @@ class HepatoScanApp:
 
     def _api_outputs(self, file, pixel_spacing_mm, slice_spacing_mm, *patient, masks: bool = False) -> tuple:
         """(measurements JSON, PDF path, overlay PNG path, masks .zip path or None)."""
-        result, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm)
-        overlay = pdf.with_name("overlay.png")
+        result, folder, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm)
+        overlay = folder / "overlay.png"
         write_png(result.views(result.default_slice)["overlay"], overlay)
         archive = None
         if masks:
-            archive = self.archive(result, pdf.parent)
+            archive = self.archive(result, folder)
             if archive is None:
                 raise gr.Error("The masks could not be written (see the app's log); try again, or use "
                                "/segment_series for the measurements, PDF and overlay alone.")
         document = json.loads(json.dumps(result.document(), default=str))
-        return document, str(pdf), str(overlay), None if archive is None else str(archive)
+        return document, None if pdf is None else str(pdf), str(overlay), None if archive is None else str(archive)
 
 
 def build_app(handlers: HepatoScanApp) -> gr.Blocks:

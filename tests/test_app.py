@@ -256,6 +256,21 @@ def test_handler_several_files_chosen_together_are_one_series(handlers, tmp_path
     assert single.scan.n_slices == 1 and single.scan.is_hu
 
 
+def test_a_failed_pdf_keeps_the_result(handlers, monkeypatch):
+    """A PDF that cannot be made (a full disk, a bug in the report) no longer discards the
+    segmentation: the page shows the result and the masks download, with a warning, and no PDF."""
+    from hepatoscan.pipeline import Result
+
+    def broken(self, patient=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Result, "report_pdf", broken)
+    out = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, 0, *[""] * 7, progress=None)
+    summary, pdf, archive = out[6], out[7], out[11]
+    assert summary.startswith("### Result\nLiver ") and "the PDF report could not be made" in summary
+    assert pdf is None and Path(archive).exists()
+
+
 def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
     """The sample zip: slices 32 to 95 of LiTS 117 exported at W350/L50 as PNGs, one series."""
     import numpy as np
