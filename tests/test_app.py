@@ -290,6 +290,24 @@ def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
     assert [f"Slice {z}: file", f"lits117_w350/IM{32 + z}.png"] in [list(r) for r in table["data"]]
 
 
+def test_handler_png_slices_chosen_together_are_the_zip_they_came_from(handlers, tmp_path):
+    """The 64 PNG slices of the sample zip chosen as 64 files (in shuffled order): one stack, in
+    natural file-name order, with the zip's masks."""
+    import random
+    import zipfile
+
+    import numpy as np
+
+    with zipfile.ZipFile(SAMPLES / "lits117_w350_slices.zip") as z:
+        z.extractall(tmp_path / "slices")
+    files = [str(f) for f in (tmp_path / "slices").rglob("*.png")]
+    random.Random(0).shuffle(files)
+    chosen = handlers.segment_ui(files, 0, 0, *[""] * 7, progress=None)[10]
+    zipped = handlers.segment_ui(str(SAMPLES / "lits117_w350_slices.zip"), 0, 0, *[""] * 7, progress=None)[10]
+    assert chosen.scan.n_slices == 64 and chosen.scan.source_format == "png-stack"
+    assert np.array_equal(np.asarray(chosen.segmentation.liver), np.asarray(zipped.segmentation.liver))
+
+
 @pytest.mark.parametrize("content,name,words", [
     (b"", "empty.png", "empty"),
     (b"not an image at all", "x.png", "not a readable image"),
