@@ -43,6 +43,7 @@ import gradio as gr  # noqa: E402
 
 from hepatoscan import __version__  # noqa: E402
 from hepatoscan.errors import HepatoScanError  # noqa: E402
+from hepatoscan.io.gather import gather_files  # noqa: E402
 from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
@@ -127,17 +128,7 @@ def _input_path(files, folder: Path) -> str:
                        "then press Segment.")
     if len(paths) == 1:
         return paths[0]
-    target = folder / f"upload_{len(paths)}_files"
-    target.mkdir()
-    for path in paths:
-        name, k = Path(path).name, 2
-        while (target / name).exists():
-            name, k = f"{Path(path).stem}_{k}{Path(path).suffix}", k + 1
-        try:
-            (target / name).symlink_to(Path(path).resolve())
-        except OSError:  # no symbolic links here (some file systems): a copy does the same
-            shutil.copyfile(path, target / name)
-    return str(target)
+    return str(gather_files(paths, folder / f"upload_{len(paths)}_files"))
 
 
 class HepatoScanApp:

@@ -17,6 +17,7 @@ import argparse
 import csv
 import logging
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -131,8 +132,6 @@ def _totals(summary: dict) -> dict:
 
 
 def segment_command(args) -> int:
-    from .config import LoadLimits
-    from .pipeline import analyze, write_outputs
     from .predictor import DEFAULT_MODEL_DIR, Predictor
     from .report import PatientInfo
 
@@ -156,6 +155,39 @@ def segment_command(args) -> int:
     if not inputs:
         log.error("no inputs found in %s", args.inputs)
         return 2
+    with tempfile.TemporaryDirectory(prefix="hepatoscan_") as scratch:
+        inputs, shown = _listed_files_as_one(inputs, args.stack, Path(scratch))
+        return _segment_inputs(args, predictor, patient, out, inputs, shown)
+
+
+def _listed_files_as_one(inputs: list[Path], stack: bool, scratch: Path) -> tuple[list[Path], dict]:
+    """With --stack, the image and DICOM files listed one by one (a shell glob of a series) become
+    one input, a folder of links to them in ``scratch`` named for their folder; without it, a hint
+    when several DICOM files were so listed. -> (inputs, {input: how summary.csv names it})."""
+    listed = [p for p in inputs if p.is_file() and (p.name.lower().endswith(IMAGE_SUFFIXES) or _is_dicom_file(p))]
+    if not stack:
+        dicom = [p for p in listed if _is_dicom_file(p)]
+        if len(dicom) >= 3:
+            log.info("%d DICOM files were given one by one, so each is one slice; to segment them as one series "
+                     "(a volume), give their folder or add --stack", len(dicom))
+        return inputs, {}
+    if len(listed) < 2:
+        return inputs, {}
+    from .io.gather import gather_files
+
+    parents = {p.parent.resolve() for p in listed}
+    name = next(iter(parents)).name if len(parents) == 1 and next(iter(parents)).name else "stack"
+    folder = gather_files(listed, scratch / name)
+    first = inputs.index(listed[0])
+    rest = [p for p in inputs if p not in listed]
+    return rest[:first] + [folder] + rest[first:], {folder: f"{len(listed)} files ({listed[0]} ... {listed[-1]})"}
+
+
+def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], shown: dict) -> int:
+    """Segment each input, write its outputs and summary.csv; -> the exit code (1 if any failed)."""
+    from .config import LoadLimits
+    from .pipeline import analyze, write_outputs
+
     if not args.stack:
         for folder in (Path(p) for p in args.inputs if Path(p).is_dir() and Path(p) not in inputs):
             if looks_like_a_series(sorted(f for f in inputs if f.parent == folder)):
@@ -165,7 +197,7 @@ def segment_command(args) -> int:
     for i, path in enumerate(inputs, 1):
         label = f"[{i}/{len(inputs)}] {path.name}"
         t0 = time.perf_counter()
-        row = {"input": str(path), "status": "ok", "message": "", "output_dir": "", "slices": "",
+        row = {"input": shown.get(path, str(path)), "status": "ok", "message": "", "output_dir": "", "slices": "",
                "liver": "", "tumor": "", "units": "", "lesion_count": "", "seconds": ""}
         try:
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
@@ -209,9 +241,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--slice-spacing", type=float, metavar="MM",
                    help="distance between slices for a stack of PNG/JPG slices (with --pixel-spacing: volumes in mL)")
     s.add_argument("--stack", action="store_true",
-                   help="a folder of PNG/JPG files is one series' slices: one study, one report, one display "
-                        "window shared by its slices (default: each file on its own; a .zip of images is "
-                        "always one stack)")
+                   help="a folder of PNG/JPG files, or the image or DICOM files listed (a shell glob of one "
+                        "series), is one series' slices: one study, one report, one display window shared by "
+                        "its slices (default: each file on its own; a .zip of images is always one stack)")
     s.add_argument("--series", metavar="WHICH",
                    help="of a DICOM study with several series (contrast phases, reformats), the one to segment: "
                         "its series number, SeriesInstanceUID or a word of its description (e.g. portal); "

@@ -83,6 +83,29 @@ def test_cli_reports_a_folder_with_nothing_to_read_instead_of_dropping_it(tmp_pa
     assert "the folder is empty" in rows[0]["message"] and "readme.txt" in rows[2]["message"]
 
 
+def test_cli_stack_makes_the_dicom_files_listed_one_series(tmp_path, sample_volume):
+    """`hepatoscan segment series/* --stack`: the files of a series listed one by one (extension-less
+    DICOM) are one volume, as their folder is; without --stack each is a slice, with a hint."""
+    from test_dicom_seg import _feet_first_series
+
+    series = tmp_path / "series"
+    series.mkdir()
+    _feet_first_series(series, sample_volume[1][60:68])
+    files = [f.rename(f.with_suffix("")) for f in sorted(series.iterdir())]
+    r = run_cli(*files, "--stack", "--out", tmp_path / "stacked")
+    rows = list(csv.DictReader((tmp_path / "stacked" / "summary.csv").open()))
+    assert r.returncode == 0 and len(rows) == 1 and rows[0]["slices"] == "8" and rows[0]["units"] == "mL"
+    assert rows[0]["input"].startswith("8 files (") and Path(rows[0]["output_dir"]).name == "series"
+    folder = run_cli(series, "--out", tmp_path / "folder")
+    assert folder.returncode == 0
+    as_folder = json.loads((tmp_path / "folder" / "series" / "measurements.json").read_text())["summary"]
+    as_listed = json.loads((tmp_path / "stacked" / "series" / "measurements.json").read_text())["summary"]
+    assert as_listed["liver_volume_ml"] == as_folder["liver_volume_ml"] > 0
+    r = run_cli(*files[:4], "--out", tmp_path / "apart")
+    assert "4 DICOM files were given one by one" in r.stderr
+    assert len(list(csv.DictReader((tmp_path / "apart" / "summary.csv").open()))) == 4
+
+
 def test_cli_pixel_spacing_gives_millimetres(tmp_path):
     r = run_cli(SAMPLES / "lits117_z080_w350.png", "--out", tmp_path, "--pixel-spacing", "0.8")
     assert r.returncode == 0, r.stderr
