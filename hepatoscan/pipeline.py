@@ -171,7 +171,8 @@ class Result:
             text = (f"{s['slices']} separate images: liver in {s['images_with_liver']}, tumor in "
                     f"{s['images_with_tumor']}, {count(s['lesion_count'], 'lesion')} in all; the figures are per image.")
         elif self.measurements.volume is not None:
-            liver = f"{s['liver_volume_ml']:,.0f} mL" if s["liver_volume_ml"] is not None else f"{s['liver_voxels']:,} voxels"
+            liver = (f"{s['liver_volume_ml']:,.0f} mL" if s["liver_volume_ml"] is not None
+                     else f"{s['liver_voxels']:,} voxels")
             tumor = f"{s['tumor_volume_ml']:.1f} mL" if s["tumor_volume_ml"] is not None else f"{s['tumor_voxels']:,} voxels"
             text = f"Volume of {count(s['slices'], 'slice')}. " + _findings(
                 s["liver_voxels"] > 0, f"Liver {liver}", s["tumor_voxels"] > 0,

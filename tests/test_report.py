@@ -196,18 +196,19 @@ def test_notes_are_labelled_notes_and_warnings_warnings(predictor, sample_volume
     assert "Note The image holds CT numbers" in words and "Warning The image is soft" in words
 
 
-def test_count_words_say_one_and_many():
-    from hepatoscan.wording import count
+def test_counts_and_verbs_agree_with_one_and_many():
+    from hepatoscan.wording import agree, count
 
     assert count(1, "lesion") == "1 lesion" and count(0, "lesion") == "0 lesions"
     assert count(1234, "slice") == "1,234 slices" and count(2, "analysis", "analyses") == "2 analyses"
+    assert agree(1, "was", "were") == "was" and agree(0, "was", "were") == "were"
 
 
 def test_sentence_says_no_tumor_and_no_liver_in_words(predictor, data_dir, sample_pngs, tmp_path):
     """CHAOS CT set 3 (no tumor) exported at W400/L40: a slice through the liver reads "no tumor
     found", one beside the liver (no liver in the expert mask) "No liver found", not "Liver 0 mm²;
-    tumor 0 mm² in 0 lesion(s)", in the app's sentence and at the head of the PDF's measurements; a LiTS 117 slice with tumors counts its lesions in words, and so
-    does the CHAOS volume."""
+    tumor 0 mm² in 0 lesion(s)", in the app's sentence and at the head of the PDF's measurements; a
+    LiTS 117 slice with tumors counts its lesions in words, and so does the CHAOS volume."""
     import io
 
     import nibabel as nib

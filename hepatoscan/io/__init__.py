@@ -20,7 +20,7 @@ import numpy as np
 from ..config import IMAGE_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..scan import Scan
-from ..wording import count
+from ..wording import agree, count
 from . import dicom
 from .image import read_image
 from .nifti import read_nifti
@@ -150,7 +150,8 @@ def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, Callab
             continue
         if base.lower().endswith(ARCHIVE_SUFFIXES) and not base.lower().endswith(".nii.gz"):
             raise UnsupportedFormatError(f"{name}: the archive contains another archive ('{entry}'). "
-                                         "Nested archives are not read: unpack it and zip the files themselves (DICOM or image slices).")
+                                         "Nested archives are not read: unpack it and zip the files themselves "
+                                         "(DICOM or image slices).")
         files.append((entry, _zip_reader(zf, info, name)))
     if not files:
         raise InputError(f"{name}: the archive holds no files. Zip the .dcm files of one series, or its "
@@ -194,7 +195,7 @@ def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: i
     except InputError as e:  # say which archive or folder the volume came from
         raise type(e)(f"{name}: {e}") from e
     if n_other:
-        scan.warnings.append(f"{count(n_other, 'other file')} beside the volume {'was' if n_other == 1 else 'were'} ignored.")
+        scan.warnings.append(f"{count(n_other, 'other file')} beside the volume {agree(n_other, 'was', 'were')} ignored.")
     return scan
 
 
@@ -214,7 +215,8 @@ def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: 
     d = read_image_stack(images, name, limits)
     warnings = d["warnings"]
     if n_ignored:
-        warnings.append(f"{count(n_ignored, 'file')} that {'is' if n_ignored == 1 else 'are'} not {'an image was' if n_ignored == 1 else 'images were'} ignored.")
+        warnings.append(f"{count(n_ignored, 'file')} that {agree(n_ignored, 'is not an image was', 'are not images were')} "
+                        "ignored.")
     log.info("%s: %d image slices read as one stack, in file-name order", name, len(images))
     return _checked(Scan(d["pixels"], d["is_hu"], None, d["format"], _stem(name), {"slice_files": d["files"]},
                          warnings=warnings), limits)

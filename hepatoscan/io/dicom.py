@@ -19,7 +19,7 @@ import numpy as np
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
 from ..quality import colour_fraction, colour_warning
-from ..wording import count
+from ..wording import agree, count
 from .dicom_frames import frame_count, split_frames
 from .dicom_geometry import axial_display_origin, on_patient_axes, plane, reslice_to_axial, slice_axes
 from .image import ct_number_offset, hu_note, stretch_to_grey
@@ -396,7 +396,7 @@ def _one_per_position(datasets: list) -> tuple[list, list[str]]:
     warnings = []
     if same_image:
         warnings.append(f"{count(same_image, 'file')} repeated an image already read (the same SOP instance "
-                        f"at the same position) and {'was' if same_image == 1 else 'were'} read once.")
+                        f"at the same position) and {agree(same_image, 'was', 'were')} read once.")
     if same_place:
         warnings.append(f"{count(same_place, 'image')} lay at the position of another image of the series "
                         "(a repeated acquisition?); the first at each position was kept. If that is the "
@@ -483,7 +483,8 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         datasets, warnings = _choose_series(by_series)
     datasets, localizers = _without_localizers(datasets)
     if localizers:
-        warnings.append(f"{count(localizers, 'localizer (scout) image')} in the series {'was' if localizers == 1 else 'were'} left out.")
+        warnings.append(f"{count(localizers, 'localizer (scout) image')} in the series "
+                        f"{agree(localizers, 'was', 'were')} left out.")
     if len(datasets) > limits.max_slices:
         from ..errors import InputTooLargeError
 
@@ -519,7 +520,8 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     if skipped:
         warnings.append(f"{count(len(skipped), 'non-DICOM or non-image file')} ignored.")
     if derived:
-        warnings.append(f"{count(len(derived), 'segmentation, structure-set or report object')} ignored (no CT image in {'it' if len(derived) == 1 else 'them'}).")
+        warnings.append(f"{count(len(derived), 'segmentation, structure-set or report object')} ignored (no CT "
+                        f"image in {agree(len(derived), 'it', 'them')}).")
     # The headers of the slices as shown, for writing masks back as DICOM (hepatoscan.dicom_seg):
     # single-frame axial files only (a frame of a multi-frame file, or a resliced slice, is no
     # image of its own to refer to).
