@@ -195,7 +195,8 @@ def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: i
     except InputError as e:  # say which archive or folder the volume came from
         raise type(e)(f"{name}: {e}") from e
     if n_other:
-        scan.warnings.append(f"{count(n_other, 'other file')} beside the volume {agree(n_other, 'was', 'were')} ignored.")
+        scan.warnings.append(f"{count(n_other, 'other file')} beside the volume {agree(n_other, 'was', 'were')} "
+                             "ignored.")
     return scan
 
 
@@ -215,8 +216,8 @@ def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: 
     d = read_image_stack(images, name, limits)
     warnings = d["warnings"]
     if n_ignored:
-        warnings.append(f"{count(n_ignored, 'file')} that {agree(n_ignored, 'is not an image was', 'are not images were')} "
-                        "ignored.")
+        what = agree(n_ignored, "is not an image was", "are not images were")
+        warnings.append(f"{count(n_ignored, 'file')} that {what} ignored.")
     log.info("%s: %d image slices read as one stack, in file-name order", name, len(images))
     return _checked(Scan(d["pixels"], d["is_hu"], None, d["format"], _stem(name), {"slice_files": d["files"]},
                          warnings=warnings), limits)
