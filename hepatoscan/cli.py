@@ -32,11 +32,13 @@ INPUT_SUFFIXES = IMAGE_SUFFIXES + (".nii", ".nii.gz", ".zip", ".dcm")
 
 
 def _is_dicom_file(path: Path) -> bool:
+    from .io.dicom import is_dicom
+
     if path.suffix.lower() == ".dcm":
         return True
     try:
         with path.open("rb") as f:
-            return f.read(132)[128:132] == b"DICM"
+            return is_dicom(f.read(132))
     except OSError:
         return False
 

@@ -268,6 +268,32 @@ def test_a_series_exported_twice_is_read_once_and_repeats_at_one_position_are_dr
     assert any("1 image lay at the position of another image" in w for w in scan.warnings)
 
 
+def _bare(data: bytes) -> bytes:
+    """A DICOM file's data set written without the preamble, "DICM" and file meta (implicit VR
+    little endian), as older exports and some research archives hold them."""
+    import pydicom
+    from pydicom.filebase import DicomFileLike
+
+    buf = DicomFileLike(io.BytesIO())
+    buf.is_little_endian, buf.is_implicit_VR = True, True
+    pydicom.filewriter.write_dataset(buf, pydicom.dcmread(io.BytesIO(data)))
+    return buf.parent.getvalue()
+
+
+def test_dicom_without_preamble_reads_as_its_part10_file(sample_volume):
+    """Bare data sets (no preamble, no "DICM") were "not a readable image"; a file and a series of
+    them read as their Part 10 files do, whatever their names."""
+    _, hu, _ = sample_volume
+    slices = _lits_series(hu[40:48])
+    reference = load_scan(_zip(slices), "part10.zip")
+    bare = {name.removesuffix(".dcm"): _bare(data) for name, data in slices.items()}
+    assert bare["IM0003"][128:132] != b"DICM"
+    one = load_scan(bare["IM0003"], "IM0003")
+    assert one.is_hu and np.array_equal(one.pixels[0], reference.pixels[3])
+    series = load_scan(_zip(bare), "bare.zip")
+    assert np.array_equal(series.pixels, reference.pixels) and series.spacing_mm == reference.spacing_mm
+
+
 def test_a_series_with_missing_slices_says_so(sample_volume):
     """Slices missing inside a series (an interrupted transfer) make every volume too small; the
     load says how many are missing and where the largest gap is; a complete series says nothing."""

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import io
 import logging
+import struct
 from typing import Callable
 
 import numpy as np
@@ -37,7 +38,23 @@ SECONDARY_CAPTURE = "1.2.840.10008.5.1.4.1.1.7"  # SOP class root: screenshots, 
 
 
 def is_dicom(data: bytes) -> bool:
+    """A DICOM file: the 128-byte preamble and "DICM" (a Part 10 file), or a bare data set (below)."""
+    return _part10(data) or _bare_dataset(data)
+
+
+def _part10(data: bytes) -> bool:
     return len(data) >= 132 and data[128:132] == b"DICM"
+
+
+def _bare_dataset(data: bytes) -> bool:
+    """A DICOM data set written without the preamble and "DICM" (older exports, some research
+    archives): it opens with a little-endian tag of group 0002 (file meta) or 0008 (identifying),
+    which no image, archive or NIfTI format does (their first bytes are a signature or, for NIfTI,
+    the header size 348)."""
+    if len(data) < 8:
+        return False
+    group, element = struct.unpack("<HH", data[:4])
+    return group in (0x0002, 0x0008) and element < 0x0100
 
 
 def parse(data: bytes, name: str, stop_before_pixels: bool = False):
@@ -48,11 +65,19 @@ def parse(data: bytes, name: str, stop_before_pixels: bool = False):
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=not is_dicom(data), stop_before_pixels=stop_before_pixels)
+        ds = pydicom.dcmread(io.BytesIO(data), force=not _part10(data), stop_before_pixels=stop_before_pixels)
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, AttributeError, OSError) as e:
         raise InputError(f"{name}: not a valid DICOM file ({e}). Export the study again as DICOM.") from e
     if getattr(ds, "buffer", None) is not None:
         ds.buffer = None  # every element is read already; keeping the file's bytes would double the memory
+    if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):  # a bare data set: say how it was encoded
+        from pydicom.dataset import FileMetaDataset
+        from pydicom.uid import ExplicitVRBigEndian, ExplicitVRLittleEndian, ImplicitVRLittleEndian
+
+        implicit, little = getattr(ds, "original_encoding", (True, True))
+        ds.file_meta = getattr(ds, "file_meta", None) or FileMetaDataset()
+        ds.file_meta.TransferSyntaxUID = (ImplicitVRLittleEndian if implicit else
+                                          ExplicitVRLittleEndian if little else ExplicitVRBigEndian)
     return ds
 
 
