@@ -597,6 +597,28 @@ def test_a_normalised_nifti_is_read_as_grey_levels_and_still_segmented(predictor
     assert dice(seg.tumor, labels == 2) >= dice(reference.tumor, labels == 2) - 0.03
 
 
+def test_nifti2_reads_quietly_and_a_nifti_without_orientation_says_so(sample_volume, caplog):
+    """A NIfTI-2 file reads as its NIfTI-1 twin without nibabel's "sizeof_hdr should be 348" and
+    "data code 0 not supported" in the log (it was tried as NIfTI-1 first); a file whose qform and
+    sform codes are both 0 states no orientation, and is read with a warning (LiTS 117 so saved
+    shows upside down), while the sample (sform code 2) is not."""
+    import logging
+
+    path, _, _ = sample_volume
+    img = nib.load(str(path))
+    data = np.asanyarray(img.dataobj)
+    reference = load_scan(path)
+    assert not any("orientation" in w for w in reference.warnings)
+    with caplog.at_level(logging.INFO):
+        two = load_scan(nib.Nifti2Image(data, img.affine).to_bytes(), "two.nii")
+    assert np.array_equal(two.pixels, reference.pixels)
+    assert not [r for r in caplog.records if "sizeof_hdr" in r.getMessage() or "data code" in r.getMessage()]
+    bare = nib.Nifti1Image(data, None)
+    assert int(bare.header["qform_code"]) == int(bare.header["sform_code"]) == 0
+    scan = load_scan(bare.to_bytes(), "bare.nii")
+    assert any("states no orientation (qform and sform codes are 0)" in w for w in scan.warnings)
+
+
 def test_int16_nifti_stays_int16_and_matches_nibabel(sample_volume):
     path, _, _ = sample_volume
     scan = load_scan(path)

@@ -275,6 +275,18 @@ class _ChunkedGzip(io.RawIOBase):
         return done
 
 
+def _nifti_header_size(data: bytes) -> int | None:
+    """sizeof_hdr of a .nii or .nii.gz: 348 for NIfTI-1, 540 for NIfTI-2 (either byte order)."""
+    try:
+        head = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data[:4096], 4) if data[:2] == b"\x1f\x8b" else data[:4]
+    except zlib.error:
+        return None
+    if len(head) < 4:
+        return None
+    little, big = int.from_bytes(head[:4], "little"), int.from_bytes(head[:4], "big")
+    return little if little in (348, 540) else big if big in (348, 540) else None
+
+
 def _open_nifti(data: bytes, name: str):
     """Bytes of a .nii or .nii.gz -> nibabel image whose voxels are read lazily from the stream,
     so the decompressed file is never held in memory beside the voxel array."""
@@ -283,7 +295,8 @@ def _open_nifti(data: bytes, name: str):
     nib = nibabel()
     errors = (nib.filebasedimages.ImageFileError, nib.spatialimages.HeaderDataError,
               nib.wrapstruct.WrapStructError, ValueError, TypeError, EOFError, OSError, zlib.error)
-    for cls in (nib.Nifti1Image, nib.Nifti2Image):
+    classes = (nib.Nifti2Image, nib.Nifti1Image) if _nifti_header_size(data) == 540 else (nib.Nifti1Image, nib.Nifti2Image)
+    for cls in classes:  # the header's own version first: no "sizeof_hdr should be 348" noise for NIfTI-2
         stream = _ChunkedGzip(data) if data[:2] == b"\x1f\x8b" else io.BytesIO(data)
         holder = nib.FileHolder(fileobj=stream)
         try:
@@ -320,8 +333,21 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
         pixels, is_hu, warnings = _nifti_intensities(pixels)
     except InputError as e:
         raise InputError(f"{name}: {e}") from e
-    scan = Scan(pixels, is_hu, spacing, "nifti", _stem(name), warnings=warnings, geometry=geometry)
+    scan = Scan(pixels, is_hu, spacing, "nifti", _stem(name), warnings=warnings + _orientation_warning(img),
+                geometry=geometry)
     return _checked(scan, limits)
+
+
+def _orientation_warning(img) -> list[str]:
+    """A NIfTI whose qform and sform codes are both 0 states no orientation: nibabel then takes its
+    axes as left-anterior-superior ones, which holds for some files and not others (LiTS 117 so
+    saved is shown upside down: liver 512 mL instead of 638)."""
+    header = img.header
+    if int(header["qform_code"]) or int(header["sform_code"]):
+        return []
+    return ["The NIfTI states no orientation (qform and sform codes are 0), so its axes are guessed. If the "
+            "overlay shows the spine at the top, or the liver on the image's right, the masks are poor: save "
+            "the volume with its orientation (as it came from the DICOM) and try again."]
 
 
 # CT in HU puts air at about -1000. A volume with no negative value whose darkest voxels lie near 0
