@@ -206,10 +206,13 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
                              limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing,
                              series=args.series)
             target = _unique_dir(out, _stem(path), used)
-            write_outputs(result, target, pdf=args.pdf, patient=patient)
+            write_outputs(result, target, patient=patient)
+            pdf_failed = args.pdf and not _write_pdf(result, target / "report.pdf", patient, label)
             s = result.summary()
             row.update(output_dir=str(target), slices=s["slices"], lesion_count=s["lesion_count"],
-                       message=" ".join(result.warnings), **_totals(s))
+                       message=" ".join(result.warnings + (["the PDF report could not be written (see the log); "
+                                                            "the other outputs are complete."] if pdf_failed else [])),
+                       **_totals(s))
             log.info("%s: %s", label, result.describe())
         except HepatoScanError as e:
             failed += 1
@@ -228,6 +231,17 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
     log.info("%d of %d inputs done, %d failed; summary in %s", len(rows) - failed, len(rows), failed,
              out / "summary.csv")
     return 1 if failed else 0
+
+
+def _write_pdf(result, path: Path, patient, label: str) -> bool:
+    """The report of ``result`` into ``path``; False (logged) where it cannot be made, so that the
+    masks and measurements already written still count as the input's result."""
+    try:
+        path.write_bytes(result.report_pdf(patient))
+        return True
+    except Exception:  # a full disk or a bug in the report must not turn a done input into a failure
+        log.exception("%s: the PDF report could not be written", label)
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -106,6 +106,23 @@ def test_cli_stack_makes_the_dicom_files_listed_one_series(tmp_path, sample_volu
     assert len(list(csv.DictReader((tmp_path / "apart" / "summary.csv").open()))) == 4
 
 
+def test_cli_a_failed_pdf_leaves_the_input_done(tmp_path, monkeypatch):
+    """A PDF that cannot be written (a full disk) turned the input into an error row although its
+    masks and measurements were written; now the row is ok and says the PDF is missing."""
+    from hepatoscan import cli
+    from hepatoscan.pipeline import Result
+
+    def broken(self, patient=None):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(Result, "report_pdf", broken)
+    code = cli.main(["segment", str(SAMPLES / "lits117_z064_w350.png"), "--pdf", "--out", str(tmp_path / "out")])
+    rows = list(csv.DictReader((tmp_path / "out" / "summary.csv").open()))
+    assert code == 0 and rows[0]["status"] == "ok" and "the PDF report could not be written" in rows[0]["message"]
+    folder = tmp_path / "out" / "lits117_z064_w350"
+    assert (folder / "liver_mask.png").exists() and not (folder / "report.pdf").exists()
+
+
 def test_cli_pixel_spacing_gives_millimetres(tmp_path):
     r = run_cli(SAMPLES / "lits117_z080_w350.png", "--out", tmp_path, "--pixel-spacing", "0.8")
     assert r.returncode == 0, r.stderr
