@@ -381,7 +381,12 @@ def _nifti_intensities(pixels: np.ndarray) -> tuple[np.ndarray, bool, list[str]]
     a label map refused."""
     lo, hi = float(np.nanmin(pixels)), float(np.nanmax(pixels))
     if lo < 0 and hi - lo <= NORMALISED_MAX_RANGE and pixels.dtype.kind == "f":
-        return _slicewise(pixels, np.float32, lambda s: (s - lo) * (255.0 / (hi - lo))), False, [
+        # Black from the air's level (0.5th percentile) down: air and a scanner's padding below it
+        # (HU -1024 outside the field of view, a few grey levels up from the lowest value) are one
+        # black, as in any export, not a grey frame read as a viewer's panel.
+        black = max(lo, float(np.nanpercentile(pixels[::4, ::8, ::8], 0.5)))
+        scale = 255.0 / (hi - black)
+        return _slicewise(pixels, np.float32, lambda s: np.clip((s - black) * scale, 0, 255)), False, [
             f"Values lie in {lo:.3g} to {hi:.3g}, far too narrow a range for HU (air is about -1000, bone "
             "above +300): the volume looks normalised, so it is read as display grey levels stretched to "
             "0..255, and the window is estimated from each slice. Give the volume in HU for the model's own "
