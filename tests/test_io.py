@@ -306,6 +306,35 @@ def test_a_series_with_missing_slices_says_so(sample_volume):
                for w in scan.warnings)
 
 
+def test_a_truncated_slice_is_left_out_of_its_series(sample_volume):
+    """One file of a series cut off (an interrupted copy) failed the whole series with "no
+    PixelData: is it a DICOMDIR?". Now the series is read without it, with a warning naming it and
+    the gap it leaves; the file alone says it is truncated; a series of nothing but such files
+    still fails with that message."""
+    import pydicom
+    from pydicom.uid import RLELossless
+
+    _, hu, _ = sample_volume
+    slices = {}
+    for name, data in _lits_series(hu[40:56]).items():  # RLE, as a PACS may send it
+        ds = pydicom.dcmread(io.BytesIO(data))
+        ds.compress(RLELossless)
+        buf = io.BytesIO()
+        ds.save_as(buf)
+        slices[name] = buf.getvalue()
+    whole = load_scan(_zip(slices), "whole.zip")
+    cut = dict(slices, **{"IM0007.dcm": slices["IM0007.dcm"][: len(slices["IM0007.dcm"]) // 2]})
+    scan = load_scan(_zip(cut), "cut.zip")
+    assert scan.pixels.shape[0] == 15 and np.array_equal(scan.pixels, np.delete(whole.pixels, 7, axis=0))
+    assert any(w.startswith("1 slice could not be read and was left out ('IM0007.dcm': the DICOM file is "
+                            "truncated or corrupt") for w in scan.warnings), scan.warnings
+    assert any("1 gap" in w for w in scan.warnings)
+    with pytest.raises(InputError, match="IM0007.dcm: the DICOM file is truncated or corrupt"):
+        load_scan(cut["IM0007.dcm"], "IM0007.dcm")
+    with pytest.raises(InputError, match="truncated or corrupt"):
+        load_scan(_zip({k: v[: len(v) // 2] for k, v in slices.items()}), "all_cut.zip")
+
+
 def test_an_archive_of_nifti_volumes(sample_volume):
     """A .zip holding one NIfTI volume (and a note) is read as the volume, the note ignored with a
     warning; a .zip of two volumes is refused with what to do, not 'no DICOM images found'."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import logging
 import struct
+import warnings
 from typing import Callable
 
 import numpy as np
@@ -65,9 +66,14 @@ def parse(data: bytes, name: str, stop_before_pixels: bool = False):
     from pydicom.errors import InvalidDicomError
 
     try:
-        ds = pydicom.dcmread(io.BytesIO(data), force=not _part10(data), stop_before_pixels=stop_before_pixels)
+        with warnings.catch_warnings():  # pydicom also logs what it warns of (a truncated file, say)
+            warnings.simplefilter("ignore", UserWarning)
+            ds = pydicom.dcmread(io.BytesIO(data), force=not _part10(data), stop_before_pixels=stop_before_pixels)
     except (InvalidDicomError, EOFError, ValueError, TypeError, KeyError, AttributeError, OSError) as e:
         raise InputError(f"{name}: not a valid DICOM file ({e}). Export the study again as DICOM.") from e
+    if len(ds) == 0 and _part10(data):  # pydicom gives up on a file cut off inside its pixel data
+        raise InputError(f"{name}: the DICOM file is truncated or corrupt: none of its elements could be read. "
+                         "Copy or export it again.")
     if getattr(ds, "buffer", None) is not None:
         ds.buffer = None  # every element is read already; keeping the file's bytes would double the memory
     if "TransferSyntaxUID" not in getattr(ds, "file_meta", {}):  # a bare data set: say how it was encoded
@@ -126,6 +132,9 @@ def _frames_as_files(data: bytes, name: str) -> list[tuple[str, Callable[[], byt
 def _pixels_hu(ds, name: str) -> np.ndarray:
     """Dataset -> (H, W) HU (RescaleSlope/Intercept applied): int16 where exact, else float32."""
     if "PixelData" not in ds:
+        if "Rows" in ds:  # an image's header with its pixels cut off
+            raise InputError(f"{name}: the file is truncated: its header describes a {ds.Columns} x {ds.Rows} image "
+                             "but the pixel data are missing. Copy or export it again.")
         raise InputError(f"{name}: the DICOM file holds no image (no PixelData): is it a DICOMDIR, "
                          "a report or a structured-report object? Give the image files of the series.")
     if frame_count(ds) > 1:  # read_series splits these into frames first
@@ -445,12 +454,19 @@ def _gap_warnings(positions: list[float]) -> list[str]:
             "present, and the NIfTI masks assume even spacing; give the complete series for true volumes."]
 
 
-def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
-    """Ordered (file name, header) pairs -> (Z, H, W) HU. Each file is read and decoded again,
-    one at a time, straight into one array: the encoded series is never all in memory."""
-    out = None
-    for i, (f, _) in enumerate(headers):
-        s = _pixels_hu(parse(readers[f](), f), f)
+def _stack_slices(headers: list, readers: dict, name: str) -> tuple[np.ndarray, list, list[str]]:
+    """Ordered (file name, header) pairs -> ((Z, H, W) HU, the pairs read, messages of the files
+    that could not be: truncated or corrupt, left out so that one bad file does not cost the
+    series). Each file is read and decoded again, one at a time, straight into one array: the
+    encoded series is never all in memory. Every file unreadable: the first one's error."""
+    out, kept, failed, errors = None, [], [], []
+    for f, header in headers:
+        try:
+            s = _pixels_hu(parse(readers[f](), f), f)
+        except InputError as e:  # truncated or corrupt; an undecodable syntax stops the load
+            failed.append(f)
+            errors.append(e)
+            continue
         if out is None:
             out = np.empty((len(headers), *s.shape), s.dtype)
         if s.shape != out.shape[1:]:
@@ -459,8 +475,17 @@ def _stack_slices(headers: list, readers: dict, name: str) -> np.ndarray:
                              "have the same size.")
         if s.dtype.kind == "f" and out.dtype.kind != "f":  # slices are int16 or float32
             out = out.astype(np.float32)
-        out[i] = s
-    return out
+        out[len(kept)] = s
+        kept.append((f, header))
+    if not kept:
+        raise errors[0]
+    messages = []
+    if failed:
+        listed = ", ".join(f"'{f}'" for f in failed[:3]) + (", ..." if len(failed) > 3 else "")
+        reason = str(errors[0]).removeprefix(f"{failed[0]}: ").split(". ")[0].rstrip(".")  # without its advice
+        messages.append(f"{count(len(failed), 'slice')} could not be read and {agree(len(failed), 'was', 'were')} "
+                        f"left out ({listed}: {reason}); copy or export the series again for all of it.")
+    return out[:len(kept)], kept, messages
 
 
 def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits,
@@ -523,9 +548,12 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     datasets = [datasets[i] for i in order]
     if all(p is not None for p in positions):
         datasets, repeated = _one_per_position(datasets)
+        warnings += repeated
+    pixels, datasets, unreadable = _stack_slices(datasets, readers, name)
+    warnings += unreadable
+    if all(p is not None for p in positions):
         positions = [_slice_position(ds) for _, ds in datasets]
-        warnings += repeated + _gap_warnings(positions)
-    pixels = _stack_slices(datasets, readers, name)
+        warnings += _gap_warnings(positions)
     first = datasets[0][1]
     ps = _pixel_spacing(first)
     if all(p is not None for p in positions) and len(positions) > 1:
