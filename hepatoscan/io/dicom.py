@@ -132,9 +132,6 @@ def _frames_as_files(data: bytes, name: str) -> list[tuple[str, Callable[[], byt
 def _pixels_hu(ds, name: str) -> np.ndarray:
     """Dataset -> (H, W) HU (RescaleSlope/Intercept applied): int16 where exact, else float32."""
     if "PixelData" not in ds:
-        if "Rows" in ds:  # an image's header with its pixels cut off
-            raise InputError(f"{name}: the file is truncated: its header describes a {ds.Columns} x {ds.Rows} image "
-                             "but the pixel data are missing. Copy or export it again.")
         raise InputError(f"{name}: the DICOM file holds no image (no PixelData): is it a DICOMDIR, "
                          "a report or a structured-report object? Give the image files of the series.")
     if frame_count(ds) > 1:  # read_series splits these into frames first
