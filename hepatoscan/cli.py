@@ -22,13 +22,13 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import IMAGE_SUFFIXES
+from .config import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 from .errors import HepatoScanError
 from .logs import configure as configure_logging
 
 log = logging.getLogger("hepatoscan")
 
-INPUT_SUFFIXES = IMAGE_SUFFIXES + (".nii", ".nii.gz", ".zip", ".dcm")
+INPUT_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + (".zip", ".dcm")
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -166,9 +166,10 @@ def _listed_files_as_one(inputs: list[Path], stack: bool, scratch: Path) -> tupl
     """With --stack, the image and DICOM files listed one by one (a shell glob of a series) become
     one input, a folder of links to them in ``scratch`` named for their folder; without it, a hint
     when several DICOM files were so listed. -> (inputs, {input: how summary.csv names it})."""
-    listed = [p for p in inputs if p.is_file() and (p.name.lower().endswith(IMAGE_SUFFIXES) or _is_dicom_file(p))]
+    files = [p for p in inputs if p.is_file()]
+    dicom = {p for p in files if _is_dicom_file(p)}
+    listed = [p for p in files if p.name.lower().endswith(IMAGE_SUFFIXES) or p in dicom]
     if not stack:
-        dicom = [p for p in listed if _is_dicom_file(p)]
         if len(dicom) >= 3:
             log.info("%d DICOM files were given one by one, so each is one slice; to segment them as one series "
                      "(a volume), give their folder or add --stack", len(dicom))
@@ -178,8 +179,8 @@ def _listed_files_as_one(inputs: list[Path], stack: bool, scratch: Path) -> tupl
     from .io.gather import gather_files
 
     parents = {p.parent.resolve() for p in listed}
-    name = next(iter(parents)).name if len(parents) == 1 and next(iter(parents)).name else "stack"
-    folder = gather_files(listed, scratch / name)
+    name = parents.pop().name if len(parents) == 1 else ""  # named for their folder, as a folder input is
+    folder = gather_files(listed, scratch / (name or "stack"))
     first = inputs.index(listed[0])
     rest = [p for p in inputs if p not in listed]
     return rest[:first] + [folder] + rest[first:], {folder: f"{len(listed)} files ({listed[0]} ... {listed[-1]})"}

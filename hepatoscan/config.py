@@ -6,6 +6,7 @@ from dataclasses import dataclass
 # Image files read as slices (io.image, io.stack): the one list the loader, the CLI and the app's
 # file picker take their suffixes from.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+NIFTI_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes, by name (io also knows them by their header)
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import IMAGE_SUFFIXES, LoadLimits
+from ..config import IMAGE_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..scan import Scan
 from ..wording import agree, count
@@ -34,7 +34,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz")
 
 def _stem(name: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name or "input"
-    for suffix in (".nii.gz", ".nii", ".dcm", ".zip") + IMAGE_SUFFIXES:
+    for suffix in NIFTI_SUFFIXES + (".dcm", ".zip") + IMAGE_SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)] or "input"
     return base.rsplit(".", 1)[0] if "." in base[1:] else base
@@ -42,7 +42,7 @@ def _stem(name: str) -> str:
 
 def _is_nifti(data: bytes, name: str) -> bool:
     lower = name.lower()
-    if lower.endswith((".nii", ".nii.gz")):
+    if lower.endswith(NIFTI_SUFFIXES):
         return True
     return len(data) > 348 and data[344:348] in (b"n+1\x00", b"n+2\x00")
 
@@ -177,8 +177,6 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
         return _nifti_in_archive(volumes, len(files) - len(volumes), name, limits)
     return _dicom_series_scan(files, name, limits, series)
 
-
-NIFTI_SUFFIXES = (".nii", ".nii.gz")
 
 
 def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: int, name: str,

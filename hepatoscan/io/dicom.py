@@ -241,12 +241,6 @@ def _ct_numbers(pixels: np.ndarray, ds) -> int | None:
     return None if offset is None or (offset == 0 and _is_hu(ds)) else offset
 
 
-def _hu_from(pixels: np.ndarray, offset: int) -> np.ndarray:
-    """(Z, H, W) values stored as HU + offset -> HU: int16 where they fit, else float32."""
-    hu = pixels.astype(np.float32) - offset
-    return hu.astype(np.int16) if pixels.dtype.kind in "iu" and hu.min() >= -32768 and hu.max() <= 32767 else hu
-
-
 def _display_levels(pixels: np.ndarray, ds) -> np.ndarray:
     """Stored values of a display image -> float32 grey levels in [0, 255]: 8-bit values as they
     are, wider ones (12- or 16-bit) stretched from their range, as 16-bit PNGs are; MONOCHROME1
@@ -293,7 +287,7 @@ def read_single(data: bytes, name: str) -> dict:
     spacing = (float(thickness) if thickness else None, *ps) if ps else None
     notes, offset = [], _ct_numbers(pixels, ds)
     if offset is not None:
-        pixels, is_hu, notes = _hu_from(pixels, offset), True, [hu_note(offset)]
+        pixels, is_hu, notes = _rescale(pixels, 1, -offset), True, [hu_note(offset)]
     elif not is_hu:
         pixels = _display_levels(pixels, ds)
     return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": metadata(ds),
@@ -537,24 +531,25 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
 
         raise InputTooLargeError(f"{name}: {len(datasets)} slices, over the limit of {limits.max_slices}.")
     positions = [_slice_position(ds) for _, ds in datasets]
-    if all(p is not None for p in positions):
+    placed = all(p is not None for p in positions)
+    if placed:
         order = np.argsort(positions, kind="stable")
     else:
         order = np.argsort([int(getattr(ds, "InstanceNumber", 0) or 0) for _, ds in datasets], kind="stable")
         warnings.append("ImagePositionPatient missing: slices ordered by InstanceNumber.")
     datasets = [datasets[i] for i in order]
-    if all(p is not None for p in positions):
+    if placed:
         datasets, repeated = _one_per_position(datasets)
         warnings += repeated
     pixels, datasets, unreadable = _stack_slices(datasets, readers, name)
     warnings += unreadable
-    if all(p is not None for p in positions):
+    if placed:  # of the slices read, in order
         positions = [_slice_position(ds) for _, ds in datasets]
         warnings += _gap_warnings(positions)
     first = datasets[0][1]
     ps = _pixel_spacing(first)
-    if all(p is not None for p in positions) and len(positions) > 1:
-        dz = float(np.median(np.diff(np.sort(positions))))
+    if placed and len(positions) > 1:
+        dz = float(np.median(np.diff(positions)))
     else:
         dz = float(getattr(first, "SpacingBetweenSlices", 0) or getattr(first, "SliceThickness", 0) or 0) or None
     spacing = (dz, *ps) if ps else None
@@ -580,7 +575,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     is_hu = _is_hu(first)
     offset = _ct_numbers(pixels, first)
     if offset is not None:
-        pixels, is_hu = _hu_from(pixels, offset), True
+        pixels, is_hu = _rescale(pixels, 1, -offset), True
         warnings.insert(0, hu_note(offset))
     elif not is_hu:
         pixels = _display_levels(pixels, first)
