@@ -4,7 +4,8 @@
 
 Environment: HEPATOSCAN_HOST, HEPATOSCAN_PORT, HEPATOSCAN_MODEL_DIR, HEPATOSCAN_SHARE=1.
 API (stable): POST /gradio_api/call/segment, or gradio_client's predict(api_name="/segment");
-/segment_series adds the slice spacing, /segment_masks also returns the masks as a .zip.
+/segment_series adds the slice spacing, /segment_masks also returns the masks as a .zip, /compare
+compares with a reference segmentation (Dice, lesions found).
 """
 from __future__ import annotations
 
@@ -62,12 +63,12 @@ MAX_UPLOAD = "512mb"
 # DICOM files have no extension (IM0001, 1.2.840...) or a vendor's (.IMA). The loader says what
 # it cannot read, and what to give instead.
 REQUEST_FILES_TTL_S = 15 * 60  # per-request folders older than this are removed
-COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232"}
+COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232", "Reference liver": "#ffd700", "Reference tumor": "#28a0ff"}
 CSS = """
 #title h1 {margin-bottom: 0.1em}
 #subtitle {color: var(--body-text-color-subdued); margin-top: 0}
 #disclaimer {font-size: 0.85em; color: var(--body-text-color-subdued)}
-#formats, #formats p {font-size: 0.85em; color: var(--body-text-color-subdued)}
+#formats, #formats p, #reference_help, #reference_help p {font-size: 0.85em; color: var(--body-text-color-subdued)}
 """
 
 
@@ -131,6 +132,15 @@ def _input_path(files, folder: Path) -> str:
     return str(gather_files(paths, folder / f"upload_{len(paths)}_files"))
 
 
+def agreement_markdown(agreement) -> str:
+    """The agreement with a reference segmentation as Markdown: its sentence and a table."""
+    lines = ["### Agreement with the reference", agreement.describe(), "",
+             "| | Reference | HepatoScan | Agreement |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in agreement.rows()]
+    lines += [f"\n**{message_label(n)}:** {n}" for n in agreement.notes]
+    return "\n".join(lines)
+
+
 class HepatoScanApp:
     """The handlers behind the page and the API; each turns library errors into gr.Error."""
 
@@ -145,9 +155,10 @@ class HepatoScanApp:
         self.files.cleanup()
 
     def run(self, file, spacing, patient: PatientInfo, progress=None,
-            slice_spacing=None, series: str = "") -> tuple[Result, Path, Path | None]:
-        """Segment and measure the upload -> (result, the request's folder, its PDF report there, or
-        None where the PDF failed: logged, and the result is kept rather than lost for it)."""
+            slice_spacing=None, series: str = "", reference=None) -> tuple[Result, Path, Path | None]:
+        """Segment and measure the upload (and compare it with ``reference``, a reference
+        segmentation, where one is given) -> (result, the request's folder, its PDF report there,
+        or None where the PDF failed: logged, and the result is kept rather than lost for it)."""
         folder = self.files.new()
         path = _input_path(file, folder)
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
@@ -156,7 +167,8 @@ class HepatoScanApp:
                 result = analyze(predictor, path, filename=Path(path).name,
                                  pixel_spacing_mm=float(spacing) if spacing else None, progress=report,
                                  slice_spacing_mm=float(slice_spacing) if slice_spacing else None,
-                                 series=(series or "").strip() or None)
+                                 series=(series or "").strip() or None,
+                                 reference=_file_path(reference) if reference else None)
         except HepatoScanError as e:
             raise gr.Error(str(e)) from e
         except Exception as e:  # a bug must never show a traceback or stop the app
@@ -174,16 +186,19 @@ class HepatoScanApp:
     @staticmethod
     def views_for(result: Result, z: int):
         v = result.views(z)
-        annotated = (v["numbered"], [(v["liver_layer"], "Liver"), (v["tumor_layer"], "Tumor")])
+        layers = [(v["liver_layer"], "Liver"), (v["tumor_layer"], "Tumor")]
+        if "reference_liver_layer" in v:  # a reference segmentation's outlines
+            layers += [(v["reference_liver_layer"], "Reference liver"), (v["reference_tumor_layer"], "Reference tumor")]
+        annotated = (v["numbered"], layers)
         headers, rows = lesion_rows(result, z)
         return (annotated, v["original"], v["liver"], v["tumor"],
                 gr.Dataframe(value=slice_rows(result, z), headers=MEASUREMENT_HEADERS),
                 gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
 
     def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes, series="",
-                   progress=gr.Progress()):
+                   reference=None, progress=gr.Progress()):
         patient = _patient(name, pid, age, sex, date, physician, notes)
-        result, folder, pdf = self.run(file, spacing, patient, progress, slice_spacing, series)
+        result, folder, pdf = self.run(file, spacing, patient, progress, slice_spacing, series, reference)
         z = result.default_slice
         n = result.scan.n_slices
         kind = "Image" if result.measurements.separate_images else "Slice"
@@ -191,6 +206,8 @@ class HepatoScanApp:
                            label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
         summary += "".join(f"\n\n**{message_label(w)}:** {w}" for w in result.warnings)
+        if result.agreement is not None:
+            summary += "\n\n" + agreement_markdown(result.agreement)
         archive = self.archive(result, folder)
         if archive is None:
             summary += ("\n\n**Warning:** the masks could not be written for download (see the app's log); "
@@ -198,7 +215,10 @@ class HepatoScanApp:
         if pdf is None:
             summary += ("\n\n**Warning:** the PDF report could not be made (see the app's log); the result "
                         "shown and the masks download are complete.")
-        outputs = (*self.views_for(result, z), summary, None if pdf is None else str(pdf), result.summary(),
+        data = result.summary()
+        if result.agreement is not None:
+            data["agreement"] = result.agreement.to_dict()
+        outputs = (*self.views_for(result, z), summary, None if pdf is None else str(pdf), data,
                    slider, result, None if archive is None else str(archive))
         self.keeper.submit(self.keep_on_disk, result, folder)
         return outputs
@@ -249,9 +269,22 @@ class HepatoScanApp:
         return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
                                  patient_sex, study_date, referring_physician, notes, masks=True)
 
-    def _api_outputs(self, file, pixel_spacing_mm, slice_spacing_mm, *patient, masks: bool = False) -> tuple:
+    def compare_api(self, file, reference, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                    patient_sex, study_date, referring_physician, notes):
+        """As segment_series_api, compared with ``reference``, a reference segmentation of the input
+        (a NIfTI label volume, a label PNG, or a .zip of a stack's label PNGs): the JSON gains
+        "agreement" (Dice, sizes, lesions found), the PDF a section."""
+        if not reference:
+            raise gr.Error("No reference segmentation given: give the expert's label mask (0 background, 1 liver, "
+                           "2 tumor) of the same image, or call /segment_series without one.")
+        return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                                 patient_sex, study_date, referring_physician, notes, reference=reference)[:3]
+
+    def _api_outputs(self, file, pixel_spacing_mm, slice_spacing_mm, *patient, masks: bool = False,
+                     reference=None) -> tuple:
         """(measurements JSON, PDF path, overlay PNG path, masks .zip path or None)."""
-        result, folder, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm)
+        result, folder, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm,
+                                       reference=reference)
         overlay = folder / "overlay.png"
         write_png(result.views(result.default_slice)["overlay"], overlay)
         archive = None
@@ -297,10 +330,19 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                         date = gr.Textbox(label="Study date")
                         physician = gr.Textbox(label="Referring physician")
                     notes = gr.Textbox(label="Notes", lines=2)
+                with gr.Accordion("Compare with a reference segmentation (optional)", open=False) as compare_box:
+                    reference = gr.File(label="Reference segmentation", type="filepath", elem_id="reference",
+                                        height=120)
+                    gr.Markdown("An expert's label mask of the same image: NIfTI for a volume, PNG for an image, a "
+                                ".zip of PNGs named as a stack's slices. 0 background, 1 liver, 2 tumor (or 0 and one "
+                                "value for the liver alone). Gives Dice and lesions found, in the result and the PDF.",
+                                elem_id="reference_help")
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
-                examples = [[[str(p)]] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
-                examples.append([[str(SAMPLES / "lits117_volume.nii.gz")]])
-                examples.append([[str(SAMPLES / "lits117_w350_slices.zip")]])  # 64 PNG slices of one series
+                examples = [[[str(p)], None] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
+                examples.append([[str(SAMPLES / "lits117_volume.nii.gz")], None])
+                examples.append([[str(SAMPLES / "lits117_w350_slices.zip")], None])  # 64 PNG slices of one series
+                # The volume again, compared with its expert segmentation.
+                examples.append([[str(SAMPLES / "lits117_volume.nii.gz")], str(SAMPLES / "lits117_segmentation.nii.gz")])
             with gr.Column(scale=3, min_width=320):
                 summary = gr.Markdown("### Result\nUpload a CT image or study and press **Segment**, or "
                                       "click an example.", elem_id="summary")
@@ -325,11 +367,14 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         ui_outputs = [overlay, original, liver, tumor, measurements, lesions, summary, pdf, data, slider, state,
                       archive]
         with left_column:
-            gr.Examples(examples, inputs=[upload], outputs=ui_outputs,
-                        fn=lambda f: handlers.segment_ui(f, 0, 0, *[""] * 7), run_on_click=True,
+            gr.Examples(examples, inputs=[upload, reference], outputs=ui_outputs,
+                        fn=lambda f, ref: handlers.segment_ui(f, 0, 0, *[""] * 7, "", ref), run_on_click=True,
                         cache_examples=False, label="Examples: LiTS case 117 (click to run)")
-        button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs, series], ui_outputs,
+        button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs, series, reference], ui_outputs,
                      concurrency_limit=CONCURRENCY, api_visibility="private")
+        # A reference set by an example (or left from an earlier comparison) is shown, not hidden in a closed box.
+        reference.change(lambda r: gr.Accordion(open=True) if r else gr.Accordion(), reference, compare_box,
+                         api_visibility="private", queue=False)
         slider.release(handlers.show_slice, [state, slider], ui_outputs[:6], api_visibility="private")
         api_out = [gr.JSON(visible=False), gr.File(visible=False), gr.File(visible=False)]
         api_button = gr.Button(visible=False)
@@ -340,6 +385,9 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                          api_name="segment_series", concurrency_limit=CONCURRENCY)
         api_button.click(handlers.segment_masks_api, [api_file, spacing, slice_spacing, *patient_inputs],
                          [*api_out, gr.File(visible=False)], api_name="segment_masks", concurrency_limit=CONCURRENCY)
+        api_reference = gr.File(label="Reference segmentation", type="filepath", visible=False)
+        api_button.click(handlers.compare_api, [api_file, api_reference, spacing, slice_spacing, *patient_inputs],
+                         api_out, api_name="compare", concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

@@ -29,6 +29,18 @@ from .logs import configure as configure_logging
 log = logging.getLogger("hepatoscan")
 
 INPUT_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + (".zip", ".dcm")
+COMPARE_DOC = """Compare HepatoScan's masks with reference segmentations (an expert's), the LiTS way.
+
+    hepatoscan compare IMAGE REFERENCE [IMAGE REFERENCE ...] --out DIR [--pdf] [--pixel-spacing MM]
+
+Each IMAGE (any input of `segment`; a folder is one study) is segmented and compared with its
+REFERENCE: a NIfTI label volume for a volume (NIfTI, DICOM series, stack of slices), a label PNG
+for an image, or a folder or .zip of label PNGs named as a stack's slices. Labels: 0 background,
+1 liver, 2 tumor (a mask of 0 and one value: the liver alone). Writes what `segment` writes
+(measurements.json gains "agreement", the PDF a section) and DIR/agreement.csv: per pair, liver
+and tumor Dice, both sizes, lesions found (Dice > 0.5 with one of HepatoScan's, as LiTS counts
+them); then the mean Dice per case and the global Dice (every case's voxels pooled).
+"""
 
 
 def _is_dicom_file(path: Path) -> bool:
@@ -133,18 +145,21 @@ def _totals(summary: dict) -> dict:
     return {"liver": s["liver_area_px"], "tumor": s["tumor_area_px"], "units": "px"}
 
 
-def segment_command(args) -> int:
+def _prepare(args):
+    """(Predictor, PatientInfo, the output folder, made) of the options shared by segment and
+    compare; None (logged) where they do not go together or the model cannot be loaded."""
     from .predictor import DEFAULT_MODEL_DIR, Predictor
     from .report import PatientInfo
 
     if args.slice_spacing and not args.pixel_spacing:
         log.error("--slice-spacing needs --pixel-spacing too: a volume in mL needs the in-plane pixel size")
-        return 2
+        return None
+
     try:
         predictor = Predictor.from_model_dir(args.model or DEFAULT_MODEL_DIR, num_threads=args.threads)
     except HepatoScanError as e:
         log.error("%s", e)
-        return 2
+        return None
     log.info("model %s %s on %s (%d threads)", predictor.card.name, predictor.card.version,
              predictor.backend, args.threads)
     patient = PatientInfo(name=args.patient_name or "", patient_id=args.patient_id or "",
@@ -153,6 +168,14 @@ def segment_command(args) -> int:
                           notes=args.notes or "")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
+    return predictor, patient, out
+
+
+def segment_command(args) -> int:
+    prepared = _prepare(args)
+    if prepared is None:
+        return 2
+    predictor, patient, out = prepared
     inputs = expand_inputs(args.inputs, stack=args.stack)
     if not inputs:
         log.error("no inputs found in %s", args.inputs)
@@ -186,11 +209,29 @@ def _listed_files_as_one(inputs: list[Path], stack: bool, scratch: Path) -> tupl
     return rest[:first] + [folder] + rest[first:], {folder: f"{len(listed)} files ({listed[0]} ... {listed[-1]})"}
 
 
-def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], shown: dict) -> int:
-    """Segment each input, write its outputs and summary.csv; -> the exit code (1 if any failed)."""
+def compare_command(args) -> int:
+    """Segment each IMAGE of the IMAGE REFERENCE pairs, compare, write agreement.csv too."""
+    if len(args.pairs) % 2:
+        log.error("give pairs: IMAGE REFERENCE [IMAGE REFERENCE ...] (%d paths were given; the last has no "
+                  "reference)", len(args.pairs))
+        return 2
+    prepared = _prepare(args)
+    if prepared is None:
+        return 2
+    predictor, patient, out = prepared
+    inputs = [Path(p) for p in args.pairs[0::2]]
+    return _segment_inputs(args, predictor, patient, out, inputs, {}, [Path(p) for p in args.pairs[1::2]])
+
+
+def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], shown: dict,
+                    references: list[Path] | None = None) -> int:
+    """Segment each input, write its outputs and summary.csv (with ``references``, each input's
+    reference segmentation in the same order, compare and write agreement.csv too); -> the exit
+    code (1 if any failed)."""
     from .config import LoadLimits
     from .pipeline import analyze, write_outputs
 
+    compared = []  # (input, reference, Agreement or the error's message)
     if not args.stack:
         for folder in (Path(p) for p in args.inputs if Path(p).is_dir() and Path(p) not in inputs):
             if looks_like_a_series(sorted(f for f in inputs if f.parent == folder)):
@@ -205,7 +246,7 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
         try:
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
                              limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing,
-                             series=args.series)
+                             series=args.series, reference=references[i - 1] if references else None)
             target = _unique_dir(out, _stem(path), used)
             write_outputs(result, target, patient=patient)
             pdf_failed = args.pdf and not _write_pdf(result, target / "report.pdf", patient, label)
@@ -215,6 +256,9 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
                                                             "the other outputs are complete."] if pdf_failed else [])),
                        **_totals(s))
             log.info("%s: %s", label, result.describe())
+            if result.agreement is not None:
+                compared.append((path, references[i - 1], result.agreement))
+                log.info("%s: %s", label, result.agreement.describe())
         except HepatoScanError as e:
             failed += 1
             row.update(status="error", message=str(e))
@@ -225,13 +269,76 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
             log.exception("%s: internal error", label)
         row["seconds"] = f"{time.perf_counter() - t0:.2f}"
         rows.append(row)
+        if references and row["status"] == "error":
+            compared.append((path, references[i - 1], row["message"]))
     with (out / "summary.csv").open("w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(rows)
     log.info("%d of %d inputs done, %d failed; summary in %s", len(rows) - failed, len(rows), failed,
              out / "summary.csv")
+    if references:
+        write_agreement_csv(compared, out / "agreement.csv")
     return 1 if failed else 0
+
+
+AGREEMENT_COLUMNS = ["input", "reference", "status", "message", "liver_dice", "tumor_dice", "unit",
+                     "liver_reference", "liver_hepatoscan", "tumor_reference", "tumor_hepatoscan",
+                     "reference_lesions", "hepatoscan_lesions", "lesions_detected", "lesion_recall",
+                     "lesion_precision", "reference_lesions_10mm", "lesions_10mm_detected"]
+
+
+def _agreement_row(path: Path, reference: Path, a) -> dict:
+    """One agreement.csv row: an Agreement's figures, or an error's message."""
+    row = dict.fromkeys(AGREEMENT_COLUMNS, "")
+    row.update(input=str(path), reference=str(reference))
+    if isinstance(a, str):
+        row.update(status="error", message=a)
+        return row
+    d, l = a.to_dict(), a.lesions
+    row.update(status="ok", message=" ".join(a.notes), liver_dice=_cell(d["liver_dice"]),
+               tumor_dice=_cell(d["tumor_dice"]), unit=a.unit,
+               **{k: d[k] for k in ("liver_reference", "liver_hepatoscan", "tumor_reference", "tumor_hepatoscan")},
+               reference_lesions=l.reference_lesions, hepatoscan_lesions=l.hepatoscan_lesions,
+               lesions_detected=l.detected, lesion_recall=_cell(d["lesions"]["recall"]),
+               lesion_precision=_cell(d["lesions"]["precision"]),
+               reference_lesions_10mm=_cell(l.reference_lesions_10mm), lesions_10mm_detected=_cell(l.detected_10mm))
+    return row
+
+
+def _cell(value) -> str:
+    return "" if value is None else str(value)
+
+
+def write_agreement_csv(compared: list, path: Path) -> None:
+    """agreement.csv: a row per pair, then the mean of the cases' Dice and the global Dice (every
+    case's voxels pooled; LiTS reports both), over the pairs that were compared."""
+    from .agreement import Overlap
+
+    rows = [_agreement_row(*c) for c in compared]
+    done = [a for _, _, a in compared if not isinstance(a, str)]
+    if done:
+        def mean(values):
+            values = [v for v in values if v is not None]
+            return _cell(round(sum(values) / len(values), 4) if values else None)
+
+        liver = sum((a.liver for a in done), Overlap(0, 0, 0))
+        tumor = sum((a.tumor for a in done if a.marks_tumor), Overlap(0, 0, 0))
+        rows.append({**dict.fromkeys(AGREEMENT_COLUMNS, ""), "input": f"mean of {len(done)} cases",
+                     "status": "ok", "liver_dice": mean(a.liver_dice for a in done),
+                     "tumor_dice": mean(a.tumor_dice for a in done),
+                     "message": "tumor Dice over the cases whose reference marks tumor"})
+        rows.append({**dict.fromkeys(AGREEMENT_COLUMNS, ""), "input": f"global over {len(done)} cases",
+                     "status": "ok", "liver_dice": _cell(None if liver.dice is None else round(liver.dice, 4)),
+                     "tumor_dice": _cell(None if tumor.reference == 0 else round(tumor.dice, 4)),
+                     "message": "every case's voxels pooled"})
+        log.info("liver Dice: mean %s, global %s; tumor Dice: mean %s, global %s (%d cases); in %s",
+                 rows[-2]["liver_dice"], rows[-1]["liver_dice"], rows[-2]["tumor_dice"] or "-",
+                 rows[-1]["tumor_dice"] or "-", len(done), path)
+    with path.open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=AGREEMENT_COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
 
 
 def _write_pdf(result, path: Path, patient, label: str) -> bool:
@@ -252,15 +359,27 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("segment", help="segment images, DICOM files/series/zips and NIfTI volumes",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("inputs", nargs="+", help="files, folders (a DICOM series, or many images) or zips")
+    _add_common(s)
+    s.add_argument("--stack", action="store_true",
+                   help="a folder of PNG/JPG files, or the image or DICOM files listed (a shell glob of one "
+                        "series), is one series' slices: one study, one report, one display window shared by "
+                        "its slices (default: each file on its own; a .zip of images is always one stack)")
+    c = sub.add_parser("compare", help="compare HepatoScan's masks with reference segmentations (Dice, lesions)",
+                       description=COMPARE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
+    c.add_argument("pairs", nargs="+", metavar="IMAGE REFERENCE",
+                   help="an input and its reference segmentation, as many pairs as wanted")
+    _add_common(c)
+    c.set_defaults(stack=True)  # a folder is one study: its reference is one label volume or one set of masks
+    return p
+
+
+def _add_common(s) -> None:
+    """The options segment and compare share."""
     s.add_argument("--out", required=True, help="output folder")
     s.add_argument("--pdf", action="store_true", help="also write report.pdf for each input")
     s.add_argument("--pixel-spacing", type=float, metavar="MM", help="in-plane pixel size for PNG/JPG inputs")
     s.add_argument("--slice-spacing", type=float, metavar="MM",
                    help="distance between slices for a stack of PNG/JPG slices (with --pixel-spacing: volumes in mL)")
-    s.add_argument("--stack", action="store_true",
-                   help="a folder of PNG/JPG files, or the image or DICOM files listed (a shell glob of one "
-                        "series), is one series' slices: one study, one report, one display window shared by "
-                        "its slices (default: each file on its own; a .zip of images is always one stack)")
     s.add_argument("--series", metavar="WHICH",
                    help="of a DICOM study with several series (contrast phases, reformats), the one to segment: "
                         "its series number, SeriesInstanceUID or a word of its description (e.g. portal); "
@@ -271,7 +390,6 @@ def build_parser() -> argparse.ArgumentParser:
                  "referring-physician", "notes"):
         s.add_argument(f"--{flag}", help=f"{flag.replace('-', ' ')} for the PDF report")
     s.add_argument("-q", "--quiet", action="store_true", help="only errors")
-    return p
 
 
 def main(argv=None) -> int:
@@ -280,4 +398,6 @@ def main(argv=None) -> int:
                       "%(levelname)s %(message)s", stream=sys.stderr)
     if args.command == "segment":
         return segment_command(args)
+    if args.command == "compare":
+        return compare_command(args)
     return 2

@@ -12,6 +12,9 @@ from .preprocessing import window_hu
 
 LIVER_RGB = (40, 200, 90)
 TUMOR_RGB = (235, 50, 50)
+# A reference segmentation's outlines (hepatoscan.agreement), drawn over HepatoScan's masks.
+REFERENCE_LIVER_RGB = (255, 215, 0)  # yellow
+REFERENCE_TUMOR_RGB = (40, 160, 255)  # blue
 DISPLAY_WINDOW_HU = (-160.0, 240.0)  # W400/L40 abdominal view for HU input
 FONT_PATH = Path(__file__).resolve().parent / "fonts" / "DejaVuSans-Bold.ttf"
 # Opacity of a mask's inside in a viewer that draws the masks over the picture itself (the app's
@@ -36,15 +39,19 @@ def _font(size: int):
 
 
 def overlay(gray: np.ndarray, liver: np.ndarray, tumor: np.ndarray, lesion_centroids=None,
-            alpha: float = 0.35) -> np.ndarray:
-    """gray (H, W) uint8; liver/tumor (H, W) {0, 1}; lesion_centroids [(id, (y, x))] ->
-    (H, W, 3) uint8 RGB with translucent fills, solid contours and lesion numbers."""
+            alpha: float = 0.35, reference: np.ndarray | None = None) -> np.ndarray:
+    """gray (H, W) uint8; liver/tumor (H, W) {0, 1}; lesion_centroids [(id, (y, x))]; reference
+    (H, W) uint8 labels in {0, 1, 2} or None -> (H, W, 3) uint8 RGB with translucent fills, solid
+    contours, the reference's outlines (yellow liver, blue tumor) and lesion numbers."""
     rgb = np.repeat(gray[..., None], 3, -1).astype(np.float32)
     liver_only = liver.astype(bool) & ~tumor.astype(bool)
     for mask, colour in ((liver_only, LIVER_RGB), (tumor.astype(bool), TUMOR_RGB)):
         rgb[mask] = (1 - alpha) * rgb[mask] + alpha * np.array(colour, np.float32)
     for mask, colour in ((liver.astype(bool), LIVER_RGB), (tumor.astype(bool), TUMOR_RGB)):
         rgb[_edge(mask)] = colour
+    if reference is not None:
+        for mask, colour in ((reference >= 1, REFERENCE_LIVER_RGB), (reference == 2, REFERENCE_TUMOR_RGB)):
+            rgb[_edge(mask)] = colour
     img = Image.fromarray(rgb.astype(np.uint8), "RGB")
     if lesion_centroids:
         draw = ImageDraw.Draw(img)
@@ -77,6 +84,12 @@ def mask_layers(liver: np.ndarray, tumor: np.ndarray) -> tuple[np.ndarray, np.nd
         layer[_edge(mask)] = 1.0
         layers.append(layer)
     return layers[0], layers[1]
+
+
+def reference_layers(reference: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """reference: (H, W) uint8 labels in {0, 1, 2} -> (liver outline, tumor outline), each (H, W)
+    float32 in {0, 1}, as thick as overlay()'s contours, for a viewer that draws masks itself."""
+    return tuple(_edge(mask).astype(np.float32) for mask in (reference >= 1, reference == 2))
 
 
 def numbered(gray: np.ndarray, lesion_centroids) -> np.ndarray:
@@ -112,18 +125,24 @@ def panel(gray: np.ndarray, liver: np.ndarray, tumor: np.ndarray, over: np.ndarr
     return np.asarray(canvas)
 
 
-def slice_views(seg, z: int, lesion_centroids=None) -> dict:
+def slice_views(seg, z: int, lesion_centroids=None, reference: np.ndarray | None = None) -> dict:
     """The pictures of slice ``z`` of a Segmentation: {"original", "numbered", "liver", "tumor",
-    "liver_layer", "tumor_layer" (mask_layers), "overlay", "panel"}."""
+    "liver_layer", "tumor_layer" (mask_layers), "overlay", "panel"}; with ``reference``, the
+    slice's (H, W) reference labels, the overlay and panel show its outlines, and
+    "reference_liver_layer", "reference_tumor_layer" (reference_layers) are added."""
     scan = seg.scan
     gray = display_image(scan.pixels[z], scan.is_hu)
-    over = overlay(gray, seg.liver[z], seg.tumor[z], lesion_centroids)
+    ref = None if reference is None else np.asarray(reference)
+    over = overlay(gray, seg.liver[z], seg.tumor[z], lesion_centroids, reference=ref)
     liver_layer, tumor_layer = mask_layers(seg.liver[z], seg.tumor[z])
-    return {"original": gray, "numbered": numbered(gray, lesion_centroids),
-            "liver_layer": liver_layer, "tumor_layer": tumor_layer,
-            "liver": (seg.liver[z] * 255).astype(np.uint8),
-            "tumor": (seg.tumor[z] * 255).astype(np.uint8), "overlay": over,
-            "panel": panel(gray, seg.liver[z], seg.tumor[z], over)}
+    views = {"original": gray, "numbered": numbered(gray, lesion_centroids),
+             "liver_layer": liver_layer, "tumor_layer": tumor_layer,
+             "liver": (seg.liver[z] * 255).astype(np.uint8),
+             "tumor": (seg.tumor[z] * 255).astype(np.uint8), "overlay": over,
+             "panel": panel(gray, seg.liver[z], seg.tumor[z], over)}
+    if ref is not None:
+        views["reference_liver_layer"], views["reference_tumor_layer"] = reference_layers(ref)
+    return views
 
 
 def write_png(rgb: np.ndarray, path) -> None:

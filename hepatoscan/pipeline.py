@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Callable
 import numpy as np
 from PIL import Image
 
+from .agreement import Agreement, compare
 from .config import LoadLimits
 from .io import load_scan
 from .measure import Measurements, measure
@@ -45,6 +46,8 @@ class Result:
     backend: str
     elapsed_ms: float
     timestamp: str
+    agreement: Agreement | None = None  # with a reference segmentation, where one was given
+    reference_labels: np.ndarray | None = None  # its (Z, H, W) uint8 labels in {0, 1, 2}, for its outlines
     _views: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -80,7 +83,8 @@ class Result:
     def views(self, z: int) -> dict:
         """Pictures of slice z (cached): original, liver, tumor, overlay, panel."""
         if z not in self._views:
-            self._views[z] = slice_views(self.segmentation, z, self.lesion_centroids(z))
+            reference = None if self.reference_labels is None else self.reference_labels[z]
+            self._views[z] = slice_views(self.segmentation, z, self.lesion_centroids(z), reference)
         return self._views[z]
 
     def keep_arrays_in(self, folder: str | Path) -> None:
@@ -100,6 +104,8 @@ class Result:
             return np.load(path, mmap_mode="r")
 
         scan = replace(scan, pixels=mapped("pixels", scan.pixels))
+        if self.reference_labels is not None:
+            self.reference_labels = mapped("reference", self.reference_labels)
         self.segmentation = replace(seg, scan=scan, liver=mapped("liver", seg.liver),
                                     tumor=mapped("tumor", seg.tumor))
 
@@ -148,7 +154,10 @@ class Result:
         if self.scan.metadata.get("slice_files"):
             for s in measurements["slices"]:
                 s["file"] = self.slice_file(s["slice_index"])
-        return {"summary": self.summary(), "shown_slice": self.default_slice, "measurements": measurements}
+        document = {"summary": self.summary(), "shown_slice": self.default_slice, "measurements": measurements}
+        if self.agreement is not None:
+            document["agreement"] = self.agreement.to_dict()
+        return document
 
     def describe(self, warnings: bool = True) -> str:
         """The result in a few plain sentences (with the warnings at the end unless ``warnings`` is
@@ -202,19 +211,27 @@ def now_stamp() -> str:
 def analyze(predictor: Predictor, source, filename: str | None = None,
             pixel_spacing_mm: float | None = None, limits: LoadLimits = LoadLimits(),
             progress: Callable[[float, str], None] | None = None,
-            slice_spacing_mm: float | None = None, series: str | None = None) -> Result:
+            slice_spacing_mm: float | None = None, series: str | None = None,
+            reference: str | Path | None = None) -> Result:
     """Load, segment and measure one input (path, folder or bytes). ``pixel_spacing_mm`` (in-plane)
     and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither;
-    ``series`` chooses one series of a DICOM study (io.load_scan)."""
+    ``series`` chooses one series of a DICOM study (io.load_scan); ``reference``, a reference
+    segmentation of the input (io.reference), is read before the model runs (a bad one fails
+    fast) and compared with the masks: Result.agreement."""
+    from .io.reference import read_reference
+
     t0 = time.perf_counter()
     scan = load_scan(source, filename, limits, series)
     if pixel_spacing_mm:
         scan.with_pixel_spacing(pixel_spacing_mm)
     if slice_spacing_mm:
         scan.with_slice_spacing(slice_spacing_mm)
+    ref = read_reference(reference, scan) if reference is not None else None
     seg = predictor.segment(scan, progress)
     m = measure(seg)
-    return Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp())
+    agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name, ref.notes)
+    return Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp(),
+                  agreement, None if ref is None else ref.labels)
 
 
 def _to_nifti(mask_zyx: np.ndarray, scan):

@@ -257,12 +257,27 @@ def _separate_image_lesions(pdf: _Report, result, mm: bool):
                  [[f"{result.slice_file(z) or z} #{l.lesion_id}", *lesion_cells(l, mm)] for z, l in lesions[:40]])
 
 
+def _agreement_section(pdf: _Report, agreement) -> None:
+    """Agreement with the reference segmentation the user gave (hepatoscan.agreement)."""
+    pdf.section("Agreement with the reference segmentation")
+    pdf.multi_cell(0, 5, agreement.describe(), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.ln(1)
+    pdf.grid(["", "Reference", "HepatoScan", "Agreement"], [list(r) for r in agreement.rows()])
+    for note in agreement.notes:
+        pdf.multi_cell(0, 5, f"{message_label(note)}: {note}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.multi_cell(0, 5, "Dice: 2 |A and B| / (|A| + |B|), the liver including tumor. A reference lesion is found "
+                         "when its Dice with one of HepatoScan's lesions exceeds 0.5 (as LiTS counts them). The "
+                         "overlays below outline the reference: liver yellow, tumor blue.",
+                   new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
 def build_report(result, patient: PatientInfo | None = None) -> bytes:
     """A :class:`hepatoscan.pipeline.Result` -> PDF bytes."""
     scan, m, card = result.segmentation.scan, result.measurements, result.card
     user_text = [v for _, v in (patient.rows() if patient else [])] + [scan.name]
+    user_text += [result.agreement.reference_name] if result.agreement else []
     user_text += [str(v) for v in scan.metadata.values()]
-    own_text = [*result.warnings, *m.notes, result.segmentation.window_summary() or "",
+    own_text = [*result.warnings, *m.notes, *(result.agreement.notes if result.agreement else ()), result.segmentation.window_summary() or "",
                 card.validation_summary() or "", card.name]  # ours, but from files and messages
     pdf = _Report(cjk=needs_cjk_font(user_text), shaping=needs_text_shaping(user_text),
                   full_font=needs_full_font(user_text + own_text))
@@ -334,6 +349,9 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         pdf.section("Lesions" + (f": the 40 largest of {n}" if n > 40 else ""))
         pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"],
                  [[str(l.lesion_id), *lesion_cells(l, mm), _fmt(l.mean_hu)] for l in m.slices[0].lesions[:40]])
+
+    if result.agreement is not None:
+        _agreement_section(pdf, result.agreement)
 
     panels = [(z, result.views(z)["panel"]) for z in result.key_slices[:3]]
     first_mm = 0.0  # the first panel and its caption stay with the heading

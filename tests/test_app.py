@@ -256,6 +256,22 @@ def test_handler_several_files_chosen_together_are_one_series(handlers, tmp_path
     assert single.scan.n_slices == 1 and single.scan.is_hu
 
 
+def test_handler_compares_with_a_reference_and_outlines_it(handlers):
+    """A reference segmentation given in the page: the result says the agreement in a table, the
+    overlay gains the reference's outlines as two more labelled layers (on every slice the slider
+    shows), and the JSON carries the figures."""
+    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, "",
+                              str(SAMPLES / "lits117_segmentation.nii.gz"), progress=None)
+    annotated, summary, data, state = out[0], out[6], out[8], out[10]
+    assert "### Agreement with the reference" in summary and "| Liver | 615.4 mL |" in summary
+    assert [label for _, label in annotated[1]] == ["Liver", "Tumor", "Reference liver", "Reference tumor"]
+    assert annotated[1][2][0].max() == 1.0 and data["agreement"]["liver_dice"] > 0.9
+    other = handlers.show_slice(state, 40)[0]
+    assert len(other[1]) == 4 and other[1][2][0].any()
+    plain = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, 0, *[""] * 7, progress=None)
+    assert len(plain[0][1]) == 2 and "Agreement" not in plain[6] and "agreement" not in plain[8]
+
+
 def test_a_failed_pdf_keeps_the_result(handlers, monkeypatch):
     """A PDF that cannot be made (a full disk, a bug in the report) no longer discards the
     segmentation: the page shows the result and the masks download, with a warning, and no PDF."""
@@ -442,6 +458,28 @@ def test_api_takes_a_dicom_file_without_an_extension(client, tmp_path):
     assert data["summary"]["liver_area_mm2"] > 0 and data["summary"]["units"] == "mm"
 
 
+def test_api_compare_with_a_reference_segmentation(client, tmp_path):
+    """/compare: the sample slice against its expert mask gives Dice in the JSON and a PDF section;
+    a reference of the wrong size is a clear error and the server goes on."""
+    from gradio_client import handle_file
+    from PIL import Image
+
+    data, pdf, overlay = client.predict(handle_file(str(SAMPLES / "lits117_z080_w350.png")),
+                                        handle_file(str(SAMPLES / "lits117_z080_w350_mask.png")), 0.8, 0,
+                                        *[""] * 7, api_name="/compare")
+    a = data["agreement"]
+    assert a["liver_dice"] >= 0.9 and a["tumor_dice"] > 0.3 and a["unit"] == "mm²"
+    assert a["reference"] == "lits117_z080_w350_mask.png" and a["lesions"]["reference_lesions"] >= 1
+    assert Path(pdf).read_bytes()[:5] == b"%PDF-" and Path(overlay).read_bytes()[:4] == b"\x89PNG"
+    half = tmp_path / "half.png"
+    Image.open(SAMPLES / "lits117_z080_w350_mask.png").resize((64, 64), Image.NEAREST).save(half)
+    with pytest.raises(Exception, match="the reference is 64 x 64 but the image is 128 x 128"):
+        client.predict(handle_file(str(SAMPLES / "lits117_z080_w350.png")), handle_file(str(half)), 0, 0,
+                       *[""] * 7, api_name="/compare")
+    data, _, _ = _segment(client, SAMPLES / "lits117_z064_w350.png")
+    assert "agreement" not in data and data["summary"]["liver_area_px"] > 0
+
+
 def test_load_20_concurrent_then_memory_after_100(client, server):
     """20 users at once get the same answer, and 100 more requests leave the server's memory flat.
     One gradio_client Client per thread, as separate users have: one Client shared by parallel
@@ -553,6 +591,13 @@ def test_browser_an_example_runs_on_click(server):
         page.get_by_text("lits117_z064_w350.png").first.click()
         page.locator("#pdf a").first.wait_for(timeout=90_000)
         assert page.locator("#summary").inner_text().startswith("Result\n\nLiver ")
+        assert not page.locator("#reference").is_visible()  # no reference: its box stays shut
+        # The last example compares the volume with its expert segmentation: the reference's box
+        # opens to show the file used, and the result gains the agreement and the outlines' legend.
+        page.get_by_text("lits117_segmentation.nii.gz").first.click()
+        page.get_by_text("Agreement with the reference").first.wait_for(timeout=90_000)
+        page.locator("#reference").get_by_text("lits117_segmentation").wait_for(timeout=10_000)  # name, size
+        assert page.locator("#overlay").get_by_text("Reference tumor").is_visible()
         browser.close()
 
 

@@ -23,9 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
-from hepatoscan.measure import lesion_diameters
+from hepatoscan import agreement
 from hepatoscan.model_card import find_card
-from hepatoscan.morphology import label
 from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
 from hepatoscan.scan import Scan
@@ -53,38 +52,19 @@ QUALITY = [("W400/L40 blur 1 px", (-160, 240), 1.0, 1.0), ("W400/L40 blur 2 px",
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
-    a, b = a.astype(bool), b.astype(bool)
-    s = a.sum() + b.sum()
-    return None if s == 0 else round(float(2 * (a & b).sum() / s), 4)
+    """The runtime's Dice (hepatoscan.agreement), rounded to 4 places as the card prints it."""
+    d = agreement.dice(a, b)
+    return None if d is None else round(d, 4)
 
 
 def lesion_detection(gt: np.ndarray, pred: np.ndarray, pixel_spacing_mm) -> dict:
-    """gt, pred: (Z, H, W) bool tumor masks -> lesion-wise counts (3D components)."""
-    gl, ng = label(gt)
-    pl, npred = label(pred)
-    matched_pred, detected, big, big_detected = set(), 0, 0, 0
-    sy, sx = pixel_spacing_mm or (1.0, 1.0)
-    for g in range(1, ng + 1):
-        gm = gl == g
-        overlapping = np.unique(pl[gm])
-        best, best_p = 0.0, None
-        for p in overlapping[overlapping > 0]:
-            pm = pl == p
-            d = 2 * (gm & pm).sum() / (gm.sum() + pm.sum())
-            if d > best:
-                best, best_p = d, p
-        hit = bool(best > 0.5)
-        detected += hit
-        if hit:
-            matched_pred.add(best_p)
-        z = int(np.argmax(gm.sum((1, 2))))
-        if lesion_diameters(gm[z], sy, sx)[0] >= 10.0:
-            big += 1
-            big_detected += int(hit)
-    return {"gt_lesions": ng, "pred_lesions": npred, "detected": detected,
-            "recall": round(detected / ng, 3) if ng else None,
-            "precision": round(len(matched_pred) / npred, 3) if npred else None,
-            "gt_lesions_10mm": big, "recall_10mm": round(big_detected / big, 3) if big else None}
+    """gt, pred: (Z, H, W) bool tumor masks -> lesion-wise counts (3D components), by the runtime's
+    hepatoscan.agreement.lesion_detection (spacing unknown: lesions sized in pixels)."""
+    d = agreement.lesion_detection(gt, pred, pixel_spacing_mm or (1.0, 1.0))
+    rounded = (lambda v: None if v is None else round(v, 3))
+    return {"gt_lesions": d.reference_lesions, "pred_lesions": d.hepatoscan_lesions, "detected": d.detected,
+            "recall": rounded(d.recall), "precision": rounded(d.precision),
+            "gt_lesions_10mm": d.reference_lesions_10mm, "recall_10mm": rounded(d.recall_10mm)}
 
 
 def with_liver_threshold(card, liver_threshold: float):

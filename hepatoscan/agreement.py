@@ -1,0 +1,251 @@
+"""Agreement of HepatoScan's masks with a reference segmentation (an expert's), the LiTS way.
+
+Dice of the liver (tumor included) and of the tumor, the sizes both give, and lesion-wise
+detection: a reference lesion (a 3D connected component, face connectivity) is detected when its
+Dice with one of HepatoScan's lesions exceeds 0.5, as in LiTS. ``training.evaluate`` scores the
+model with these same functions, so a user's comparison and the model card's figures agree.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .measure import lesion_diameters
+from .morphology import label
+from .wording import count
+
+DETECTION_DICE = 0.5  # a reference lesion is detected by a lesion of Dice above this (LiTS)
+LARGE_LESION_MM = 10.0  # lesions of at least this longest diameter are counted apart
+
+
+@dataclass(frozen=True)
+class Overlap:
+    """Voxel counts of one structure: in the reference, in HepatoScan's mask, and in both."""
+
+    reference: int
+    hepatoscan: int
+    both: int
+
+    @property
+    def dice(self) -> float | None:
+        """2 |A and B| / (|A| + |B|) in [0, 1]; None where both masks are empty (undefined)."""
+        total = self.reference + self.hepatoscan
+        return None if total == 0 else 2 * self.both / total
+
+    def __add__(self, other: "Overlap") -> "Overlap":
+        """Pooled counts (LiTS's global Dice pools every case's voxels)."""
+        return Overlap(self.reference + other.reference, self.hepatoscan + other.hepatoscan, self.both + other.both)
+
+
+def overlap(reference: np.ndarray, hepatoscan: np.ndarray) -> Overlap:
+    """reference, hepatoscan: (Z, H, W) or (H, W) masks of one shape, nonzero = inside -> Overlap.
+    Counted slice by slice, so a volume needs no full-size temporary."""
+    ref, ours = np.asarray(reference), np.asarray(hepatoscan)
+    if ref.shape != ours.shape:
+        raise ValueError(f"mask shapes differ: {ref.shape} and {ours.shape}")
+    n_ref = n_ours = n_both = 0
+    for r, o in zip(ref.reshape(-1, *ref.shape[-2:]), ours.reshape(-1, *ours.shape[-2:])):
+        r, o = r != 0, o != 0
+        n_ref += int(np.count_nonzero(r))
+        n_ours += int(np.count_nonzero(o))
+        n_both += int(np.count_nonzero(r & o))
+    return Overlap(n_ref, n_ours, n_both)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float | None:
+    """Dice of two masks of one shape, in [0, 1]; None where both are empty."""
+    return overlap(a, b).dice
+
+
+@dataclass(frozen=True)
+class LesionDetection:
+    """Lesion-wise counts of one case (3D components of the tumor masks)."""
+
+    reference_lesions: int
+    hepatoscan_lesions: int
+    detected: int  # reference lesions with a HepatoScan lesion of Dice > DETECTION_DICE
+    matched: int  # HepatoScan lesions that so detect a reference lesion
+    reference_lesions_10mm: int | None  # of longest diameter >= 10 mm on their largest slice; None: spacing unknown
+    detected_10mm: int | None
+
+    @property
+    def recall(self) -> float | None:
+        return self.detected / self.reference_lesions if self.reference_lesions else None
+
+    @property
+    def precision(self) -> float | None:
+        return self.matched / self.hepatoscan_lesions if self.hepatoscan_lesions else None
+
+    @property
+    def recall_10mm(self) -> float | None:
+        return self.detected_10mm / self.reference_lesions_10mm if self.reference_lesions_10mm else None
+
+
+def _largest_slice_masks(labels: np.ndarray, n: int):
+    """(Z, H, W) labels 1..n -> for each label, (H, W) bool of it on the slice where it is largest."""
+    z, y, x = np.nonzero(labels)
+    ids = labels[z, y, x].astype(np.int64)
+    order = np.argsort(ids, kind="stable")
+    z, y, x, ids = z[order], y[order], x[order], ids[order]
+    bounds = np.searchsorted(ids, np.arange(1, n + 2))
+    for g in range(n):
+        zs, ys, xs = (a[bounds[g]:bounds[g + 1]] for a in (z, y, x))
+        k = np.bincount(zs).argmax()
+        mask = np.zeros(labels.shape[1:], bool)
+        mask[ys[zs == k], xs[zs == k]] = True
+        yield mask
+
+
+def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
+                     pixel_spacing_mm: tuple[float, float] | None) -> LesionDetection:
+    """reference_tumor, hepatoscan_tumor: (Z, H, W) or (H, W) bool -> LesionDetection. Each
+    reference lesion takes the HepatoScan lesion of highest Dice with it (ties: the lower label);
+    ``pixel_spacing_mm`` (row, column) sizes lesions for the 10 mm count (None: not counted)."""
+    ref = np.asarray(reference_tumor, bool)
+    ours = np.asarray(hepatoscan_tumor, bool)
+    if ref.ndim == 2:
+        ref, ours = ref[None], ours[None]
+    ref_labels, n_ref = label(ref)
+    our_labels, n_ours = label(ours)
+    ref_size = np.bincount(ref_labels.ravel(), minlength=n_ref + 1)
+    our_size = np.bincount(our_labels.ravel(), minlength=n_ours + 1)
+    both = (ref_labels > 0) & (our_labels > 0)
+    pairs, shared = np.unique(ref_labels[both].astype(np.int64) * (n_ours + 1) + our_labels[both], return_counts=True)
+    best = {}  # reference lesion -> (Dice, HepatoScan lesion)
+    for pair, c in zip(pairs.tolist(), shared.tolist()):  # ascending: per reference lesion, ours ascending
+        g, p = divmod(pair, n_ours + 1)
+        d = 2 * c / (ref_size[g] + our_size[p])
+        if d > best.get(g, (0.0, None))[0]:
+            best[g] = (d, p)
+    hits = {g: p for g, (d, p) in best.items() if d > DETECTION_DICE}
+    big = big_hit = None
+    if pixel_spacing_mm is not None:
+        sy, sx = pixel_spacing_mm
+        big = big_hit = 0
+        for g, mask in enumerate(_largest_slice_masks(ref_labels, n_ref), 1):
+            if lesion_diameters(mask, sy, sx)[0] >= LARGE_LESION_MM:
+                big += 1
+                big_hit += g in hits
+    return LesionDetection(n_ref, n_ours, len(hits), len(set(hits.values())), big, big_hit)
+
+
+@dataclass(frozen=True)
+class Agreement:
+    """How HepatoScan's masks of one input agree with a reference segmentation of it.
+
+    liver, tumor: voxel counts (the liver includes the tumor, as both label conventions have it);
+    marks_tumor: whether the reference marks any tumor (where it marks none, tumor Dice is
+    undefined: a liver without tumor, or a reference of the liver alone); unit_size, unit: what one
+    voxel measures ("mL", "mm²") or 1.0 and "voxels"/"px" where the spacing is unknown.
+    """
+
+    reference_name: str
+    liver: Overlap
+    tumor: Overlap
+    marks_tumor: bool
+    lesions: LesionDetection
+    unit_size: float
+    unit: str
+    notes: tuple[str, ...] = ()
+
+    @property
+    def liver_dice(self) -> float | None:
+        return self.liver.dice
+
+    @property
+    def tumor_dice(self) -> float | None:
+        return self.tumor.dice if self.marks_tumor else None
+
+    def size(self, voxels: int) -> float:
+        """A voxel count in this agreement's unit."""
+        return voxels * self.unit_size
+
+    def _amount(self, voxels: int) -> str:
+        if self.unit == "mL":
+            return f"{self.size(voxels):,.1f} mL"
+        if self.unit == "mm²":
+            return f"{self.size(voxels):,.0f} mm²"
+        return f"{voxels:,} {self.unit}"
+
+    def describe(self) -> str:
+        """The agreement in a few sentences, as the app, CLI and PDF say it."""
+        text = (f"Against the reference {self.reference_name}: liver Dice {_fmt(self.liver_dice)} (reference "
+                f"{self._amount(self.liver.reference)}, HepatoScan {self._amount(self.liver.hepatoscan)}).")
+        if self.marks_tumor:
+            d = self.lesions
+            text += (f" Tumor Dice {_fmt(self.tumor_dice)} (reference {self._amount(self.tumor.reference)}, HepatoScan "
+                     f"{self._amount(self.tumor.hepatoscan)}). Lesions: {d.detected} of the reference's "
+                     f"{d.reference_lesions} found; {d.matched} of HepatoScan's {d.hepatoscan_lesions} match one.")
+        elif self.tumor.hepatoscan:
+            text += (f" The reference marks no tumor, so tumor Dice is undefined; HepatoScan marks "
+                     f"{self._amount(self.tumor.hepatoscan)} in {count(self.lesions.hepatoscan_lesions, 'lesion')}.")
+        else:
+            text += " Neither marks any tumor."
+        return text
+
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """(quantity, reference, HepatoScan, agreement) rows for a table."""
+        rows = [("Liver", self._amount(self.liver.reference), self._amount(self.liver.hepatoscan),
+                 f"Dice {_fmt(self.liver_dice)}"),
+                ("Tumor", self._amount(self.tumor.reference), self._amount(self.tumor.hepatoscan),
+                 f"Dice {_fmt(self.tumor_dice)}" if self.marks_tumor else "reference marks no tumor")]
+        d = self.lesions
+        found = f"{d.detected} found" if d.reference_lesions else "-"
+        rows.append(("Lesions", str(d.reference_lesions), str(d.hepatoscan_lesions), found))
+        if d.reference_lesions_10mm:
+            rows.append(("Lesions >= 10 mm", str(d.reference_lesions_10mm), "", f"{d.detected_10mm} found"))
+        return rows
+
+    def to_dict(self) -> dict:
+        """JSON-able: Dice, the sizes in the unit, the voxel counts and the lesion counts."""
+        return {"reference": self.reference_name, "liver_dice": _round(self.liver_dice),
+                "tumor_dice": _round(self.tumor_dice), "reference_marks_tumor": self.marks_tumor,
+                "unit": self.unit,
+                "liver_reference": round(self.size(self.liver.reference), 3),
+                "liver_hepatoscan": round(self.size(self.liver.hepatoscan), 3),
+                "tumor_reference": round(self.size(self.tumor.reference), 3),
+                "tumor_hepatoscan": round(self.size(self.tumor.hepatoscan), 3),
+                "voxels": {"liver": asdict(self.liver), "tumor": asdict(self.tumor)},
+                "lesions": {**asdict(self.lesions), "recall": _round(self.lesions.recall),
+                            "precision": _round(self.lesions.precision),
+                            "recall_10mm": _round(self.lesions.recall_10mm)},
+                "notes": list(self.notes)}
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 4)
+
+
+def _fmt(value: float | None) -> str:
+    return "undefined" if value is None else f"{value:.3f}"
+
+
+def voxel_unit(spacing_mm, is_volume: bool) -> tuple[float, str]:
+    """(unit size, unit) of one voxel: mL where a volume's three spacings are known, mm² for one
+    image of known pixel spacing, else (1, "voxels") or (1, "px")."""
+    if spacing_mm is not None and spacing_mm[1] and spacing_mm[2]:
+        if is_volume and spacing_mm[0]:
+            return spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0, "mL"
+        if not is_volume:
+            return spacing_mm[1] * spacing_mm[2], "mm²"
+    return 1.0, "voxels" if is_volume else "px"
+
+
+def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, spacing_mm,
+            reference_name: str, notes: tuple[str, ...] = ()) -> Agreement:
+    """HepatoScan's masks against a reference.
+
+    liver, tumor: (Z, H, W) uint8 in {0, 1}, liver including tumor; reference_labels: (Z, H, W)
+    uint8 in {0, 1, 2} (0 background, 1 liver, 2 tumor) in the same axes; spacing_mm: (z, y, x)
+    or None (any of them may be None).
+    """
+    if reference_labels.shape != liver.shape:
+        raise ValueError(f"reference {reference_labels.shape} and masks {liver.shape} differ in shape")
+    ref_tumor = reference_labels == 2
+    is_volume = liver.shape[0] > 1
+    unit_size, unit = voxel_unit(spacing_mm, is_volume)
+    pixel_spacing = (spacing_mm[1], spacing_mm[2]) if spacing_mm is not None and spacing_mm[1] else None
+    return Agreement(reference_name, overlap(reference_labels, liver), overlap(ref_tumor, tumor),
+                     bool(ref_tumor.any()), lesion_detection(ref_tumor, tumor.astype(bool), pixel_spacing),
+                     unit_size, unit, tuple(notes))

@@ -1,0 +1,204 @@
+"""A reference segmentation (an expert's masks) -> labels in a scan's own axes, for comparison.
+
+Read: a NIfTI label volume (for a NIfTI, DICOM or image-stack scan of the same grid), a label
+image (PNG, TIFF, BMP; for one image), or a folder or .zip of label images named after a stack's
+slices (``IM1.png`` or ``IM1_mask.png`` for ``IM1.png``). Values: 0 background, 1 liver, 2 tumor
+(LiTS); 0 and one other value (a liver mask, 0/255); or 0 and two others (0/128/255: the lower is
+liver, the higher tumor), with a note saying how they were read.
+"""
+from __future__ import annotations
+
+import io
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+from PIL import Image, ImageOps, UnidentifiedImageError
+
+from ..config import IMAGE_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
+from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
+from ..scan import Note, Scan
+from .nifti import NiftiGeometry, read_nifti
+
+MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_segmentation", "_gt")  # IM1.png <- IM1_mask.png
+WHAT = ("A reference segmentation is a label mask at the image's own size: 0 background, 1 liver, 2 tumor "
+        "(or 0 and one value for the liver alone), saved as NIfTI for a volume or as PNG for an image.")
+
+
+@dataclass(frozen=True)
+class Reference:
+    """labels: (Z, H, W) uint8 in {0, 1, 2} in the scan's axes (0 background, 1 liver, 2 tumor);
+    name: the reference's file name; notes: how it was read (label values, geometry)."""
+
+    labels: np.ndarray
+    name: str
+    notes: tuple[str, ...] = ()
+
+
+def read_reference(path: str | Path, scan: Scan) -> Reference:
+    """The reference segmentation at ``path`` for ``scan``, checked to match its grid; InputError
+    (saying what to give instead, and that it is of the reference) where it cannot be read or does
+    not match."""
+    try:
+        return _read(Path(path), scan)
+    except InputError as e:
+        raise type(e)(f"Reference {e}") from e
+
+
+def _read(path: Path, scan: Scan) -> Reference:
+    if not path.exists():
+        raise InputError(f"{path}: no such reference file or folder. Check the path and try again.")
+    name = path.name
+    if path.is_dir() or name.lower().endswith(".zip"):
+        return _slice_masks(path, scan)
+    if path.stat().st_size > LoadLimits().max_bytes:
+        raise InputTooLargeError(f"{name}: {path.stat().st_size / 1e6:.0f} MB, over the limit of "
+                                 f"{LoadLimits().max_bytes / 1e6:.0f} MB for a reference segmentation.")
+    data = path.read_bytes()
+    if name.lower().endswith(NIFTI_SUFFIXES) or (len(data) > 348 and data[344:348] in (b"n+1\x00", b"n+2\x00")):
+        labels, notes = _nifti_labels(data, name, scan)
+    elif len(data) > 132 and data[128:132] == b"DICM":
+        raise UnsupportedFormatError(
+            f"{name}: a DICOM reference (a DICOM SEG or RT structure set) is not read. Convert it to a NIfTI label "
+            "volume (for example with dcmqi's segimage2itkimage, or 3D Slicer) and give that.")
+    else:
+        pages = _image_pages(data, name)
+        labels = np.stack(pages) if len(pages) > 1 else pages[0][None]
+        notes = []
+    labels, value_notes = label_values(labels, name)
+    _check_shape(labels.shape, scan, name)
+    return Reference(labels, name, tuple(notes + value_notes))
+
+
+def label_values(values: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
+    """(Z, H, W) label values -> ((Z, H, W) uint8 in {0, 1, 2}, [a note on how they were read]).
+    InputError where they are not a label mask (in-between values of a smoothed or JPEG mask)."""
+    values = np.asarray(values)
+    if values.dtype.kind == "f":
+        if not np.isfinite(values).all() or not np.array_equal(values, np.round(values)):
+            raise InputError(f"{name}: holds fractional values (a probability map or a resampled mask). {WHAT}")
+    if values.dtype.kind not in "uib" and values.dtype.kind != "f":
+        raise InputError(f"{name}: holds {values.dtype} values. {WHAT}")
+    if values.dtype.kind in "ub" and values.dtype.itemsize <= 2:  # a histogram: far faster than np.unique
+        present = np.flatnonzero(np.bincount(values.ravel(), minlength=1))
+    else:
+        present = np.unique(values)
+    if present.size and (present[0] < 0 or present[-1] > 65535):
+        raise InputError(f"{name}: holds values from {present[0]:g} to {present[-1]:g}, not labels. {WHAT}")
+    present = present.astype(np.int64)
+    if set(present.tolist()) <= {0, 1, 2}:
+        return values.astype(np.uint8), []
+    shown = ", ".join(str(v) for v in present[:8]) + (" ..." if present.size > 8 else "")
+    if present[0] != 0 or present.size > 3:
+        raise InputError(f"{name}: holds {present.size} values ({shown}), not 0 and up to two labels. "
+                         f"A mask saved as JPEG, resized or smoothed has in-between values. {WHAT}")
+    labels = np.zeros(values.shape, np.uint8)
+    labels[values == present[1]] = 1
+    if present.size == 2:
+        return labels, [Note(f"The reference holds 0 and {present[1]}: read as the liver alone (no tumor marked).")]
+    labels[values == present[2]] = 2
+    return labels, [Note(f"The reference holds 0, {present[1]} and {present[2]}: read as 0 background, "
+                         f"{present[1]} liver, {present[2]} tumor.")]
+
+
+def _check_shape(shape: tuple[int, ...], scan: Scan, name: str) -> None:
+    if tuple(shape) != tuple(scan.pixels.shape):
+        def size(s):
+            return f"{s[2]} x {s[1]}" + (f" x {s[0]} slices" if s[0] > 1 else "")
+        raise InputError(f"{name}: the reference is {size(shape)} but the image is {size(scan.pixels.shape)}. "
+                         "Give the reference segmentation saved with this image, on its grid.")
+
+
+def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[str]]:
+    """NIfTI bytes -> ((Z, H, W) values in the display axes every NIfTI is read in, [notes])."""
+    from . import _open_nifti
+
+    img = _open_nifti(data, name)
+    if len(img.shape) < 3 or (len(img.shape) > 3 and any(s > 1 for s in img.shape[3:])):
+        raise InputError(f"{name}: a NIfTI of shape {tuple(img.shape)}; a reference is one 3D label volume.")
+    from .imports import nibabel
+
+    x, y, z = nibabel().as_closest_canonical(img).shape[:3]  # the header's, before any voxel is read
+    _check_shape((z, y, x), scan, name)  # also bounds what is decompressed to the image's own size
+    values, _, geometry = read_nifti(img)
+    notes = []
+    if isinstance(scan.geometry, NiftiGeometry) and values.shape == scan.pixels.shape and not np.allclose(
+            geometry.affine, scan.geometry.affine, atol=0.05):
+        notes.append("The reference's NIfTI header places its voxels elsewhere than the image's (another affine); "
+                     "they were compared voxel by voxel. Check that it belongs to this image.")
+    return np.asarray(values), notes
+
+
+def _image_pages(data: bytes, name: str) -> list[np.ndarray]:
+    """A label image (or a multi-page TIFF) -> its pages as (H, W) arrays, EXIF orientation applied
+    as the image loader applies it to the image."""
+    try:
+        img = Image.open(io.BytesIO(data))
+        pages = []
+        for k in range(getattr(img, "n_frames", 1)):
+            img.seek(k)
+            page = ImageOps.exif_transpose(img) if k == 0 else img.copy()
+            pages.append(_grey_labels(page, name))
+        return pages
+    except UnidentifiedImageError as e:
+        raise UnsupportedFormatError(f"{name}: not a readable reference. {WHAT}") from e
+    except (OSError, SyntaxError, ValueError) as e:
+        raise InputError(f"{name}: the reference image is truncated or corrupt ({e}).") from e
+
+
+def _grey_labels(img: Image.Image, name: str) -> np.ndarray:
+    """One image's label values: a palette image's indices, a grey image's levels, or an RGB
+    image's one channel where its three are equal."""
+    if img.mode in ("RGB", "RGBA"):
+        rgb = np.asarray(img.convert("RGB"))
+        if not (np.array_equal(rgb[..., 0], rgb[..., 1]) and np.array_equal(rgb[..., 0], rgb[..., 2])):
+            raise InputError(f"{name}: a colour image (an overlay?), not a label mask. {WHAT}")
+        return rgb[..., 0]
+    if img.mode == "LA":
+        return np.asarray(img)[..., 0]
+    return np.asarray(img)
+
+
+def _slice_masks(path: Path, scan: Scan) -> Reference:
+    """A folder or .zip of label images, one per slice file of a stack scan, matched by name."""
+    files = scan.metadata.get("slice_files")
+    if not files:
+        raise InputError(f"{path.name}: a folder or .zip of masks goes with a stack of image slices. For a volume "
+                         "(NIfTI, DICOM) give the reference as one NIfTI label volume.")
+    masks = _mask_files(path)
+    pages, missing = [], []
+    for file in files:
+        stem = PurePosixPath(file).name.rsplit(".", 1)[0]
+        key = next((stem + s for s in MASK_SUFFIXES if stem + s in masks), None)
+        if key is None:
+            missing.append(PurePosixPath(file).name)
+            continue
+        found = _image_pages(masks[key](), key)
+        pages.append(found[0])
+    if missing:
+        raise InputError(f"{path.name}: no mask for {len(missing)} of the {len(files)} slices (such as "
+                         f"{', '.join(missing[:3])}). Name each mask as its slice (IM1.png or IM1_mask.png for IM1.png).")
+    shapes = {p.shape for p in pages}
+    if len(shapes) > 1:
+        raise InputError(f"{path.name}: the masks differ in size ({', '.join(map(str, sorted(shapes)))}). {WHAT}")
+    labels, notes = label_values(np.stack(pages), path.name)
+    _check_shape(labels.shape, scan, path.name)
+    return Reference(labels, path.name, tuple(notes))
+
+
+def _mask_files(path: Path) -> dict:
+    """{file stem: a function returning its bytes} of the image files of a folder or .zip."""
+    if path.is_dir():
+        return {p.name.rsplit(".", 1)[0]: p.read_bytes for p in sorted(path.rglob("*"))
+                if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)}
+    try:
+        with zipfile.ZipFile(path) as z:
+            infos = [i for i in z.infolist() if i.filename.lower().endswith(IMAGE_SUFFIXES)
+                     and not PurePosixPath(i.filename).name.startswith(".")]
+            if sum(i.file_size for i in infos) > LoadLimits().max_bytes:
+                raise InputTooLargeError(f"{path.name}: the masks unpack to over {LoadLimits().max_bytes / 1e6:.0f} MB.")
+            entries = {PurePosixPath(i.filename).name.rsplit(".", 1)[0]: z.read(i) for i in infos}
+    except (zipfile.BadZipFile, OSError) as e:
+        raise InputError(f"{path.name}: not a readable .zip ({e}).") from e
+    return {stem: (lambda b=b: b) for stem, b in entries.items()}

@@ -1,0 +1,256 @@
+"""Comparison with a reference segmentation: the metrics on masks of known overlap, the reference
+readers (label conventions, orientation, stacks, wrong files), and the whole path on the LiTS 117
+sample with its expert masks (library, CLI and PDF)."""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import ROOT, SAMPLES
+from hepatoscan.agreement import Overlap, compare, dice, lesion_detection, overlap
+from hepatoscan.errors import InputError, UnsupportedFormatError
+from hepatoscan.io import load_scan
+from hepatoscan.io.reference import label_values, read_reference
+
+PNG = SAMPLES / "lits117_z080_w350.png"
+PNG_MASK = SAMPLES / "lits117_z080_w350_mask.png"
+VOLUME = SAMPLES / "lits117_volume.nii.gz"
+SEGMENTATION = SAMPLES / "lits117_segmentation.nii.gz"
+
+
+def disc(shape, centre, radius):
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return (yy - centre[0]) ** 2 + (xx - centre[1]) ** 2 <= radius ** 2
+
+
+def test_dice_and_overlap_of_squares_of_known_overlap():
+    a = np.zeros((2, 20, 20), np.uint8)
+    b = np.zeros_like(a)
+    a[0, 0:10, 0:10] = 1  # 100 voxels
+    b[0, 5:15, 0:10] = 1  # 100 voxels, 50 shared
+    assert overlap(a, b) == Overlap(100, 100, 50)
+    assert dice(a, b) == pytest.approx(0.5)
+    assert dice(a, a) == 1.0 and dice(a, np.zeros_like(a)) == 0.0
+    assert dice(np.zeros_like(a), np.zeros_like(a)) is None  # undefined, not 1 or 0
+    assert (Overlap(100, 100, 50) + Overlap(10, 30, 10)).dice == pytest.approx(2 * 60 / 240)
+    with pytest.raises(ValueError):
+        overlap(a, b[:, :10])
+
+
+def test_lesion_detection_counts_found_missed_and_false_lesions():
+    shape = (60, 60)
+    ref = disc(shape, (15, 15), 6) | disc(shape, (45, 45), 3)  # a 13 px lesion and a 7 px one
+    ours = disc(shape, (16, 15), 6) | disc(shape, (15, 45), 4)  # finds the first; one false lesion
+    d = lesion_detection(ref, ours, (1.0, 1.0))
+    assert (d.reference_lesions, d.hepatoscan_lesions, d.detected, d.matched) == (2, 2, 1, 1)
+    assert d.recall == 0.5 and d.precision == 0.5
+    assert (d.reference_lesions_10mm, d.detected_10mm) == (1, 1)  # only the 13 mm lesion is >= 10 mm
+    assert lesion_detection(ref, ours, (0.5, 0.5)).reference_lesions_10mm == 0  # 6.5 mm at 0.5 mm pixels
+    assert lesion_detection(ref, ours, None).reference_lesions_10mm is None  # size unknown: not counted
+    # A lesion that touches a reference lesion but overlaps it by less than Dice 0.5 does not find it.
+    shifted = disc(shape, (15, 24), 6)
+    assert lesion_detection(ref, shifted, (1.0, 1.0)).detected == 0
+    # One lesion of ours spanning two reference lesions finds at most the one it matches well.
+    both = lesion_detection(disc(shape, (20, 20), 8) | disc(shape, (20, 31), 2), disc(shape, (20, 21), 9), None)
+    assert (both.detected, both.matched) == (1, 1)
+
+
+def test_agreement_says_undefined_tumor_dice_when_the_reference_marks_none():
+    liver = np.zeros((1, 40, 40), np.uint8)
+    liver[0, 5:35, 5:35] = 1
+    tumor = np.zeros_like(liver)
+    tumor[0, 10:14, 10:14] = 1
+    reference = liver.copy()  # a liver, no tumor marked
+    a = compare(liver, tumor, reference, (None, 0.8, 0.8), "ref.png")
+    assert a.liver_dice == 1.0 and a.tumor_dice is None and not a.marks_tumor
+    assert a.unit == "mm²" and a.size(a.liver.reference) == pytest.approx(900 * 0.64)
+    assert "marks no tumor" in a.describe() and "1 lesion" in a.describe()
+    assert json.loads(json.dumps(a.to_dict()))["tumor_dice"] is None
+
+
+@pytest.mark.parametrize("values, expected, note", [
+    ([0, 1, 2], [0, 1, 2], None),
+    ([0, 255, 255], [0, 1, 1], "liver alone"),
+    ([0, 128, 255], [0, 1, 2], "128 liver, 255 tumor"),
+    ([0.0, 1.0, 2.0], [0, 1, 2], None),
+])
+def test_label_conventions_are_read_and_said(values, expected, note):
+    labels, notes = label_values(np.array(values).reshape(1, 1, -1), "m.png")
+    assert labels.dtype == np.uint8 and labels.ravel().tolist() == expected
+    assert (note is None and not notes) or note in notes[0]
+
+
+@pytest.mark.parametrize("values, words", [
+    (np.arange(0, 200, 10), "20 values"),  # a smoothed or JPEG mask
+    ([0.0, 0.5, 1.0], "fractional"),  # a probability map
+    ([-1000, 0, 40], "not labels"),  # a CT
+    ([1, 2, 3], "not 0 and up to two labels"),  # no background
+])
+def test_what_is_not_a_label_mask_is_refused_with_what_to_give(values, words):
+    with pytest.raises(InputError, match=words) as e:
+        label_values(np.array(values).reshape(1, 1, -1), "m.png")
+    assert "0 background, 1 liver, 2 tumor" in str(e.value)
+
+
+def test_png_reference_is_the_mask_and_wrong_files_say_what_is_wrong(tmp_path):
+    scan = load_scan(PNG)
+    mask = np.asarray(Image.open(PNG_MASK))
+    assert np.array_equal(read_reference(PNG_MASK, scan).labels[0], mask)
+    grey_rgb = tmp_path / "grey_rgb.png"  # a mask saved as RGB with equal channels
+    Image.fromarray(mask * 127).convert("RGB").save(grey_rgb)
+    ref = read_reference(grey_rgb, scan)
+    assert np.array_equal(ref.labels[0], mask) and "127 liver, 254 tumor" in ref.notes[0]
+    overlay = tmp_path / "overlay.png"
+    Image.open(ROOT / "samples" / "lits117_z080_w350.png").convert("RGB").save(overlay)
+    colour = np.asarray(Image.open(overlay)).copy()
+    colour[mask == 1] = (40, 200, 90)
+    Image.fromarray(colour).save(overlay)
+    with pytest.raises(InputError, match="colour image"):
+        read_reference(overlay, scan)
+    with pytest.raises(InputError, match=r"Reference lits117_z080_w350.png: holds 2\d\d values"):
+        read_reference(PNG, scan)  # the CT image itself
+    small = tmp_path / "half.png"
+    Image.fromarray(mask[::2, ::2]).save(small)
+    with pytest.raises(InputError, match=r"the reference is 64 x 64 but the image is 128 x 128"):
+        read_reference(small, scan)
+    with pytest.raises(InputError, match=r"128 x 128 x 128 slices but the image is 128 x 128"):
+        read_reference(SEGMENTATION, scan)
+    dcm = tmp_path / "seg.dcm"
+    dcm.write_bytes(b"\x00" * 128 + b"DICM" + b"\x00" * 64)
+    with pytest.raises(UnsupportedFormatError, match="NIfTI label volume"):
+        read_reference(dcm, scan)
+    with pytest.raises(InputError, match="no such reference"):
+        read_reference(tmp_path / "missing.nii.gz", scan)
+
+
+def test_nifti_reference_stored_in_another_orientation_reads_aligned(tmp_path):
+    """A reference saved with other axes (x flipped, here; its affine says so) is read on the CT's
+    grid, as nibabel's canonical orientation puts both; a reference whose affine places it
+    elsewhere is compared voxel by voxel, with a warning."""
+    scan = load_scan(VOLUME)
+    expected = read_reference(SEGMENTATION, scan).labels
+    img = nib.load(SEGMENTATION)
+    data = np.asarray(img.dataobj)
+    flip = np.diag([-1.0, 1.0, 1.0, 1.0])
+    flip[0, 3] = data.shape[0] - 1
+    flipped = nib.Nifti1Image(data[::-1].copy(), img.affine @ flip)
+    nib.save(flipped, tmp_path / "flipped.nii.gz")
+    ref = read_reference(tmp_path / "flipped.nii.gz", scan)
+    assert np.array_equal(ref.labels, expected) and not ref.notes
+    moved = nib.Nifti1Image(data, img.affine + np.array([[0, 0, 0, 40.0], [0] * 4, [0] * 4, [0] * 4]))
+    nib.save(moved, tmp_path / "moved.nii.gz")
+    assert "elsewhere" in read_reference(tmp_path / "moved.nii.gz", scan).notes[0]
+
+
+def test_stack_reference_masks_are_matched_to_slices_by_name(tmp_path):
+    """A .zip of one series' PNG slices with a .zip (or folder) of masks named after them, in
+    another order: each slice gets its own mask; a slice without one is named."""
+    from hepatoscan.preprocessing import render_8bit
+
+    hu = load_scan(VOLUME).pixels
+    labels = read_reference(SEGMENTATION, load_scan(VOLUME)).labels
+    images, masks = tmp_path / "images.zip", tmp_path / "masks"
+    masks.mkdir()
+    zs = range(60, 70)
+    with zipfile.ZipFile(images, "w") as z:
+        for k in zs:
+            buf = io.BytesIO()
+            Image.fromarray(render_8bit(np.asarray(hu[k], np.float32), (-125, 225))).save(buf, "PNG")
+            z.writestr(f"IM{k}.png", buf.getvalue())
+    for k in reversed(zs):
+        Image.fromarray(labels[k]).save(masks / f"IM{k}_mask.png")
+    scan = load_scan(images)
+    ref = read_reference(masks, scan)
+    assert np.array_equal(ref.labels, labels[60:70])
+    zipped = tmp_path / "masks.zip"
+    with zipfile.ZipFile(zipped, "w") as z:
+        for f in masks.iterdir():
+            z.write(f, f"export/{f.name}")
+    assert np.array_equal(read_reference(zipped, scan).labels, labels[60:70])
+    (masks / "IM63_mask.png").unlink()
+    with pytest.raises(InputError, match="no mask for 1 of the 10 slices.*IM63.png"):
+        read_reference(masks, scan)
+    with pytest.raises(InputError, match="goes with a stack of image slices"):
+        read_reference(masks, load_scan(VOLUME))
+
+
+def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_scores_it(predictor, tmp_path):
+    """The LiTS 117 sample against its expert segmentation gives the model card's own figures for
+    that volume (training.evaluate scores with the same functions), and the PDF says so with the
+    reference's outlines drawn over the overlay."""
+    from hepatoscan.overlay import REFERENCE_LIVER_RGB, REFERENCE_TUMOR_RGB
+    from hepatoscan.pipeline import analyze
+
+    result = analyze(predictor, VOLUME, reference=SEGMENTATION)
+    a = result.agreement
+    card = json.loads((ROOT / "models" / "hepatoscan_unet_int8.json").read_text())
+    lits = next(v for v in card["metrics"]["volumes"] if v["case"] == "lits_117")
+    assert a.liver_dice == pytest.approx(lits["liver_dice"], abs=0.002)
+    assert a.tumor_dice == pytest.approx(lits["tumor_dice"], abs=0.002)
+    assert a.unit == "mL" and a.liver.reference == int((result.reference_labels >= 1).sum())
+    assert a.lesions.reference_lesions == lits["lesions"]["gt_lesions"]
+    assert a.lesions.reference_lesions_10mm == lits["lesions"]["gt_lesions_10mm"]
+    doc = result.document()["agreement"]
+    assert doc["liver_dice"] == round(a.liver_dice, 4) and doc["lesions"]["detected"] == a.lesions.detected
+    over = result.views(result.default_slice)["overlay"]
+    for colour in (REFERENCE_LIVER_RGB, REFERENCE_TUMOR_RGB):
+        assert (over == colour).all(-1).sum() > 50  # the reference's outlines are drawn
+    assert "reference_liver_layer" in result.views(result.default_slice)
+    pdf = tmp_path / "r.pdf"
+    pdf.write_bytes(result.report_pdf())
+    text = " ".join(subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True,
+                                   check=True).stdout.split())
+    assert "Agreement with the reference segmentation" in text
+    assert f"liver Dice {a.liver_dice:.3f}" in text and "outline the reference" in text
+
+
+def run_compare(*args):
+    return subprocess.run([sys.executable, "-m", "hepatoscan", "compare", *map(str, args)], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_cli_compare_writes_agreement_per_pair_mean_and_global(tmp_path):
+    r = run_compare(PNG, PNG_MASK, VOLUME, SEGMENTATION, SAMPLES / "lits117_z064_w350.png", PNG,
+                    "--out", tmp_path / "out", "--pixel-spacing", 0.8)
+    assert r.returncode == 1 and "Traceback" not in r.stderr  # the third pair's reference is a CT slice
+    rows = list(csv.DictReader((tmp_path / "out" / "agreement.csv").open()))
+    assert [row["status"] for row in rows] == ["ok", "ok", "error", "ok", "ok"]
+    png, volume, bad, mean, pooled = rows
+    assert float(png["liver_dice"]) >= 0.9 and png["unit"] == "mm²"
+    assert float(volume["liver_dice"]) >= 0.9 and volume["unit"] == "mL" and int(volume["reference_lesions"]) > 0
+    assert "Reference lits117_z080_w350.png: holds" in bad["message"] and "not 0 and up to two labels" in bad["message"]
+    assert float(mean["liver_dice"]) == pytest.approx((float(png["liver_dice"]) + float(volume["liver_dice"])) / 2,
+                                                      abs=1e-4)
+    assert min(float(png["liver_dice"]), float(volume["liver_dice"])) <= float(pooled["liver_dice"]) \
+        <= max(float(png["liver_dice"]), float(volume["liver_dice"]))
+    m = json.loads((tmp_path / "out" / "lits117_volume" / "measurements.json").read_text())
+    assert m["agreement"]["liver_dice"] == float(volume["liver_dice"])
+    assert "liver Dice: mean" in r.stderr
+    odd = run_compare(PNG, "--out", tmp_path / "odd")
+    assert odd.returncode == 2 and "give pairs" in odd.stderr
+
+
+def test_a_dicom_series_reads_the_labels_nifti_hepatoscan_wrote_for_it(tmp_path):
+    """The labels.nii.gz HepatoScan writes for a DICOM series (a feet-first one, its rows stored
+    toward the patient's right), corrected in a viewer and given back as the reference, lies on the
+    series' grid: a reader can score a corrected segmentation against HepatoScan's."""
+    from hepatoscan.pipeline import _to_nifti
+    from test_dicom_seg import _feet_first_series
+
+    volume = load_scan(VOLUME)
+    expected = read_reference(SEGMENTATION, volume).labels[56:72]
+    folder = tmp_path / "series"
+    folder.mkdir()
+    _feet_first_series(folder, np.asarray(volume.pixels)[56:72])
+    scan = load_scan(folder)
+    nib.save(_to_nifti(expected, scan), tmp_path / "labels.nii.gz")
+    assert np.array_equal(read_reference(tmp_path / "labels.nii.gz", scan).labels, expected)
