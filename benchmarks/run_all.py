@@ -98,7 +98,7 @@ sys.path.insert(0, {root!r})
 from hepatoscan.pipeline import analyze, write_outputs
 from hepatoscan.predictor import Predictor
 p = Predictor.from_model_dir()
-r = analyze(p, {path!r})
+r = analyze(p, {path!r}, reference={reference!r} or None)
 if {outputs!r}:
     write_outputs(r, {outputs!r}, pdf=True)
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child of this (large,
@@ -165,9 +165,10 @@ def _write_dicom_series(hu_zyx: np.ndarray, folder: Path) -> None:
         ds.save_as(folder / f"IM{z:04d}.dcm", enforce_file_format=True)
 
 
-def _peak_rss(path: Path, outputs: Path | None = None) -> tuple[str, float]:
+def _peak_rss(path: Path, outputs: Path | None = None, reference: Path | None = None) -> tuple[str, float]:
     r = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT.format(
-        root=str(ROOT), path=str(path), outputs=str(outputs) if outputs else "")],
+        root=str(ROOT), path=str(path), outputs=str(outputs) if outputs else "",
+        reference=str(reference) if reference else "")],
         capture_output=True, text=True, check=True)
     shape, rss = r.stdout.strip().rsplit(" ", 1)
     return shape, round(float(rss), 1)
@@ -188,6 +189,22 @@ def _dicom_seg_s(series: Path) -> dict:
         return {"dicom_seg_512x512x150_s": round(time.perf_counter() - t, 2)}
 
 
+def _compare_s(nifti: Path, labels: Path) -> dict:
+    """Seconds to read a 512 x 512 x 150 reference segmentation and compare a result with it
+    (Dice, lesion detection), beyond segmenting."""
+    from hepatoscan.agreement import compare
+    from hepatoscan.io.reference import read_reference
+    from hepatoscan.pipeline import analyze
+    from hepatoscan.predictor import Predictor
+
+    result = analyze(Predictor.from_model_dir(), nifti)
+    seg = result.segmentation
+    t = time.perf_counter()
+    ref = read_reference(labels, seg.scan)
+    compare(seg.liver, seg.tumor, ref.labels, seg.scan.spacing_mm, ref.name)
+    return {"compare_512x512x150_s": round(time.perf_counter() - t, 2)}
+
+
 def peak_rss_mb() -> dict:
     """Peak RSS of one process segmenting a 512 x 512 x 150 volume (the LiTS sample, upsampled):
     as .nii.gz, as a DICOM series folder, as zips of 8-bit and of 16-bit (HU + 1024) PNG slices, and
@@ -196,13 +213,23 @@ def peak_rss_mb() -> dict:
 
     from hepatoscan.io import load_scan
 
-    hu = np.asarray(load_scan(VOLUME).pixels)  # (128, 128, 128)
-    big = np.repeat(np.repeat(hu, 4, axis=1), 4, axis=2)
-    big = np.concatenate([big, big[:22]])  # (150, 512, 512)
+    from hepatoscan.io.reference import read_reference
+
+    scan = load_scan(VOLUME)
+    hu = np.asarray(scan.pixels)  # (128, 128, 128)
+    labels = read_reference(ROOT / "samples" / "lits117_segmentation.nii.gz", scan).labels
+
+    def upsampled(a):
+        a = np.repeat(np.repeat(a, 4, axis=1), 4, axis=2)
+        return np.concatenate([a, a[:22]])  # (150, 512, 512)
+
+    big = upsampled(hu)
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        nifti, series = tmp / "big.nii.gz", tmp / "series"
-        nib.save(nib.Nifti1Image(big.astype(np.int16).transpose(2, 1, 0), np.diag([-0.7, -0.7, 1.5, 1])), str(nifti))
+        nifti, series, reference = tmp / "big.nii.gz", tmp / "series", tmp / "big_labels.nii.gz"
+        affine = np.diag([-0.7, -0.7, 1.5, 1])
+        nib.save(nib.Nifti1Image(big.astype(np.int16).transpose(2, 1, 0), affine), str(nifti))
+        nib.save(nib.Nifti1Image(upsampled(labels).transpose(2, 1, 0), affine), str(reference))
         series.mkdir()
         _write_dicom_series(big, series)
         stack = tmp / "pngs.zip"
@@ -215,6 +242,8 @@ def peak_rss_mb() -> dict:
                "peak_rss_512x512x150_png_stack_mb": _peak_rss(stack)[1],
                "peak_rss_512x512x150_png16_hu_stack_mb": _peak_rss(stack_hu)[1],
                "peak_rss_512x512x150_with_outputs_and_pdf_mb": _peak_rss(nifti, tmp / "out")[1],
+               "peak_rss_512x512x150_compared_with_reference_mb": _peak_rss(nifti, reference=reference)[1],
+               **_compare_s(nifti, reference),
                **_kept_result_mb(nifti), **_dicom_seg_s(series)}
     return out
 

@@ -11,7 +11,7 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .measure import lesion_diameters
+from .measure import lesion_diameters, lesions_by_size
 from .morphology import label
 from .wording import count
 
@@ -68,6 +68,18 @@ class LesionDetection:
     matched: int  # HepatoScan lesions that so detect a reference lesion
     reference_lesions_10mm: int | None  # of longest diameter >= 10 mm on their largest slice; None: spacing unknown
     detected_10mm: int | None
+    matched_ids: tuple[int, ...] = ()  # HepatoScan's lesions that match, numbered as measure numbers them
+    best_dice: tuple[float, ...] = ()  # per HepatoScan lesion (id 1 first): its highest Dice with a reference lesion
+
+    def describe_lesion(self, lesion_id: int) -> str:
+        """How HepatoScan's lesion ``lesion_id`` stands against the reference: "matches (Dice 0.78)"
+        (it finds a reference lesion), "overlaps (Dice 0.31)" (it touches one, below the 0.5 that
+        finds it: a lesion split or merged differently), or "none" (no reference tumor there)."""
+        d = self.best_dice[lesion_id - 1] if 0 < lesion_id <= len(self.best_dice) else 0.0
+        shown = f"Dice {d:.2f}" if d >= 0.005 else "Dice < 0.01"
+        if lesion_id in self.matched_ids:
+            return f"matches ({shown})"
+        return f"overlaps ({shown})" if d > 0 else "none"
 
     @property
     def recall(self) -> float | None:
@@ -107,15 +119,17 @@ def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
     if ref.ndim == 2:
         ref, ours = ref[None], ours[None]
     ref_labels, n_ref = label(ref)
-    our_labels, n_ours = label(ours)
+    our_labels, n_ours = lesions_by_size(ours)
     ref_size = np.bincount(ref_labels.ravel(), minlength=n_ref + 1)
     our_size = np.bincount(our_labels.ravel(), minlength=n_ours + 1)
     both = (ref_labels > 0) & (our_labels > 0)
     pairs, shared = np.unique(ref_labels[both].astype(np.int64) * (n_ours + 1) + our_labels[both], return_counts=True)
     best = {}  # reference lesion -> (Dice, HepatoScan lesion)
+    ours_best = np.zeros(n_ours)
     for pair, c in zip(pairs.tolist(), shared.tolist()):  # ascending: per reference lesion, ours ascending
         g, p = divmod(pair, n_ours + 1)
         d = 2 * c / (ref_size[g] + our_size[p])
+        ours_best[p - 1] = max(ours_best[p - 1], d)
         if d > best.get(g, (0.0, None))[0]:
             best[g] = (d, p)
     hits = {g: p for g, (d, p) in best.items() if d > DETECTION_DICE}
@@ -127,7 +141,9 @@ def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
             if lesion_diameters(mask, sy, sx)[0] >= LARGE_LESION_MM:
                 big += 1
                 big_hit += g in hits
-    return LesionDetection(n_ref, n_ours, len(hits), len(set(hits.values())), big, big_hit)
+    matched = tuple(sorted(set(hits.values())))
+    return LesionDetection(n_ref, n_ours, len(hits), len(matched), big, big_hit, matched,
+                           tuple(round(float(d), 4) for d in ours_best))
 
 
 @dataclass(frozen=True)
@@ -207,7 +223,8 @@ class Agreement:
                 "tumor_reference": round(self.size(self.tumor.reference), 3),
                 "tumor_hepatoscan": round(self.size(self.tumor.hepatoscan), 3),
                 "voxels": {"liver": asdict(self.liver), "tumor": asdict(self.tumor)},
-                "lesions": {**asdict(self.lesions), "recall": _round(self.lesions.recall),
+                "lesions": {**asdict(self.lesions), "matched_ids": list(self.lesions.matched_ids),
+                            "recall": _round(self.lesions.recall),
                             "precision": _round(self.lesions.precision),
                             "recall_10mm": _round(self.lesions.recall_10mm)},
                 "notes": list(self.notes)}
@@ -221,6 +238,12 @@ def _fmt(value: float | None) -> str:
     return "undefined" if value is None else f"{value:.3f}"
 
 
+def slice_dice(liver: np.ndarray, tumor: np.ndarray, reference: np.ndarray) -> tuple[float | None, float | None]:
+    """One slice's (liver Dice, tumor Dice) against its reference labels; each (H, W), the masks
+    in {0, 1} and the labels in {0, 1, 2}; None where both are empty there."""
+    return dice(reference >= 1, liver), dice(reference == 2, tumor)
+
+
 def voxel_unit(spacing_mm, is_volume: bool) -> tuple[float, str]:
     """(unit size, unit) of one voxel: mL where a volume's three spacings are known, mm² for one
     image of known pixel spacing, else (1, "voxels") or (1, "px")."""
@@ -232,20 +255,32 @@ def voxel_unit(spacing_mm, is_volume: bool) -> tuple[float, str]:
     return 1.0, "voxels" if is_volume else "px"
 
 
+def _per_image(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray, pixel_spacing_mm) -> LesionDetection:
+    """Lesion detection of separate images (not one series): each image's 2D lesions on their own,
+    the counts summed; no lesion ids (they are per image)."""
+    parts = [lesion_detection(r, o, pixel_spacing_mm) for r, o in zip(reference_tumor, hepatoscan_tumor)]
+    total = [sum(getattr(p, f) for p in parts) for f in ("reference_lesions", "hepatoscan_lesions", "detected", "matched")]
+    big = None if pixel_spacing_mm is None else sum(p.reference_lesions_10mm for p in parts)
+    big_hit = None if pixel_spacing_mm is None else sum(p.detected_10mm for p in parts)
+    return LesionDetection(*total, big, big_hit)
+
+
 def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, spacing_mm,
-            reference_name: str, notes: tuple[str, ...] = ()) -> Agreement:
+            reference_name: str, notes: tuple[str, ...] = (), separate_images: bool = False) -> Agreement:
     """HepatoScan's masks against a reference.
 
     liver, tumor: (Z, H, W) uint8 in {0, 1}, liver including tumor; reference_labels: (Z, H, W)
     uint8 in {0, 1, 2} (0 background, 1 liver, 2 tumor) in the same axes; spacing_mm: (z, y, x)
-    or None (any of them may be None).
+    or None (any of them may be None); separate_images: the Z images are not one series' slices
+    (hepatoscan.series), so lesions are 2D, image by image.
     """
     if reference_labels.shape != liver.shape:
         raise ValueError(f"reference {reference_labels.shape} and masks {liver.shape} differ in shape")
     ref_tumor = reference_labels == 2
-    is_volume = liver.shape[0] > 1
+    is_volume = liver.shape[0] > 1 and not separate_images
     unit_size, unit = voxel_unit(spacing_mm, is_volume)
     pixel_spacing = (spacing_mm[1], spacing_mm[2]) if spacing_mm is not None and spacing_mm[1] else None
+    detect = _per_image if separate_images else lesion_detection
     return Agreement(reference_name, overlap(reference_labels, liver), overlap(ref_tumor, tumor),
-                     bool(ref_tumor.any()), lesion_detection(ref_tumor, tumor.astype(bool), pixel_spacing),
+                     bool(ref_tumor.any()), detect(ref_tumor, tumor.astype(bool), pixel_spacing),
                      unit_size, unit, tuple(notes))

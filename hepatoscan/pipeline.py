@@ -229,7 +229,8 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     ref = read_reference(reference, scan) if reference is not None else None
     seg = predictor.segment(scan, progress)
     m = measure(seg)
-    agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name, ref.notes)
+    agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,
+                                                 ref.notes, seg.separate_images)
     return Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp(),
                   agreement, None if ref is None else ref.labels)
 

@@ -15,7 +15,7 @@ from PIL import Image
 from . import __version__
 from .scan import message_label
 from .tables import fmt_value as _fmt
-from .tables import lesion_cells
+from .tables import REFERENCE_HEADER, lesion_cells, match_cell
 from .wording import count
 
 log = logging.getLogger(__name__)
@@ -339,16 +339,19 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     elif m.volume is not None and m.volume.lesions:
         shown = min(40, len(m.volume.lesions))
         pdf.section("Lesions (3D)" + (f": the {shown} largest of {len(m.volume.lesions)}" if shown < len(m.volume.lesions) else ""))
-        header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU"]
+        extra = [REFERENCE_HEADER] if match_cell(result, 0) else []
+        header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU"] + extra
         pdf.grid(header, [[str(l.lesion_id), _fmt(l.volume_ml, " mL", 2) if l.volume_ml is not None else f"{l.voxels} vox",
                            str(l.largest_slice),
                            _fmt(l.longest_diameter_mm, " mm") if mm else _fmt(l.longest_diameter_px, " px"),
-                           _fmt(l.mean_hu)] for l in m.volume.lesions[:40]])
+                           _fmt(l.mean_hu), *match_cell(result, l.lesion_id)] for l in m.volume.lesions[:40]])
     elif m.volume is None and m.slices[0].lesions:
         n = len(m.slices[0].lesions)
+        extra = [REFERENCE_HEADER] if match_cell(result, 0) else []
         pdf.section("Lesions" + (f": the 40 largest of {n}" if n > 40 else ""))
-        pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"],
-                 [[str(l.lesion_id), *lesion_cells(l, mm), _fmt(l.mean_hu)] for l in m.slices[0].lesions[:40]])
+        pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"] + extra,
+                 [[str(l.lesion_id), *lesion_cells(l, mm), _fmt(l.mean_hu), *match_cell(result, l.lesion_id)]
+                  for l in m.slices[0].lesions[:40]])
 
     if result.agreement is not None:
         _agreement_section(pdf, result.agreement)

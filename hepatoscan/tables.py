@@ -1,6 +1,10 @@
 """Measurement and lesion tables as rows of strings, for the app and other front ends."""
 from __future__ import annotations
 
+import numpy as np
+
+from .agreement import slice_dice
+
 
 def fmt_value(x, unit: str = "", digits: int = 1) -> str:
     """A measurement as text: 'n/a' for None, yes/no, thousands separators, a unit."""
@@ -16,6 +20,7 @@ def fmt_value(x, unit: str = "", digits: int = 1) -> str:
 MEASUREMENT_HEADERS = ["Measurement", "Value"]
 LESION_HEADERS = ["Lesion", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"]
 LESION3D_HEADERS = ["Lesion", "Volume", "Largest on slice", "Longest diameter", "Mean HU"]
+REFERENCE_HEADER = "Reference lesion"  # with a reference segmentation: "matches (Dice 0.78)", "overlaps (...)", "none"
 
 
 def slice_rows(result, z: int) -> list[list[str]]:
@@ -46,7 +51,28 @@ def slice_rows(result, z: int) -> list[list[str]]:
              [prefix + "lesions", fmt_value(s.lesion_count)]]
     if s.liver_mean_hu is not None:
         rows.append([prefix + "mean HU liver / tumor", f"{fmt_value(s.liver_mean_hu)} / {fmt_value(s.tumor_mean_hu)}"])
-    return rows
+    return rows + reference_rows(result, z, prefix)
+
+
+def reference_rows(result, z: int, prefix: str) -> list[list[str]]:
+    """Slice z's Dice against the reference segmentation, where one was given."""
+    if result.reference_labels is None:
+        return []
+    seg = result.segmentation
+    liver, tumor = slice_dice(seg.liver[z], seg.tumor[z], np.asarray(result.reference_labels[z]))
+    undefined = "undefined (neither marks any)"
+    return [[prefix + "liver Dice vs reference", undefined if liver is None else f"{liver:.3f}"],
+            [prefix + "tumor Dice vs reference", undefined if tumor is None else f"{tumor:.3f}"]]
+
+
+def match_cell(result, lesion_id: int) -> list[str]:
+    """[how HepatoScan's lesion ``lesion_id`` stands against the reference's lesions: matches,
+    overlaps or none (LesionDetection.describe_lesion)] where a reference was given (and the
+    lesions are one input's, not separate images'), else []."""
+    a = result.agreement
+    if a is None or result.measurements.separate_images:
+        return []
+    return [a.lesions.describe_lesion(lesion_id)]
 
 
 def lesion_cells(lesion, mm: bool) -> list[str]:
@@ -61,17 +87,20 @@ def lesion_cells(lesion, mm: bool) -> list[str]:
 
 def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
     """(headers, rows): a volume's 3D lesions, or the lesions of a 2D input (of separate images:
-    image z's)."""
+    image z's); with a reference segmentation, a last column says whether each matches one of
+    its lesions (Dice > 0.5, hepatoscan.agreement)."""
     m = result.measurements
+    extra = [REFERENCE_HEADER] if match_cell(result, 0) else []
     if m.volume is not None:
         mm = m.units == "mm"
-        return LESION3D_HEADERS, [[str(l.lesion_id),
-                                   fmt_value(l.volume_ml, " mL", 2) if l.volume_ml is not None else fmt_value(l.voxels, " voxels"),
-                                   str(l.largest_slice),
-                                   fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
-                                   fmt_value(l.mean_hu)] for l in m.volume.lesions]
+        return LESION3D_HEADERS + extra, [[str(l.lesion_id),
+                                           fmt_value(l.volume_ml, " mL", 2) if l.volume_ml is not None else fmt_value(l.voxels, " voxels"),
+                                           str(l.largest_slice),
+                                           fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
+                                           fmt_value(l.mean_hu), *match_cell(result, l.lesion_id)] for l in m.volume.lesions]
     s = m.slice(z) if m.separate_images else m.slices[0]
     if s is None:
         return LESION_HEADERS, []
     mm = m.units == "mm"
-    return LESION_HEADERS, [[str(l.lesion_id), *lesion_cells(l, mm), fmt_value(l.mean_hu)] for l in s.lesions]
+    return LESION_HEADERS + extra, [[str(l.lesion_id), *lesion_cells(l, mm), fmt_value(l.mean_hu),
+                                     *match_cell(result, l.lesion_id)] for l in s.lesions]

@@ -64,6 +64,22 @@ def test_lesion_detection_counts_found_missed_and_false_lesions():
     assert (both.detected, both.matched) == (1, 1)
 
 
+def test_separate_images_count_their_lesions_image_by_image():
+    """Two unrelated images with a lesion at the same place: one 3D lesion if they were slices of a
+    series, two lesions as separate images (each found), and areas, not volumes."""
+    liver = np.zeros((2, 40, 40), np.uint8)
+    liver[:, 5:35, 5:35] = 1
+    tumor = np.zeros_like(liver)
+    tumor[:, 10:16, 10:16] = 1
+    reference = liver + tumor
+    assert compare(liver, tumor, reference, (None, 1.0, 1.0), "r").lesions.reference_lesions == 1
+    apart = compare(liver, tumor, reference, (None, 1.0, 1.0), "r", separate_images=True)
+    assert (apart.lesions.reference_lesions, apart.lesions.detected, apart.lesions.matched) == (2, 2, 2)
+    d = lesion_detection(tumor[0] > 0, np.roll(tumor[0], 3, axis=1) > 0, None)
+    assert d.describe_lesion(1) == "overlaps (Dice 0.50)"  # 18 of 36 pixels shared: not above 0.5
+    assert apart.unit == "mm²" and apart.lesions.matched_ids == ()
+
+
 def test_agreement_says_undefined_tumor_dice_when_the_reference_marks_none():
     liver = np.zeros((1, 40, 40), np.uint8)
     liver[0, 5:35, 5:35] = 1
@@ -199,6 +215,27 @@ def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_sco
     assert a.unit == "mL" and a.liver.reference == int((result.reference_labels >= 1).sum())
     assert a.lesions.reference_lesions == lits["lesions"]["gt_lesions"]
     assert a.lesions.reference_lesions_10mm == lits["lesions"]["gt_lesions_10mm"]
+    # Each of HepatoScan's lesions says whether it matches a reference lesion, by the measurements'
+    # own lesion numbers: a matching lesion overlaps the reference's tumor, and the count agrees.
+    from hepatoscan.measure import lesions_by_size
+    from hepatoscan.tables import REFERENCE_HEADER, lesion_rows, slice_rows
+
+    headers, rows = lesion_rows(result, result.default_slice)
+    assert headers[-1] == REFERENCE_HEADER and len(rows) == a.lesions.hepatoscan_lesions
+    assert [r[0] for r in rows if r[-1].startswith("matches")] == [str(i) for i in a.lesions.matched_ids]
+    assert {r[-1].split(" ")[0] for r in rows} == {"matches", "overlaps", "none"}
+    for r in rows:  # Dice above 0.5 for a match, 0 < Dice <= 0.5 for an overlap
+        if r[-1] != "none":
+            d = float(r[-1].split("Dice ")[1].rstrip(")").replace("< ", ""))
+            assert d > 0.5 if r[-1].startswith("matches") else 0 < d <= 0.5  # "< 0.01" reads as 0.01
+    ids, _ = lesions_by_size(result.segmentation.tumor.astype(bool))
+    for lid in a.lesions.matched_ids[:5]:
+        inside = ids == lid
+        assert (result.reference_labels[inside] == 2).mean() > 0.5
+    z = result.default_slice
+    dice_rows = {r[0]: r[1] for r in slice_rows(result, z)}
+    assert float(dice_rows[f"Slice {z}: liver Dice vs reference"]) == pytest.approx(
+        dice(result.reference_labels[z] >= 1, result.segmentation.liver[z]), abs=5e-4)
     doc = result.document()["agreement"]
     assert doc["liver_dice"] == round(a.liver_dice, 4) and doc["lesions"]["detected"] == a.lesions.detected
     over = result.views(result.default_slice)["overlay"]
@@ -211,6 +248,7 @@ def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_sco
                                    check=True).stdout.split())
     assert "Agreement with the reference segmentation" in text
     assert f"liver Dice {a.liver_dice:.3f}" in text and "outline the reference" in text
+    assert "Reference lesion" in text and text.count("matches (Dice") == sum(1 for i in a.lesions.matched_ids if i <= 40)
 
 
 def run_compare(*args):

@@ -264,6 +264,9 @@ def test_handler_compares_with_a_reference_and_outlines_it(handlers):
                               str(SAMPLES / "lits117_segmentation.nii.gz"), progress=None)
     annotated, summary, data, state = out[0], out[6], out[8], out[10]
     assert "### Agreement with the reference" in summary and "| Liver | 615.4 mL |" in summary
+    lesions, measurements = out[5].value, out[4].value
+    assert lesions["headers"][-1] == "Reference lesion" and {r[-1].split(" ")[0] for r in lesions["data"]} == {"matches", "overlaps", "none"}
+    assert any(r[0].endswith("liver Dice vs reference") for r in measurements["data"])
     assert [label for _, label in annotated[1]] == ["Liver", "Tumor", "Reference liver", "Reference tumor"]
     assert annotated[1][2][0].max() == 1.0 and data["agreement"]["liver_dice"] > 0.9
     other = handlers.show_slice(state, 40)[0]
