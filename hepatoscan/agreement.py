@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .measure import lesion_diameters, lesions_by_size
-from .morphology import label
+from .measure import _as_bool, _largest_slices, lesion_diameters
+from .morphology import Components
 from .wording import count
 
 DETECTION_DICE = 0.5  # a reference lesion is detected by a lesion of Dice above this (LiTS)
@@ -94,36 +94,38 @@ class LesionDetection:
         return self.detected_10mm / self.reference_lesions_10mm if self.reference_lesions_10mm else None
 
 
-def _largest_slice_masks(labels: np.ndarray, n: int):
-    """(Z, H, W) labels 1..n -> for each label, (H, W) bool of it on the slice where it is largest."""
-    z, y, x = np.nonzero(labels)
-    ids = labels[z, y, x].astype(np.int64)
-    order = np.argsort(ids, kind="stable")
-    z, y, x, ids = z[order], y[order], x[order], ids[order]
-    bounds = np.searchsorted(ids, np.arange(1, n + 2))
-    for g in range(n):
-        zs, ys, xs = (a[bounds[g]:bounds[g + 1]] for a in (z, y, x))
-        k = np.bincount(zs).argmax()
-        mask = np.zeros(labels.shape[1:], bool)
-        mask[ys[zs == k], xs[zs == k]] = True
-        yield mask
+def _pair_overlaps(ref: Components, ours: Components) -> tuple[np.ndarray, np.ndarray]:
+    """Voxels shared by each (reference, HepatoScan) pair of lesions that touch -> (pair keys
+    g * (ours.n + 1) + p, their voxel counts), sorted by key. Slice by slice, from the runs: no
+    full-size label volume is made."""
+    keys, counts = [], []
+    for z in np.intersect1d(ref.run_slice, ours.run_slice):
+        r, o = ref.slice_labels(int(z)), ours.slice_labels(int(z))
+        both = (r > 0) & (o > 0)
+        k, c = np.unique(r[both].astype(np.int64) * (ours.n + 1) + o[both], return_counts=True)
+        keys.append(k)
+        counts.append(c)
+    if not keys:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    k, inverse = np.unique(np.concatenate(keys), return_inverse=True)
+    return k, np.bincount(inverse, weights=np.concatenate(counts)).astype(np.int64)
 
 
 def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
                      pixel_spacing_mm: tuple[float, float] | None) -> LesionDetection:
-    """reference_tumor, hepatoscan_tumor: (Z, H, W) or (H, W) bool -> LesionDetection. Each
-    reference lesion takes the HepatoScan lesion of highest Dice with it (ties: the lower label);
-    ``pixel_spacing_mm`` (row, column) sizes lesions for the 10 mm count (None: not counted)."""
-    ref = np.asarray(reference_tumor, bool)
-    ours = np.asarray(hepatoscan_tumor, bool)
+    """reference_tumor, hepatoscan_tumor: (Z, H, W) or (H, W) bool (or uint8 in {0, 1}) ->
+    LesionDetection. HepatoScan's lesions are numbered by decreasing size, as hepatoscan.measure
+    numbers them (a volume's 3D lesions; one slice's 2D lesions). Each reference lesion takes the
+    HepatoScan lesion of highest Dice with it (ties: the larger); ``pixel_spacing_mm`` (row,
+    column) sizes lesions for the 10 mm count (None: not counted). Memory: runs, slice by slice
+    (a 512 x 512 x 150 volume needs no full-size label volume)."""
+    ref, ours = _as_bool(reference_tumor), _as_bool(hepatoscan_tumor)
     if ref.ndim == 2:
         ref, ours = ref[None], ours[None]
-    ref_labels, n_ref = label(ref)
-    our_labels, n_ours = lesions_by_size(ours)
-    ref_size = np.bincount(ref_labels.ravel(), minlength=n_ref + 1)
-    our_size = np.bincount(our_labels.ravel(), minlength=n_ours + 1)
-    both = (ref_labels > 0) & (our_labels > 0)
-    pairs, shared = np.unique(ref_labels[both].astype(np.int64) * (n_ours + 1) + our_labels[both], return_counts=True)
+    rc, oc = Components.of(ref), Components.of(ours).renumbered_by_size()
+    n_ref, n_ours = rc.n, oc.n
+    ref_size, our_size = rc.sizes(), oc.sizes()
+    pairs, shared = _pair_overlaps(rc, oc)
     best = {}  # reference lesion -> (Dice, HepatoScan lesion)
     ours_best = np.zeros(n_ours)
     for pair, c in zip(pairs.tolist(), shared.tolist()):  # ascending: per reference lesion, ours ascending
@@ -137,8 +139,9 @@ def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
     if pixel_spacing_mm is not None:
         sy, sx = pixel_spacing_mm
         big = big_hit = 0
-        for g, mask in enumerate(_largest_slice_masks(ref_labels, n_ref), 1):
-            if lesion_diameters(mask, sy, sx)[0] >= LARGE_LESION_MM:
+        largest_z, _ = _largest_slices(rc, ref.shape[0])
+        for g in range(1, n_ref + 1):
+            if lesion_diameters(rc.slice_labels(int(largest_z[g])) == g, sy, sx)[0] >= LARGE_LESION_MM:
                 big += 1
                 big_hit += g in hits
     matched = tuple(sorted(set(hits.values())))
@@ -282,5 +285,5 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
     pixel_spacing = (spacing_mm[1], spacing_mm[2]) if spacing_mm is not None and spacing_mm[1] else None
     detect = _per_image if separate_images else lesion_detection
     return Agreement(reference_name, overlap(reference_labels, liver), overlap(ref_tumor, tumor),
-                     bool(ref_tumor.any()), detect(ref_tumor, tumor.astype(bool), pixel_spacing),
+                     bool(ref_tumor.any()), detect(ref_tumor, tumor, pixel_spacing),
                      unit_size, unit, tuple(notes))
