@@ -11,8 +11,8 @@ from dataclasses import asdict, dataclass
 
 import numpy as np
 
-from .measure import _as_bool, _largest_slices, lesion_diameters
-from .morphology import Components
+from .measure import lesion_diameters
+from .morphology import Components, as_bool
 from .wording import count
 
 DETECTION_DICE = 0.5  # a reference lesion is detected by a lesion of Dice above this (LiTS)
@@ -32,6 +32,18 @@ class Overlap:
         """2 |A and B| / (|A| + |B|) in [0, 1]; None where both masks are empty (undefined)."""
         total = self.reference + self.hepatoscan
         return None if total == 0 else 2 * self.both / total
+
+    @property
+    def volume_overlap_error(self) -> float | None:
+        """VOE = 1 - |A and B| / |A or B| in [0, 1] (LiTS); None where both masks are empty."""
+        union = self.reference + self.hepatoscan - self.both
+        return None if union == 0 else 1 - self.both / union
+
+    @property
+    def relative_volume_difference(self) -> float | None:
+        """RVD = (|B| - |A|) / |A|, signed (LiTS; A the reference): +0.04 is 4% too large; None
+        where the reference is empty."""
+        return None if self.reference == 0 else (self.hepatoscan - self.reference) / self.reference
 
     def __add__(self, other: "Overlap") -> "Overlap":
         """Pooled counts (LiTS's global Dice pools every case's voxels)."""
@@ -73,8 +85,8 @@ class LesionDetection:
 
     def describe_lesion(self, lesion_id: int) -> str:
         """How HepatoScan's lesion ``lesion_id`` stands against the reference: "matches (Dice 0.78)"
-        (it finds a reference lesion), "overlaps (Dice 0.31)" (it touches one, below the 0.5 that
-        finds it: a lesion split or merged differently), or "none" (no reference tumor there)."""
+        (it finds a reference lesion), "overlaps (Dice 0.31)" (it touches one but does not find it:
+        below Dice 0.5, a lesion split or merged differently), or "none" (no reference tumor there)."""
         d = self.best_dice[lesion_id - 1] if 0 < lesion_id <= len(self.best_dice) else 0.0
         shown = f"Dice {d:.2f}" if d >= 0.005 else "Dice < 0.01"
         if lesion_id in self.matched_ids:
@@ -119,7 +131,7 @@ def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
     HepatoScan lesion of highest Dice with it (ties: the larger); ``pixel_spacing_mm`` (row,
     column) sizes lesions for the 10 mm count (None: not counted). Memory: runs, slice by slice
     (a 512 x 512 x 150 volume needs no full-size label volume)."""
-    ref, ours = _as_bool(reference_tumor), _as_bool(hepatoscan_tumor)
+    ref, ours = as_bool(reference_tumor), as_bool(hepatoscan_tumor)
     if ref.ndim == 2:
         ref, ours = ref[None], ours[None]
     rc, oc = Components.of(ref), Components.of(ours).renumbered_by_size()
@@ -139,7 +151,7 @@ def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
     if pixel_spacing_mm is not None:
         sy, sx = pixel_spacing_mm
         big = big_hit = 0
-        largest_z, _ = _largest_slices(rc, ref.shape[0])
+        largest_z, _ = rc.largest_slices()
         for g in range(1, n_ref + 1):
             if lesion_diameters(rc.slice_labels(int(largest_z[g])) == g, sy, sx)[0] >= LARGE_LESION_MM:
                 big += 1
@@ -225,6 +237,9 @@ class Agreement:
                 "liver_hepatoscan": round(self.size(self.liver.hepatoscan), 3),
                 "tumor_reference": round(self.size(self.tumor.reference), 3),
                 "tumor_hepatoscan": round(self.size(self.tumor.hepatoscan), 3),
+                "liver_voe": _round(self.liver.volume_overlap_error), "liver_rvd": _round(self.liver.relative_volume_difference),
+                "tumor_voe": _round(self.tumor.volume_overlap_error) if self.marks_tumor else None,
+                "tumor_rvd": _round(self.tumor.relative_volume_difference) if self.marks_tumor else None,
                 "voxels": {"liver": asdict(self.liver), "tumor": asdict(self.tumor)},
                 "lesions": {**asdict(self.lesions), "matched_ids": list(self.lesions.matched_ids),
                             "recall": _round(self.lesions.recall),

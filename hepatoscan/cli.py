@@ -282,7 +282,8 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
     return 1 if failed else 0
 
 
-AGREEMENT_COLUMNS = ["input", "reference", "status", "message", "liver_dice", "tumor_dice", "unit",
+AGREEMENT_COLUMNS = ["input", "reference", "status", "message", "liver_dice", "tumor_dice", "liver_voe", "liver_rvd",
+                     "tumor_voe", "tumor_rvd", "unit",
                      "liver_reference", "liver_hepatoscan", "tumor_reference", "tumor_hepatoscan",
                      "reference_lesions", "hepatoscan_lesions", "lesions_detected", "lesion_recall",
                      "lesion_precision", "reference_lesions_10mm", "lesions_10mm_detected"]
@@ -298,6 +299,7 @@ def _agreement_row(path: Path, reference: Path, a) -> dict:
     d, l = a.to_dict(), a.lesions
     row.update(status="ok", message=" ".join(a.notes), liver_dice=_cell(d["liver_dice"]),
                tumor_dice=_cell(d["tumor_dice"]), unit=a.unit,
+               **{k: _cell(d[k]) for k in ("liver_voe", "liver_rvd", "tumor_voe", "tumor_rvd")},
                **{k: d[k] for k in ("liver_reference", "liver_hepatoscan", "tumor_reference", "tumor_hepatoscan")},
                reference_lesions=l.reference_lesions, hepatoscan_lesions=l.hepatoscan_lesions,
                lesions_detected=l.detected, lesion_recall=_cell(d["lesions"]["recall"]),

@@ -9,7 +9,7 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from .morphology import Components
+from .morphology import Components, as_bool
 
 RECIST_MIN_MM = 10.0
 
@@ -193,16 +193,6 @@ def measure_slice(liver: np.ndarray, tumor: np.ndarray, slice_index: int = 0,
         tumor_mean_hu=_mean(hu[tumor]) if hu is not None else None, lesions=lesions)
 
 
-def _as_bool(mask: np.ndarray) -> np.ndarray:
-    """A {0, 1} mask as bool without a copy where it is already bool or uint8 in {0, 1}."""
-    m = np.asarray(mask)
-    if m.dtype == bool:
-        return m
-    if m.dtype == np.uint8 and m.size and m.max() <= 1:
-        return m.view(bool)
-    return m.astype(bool)
-
-
 def _run_sums(comps: Components, values: np.ndarray) -> np.ndarray:
     """Sum of ``values`` (Z, H, W) over each run of ``comps``, slice by slice (float64 per run)."""
     out = np.zeros(comps.line.size, np.float64)
@@ -214,36 +204,20 @@ def _run_sums(comps: Components, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def _largest_slices(comps: Components, n_slices: int) -> tuple[np.ndarray, np.ndarray]:
-    """-> ((n + 1,) slice where each component has most voxels (lowest on ties), (n + 1,) those
-    voxels); index 0 unused. Sparse over (component, slice) pairs that occur."""
-    z_best, area = np.zeros(comps.n + 1, np.int64), np.zeros(comps.n + 1, np.int64)
-    if comps.n == 0:  # no lesion
-        return z_best, area
-    key = comps.comp.astype(np.int64) * n_slices + comps.run_slice
-    pairs, inverse = np.unique(key, return_inverse=True)
-    counts = np.bincount(inverse, weights=comps.lengths).astype(np.int64)
-    comp_of, z_of = pairs // n_slices, pairs % n_slices
-    order = np.lexsort((z_of, -counts, comp_of))  # by component, then most voxels, then lowest z
-    first = order[np.r_[True, comp_of[order][1:] != comp_of[order][:-1]]]
-    z_best[comp_of[first]], area[comp_of[first]] = z_of[first], counts[first]
-    return z_best, area
-
-
 def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndarray | None = None):
     """liver, tumor: (Z, H, W) uint8 in {0, 1}; spacing_mm (z, y, x) or None; hu (Z, H, W) or None.
     -> (VolumeMeasurements, :class:`Components` of the 3D lesions numbered by decreasing volume;
     ``.slice_labels(z)`` gives a slice's lesion ids).
 
     Lesions are measured from their runs, slice by slice: no full-size label volume is made."""
-    liver, tumor = _as_bool(liver), _as_bool(tumor)
+    liver, tumor = as_bool(liver), as_bool(tumor)
     known = spacing_mm is not None and spacing_mm[0]
     voxel_ml = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0 if known else None
     comps = Components.of(tumor).renumbered_by_size()
     n = comps.n
     sy, sx = (spacing_mm[1], spacing_mm[2]) if spacing_mm else (1.0, 1.0)
     sizes = comps.sizes()
-    largest_z, largest_area = _largest_slices(comps, tumor.shape[0])
+    largest_z, largest_area = comps.largest_slices()
     hu_sums = np.bincount(comps.comp, weights=_run_sums(comps, hu), minlength=n + 1) if hu is not None and n else None
     lesions = []
     for lid in range(1, n + 1):

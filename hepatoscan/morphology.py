@@ -127,6 +127,22 @@ class Components:
         remap[np.argsort(-self.sizes()[1:], kind="stable") + 1] = np.arange(1, self.n + 1)
         return Components(self.shape, self.line, self.start, self.end, remap[self.comp], self.n)
 
+    def largest_slices(self) -> tuple[np.ndarray, np.ndarray]:
+        """-> ((n + 1,) slice where each component has most voxels (lowest on ties), (n + 1,) those
+        voxels); index 0 unused. Sparse over (component, slice) pairs that occur."""
+        n_slices = self.shape[0] if len(self.shape) == 3 else 1
+        z_best, area = np.zeros(self.n + 1, np.int64), np.zeros(self.n + 1, np.int64)
+        if self.n == 0:  # no component
+            return z_best, area
+        key = self.comp.astype(np.int64) * n_slices + self.run_slice
+        pairs, inverse = np.unique(key, return_inverse=True)
+        counts = np.bincount(inverse, weights=self.lengths).astype(np.int64)
+        comp_of, z_of = pairs // n_slices, pairs % n_slices
+        order = np.lexsort((z_of, -counts, comp_of))  # by component, then most voxels, then lowest z
+        first = order[np.r_[True, comp_of[order][1:] != comp_of[order][:-1]]]
+        z_best[comp_of[first]], area[comp_of[first]] = z_of[first], counts[first]
+        return z_best, area
+
     def slice_runs(self, z: int = 0) -> tuple[slice, np.ndarray]:
         """Runs of slice z (the whole mask when 2D) -> (their index range in the run arrays,
         their rows within the slice). Runs are ordered by line, so a slice's runs are contiguous."""
@@ -176,6 +192,16 @@ def _output(mask: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     if out is not mask:
         np.copyto(out, m)
     return out
+
+
+def as_bool(mask: np.ndarray) -> np.ndarray:
+    """A {0, 1} mask as bool without a copy where it is already bool or uint8 in {0, 1}."""
+    m = np.asarray(mask)
+    if m.dtype == bool:
+        return m
+    if m.dtype == np.uint8 and m.size and m.max() <= 1:
+        return m.view(bool)
+    return m.astype(bool)
 
 
 def label(mask: np.ndarray) -> tuple[np.ndarray, int]:

@@ -42,6 +42,9 @@ def test_dice_and_overlap_of_squares_of_known_overlap():
     assert dice(a, a) == 1.0 and dice(a, np.zeros_like(a)) == 0.0
     assert dice(np.zeros_like(a), np.zeros_like(a)) is None  # undefined, not 1 or 0
     assert (Overlap(100, 100, 50) + Overlap(10, 30, 10)).dice == pytest.approx(2 * 60 / 240)
+    assert Overlap(100, 100, 50).volume_overlap_error == pytest.approx(1 - 50 / 150)
+    assert Overlap(100, 120, 90).relative_volume_difference == pytest.approx(0.2)
+    assert Overlap(0, 0, 0).volume_overlap_error is None and Overlap(0, 5, 0).relative_volume_difference is None
     with pytest.raises(ValueError):
         overlap(a, b[:, :10])
 
@@ -265,6 +268,10 @@ def test_cli_compare_writes_agreement_per_pair_mean_and_global(tmp_path):
     png, volume, bad, mean, pooled = rows
     assert float(png["liver_dice"]) >= 0.9 and png["unit"] == "mm²"
     assert float(volume["liver_dice"]) >= 0.9 and volume["unit"] == "mL" and int(volume["reference_lesions"]) > 0
+    liver_dice, voe = float(volume["liver_dice"]), float(volume["liver_voe"])
+    assert voe == pytest.approx(1 - liver_dice / (2 - liver_dice), abs=2e-4)  # VOE = 1 - J, J = D / (2 - D)
+    assert float(volume["liver_rvd"]) == pytest.approx(
+        float(volume["liver_hepatoscan"]) / float(volume["liver_reference"]) - 1, abs=1e-3)
     assert "Reference lits117_z080_w350.png: holds" in bad["message"] and "not 0 and up to two labels" in bad["message"]
     assert float(mean["liver_dice"]) == pytest.approx((float(png["liver_dice"]) + float(volume["liver_dice"])) / 2,
                                                       abs=1e-4)
