@@ -45,6 +45,7 @@ import gradio as gr  # noqa: E402
 from hepatoscan import __version__  # noqa: E402
 from hepatoscan.errors import HepatoScanError  # noqa: E402
 from hepatoscan.io.gather import gather_files  # noqa: E402
+from hepatoscan.io.reference import parse_label_values  # noqa: E402
 from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
@@ -154,8 +155,8 @@ class HepatoScanApp:
         self.keeper.shutdown(wait=True)
         self.files.cleanup()
 
-    def run(self, file, spacing, patient: PatientInfo, progress=None,
-            slice_spacing=None, series: str = "", reference=None) -> tuple[Result, Path, Path | None]:
+    def run(self, file, spacing, patient: PatientInfo, progress=None, slice_spacing=None, series: str = "",
+            reference=None, reference_labels: str = "") -> tuple[Result, Path, Path | None]:
         """Segment and measure the upload (and compare it with ``reference``, a reference
         segmentation, where one is given) -> (result, the request's folder, its PDF report there,
         or None where the PDF failed: logged, and the result is kept rather than lost for it)."""
@@ -168,7 +169,8 @@ class HepatoScanApp:
                                  pixel_spacing_mm=float(spacing) if spacing else None, progress=report,
                                  slice_spacing_mm=float(slice_spacing) if slice_spacing else None,
                                  series=(series or "").strip() or None,
-                                 reference=_file_path(reference) if reference else None)
+                                 reference=_file_path(reference) if reference else None,
+                                 reference_values=parse_label_values(reference_labels) if reference else None)
         except HepatoScanError as e:
             raise gr.Error(str(e)) from e
         except Exception as e:  # a bug must never show a traceback or stop the app
@@ -196,9 +198,10 @@ class HepatoScanApp:
                 gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
 
     def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes, series="",
-                   reference=None, progress=gr.Progress()):
+                   reference=None, reference_labels="", progress=gr.Progress()):
         patient = _patient(name, pid, age, sex, date, physician, notes)
-        result, folder, pdf = self.run(file, spacing, patient, progress, slice_spacing, series, reference)
+        result, folder, pdf = self.run(file, spacing, patient, progress, slice_spacing, series, reference,
+                                       reference_labels)
         z = result.default_slice
         n = result.scan.n_slices
         kind = "Image" if result.measurements.separate_images else "Slice"
@@ -269,22 +272,24 @@ class HepatoScanApp:
         return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
                                  patient_sex, study_date, referring_physician, notes, masks=True)
 
-    def compare_api(self, file, reference, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
-                    patient_sex, study_date, referring_physician, notes):
+    def compare_api(self, file, reference, reference_labels, pixel_spacing_mm, slice_spacing_mm, patient_name,
+                    patient_id, patient_age, patient_sex, study_date, referring_physician, notes):
         """As segment_series_api, compared with ``reference``, a reference segmentation of the input
-        (a NIfTI label volume, a label PNG, or a .zip of a stack's label PNGs): the JSON gains
-        "agreement" (Dice, sizes, lesions found), the PDF a section."""
+        (a NIfTI label volume, a label PNG, or a .zip of a stack's label PNGs; ``reference_labels``,
+        "" or the liver's value and the tumor's of a multi-organ map, "6" or "1, 2"): the JSON
+        gains "agreement" (Dice, sizes, lesions found), the PDF a section."""
         if not reference:
             raise gr.Error("No reference segmentation given: give the expert's label mask (0 background, 1 liver, "
                            "2 tumor) of the same image, or call /segment_series without one.")
         return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
-                                 patient_sex, study_date, referring_physician, notes, reference=reference)[:3]
+                                 patient_sex, study_date, referring_physician, notes, reference=reference,
+                                 reference_labels=reference_labels)[:3]
 
     def _api_outputs(self, file, pixel_spacing_mm, slice_spacing_mm, *patient, masks: bool = False,
-                     reference=None) -> tuple:
+                     reference=None, reference_labels: str = "") -> tuple:
         """(measurements JSON, PDF path, overlay PNG path, masks .zip path or None)."""
         result, folder, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm,
-                                       reference=reference)
+                                       reference=reference, reference_labels=reference_labels)
         overlay = folder / "overlay.png"
         write_png(result.views(result.default_slice)["overlay"], overlay)
         archive = None
@@ -333,6 +338,9 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                 with gr.Accordion("Compare with a reference segmentation (optional)", open=False) as compare_box:
                     reference = gr.File(label="Reference segmentation", type="filepath", elem_id="reference",
                                         height=120)
+                    reference_labels = gr.Textbox(label="Label values (multi-organ maps)", max_lines=1,
+                                                  elem_id="reference_labels", placeholder="e.g. 6, or 1, 2; blank: automatic",
+                                                  info="The liver's value in the reference, and the tumor's after a comma")
                     gr.Markdown("An expert's label mask of the same image: NIfTI for a volume, PNG for an image, a "
                                 ".zip of PNGs named as a stack's slices. 0 background, 1 liver, 2 tumor (or 0 and one "
                                 "value for the liver alone). Gives Dice and lesions found, in the result and the PDF.",
@@ -370,7 +378,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
             gr.Examples(examples, inputs=[upload, reference], outputs=ui_outputs,
                         fn=lambda f, ref: handlers.segment_ui(f, 0, 0, *[""] * 7, "", ref), run_on_click=True,
                         cache_examples=False, label="Examples: LiTS case 117 (click to run)")
-        button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs, series, reference], ui_outputs,
+        button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs, series, reference,
+                                           reference_labels], ui_outputs,
                      concurrency_limit=CONCURRENCY, api_visibility="private")
         # A reference set by an example (or left from an earlier comparison) is shown, not hidden in a closed box.
         reference.change(lambda r: gr.Accordion(open=True) if r else gr.Accordion(), reference, compare_box,
@@ -386,7 +395,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         api_button.click(handlers.segment_masks_api, [api_file, spacing, slice_spacing, *patient_inputs],
                          [*api_out, gr.File(visible=False)], api_name="segment_masks", concurrency_limit=CONCURRENCY)
         api_reference = gr.File(label="Reference segmentation", type="filepath", visible=False)
-        api_button.click(handlers.compare_api, [api_file, api_reference, spacing, slice_spacing, *patient_inputs],
+        api_button.click(handlers.compare_api, [api_file, api_reference, reference_labels, spacing, slice_spacing,
+                                                *patient_inputs],
                          api_out, api_name="compare", concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo

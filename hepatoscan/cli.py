@@ -32,11 +32,13 @@ INPUT_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + (".zip", ".dcm")
 COMPARE_DOC = """Compare HepatoScan's masks with reference segmentations (an expert's), the LiTS way.
 
     hepatoscan compare IMAGE REFERENCE [IMAGE REFERENCE ...] --out DIR [--pdf] [--pixel-spacing MM]
+        [--reference-labels LIVER[,TUMOR]]
 
 Each IMAGE (any input of `segment`; a folder is one study) is segmented and compared with its
 REFERENCE: a NIfTI label volume for a volume (NIfTI, DICOM series, stack of slices), a label PNG
 for an image, or a folder or .zip of label PNGs named as a stack's slices. Labels: 0 background,
-1 liver, 2 tumor (a mask of 0 and one value: the liver alone). Writes what `segment` writes
+1 liver, 2 tumor (a mask of 0 and one value: the liver alone; a multi-organ map, with
+--reference-labels giving its liver's value, and its tumor's). Writes what `segment` writes
 (measurements.json gains "agreement", the PDF a section) and DIR/agreement.csv: per pair, liver
 and tumor Dice, both sizes, lesions found (Dice > 0.5 with one of HepatoScan's, as LiTS counts
 them); then the mean Dice per case and the global Dice (every case's voxels pooled).
@@ -215,6 +217,13 @@ def compare_command(args) -> int:
         log.error("give pairs: IMAGE REFERENCE [IMAGE REFERENCE ...] (%d paths were given; the last has no "
                   "reference)", len(args.pairs))
         return 2
+    from .io.reference import parse_label_values
+
+    try:
+        args.reference_values = parse_label_values(args.reference_labels)
+    except HepatoScanError as e:
+        log.error("--reference-labels: %s", e)
+        return 2
     prepared = _prepare(args)
     if prepared is None:
         return 2
@@ -246,7 +255,8 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
         try:
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
                              limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing,
-                             series=args.series, reference=references[i - 1] if references else None)
+                             series=args.series, reference=references[i - 1] if references else None,
+                             reference_values=getattr(args, "reference_values", None))
             target = _unique_dir(out, _stem(path), used)
             write_outputs(result, target, patient=patient)
             pdf_failed = args.pdf and not _write_pdf(result, target / "report.pdf", patient, label)
@@ -370,6 +380,9 @@ def build_parser() -> argparse.ArgumentParser:
                        description=COMPARE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("pairs", nargs="+", metavar="IMAGE REFERENCE",
                    help="an input and its reference segmentation, as many pairs as wanted")
+    c.add_argument("--reference-labels", metavar="LIVER[,TUMOR]",
+                   help="the liver's value (and the tumor's) in the references, for multi-organ label maps (e.g. 6, "
+                        "or 1,2); default: 0/1/2, 0 and one value (the liver alone), or 0 and two values")
     _add_common(c)
     c.set_defaults(stack=True)  # a folder is one study: its reference is one label volume or one set of masks
     return p

@@ -212,12 +212,14 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
             pixel_spacing_mm: float | None = None, limits: LoadLimits = LoadLimits(),
             progress: Callable[[float, str], None] | None = None,
             slice_spacing_mm: float | None = None, series: str | None = None,
-            reference: str | Path | None = None) -> Result:
+            reference: str | Path | None = None,
+            reference_values: tuple[int, int | None] | None = None) -> Result:
     """Load, segment and measure one input (path, folder or bytes). ``pixel_spacing_mm`` (in-plane)
     and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither;
     ``series`` chooses one series of a DICOM study (io.load_scan); ``reference``, a reference
     segmentation of the input (io.reference), is read before the model runs (a bad one fails
-    fast) and compared with the masks: Result.agreement."""
+    fast) and compared with the masks: Result.agreement; ``reference_values``, the liver's (and
+    tumor's) values where it is a multi-organ label map (io.reference.parse_label_values)."""
     from .io.reference import read_reference
 
     t0 = time.perf_counter()
@@ -226,7 +228,7 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
         scan.with_pixel_spacing(pixel_spacing_mm)
     if slice_spacing_mm:
         scan.with_slice_spacing(slice_spacing_mm)
-    ref = read_reference(reference, scan) if reference is not None else None
+    ref = read_reference(reference, scan, reference_values) if reference is not None else None
     seg = predictor.segment(scan, progress)
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,

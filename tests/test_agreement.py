@@ -19,7 +19,7 @@ from conftest import ROOT, SAMPLES
 from hepatoscan.agreement import Overlap, compare, dice, lesion_detection, overlap
 from hepatoscan.errors import InputError, UnsupportedFormatError
 from hepatoscan.io import load_scan
-from hepatoscan.io.reference import label_values, read_reference
+from hepatoscan.io.reference import label_values, parse_label_values, read_reference
 
 PNG = SAMPLES / "lits117_z080_w350.png"
 PNG_MASK = SAMPLES / "lits117_z080_w350_mask.png"
@@ -118,6 +118,45 @@ def test_what_is_not_a_label_mask_is_refused_with_what_to_give(values, words):
     with pytest.raises(InputError, match=words) as e:
         label_values(np.array(values).reshape(1, 1, -1), "m.png")
     assert "0 background, 1 liver, 2 tumor" in str(e.value)
+
+
+@pytest.mark.parametrize("text, expected", [("", None), (None, None), ("6", (6, None)), ("1, 2", (1, 2)),
+                                             ("5;7", (5, 7)), (" 6 ", (6, None))])
+def test_label_values_given_as_text(text, expected):
+    assert parse_label_values(text) == expected
+
+
+@pytest.mark.parametrize("text", ["liver", "0", "1,1", "1,2,3", "-1", "6.5"])
+def test_bad_label_values_say_what_to_give(text):
+    with pytest.raises(InputError, match="for example 6, or 1, 2"):
+        parse_label_values(text)
+
+
+def test_a_multi_organ_map_is_read_with_the_values_given(tmp_path):
+    """A TotalSegmentator-style map (liver 5, tumor 7, spleen 1, kidney 2): refused as it stands,
+    with what to give; read with "5, 7" it is the LiTS labels, other organs background; with "5"
+    the liver alone; a liver value it does not hold is named with the values it does hold."""
+    scan = load_scan(VOLUME)
+    labels = read_reference(SEGMENTATION, scan).labels
+    organs = np.zeros(labels.shape, np.uint8)
+    organs[labels == 1], organs[labels == 2] = 5, 7
+    corner = np.zeros(labels.shape, bool)
+    corner[:, :10, :10] = True
+    organs[corner & (labels == 0)] = 1  # other organs, outside the liver
+    organs[np.roll(corner, 60, axis=2) & (labels == 0)] = 2
+    img = nib.load(SEGMENTATION)
+    from hepatoscan.io.nifti import from_display_axes
+
+    nib.save(nib.Nifti1Image(np.ascontiguousarray(from_display_axes(organs)), nib.as_closest_canonical(img).affine),
+             tmp_path / "organs.nii.gz")
+    with pytest.raises(InputError, match="multi-organ label map.*--reference-labels 6"):
+        read_reference(tmp_path / "organs.nii.gz", scan)
+    ref = read_reference(tmp_path / "organs.nii.gz", scan, (5, 7))
+    assert np.array_equal(ref.labels, labels) and "5 liver, 7 tumor; 2 other labels" in ref.notes[0]
+    liver_only = read_reference(tmp_path / "organs.nii.gz", scan, (5, None))
+    assert np.array_equal(liver_only.labels, (labels == 1).astype(np.uint8)) and "tumor not compared" in liver_only.notes[0]
+    with pytest.raises(InputError, match="no voxel has the liver's value 6; its values are 0, 1, 2, 5, 7"):
+        read_reference(tmp_path / "organs.nii.gz", scan, (6, None))
 
 
 def test_png_reference_is_the_mask_and_wrong_files_say_what_is_wrong(tmp_path):
@@ -282,6 +321,21 @@ def test_cli_compare_writes_agreement_per_pair_mean_and_global(tmp_path):
     assert "liver Dice: mean" in r.stderr
     odd = run_compare(PNG, "--out", tmp_path / "odd")
     assert odd.returncode == 2 and "give pairs" in odd.stderr
+    bad = run_compare(PNG, PNG_MASK, "--out", tmp_path / "bad", "--reference-labels", "liver")
+    assert bad.returncode == 2 and "--reference-labels" in bad.stderr and "Traceback" not in bad.stderr
+
+
+def test_cli_compare_reads_a_multi_organ_map_with_the_values_given(tmp_path):
+    organs = tmp_path / "organs.png"
+    mask = np.asarray(Image.open(PNG_MASK))
+    values = np.choose(mask, [0, 5, 7]).astype(np.uint8)
+    values[:8, :8] = 1  # another organ
+    Image.fromarray(values).save(organs)
+    r = run_compare(PNG, organs, PNG, PNG_MASK, "--out", tmp_path / "out", "--reference-labels", "5,7")
+    assert r.returncode == 1  # the plain mask has no value 5
+    given, plain = list(csv.DictReader((tmp_path / "out" / "agreement.csv").open()))[:2]
+    assert given["status"] == "ok" and float(given["liver_dice"]) >= 0.9 and float(given["tumor_dice"]) > 0.3
+    assert "no voxel has the liver's value 5" in plain["message"]
 
 
 def test_a_dicom_series_reads_the_labels_nifti_hepatoscan_wrote_for_it(tmp_path):

@@ -468,7 +468,7 @@ def test_api_compare_with_a_reference_segmentation(client, tmp_path):
     from PIL import Image
 
     data, pdf, overlay = client.predict(handle_file(str(SAMPLES / "lits117_z080_w350.png")),
-                                        handle_file(str(SAMPLES / "lits117_z080_w350_mask.png")), 0.8, 0,
+                                        handle_file(str(SAMPLES / "lits117_z080_w350_mask.png")), "", 0.8, 0,
                                         *[""] * 7, api_name="/compare")
     a = data["agreement"]
     assert a["liver_dice"] >= 0.9 and a["tumor_dice"] > 0.3 and a["unit"] == "mm²"
@@ -477,7 +477,7 @@ def test_api_compare_with_a_reference_segmentation(client, tmp_path):
     half = tmp_path / "half.png"
     Image.open(SAMPLES / "lits117_z080_w350_mask.png").resize((64, 64), Image.NEAREST).save(half)
     with pytest.raises(Exception, match="the reference is 64 x 64 but the image is 128 x 128"):
-        client.predict(handle_file(str(SAMPLES / "lits117_z080_w350.png")), handle_file(str(half)), 0, 0,
+        client.predict(handle_file(str(SAMPLES / "lits117_z080_w350.png")), handle_file(str(half)), "", 0, 0,
                        *[""] * 7, api_name="/compare")
     data, _, _ = _segment(client, SAMPLES / "lits117_z064_w350.png")
     assert "agreement" not in data and data["summary"]["liver_area_px"] > 0

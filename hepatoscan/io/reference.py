@@ -36,22 +36,23 @@ class Reference:
     notes: tuple[str, ...] = ()
 
 
-def read_reference(path: str | Path, scan: Scan) -> Reference:
-    """The reference segmentation at ``path`` for ``scan``, checked to match its grid; InputError
+def read_reference(path: str | Path, scan: Scan, given: tuple[int, int | None] | None = None) -> Reference:
+    """The reference segmentation at ``path`` for ``scan``, checked to match its grid; ``given``:
+    the liver's (and tumor's) values of a multi-organ label map (parse_label_values). InputError
     (saying what to give instead, and that it is of the reference) where it cannot be read or does
     not match."""
     try:
-        return _read(Path(path), scan)
+        return _read(Path(path), scan, given)
     except InputError as e:
         raise type(e)(f"Reference {e}") from e
 
 
-def _read(path: Path, scan: Scan) -> Reference:
+def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Reference:
     if not path.exists():
         raise InputError(f"{path}: no such reference file or folder. Check the path and try again.")
     name = path.name
     if path.is_dir() or name.lower().endswith(".zip"):
-        return _slice_masks(path, scan)
+        return _slice_masks(path, scan, given)
     if path.stat().st_size > LoadLimits().max_bytes:
         raise InputTooLargeError(f"{name}: {path.stat().st_size / 1e6:.0f} MB, over the limit of "
                                  f"{LoadLimits().max_bytes / 1e6:.0f} MB for a reference segmentation.")
@@ -66,14 +67,49 @@ def _read(path: Path, scan: Scan) -> Reference:
         pages = _image_pages(data, name)
         labels = np.stack(pages) if len(pages) > 1 else pages[0][None]
         notes = []
-    labels, value_notes = label_values(labels, name)
+    labels, value_notes = label_values(labels, name, given)
     _check_shape(labels.shape, scan, name)
     return Reference(labels, name, tuple(notes + value_notes))
 
 
-def label_values(values: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
+def parse_label_values(text: str | None) -> tuple[int, int | None] | None:
+    """"6" (the liver's value in a multi-organ label map), "6, 7" (the liver's and the tumor's) or
+    blank (the reference's own convention, read automatically) -> (liver, tumor or None) or None."""
+    parts = [p for p in (text or "").replace(";", ",").replace(" ", ",").split(",") if p]
+    if not parts:
+        return None
+    if len(parts) > 2 or not all(p.isdigit() for p in parts) or len(set(parts)) < len(parts) or "0" in parts:
+        raise InputError(f"label values {text!r}: give the liver's value in the reference, and the tumor's after a "
+                         "comma if it marks tumor, as whole numbers other than 0 (background): for example 6, or 1, 2.")
+    return int(parts[0]), int(parts[1]) if len(parts) == 2 else None
+
+
+def _given_labels(values: np.ndarray, present: np.ndarray, given: tuple[int, int | None],
+                  name: str) -> tuple[np.ndarray, list[str]]:
+    """Labels read with the values the user gave (a multi-organ map): the liver's (and the
+    tumor's, within the liver) -> (Z, H, W) uint8 in {0, 1, 2}, [a note]."""
+    liver_value, tumor_value = given
+    if liver_value not in present:
+        shown = ", ".join(str(v) for v in present[:12]) + (" ..." if present.size > 12 else "")
+        raise InputError(f"{name}: no voxel has the liver's value {liver_value}; its values are {shown}. "
+                         "Give the value its liver carries in this label map.")
+    labels = np.zeros(values.shape, np.uint8)
+    for out, plane in zip(labels.reshape(-1, *values.shape[-2:]), values.reshape(-1, *values.shape[-2:])):
+        out[plane == liver_value] = 1
+        if tumor_value is not None:
+            out[plane == tumor_value] = 2
+    others = [v for v in present.tolist() if v not in (0, liver_value, tumor_value)]
+    tumor = f", {tumor_value} tumor" if tumor_value is not None else " (no tumor value given: tumor not compared)"
+    return labels, [Note(f"The reference was read with the values given: {liver_value} liver{tumor}"
+                         + (f"; {len(others)} other labels (other organs) as background." if others else "."))]
+
+
+def label_values(values: np.ndarray, name: str,
+                 given: tuple[int, int | None] | None = None) -> tuple[np.ndarray, list[str]]:
     """(Z, H, W) label values -> ((Z, H, W) uint8 in {0, 1, 2}, [a note on how they were read]).
-    InputError where they are not a label mask (in-between values of a smoothed or JPEG mask)."""
+    ``given``: (liver, tumor or None), the values of a multi-organ map (parse_label_values); by
+    default the conventions of the module docstring. InputError where they are not a label mask
+    (in-between values of a smoothed or JPEG mask)."""
     values = np.asarray(values)
     if values.dtype.kind == "f":
         if not np.isfinite(values).all() or not np.array_equal(values, np.round(values)):
@@ -84,12 +120,16 @@ def label_values(values: np.ndarray, name: str) -> tuple[np.ndarray, list[str]]:
     if present.size and (present[0] < 0 or present[-1] > 65535):
         raise InputError(f"{name}: holds values from {present[0]:g} to {present[-1]:g}, not labels. {WHAT}")
     present = present.astype(np.int64)
+    if given is not None:
+        return _given_labels(values, present, given, name)
     if set(present.tolist()) <= {0, 1, 2}:
         return values.astype(np.uint8), []
     shown = ", ".join(str(v) for v in present[:8]) + (" ..." if present.size > 8 else "")
     if present[0] != 0 or present.size > 3:
         raise InputError(f"{name}: holds {present.size} values ({shown}), not 0 and up to two labels. "
-                         f"A mask saved as JPEG, resized or smoothed has in-between values. {WHAT}")
+                         f"A mask saved as JPEG, resized or smoothed has in-between values. {WHAT} For a "
+                         "multi-organ label map, give the liver's value (and the tumor's): the app's Label values "
+                         "field, or --reference-labels 6 in the CLI.")
     labels = np.zeros(values.shape, np.uint8)
     labels[values == present[1]] = 1
     if present.size == 2:
@@ -169,7 +209,7 @@ def _grey_labels(img: Image.Image, name: str) -> np.ndarray:
     return np.asarray(img)
 
 
-def _slice_masks(path: Path, scan: Scan) -> Reference:
+def _slice_masks(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Reference:
     """A folder or .zip of label images, one per slice file of a stack scan, matched by name."""
     files = scan.metadata.get("slice_files")
     if not files:
@@ -191,7 +231,7 @@ def _slice_masks(path: Path, scan: Scan) -> Reference:
     shapes = {p.shape for p in pages}
     if len(shapes) > 1:
         raise InputError(f"{path.name}: the masks differ in size ({', '.join(map(str, sorted(shapes)))}). {WHAT}")
-    labels, notes = label_values(np.stack(pages), path.name)
+    labels, notes = label_values(np.stack(pages), path.name, given)
     _check_shape(labels.shape, scan, path.name)
     return Reference(labels, path.name, tuple(notes))
 
