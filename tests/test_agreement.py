@@ -184,8 +184,8 @@ def test_png_reference_is_the_mask_and_wrong_files_say_what_is_wrong(tmp_path):
         read_reference(SEGMENTATION, scan)
     dcm = tmp_path / "seg.dcm"
     dcm.write_bytes(b"\x00" * 128 + b"DICM" + b"\x00" * 64)
-    with pytest.raises(UnsupportedFormatError, match="NIfTI label volume"):
-        read_reference(dcm, scan)
+    with pytest.raises(InputError, match="give it with that series"):
+        read_reference(dcm, scan)  # a SEG goes with the DICOM series it marks, not with a PNG
     with pytest.raises(InputError, match="no such reference"):
         read_reference(tmp_path / "missing.nii.gz", scan)
 
@@ -353,3 +353,35 @@ def test_a_dicom_series_reads_the_labels_nifti_hepatoscan_wrote_for_it(tmp_path)
     scan = load_scan(folder)
     nib.save(_to_nifti(expected, scan), tmp_path / "labels.nii.gz")
     assert np.array_equal(read_reference(tmp_path / "labels.nii.gz", scan).labels, expected)
+
+
+def test_a_dicom_seg_of_the_series_is_read_on_its_slices(predictor, tmp_path):
+    """The DICOM SEG HepatoScan writes for a feet-first series (rows stored toward the patient's
+    right), as a PACS viewer would export a corrected one: read back as the reference it lies on the
+    series' slices (Dice 1 with the masks it was made from); its segments are found by their codes,
+    or taken by number; one made on another series, or whose segments are not the liver, is refused
+    with what to give."""
+    pytest.importorskip("highdicom")
+    from hepatoscan.dicom_seg import write_dicom_seg
+    from hepatoscan.pipeline import analyze, label_volume
+    from test_dicom_seg import _feet_first_series
+
+    folder = tmp_path / "series"
+    folder.mkdir()
+    _feet_first_series(folder, np.asarray(load_scan(VOLUME).pixels)[56:72])
+    result = analyze(predictor, folder)
+    seg_path = write_dicom_seg(result, tmp_path / "seg.dcm")
+    expected = label_volume(result.segmentation.liver, result.segmentation.tumor)
+    ref = read_reference(seg_path, result.scan)
+    assert np.array_equal(ref.labels, expected) and "segment 1 'Liver' as the liver, segment 2" in ref.notes[0]
+    compared = analyze(predictor, folder, reference=seg_path).agreement
+    assert (expected == 2).any() and compared.liver_dice == 1.0 and compared.tumor_dice == 1.0
+    liver_only = read_reference(seg_path, result.scan, (1, None))
+    assert np.array_equal(liver_only.labels, (expected > 0).astype(np.uint8))
+    with pytest.raises(InputError, match="no segment 3; its segments are 1 'Liver', 2 'Liver tumor'"):
+        read_reference(seg_path, result.scan, (3, None))
+    other = tmp_path / "other"
+    other.mkdir()
+    _feet_first_series(other, np.asarray(load_scan(VOLUME).pixels)[56:72])  # new SOPInstanceUIDs
+    with pytest.raises(InputError, match="refers to none of this series' 16 slices"):
+        read_reference(seg_path, load_scan(other))

@@ -10,8 +10,9 @@ import hepatoscan
 from hepatoscan.pipeline import analyze
 from hepatoscan.predictor import Predictor
 p = Predictor.from_model_dir()
-r = analyze(p, "samples/lits117_z080_w350.png")
+r = analyze(p, "samples/lits117_z080_w350.png", reference="samples/lits117_z080_w350_mask.png")
 r.report_pdf()
+assert r.agreement.liver_dice > 0.9
 bad = [m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras", "torch")]
 print("LOADED:", bad)
 assert r.summary()["liver_area_px"] > 0

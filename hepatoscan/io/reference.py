@@ -1,8 +1,9 @@
 """A reference segmentation (an expert's masks) -> labels in a scan's own axes, for comparison.
 
 Read: a NIfTI label volume (for a NIfTI, DICOM or image-stack scan of the same grid), a label
-image (PNG, TIFF, BMP; for one image), or a folder or .zip of label images named after a stack's
-slices (``IM1.png`` or ``IM1_mask.png`` for ``IM1.png``). Values: 0 background, 1 liver, 2 tumor
+image (PNG, TIFF, BMP; for one image), a folder or .zip of label images named after a stack's
+slices (``IM1.png`` or ``IM1_mask.png`` for ``IM1.png``), or a DICOM SEG of the DICOM series
+(io.reference_seg). Values: 0 background, 1 liver, 2 tumor
 (LiTS); 0 and one other value (a liver mask, 0/255); or 0 and two others (0/128/255: the lower is
 liver, the higher tumor), with a note saying how they were read.
 """
@@ -23,7 +24,8 @@ from .nifti import NiftiGeometry, read_nifti
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_segmentation", "_gt")  # IM1.png <- IM1_mask.png
 WHAT = ("A reference segmentation is a label mask at the image's own size: 0 background, 1 liver, 2 tumor "
-        "(or 0 and one value for the liver alone), saved as NIfTI for a volume or as PNG for an image.")
+        "(or 0 and one value for the liver alone), saved as NIfTI for a volume or as PNG for an image (or a DICOM "
+        "SEG of a DICOM series).")
 
 
 @dataclass(frozen=True)
@@ -60,9 +62,11 @@ def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Refer
     if name.lower().endswith(NIFTI_SUFFIXES) or (len(data) > 348 and data[344:348] in (b"n+1\x00", b"n+2\x00")):
         labels, notes = _nifti_labels(data, name, scan)
     elif len(data) > 132 and data[128:132] == b"DICM":
-        raise UnsupportedFormatError(
-            f"{name}: a DICOM reference (a DICOM SEG or RT structure set) is not read. Convert it to a NIfTI label "
-            "volume (for example with dcmqi's segimage2itkimage, or 3D Slicer) and give that.")
+        from .reference_seg import seg_labels
+
+        labels, notes = seg_labels(data, name, scan, given)
+        _check_shape(labels.shape, scan, name)
+        return Reference(labels, name, tuple(notes))
     else:
         pages = _image_pages(data, name)
         labels = np.stack(pages) if len(pages) > 1 else pages[0][None]
