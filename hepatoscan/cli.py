@@ -35,8 +35,9 @@ COMPARE_DOC = """Compare HepatoScan's masks with reference segmentations (an exp
         [--reference-labels LIVER[,TUMOR]]
 
 Each IMAGE (any input of `segment`; a folder is one study) is segmented and compared with its
-REFERENCE: a NIfTI label volume for a volume (NIfTI, DICOM series, stack of slices), a label PNG
-for an image, or a folder or .zip of label PNGs named as a stack's slices. Labels: 0 background,
+REFERENCE: a NIfTI label volume for a volume (NIfTI, DICOM series, stack of slices), a DICOM SEG
+of a DICOM series, a label PNG for an image, or a folder or .zip of label PNGs named as a stack's
+slices. Labels: 0 background,
 1 liver, 2 tumor (a mask of 0 and one value: the liver alone; a multi-organ map, with
 --reference-labels giving its liver's value, and its tumor's). Writes what `segment` writes
 (measurements.json gains "agreement", the PDF a section) and DIR/agreement.csv: per pair, liver
@@ -382,7 +383,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="an input and its reference segmentation, as many pairs as wanted")
     c.add_argument("--reference-labels", metavar="LIVER[,TUMOR]",
                    help="the liver's value (and the tumor's) in the references, for multi-organ label maps (e.g. 6, "
-                        "or 1,2); default: 0/1/2, 0 and one value (the liver alone), or 0 and two values")
+                        "or 1,2), or a DICOM SEG's segment numbers; default: 0/1/2, 0 and one value (the liver "
+                        "alone), 0 and two values; a SEG's segments by their codes or labels")
     _add_common(c)
     c.set_defaults(stack=True)  # a folder is one study: its reference is one label volume or one set of masks
     return p
