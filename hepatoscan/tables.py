@@ -43,7 +43,7 @@ def slice_rows(result, z: int) -> list[list[str]]:
     if file:  # a stack of image files: which file this slice is
         rows.append([prefix + "file", file])
     if s is None:
-        return rows + [[prefix + "liver", "none found on this slice"]]
+        return rows + [[prefix + "liver", "none found on this slice"]] + reference_rows(result, z, prefix)
     mm = m.units == "mm"
     rows += [[prefix + "liver area", f"{fmt_value(s.liver_area_mm2, ' mm²')} ({fmt_value(s.liver_area_px, ' px')})" if mm else fmt_value(s.liver_area_px, " px")],
              [prefix + "tumor area", f"{fmt_value(s.tumor_area_mm2, ' mm²')} ({fmt_value(s.tumor_area_px, ' px')})" if mm else fmt_value(s.tumor_area_px, " px")],

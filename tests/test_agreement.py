@@ -278,6 +278,9 @@ def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_sco
     dice_rows = {r[0]: r[1] for r in slice_rows(result, z)}
     assert float(dice_rows[f"Slice {z}: liver Dice vs reference"]) == pytest.approx(
         dice(result.reference_labels[z] >= 1, result.segmentation.liver[z]), abs=5e-4)
+    empty = next(k for k in range(result.scan.n_slices) if not result.segmentation.liver[k].any())
+    rows = {r[0]: r[1] for r in slice_rows(result, empty)}  # no liver found here: the Dice rows still show
+    assert rows[f"Slice {empty}: liver"] == "none found on this slice" and f"Slice {empty}: liver Dice vs reference" in rows
     doc = result.document()["agreement"]
     assert doc["liver_dice"] == round(a.liver_dice, 4) and doc["lesions"]["detected"] == a.lesions.detected
     over = result.views(result.default_slice)["overlay"]
