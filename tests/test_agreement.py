@@ -237,7 +237,7 @@ def test_stack_reference_masks_are_matched_to_slices_by_name(tmp_path):
     (masks / "IM63_mask.png").unlink()
     with pytest.raises(InputError, match="no mask for 1 of the 10 slices.*IM63.png"):
         read_reference(masks, scan)
-    with pytest.raises(InputError, match="goes with a stack of image slices"):
+    with pytest.raises(InputError, match="goes with a stack of image slices; for this input give the reference as one NIfTI"):
         read_reference(masks, load_scan(VOLUME))
 
 

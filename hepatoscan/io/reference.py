@@ -217,8 +217,10 @@ def _slice_masks(path: Path, scan: Scan, given: tuple[int, int | None] | None) -
     """A folder or .zip of label images, one per slice file of a stack scan, matched by name."""
     files = scan.metadata.get("slice_files")
     if not files:
-        raise InputError(f"{path.name}: a folder or .zip of masks goes with a stack of image slices. For a volume "
-                         "(NIfTI, DICOM) give the reference as one NIfTI label volume.")
+        instead = ("one NIfTI label volume (or a DICOM SEG of a DICOM series)" if scan.is_volume
+                   else "one label image (PNG) of the image's size")
+        raise InputError(f"{path.name}: a folder or .zip of masks goes with a stack of image slices; for this input "
+                         f"give the reference as {instead}.")
     masks = _mask_files(path)
     pages, missing = [], []
     for file in files:
