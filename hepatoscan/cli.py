@@ -33,6 +33,7 @@ COMPARE_DOC = """Compare HepatoScan's masks with reference segmentations (an exp
 
     hepatoscan compare IMAGE REFERENCE [IMAGE REFERENCE ...] --out DIR [--pdf] [--pixel-spacing MM]
         [--reference-labels LIVER[,TUMOR]]
+    hepatoscan compare --images imagesTr --references labelsTr --out DIR   # a dataset, paired by name
 
 Each IMAGE (any input of `segment`; a folder is one study) is segmented and compared with its
 REFERENCE: a NIfTI label volume for a volume (NIfTI, DICOM series, stack of slices), a DICOM SEG
@@ -212,11 +213,47 @@ def _listed_files_as_one(inputs: list[Path], stack: bool, scratch: Path) -> tupl
     return rest[:first] + [folder] + rest[first:], {folder: f"{len(listed)} files ({listed[0]} ... {listed[-1]})"}
 
 
-def compare_command(args) -> int:
-    """Segment each IMAGE of the IMAGE REFERENCE pairs, compare, write agreement.csv too."""
+def _compare_pairs(args) -> list[tuple[Path, Path]] | None:
+    """The (image, reference) pairs of the command line: listed, and/or paired by name from
+    --images and --references (hepatoscan.pairing); None (logged) where they cannot be made."""
+    from .pairing import pair_by_name
+    from .wording import agree, count
+
     if len(args.pairs) % 2:
         log.error("give pairs: IMAGE REFERENCE [IMAGE REFERENCE ...] (%d paths were given; the last has no "
                   "reference)", len(args.pairs))
+        return None
+    pairs = [(Path(a), Path(b)) for a, b in zip(args.pairs[0::2], args.pairs[1::2])]
+    if bool(args.images) != bool(args.references):
+        log.error("--images and --references go together: the folder of images and the folder of their reference "
+                  "segmentations, paired by name")
+        return None
+    if args.images:
+        folders = [Path(args.images), Path(args.references)]
+        missing = [f for f in folders if not f.is_dir()]
+        if missing:
+            log.error("%s: no such folder", missing[0])
+            return None
+        found, unmatched, twice = pair_by_name(*folders)
+        for name in twice:
+            log.warning("two entries of one folder pair as %r: neither is compared; rename one", name)
+        if unmatched:
+            log.warning("%s no reference of its name in %s (such as %s): not compared",
+                        f"{count(len(unmatched), 'image')} {agree(len(unmatched), 'has', 'have')}", folders[1],
+                        ", ".join(p.name for p in unmatched[:3]))
+        log.info("%d images paired with their references by name", len(found))
+        pairs += found
+    if not pairs:
+        log.error("nothing to compare: give IMAGE REFERENCE pairs, or --images DIR --references DIR whose entries "
+                  "share names (liver_012_0000.nii.gz and liver_012.nii.gz, volume-12.nii and segmentation-12.nii)")
+        return None
+    return pairs
+
+
+def compare_command(args) -> int:
+    """Segment each IMAGE of the IMAGE REFERENCE pairs, compare, write agreement.csv too."""
+    pairs = _compare_pairs(args)
+    if pairs is None:
         return 2
     from .io.reference import parse_label_values
 
@@ -229,8 +266,7 @@ def compare_command(args) -> int:
     if prepared is None:
         return 2
     predictor, patient, out = prepared
-    inputs = [Path(p) for p in args.pairs[0::2]]
-    return _segment_inputs(args, predictor, patient, out, inputs, {}, [Path(p) for p in args.pairs[1::2]])
+    return _segment_inputs(args, predictor, patient, out, [a for a, _ in pairs], {}, [b for _, b in pairs])
 
 
 def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], shown: dict,
@@ -379,8 +415,12 @@ def build_parser() -> argparse.ArgumentParser:
                         "its slices (default: each file on its own; a .zip of images is always one stack)")
     c = sub.add_parser("compare", help="compare HepatoScan's masks with reference segmentations (Dice, lesions)",
                        description=COMPARE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
-    c.add_argument("pairs", nargs="+", metavar="IMAGE REFERENCE",
+    c.add_argument("pairs", nargs="*", metavar="IMAGE REFERENCE",
                    help="an input and its reference segmentation, as many pairs as wanted")
+    c.add_argument("--images", metavar="DIR", help="a folder of inputs (files, or a folder per DICOM series) ...")
+    c.add_argument("--references", metavar="DIR",
+                   help="... and a folder of their reference segmentations, paired by name: liver_012_0000.nii.gz "
+                        "with liver_012.nii.gz, volume-12.nii with segmentation-12.nii, case7.png with case7_mask.png")
     c.add_argument("--reference-labels", metavar="LIVER[,TUMOR]",
                    help="the liver's value (and the tumor's) in the references, for multi-organ label maps (e.g. 6, "
                         "or 1,2), or a DICOM SEG's segment numbers; default: 0/1/2, 0 and one value (the liver "

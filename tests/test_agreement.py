@@ -388,3 +388,56 @@ def test_a_dicom_seg_of_the_series_is_read_on_its_slices(predictor, tmp_path):
     _feet_first_series(other, np.asarray(load_scan(VOLUME).pixels)[56:72])  # new SOPInstanceUIDs
     with pytest.raises(InputError, match="refers to none of this series' 16 slices"):
         read_reference(seg_path, load_scan(other))
+
+
+@pytest.mark.parametrize("image, reference", [
+    ("liver_012_0000.nii.gz", "liver_012.nii.gz"),  # nnU-Net / MSD
+    ("volume-12.nii", "segmentation-12.nii"),  # LiTS
+    ("case7.png", "case7_mask.png"),
+    ("Patient3", "patient3_seg.nii.gz"),  # a DICOM series' folder and a NIfTI
+    ("IM0001.png", "IM0001.png"),
+])
+def test_dataset_names_pair(image, reference):
+    from hepatoscan.pairing import name_key
+
+    assert name_key(image) == name_key(reference)
+
+
+def test_pairing_by_name_keeps_what_pairs_and_names_the_rest(tmp_path):
+    from hepatoscan.pairing import pair_by_name
+
+    images, labels = tmp_path / "imagesTr", tmp_path / "labelsTr"
+    images.mkdir()
+    labels.mkdir()
+    for name in ("liver_1_0000.nii.gz", "liver_2_0000.nii.gz", "liver_3_0000.nii.gz"):
+        (images / name).write_bytes(b"")
+    for name in ("liver_2.nii.gz", "liver_1.nii.gz", "liver_9.nii.gz", ".DS_Store"):
+        (labels / name).write_bytes(b"")
+    pairs, unmatched, twice = pair_by_name(images, labels)
+    assert [(a.name, b.name) for a, b in pairs] == [("liver_1_0000.nii.gz", "liver_1.nii.gz"),
+                                                    ("liver_2_0000.nii.gz", "liver_2.nii.gz")]
+    assert [p.name for p in unmatched] == ["liver_3_0000.nii.gz"] and twice == []
+    (labels / "liver_1_seg.nii.gz").write_bytes(b"")  # two references of one name: neither is guessed
+    pairs, unmatched, twice = pair_by_name(images, labels)
+    assert [a.name for a, _ in pairs] == ["liver_2_0000.nii.gz"] and twice == ["liver_1"]
+
+
+def test_cli_compare_pairs_a_dataset_by_name(tmp_path):
+    import shutil
+
+    images, labels = tmp_path / "imagesTr", tmp_path / "labelsTr"
+    images.mkdir()
+    labels.mkdir()
+    shutil.copy(PNG, images / "lits_080_0000.png")
+    shutil.copy(PNG_MASK, labels / "lits_080.png")
+    shutil.copy(SAMPLES / "lits117_z064_w350.png", images / "lits_064_0000.png")  # no reference
+    r = run_compare("--images", images, "--references", labels, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    assert "1 image has no reference of its name" in r.stderr and "lits_064_0000.png" in r.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "agreement.csv").open()))
+    assert rows[0]["input"].endswith("lits_080_0000.png") and rows[0]["reference"].endswith("lits_080.png")
+    assert float(rows[0]["liver_dice"]) >= 0.9 and len(rows) == 3  # the pair, the mean, the global
+    alone = run_compare("--images", images, "--out", tmp_path / "alone")
+    assert alone.returncode == 2 and "go together" in alone.stderr
+    nothing = run_compare("--out", tmp_path / "nothing")
+    assert nothing.returncode == 2 and "nothing to compare" in nothing.stderr
