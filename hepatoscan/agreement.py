@@ -86,11 +86,15 @@ class LesionDetection:
     def describe_lesion(self, lesion_id: int) -> str:
         """How HepatoScan's lesion ``lesion_id`` stands against the reference: "matches (Dice 0.78)"
         (it finds a reference lesion), "overlaps (Dice 0.31)" (it touches one but does not find it:
-        below Dice 0.5, a lesion split or merged differently), or "none" (no reference tumor there)."""
+        below Dice 0.5, a lesion split or merged differently; or above, where another of HepatoScan's
+        lesions has a higher Dice with that reference lesion, which LiTS counts once), or "none" (no
+        reference tumor there)."""
         d = self.best_dice[lesion_id - 1] if 0 < lesion_id <= len(self.best_dice) else 0.0
         shown = f"Dice {d:.2f}" if d >= 0.005 else "Dice < 0.01"
         if lesion_id in self.matched_ids:
             return f"matches ({shown})"
+        if d > DETECTION_DICE:  # above the bar, but its reference lesion took a lesion of higher Dice
+            return f"overlaps ({shown}; another lesion matches it better)"
         return f"overlaps ({shown})" if d > 0 else "none"
 
     @property
