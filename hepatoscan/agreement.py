@@ -170,19 +170,23 @@ class Agreement:
     """How HepatoScan's masks of one input agree with a reference segmentation of it.
 
     liver, tumor: voxel counts (the liver includes the tumor, as both label conventions have it);
-    marks_tumor: whether the reference marks any tumor (where it marks none, tumor Dice is
-    undefined: a liver without tumor, or a reference of the liver alone); unit_size, unit: what one
-    voxel measures ("mL", "mm²") or 1.0 and "voxels"/"px" where the spacing is unknown.
+    unit_size, unit: what one voxel measures ("mL", "mm²") or 1.0 and "voxels"/"px" where the
+    spacing is unknown.
     """
 
     reference_name: str
     liver: Overlap
     tumor: Overlap
-    marks_tumor: bool
     lesions: LesionDetection
     unit_size: float
     unit: str
     notes: tuple[str, ...] = ()
+
+    @property
+    def marks_tumor(self) -> bool:
+        """Whether the reference marks any tumor; where it marks none, tumor Dice is undefined (a
+        liver without tumor, or a reference of the liver alone)."""
+        return self.tumor.reference > 0
 
     @property
     def liver_dice(self) -> float | None:
@@ -245,8 +249,7 @@ class Agreement:
                 "tumor_voe": _round(self.tumor.volume_overlap_error) if self.marks_tumor else None,
                 "tumor_rvd": _round(self.tumor.relative_volume_difference) if self.marks_tumor else None,
                 "voxels": {"liver": asdict(self.liver), "tumor": asdict(self.tumor)},
-                "lesions": {**asdict(self.lesions), "matched_ids": list(self.lesions.matched_ids),
-                            "recall": _round(self.lesions.recall),
+                "lesions": {**asdict(self.lesions), "recall": _round(self.lesions.recall),
                             "precision": _round(self.lesions.precision),
                             "recall_10mm": _round(self.lesions.recall_10mm)},
                 "notes": list(self.notes)}
@@ -304,5 +307,4 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
     pixel_spacing = (spacing_mm[1], spacing_mm[2]) if spacing_mm is not None and spacing_mm[1] else None
     detect = _per_image if separate_images else lesion_detection
     return Agreement(reference_name, overlap(reference_labels, liver), overlap(ref_tumor, tumor),
-                     bool(ref_tumor.any()), detect(ref_tumor, tumor, pixel_spacing),
-                     unit_size, unit, tuple(notes))
+                     detect(ref_tumor, tumor, pixel_spacing), unit_size, unit, tuple(notes))

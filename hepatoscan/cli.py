@@ -336,6 +336,11 @@ AGREEMENT_COLUMNS = ["input", "reference", "status", "message", "liver_dice", "t
                      "lesion_precision", "reference_lesions_10mm", "lesions_10mm_detected"]
 
 
+LESION_COLUMNS = {"reference_lesions": "reference_lesions", "hepatoscan_lesions": "hepatoscan_lesions",
+                  "lesions_detected": "detected", "lesion_recall": "recall", "lesion_precision": "precision",
+                  "reference_lesions_10mm": "reference_lesions_10mm", "lesions_10mm_detected": "detected_10mm"}
+
+
 def _agreement_row(path: Path, reference: Path, a) -> dict:
     """One agreement.csv row: an Agreement's figures, or an error's message."""
     row = dict.fromkeys(AGREEMENT_COLUMNS, "")
@@ -343,15 +348,13 @@ def _agreement_row(path: Path, reference: Path, a) -> dict:
     if isinstance(a, str):
         row.update(status="error", message=a)
         return row
-    d, l = a.to_dict(), a.lesions
-    row.update(status="ok", message=" ".join(a.notes), liver_dice=_cell(d["liver_dice"]),
-               tumor_dice=_cell(d["tumor_dice"]), unit=a.unit,
-               **{k: _cell(d[k]) for k in ("liver_voe", "liver_rvd", "tumor_voe", "tumor_rvd")},
-               **{k: d[k] for k in ("liver_reference", "liver_hepatoscan", "tumor_reference", "tumor_hepatoscan")},
-               reference_lesions=l.reference_lesions, hepatoscan_lesions=l.hepatoscan_lesions,
-               lesions_detected=l.detected, lesion_recall=_cell(d["lesions"]["recall"]),
-               lesion_precision=_cell(d["lesions"]["precision"]),
-               reference_lesions_10mm=_cell(l.reference_lesions_10mm), lesions_10mm_detected=_cell(l.detected_10mm))
+    d = a.to_dict()
+    lesions = d["lesions"]
+    row.update(status="ok", message=" ".join(d["notes"]),
+               **{k: _cell(d[k]) for k in ("liver_dice", "tumor_dice", "liver_voe", "liver_rvd", "tumor_voe",
+                                           "tumor_rvd", "unit", "liver_reference", "liver_hepatoscan",
+                                           "tumor_reference", "tumor_hepatoscan")},
+               **{column: _cell(lesions[key]) for column, key in LESION_COLUMNS.items()})
     return row
 
 

@@ -14,22 +14,16 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .config import IMAGE_SUFFIXES, NIFTI_SUFFIXES
-
 ROLE_WORDS = {"volume", "vol", "image", "images", "img", "ct", "scan", "segmentation", "segmentations", "seg",
               "label", "labels", "mask", "masks", "gt", "groundtruth", "reference", "ref", "0000"}
-SUFFIXES = tuple(sorted(NIFTI_SUFFIXES + IMAGE_SUFFIXES + (".zip", ".dcm"), key=len, reverse=True))
 
 
 def name_key(name: str) -> str:
     """A file or folder name -> its pairing key: "volume-12.nii" and "segmentation-12.nii" -> "12",
-    "liver_012_0000.nii.gz" and "liver_012.nii.gz" -> "liver_012"."""
-    stem = name
-    for suffix in SUFFIXES:
-        if stem.lower().endswith(suffix):
-            stem = stem[: -len(suffix)]
-            break
-    words = [w for w in re.split(r"[-_. ]+", stem.lower()) if w]
+    "liver_012_0000.nii.gz" and "liver_012.nii.gz" -> "liver_012". The stem is the loader's (io._stem)."""
+    from .io import _stem
+
+    words = [w for w in re.split(r"[-_. ]+", _stem(name).lower()) if w]
     kept = [w for w in words if w not in ROLE_WORDS]
     return "_".join(kept or words)
 

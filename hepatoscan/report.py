@@ -15,7 +15,7 @@ from PIL import Image
 from . import __version__
 from .scan import message_label
 from .tables import fmt_value as _fmt
-from .tables import REFERENCE_HEADER, lesion_cells, match_cell
+from .tables import lesion_cells, match_cell, match_header
 from .wording import count
 
 log = logging.getLogger(__name__)
@@ -339,7 +339,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     elif m.volume is not None and m.volume.lesions:
         shown = min(40, len(m.volume.lesions))
         pdf.section("Lesions (3D)" + (f": the {shown} largest of {len(m.volume.lesions)}" if shown < len(m.volume.lesions) else ""))
-        extra = [REFERENCE_HEADER] if match_cell(result, 0) else []
+        extra = match_header(result)
         header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU"] + extra
         pdf.grid(header, [[str(l.lesion_id), _fmt(l.volume_ml, " mL", 2) if l.volume_ml is not None else f"{l.voxels} vox",
                            str(l.largest_slice),
@@ -347,7 +347,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
                            _fmt(l.mean_hu), *match_cell(result, l.lesion_id)] for l in m.volume.lesions[:40]])
     elif m.volume is None and m.slices[0].lesions:
         n = len(m.slices[0].lesions)
-        extra = [REFERENCE_HEADER] if match_cell(result, 0) else []
+        extra = match_header(result)
         pdf.section("Lesions" + (f": the 40 largest of {n}" if n > 40 else ""))
         pdf.grid(["#", "Area", "Longest diameter", "Perpendicular", "RECIST measurable", "Mean HU"] + extra,
                  [[str(l.lesion_id), *lesion_cells(l, mm), _fmt(l.mean_hu), *match_cell(result, l.lesion_id)]

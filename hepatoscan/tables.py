@@ -65,14 +65,17 @@ def reference_rows(result, z: int, prefix: str) -> list[list[str]]:
             [prefix + "tumor Dice vs reference", undefined if tumor is None else f"{tumor:.3f}"]]
 
 
+def match_header(result) -> list[str]:
+    """[REFERENCE_HEADER] where the lesion tables carry a match column (a reference segmentation was
+    given, and the lesions are one input's, not separate images'), else []."""
+    return [REFERENCE_HEADER] if result.agreement is not None and not result.measurements.separate_images else []
+
+
 def match_cell(result, lesion_id: int) -> list[str]:
     """[how HepatoScan's lesion ``lesion_id`` stands against the reference's lesions: matches,
-    overlaps or none (LesionDetection.describe_lesion)] where a reference was given (and the
-    lesions are one input's, not separate images'), else []."""
-    a = result.agreement
-    if a is None or result.measurements.separate_images:
-        return []
-    return [a.lesions.describe_lesion(lesion_id)]
+    overlaps or none (LesionDetection.describe_lesion)] where the tables carry a match column
+    (match_header), else []."""
+    return [result.agreement.lesions.describe_lesion(lesion_id)] if match_header(result) else []
 
 
 def lesion_cells(lesion, mm: bool) -> list[str]:
@@ -90,7 +93,7 @@ def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
     image z's); with a reference segmentation, a last column says whether each matches one of
     its lesions (Dice > 0.5, hepatoscan.agreement)."""
     m = result.measurements
-    extra = [REFERENCE_HEADER] if match_cell(result, 0) else []
+    extra = match_header(result)
     if m.volume is not None:
         mm = m.units == "mm"
         return LESION3D_HEADERS + extra, [[str(l.lesion_id),

@@ -10,16 +10,17 @@ liver, the higher tumor), with a note saying how they were read.
 from __future__ import annotations
 
 import io
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image, UnidentifiedImageError
 
-from ..config import IMAGE_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
-from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
+from ..config import IMAGE_SUFFIXES, LoadLimits
+from ..errors import InputError, UnsupportedFormatError
 from ..scan import Note, Scan
+from .dicom import is_dicom
+from .image import _upright
 from .nifti import NiftiGeometry, read_nifti
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_segmentation", "_gt")  # IM1.png <- IM1_mask.png
@@ -55,24 +56,22 @@ def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Refer
     name = path.name
     if path.is_dir() or name.lower().endswith(".zip"):
         return _slice_masks(path, scan, given)
-    if path.stat().st_size > LoadLimits().max_bytes:
-        raise InputTooLargeError(f"{name}: {path.stat().st_size / 1e6:.0f} MB, over the limit of "
-                                 f"{LoadLimits().max_bytes / 1e6:.0f} MB for a reference segmentation.")
-    data = path.read_bytes()
-    if name.lower().endswith(NIFTI_SUFFIXES) or (len(data) > 348 and data[344:348] in (b"n+1\x00", b"n+2\x00")):
+    from . import _is_nifti, _read_path
+
+    data = _read_path(path, LoadLimits())
+    if _is_nifti(data, name):
         labels, notes = _nifti_labels(data, name, scan)
-    elif len(data) > 132 and data[128:132] == b"DICM":
+    elif is_dicom(data[:132]):
         from .reference_seg import seg_labels
 
-        labels, notes = seg_labels(data, name, scan, given)
-        _check_shape(labels.shape, scan, name)
+        labels, notes = seg_labels(data, name, scan, given)  # on the series' own slices
         return Reference(labels, name, tuple(notes))
     else:
-        pages = _image_pages(data, name)
+        pages = _image_pages(data, name, scan.pixels.shape[1:])
         labels = np.stack(pages) if len(pages) > 1 else pages[0][None]
         notes = []
     labels, value_notes = label_values(labels, name, given)
-    _check_shape(labels.shape, scan, name)
+    _check_shape(labels.shape, scan.pixels.shape, name)
     return Reference(labels, name, tuple(notes + value_notes))
 
 
@@ -97,11 +96,7 @@ def _given_labels(values: np.ndarray, present: np.ndarray, given: tuple[int, int
         shown = ", ".join(str(v) for v in present[:12]) + (" ..." if present.size > 12 else "")
         raise InputError(f"{name}: no voxel has the liver's value {liver_value}; its values are {shown}. "
                          "Give the value its liver carries in this label map.")
-    labels = np.zeros(values.shape, np.uint8)
-    for out, plane in zip(labels.reshape(-1, *values.shape[-2:]), values.reshape(-1, *values.shape[-2:])):
-        out[plane == liver_value] = 1
-        if tumor_value is not None:
-            out[plane == tumor_value] = 2
+    labels = _relabel(values, liver_value, tumor_value)
     others = [v for v in present.tolist() if v not in (0, liver_value, tumor_value)]
     tumor = f", {tumor_value} tumor" if tumor_value is not None else " (no tumor value given: tumor not compared)"
     return labels, [Note(f"The reference was read with the values given: {liver_value} liver{tumor}"
@@ -134,13 +129,22 @@ def label_values(values: np.ndarray, name: str,
                          f"A mask saved as JPEG, resized or smoothed has in-between values. {WHAT} For a "
                          "multi-organ label map, give the liver's value (and the tumor's): the app's Label values "
                          "field, or --reference-labels 6 in the CLI.")
-    labels = np.zeros(values.shape, np.uint8)
-    labels[values == present[1]] = 1
     if present.size == 2:
-        return labels, [Note(f"The reference holds 0 and {present[1]}: read as the liver alone (no tumor marked).")]
-    labels[values == present[2]] = 2
-    return labels, [Note(f"The reference holds 0, {present[1]} and {present[2]}: read as 0 background, "
+        return _relabel(values, present[1], None), [
+            Note(f"The reference holds 0 and {present[1]}: read as the liver alone (no tumor marked).")]
+    return _relabel(values, present[1], present[2]), [Note(f"The reference holds 0, {present[1]} and {present[2]}: read as 0 background, "
                          f"{present[1]} liver, {present[2]} tumor.")]
+
+
+def _relabel(values: np.ndarray, liver_value: int, tumor_value: int | None) -> np.ndarray:
+    """(Z, H, W) values -> (Z, H, W) uint8: 1 where ``liver_value``, 2 where ``tumor_value``, else 0;
+    slice by slice (no full-size temporaries)."""
+    labels = np.zeros(values.shape, np.uint8)
+    for out, plane in zip(labels.reshape(-1, *values.shape[-2:]), values.reshape(-1, *values.shape[-2:])):
+        out[plane == liver_value] = 1
+        if tumor_value is not None:
+            out[plane == tumor_value] = 2
+    return labels
 
 
 def _present_values(values: np.ndarray) -> np.ndarray:
@@ -155,11 +159,12 @@ def _present_values(values: np.ndarray) -> np.ndarray:
     return np.unique(values)
 
 
-def _check_shape(shape: tuple[int, ...], scan: Scan, name: str) -> None:
-    if tuple(shape) != tuple(scan.pixels.shape):
+def _check_shape(shape: tuple[int, ...], image_shape: tuple[int, ...], name: str) -> None:
+    """InputError where the reference's (Z, H, W) ``shape`` is not the image's."""
+    if tuple(shape) != tuple(image_shape):
         def size(s):
             return f"{s[2]} x {s[1]}" + (f" x {s[0]} slices" if s[0] > 1 else "")
-        raise InputError(f"{name}: the reference is {size(shape)} but the image is {size(scan.pixels.shape)}. "
+        raise InputError(f"{name}: the reference is {size(shape)} but the image is {size(image_shape)}. "
                          "Give the reference segmentation saved with this image, on its grid.")
 
 
@@ -173,7 +178,7 @@ def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[
     from .imports import nibabel
 
     x, y, z = nibabel().as_closest_canonical(img).shape[:3]  # the header's, before any voxel is read
-    _check_shape((z, y, x), scan, name)  # also bounds what is decompressed to the image's own size
+    _check_shape((z, y, x), scan.pixels.shape, name)  # also bounds what is decompressed to the image's own size
     values, _, geometry = read_nifti(img)
     notes = []
     if isinstance(scan.geometry, NiftiGeometry) and values.shape == scan.pixels.shape and not np.allclose(
@@ -183,15 +188,18 @@ def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[
     return np.asarray(values), notes
 
 
-def _image_pages(data: bytes, name: str) -> list[np.ndarray]:
-    """A label image (or a multi-page TIFF) -> its pages as (H, W) arrays, EXIF orientation applied
-    as the image loader applies it to the image."""
+def _image_pages(data: bytes, name: str, shape_hw: tuple[int, int]) -> list[np.ndarray]:
+    """A label image (or a multi-page TIFF) of the image's size ``shape_hw`` -> its pages as
+    (H, W) arrays, EXIF orientation applied as the image loader applies it (io.image._upright).
+    The size is checked from the header, before any pixel is decoded."""
     try:
         img = Image.open(io.BytesIO(data))
+        if tuple(sorted(img.size)) != tuple(sorted(shape_hw)):  # either way round: EXIF may turn it
+            _check_shape((1, img.size[1], img.size[0]), (1, *shape_hw), name)
         pages = []
         for k in range(getattr(img, "n_frames", 1)):
             img.seek(k)
-            page = ImageOps.exif_transpose(img) if k == 0 else img.copy()
+            page = _upright(img)[0] if k == 0 else img.copy()
             pages.append(_grey_labels(page, name))
         return pages
     except UnidentifiedImageError as e:
@@ -229,7 +237,7 @@ def _slice_masks(path: Path, scan: Scan, given: tuple[int, int | None] | None) -
         if key is None:
             missing.append(PurePosixPath(file).name)
             continue
-        found = _image_pages(masks[key](), key)
+        found = _image_pages(masks[key](), key, scan.pixels.shape[1:])
         pages.append(found[0])
     if missing:
         raise InputError(f"{path.name}: no mask for {len(missing)} of the {len(files)} slices (such as "
@@ -238,22 +246,20 @@ def _slice_masks(path: Path, scan: Scan, given: tuple[int, int | None] | None) -
     if len(shapes) > 1:
         raise InputError(f"{path.name}: the masks differ in size ({', '.join(map(str, sorted(shapes)))}). {WHAT}")
     labels, notes = label_values(np.stack(pages), path.name, given)
-    _check_shape(labels.shape, scan, path.name)
+    _check_shape(labels.shape, scan.pixels.shape, path.name)
     return Reference(labels, path.name, tuple(notes))
 
 
 def _mask_files(path: Path) -> dict:
-    """{file stem: a function returning its bytes} of the image files of a folder or .zip."""
+    """{file stem: a function returning its bytes} of the image files of a folder or .zip, read
+    with the loader's readers (io._unzip: its limits and path checks; entries read when asked)."""
+    from . import _file_reader, _read_path, _unzip
+
+    limits = LoadLimits()
     if path.is_dir():
-        return {p.name.rsplit(".", 1)[0]: p.read_bytes for p in sorted(path.rglob("*"))
-                if p.is_file() and p.name.lower().endswith(IMAGE_SUFFIXES)}
-    try:
-        with zipfile.ZipFile(path) as z:
-            infos = [i for i in z.infolist() if i.filename.lower().endswith(IMAGE_SUFFIXES)
-                     and not PurePosixPath(i.filename).name.startswith(".")]
-            if sum(i.file_size for i in infos) > LoadLimits().max_bytes:
-                raise InputTooLargeError(f"{path.name}: the masks unpack to over {LoadLimits().max_bytes / 1e6:.0f} MB.")
-            entries = {PurePosixPath(i.filename).name.rsplit(".", 1)[0]: z.read(i) for i in infos}
-    except (zipfile.BadZipFile, OSError) as e:
-        raise InputError(f"{path.name}: not a readable .zip ({e}).") from e
-    return {stem: (lambda b=b: b) for stem, b in entries.items()}
+        entries = [(p.name, _file_reader(p)) for p in sorted(path.rglob("*"))
+                   if p.is_file() and not p.name.startswith(".")]
+    else:
+        entries = _unzip(_read_path(path, limits), path.name, limits)
+    return {PurePosixPath(n).name.rsplit(".", 1)[0]: read for n, read in entries
+            if n.lower().endswith(IMAGE_SUFFIXES)}
