@@ -343,8 +343,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                                                   info="The liver's value (or SEG segment number), and the tumor's after a comma")
                     gr.Markdown("An expert's label mask of the same image: NIfTI for a volume, a DICOM SEG for a "
                                 "DICOM series, PNG for an image, a .zip of PNGs named as a stack's slices. 0 background, "
-                                "1 liver, 2 tumor (or 0 and one value for the liver alone). Gives Dice and lesions "
-                                "found, in the result and the PDF.", elem_id="reference_help")
+                                "1 liver, 2 tumor (or 0 and one value for the liver alone). Gives Dice, border "
+                                "distances and lesions found, in the result and the PDF.", elem_id="reference_help")
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
                 examples = [[[str(p)], None] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
                 examples.append([[str(SAMPLES / "lits117_volume.nii.gz")], None])

@@ -191,7 +191,7 @@ def _dicom_seg_s(series: Path) -> dict:
 
 def _compare_s(nifti: Path, labels: Path) -> dict:
     """Seconds to read a 512 x 512 x 150 reference segmentation and compare a result with it
-    (Dice, lesion detection), beyond segmenting."""
+    (Dice, border distances, lesion detection), beyond segmenting."""
     from hepatoscan.agreement import compare
     from hepatoscan.io.reference import read_reference
     from hepatoscan.pipeline import analyze

@@ -1,8 +1,9 @@
 """Agreement of HepatoScan's masks with a reference segmentation (an expert's), the LiTS way.
 
-Dice of the liver (tumor included) and of the tumor, the sizes both give, and lesion-wise
-detection: a reference lesion (a 3D connected component, face connectivity) is detected when its
-Dice with one of HepatoScan's lesions exceeds 0.5, as in LiTS. ``training.evaluate`` scores the
+Dice of the liver (tumor included) and of the tumor, the sizes both give, surface distances
+(ASSD, HD95, Hausdorff: hepatoscan.surface) and lesion-wise detection: a reference lesion (a 3D
+connected component, face connectivity) is detected when its Dice with one of HepatoScan's lesions
+exceeds 0.5, as in LiTS. ``training.evaluate`` scores the
 model with these same functions, so a user's comparison and the model card's figures agree.
 """
 from __future__ import annotations
@@ -13,6 +14,7 @@ import numpy as np
 
 from .measure import lesion_diameters
 from .morphology import Components, as_bool
+from .surface import SurfaceDistance, bounding_box, surface_distance
 from .wording import count
 
 DETECTION_DICE = 0.5  # a reference lesion is detected by a lesion of Dice above this (LiTS)
@@ -181,6 +183,8 @@ class Agreement:
     unit_size: float
     unit: str
     notes: tuple[str, ...] = ()
+    liver_surface: SurfaceDistance | None = None  # None: either liver mask is empty
+    tumor_surface: SurfaceDistance | None = None  # None: either tumor mask is empty
 
     @property
     def marks_tumor(self) -> bool:
@@ -211,6 +215,10 @@ class Agreement:
         """The agreement in a few sentences, as the app, CLI and PDF say it."""
         text = (f"Against the reference {self.reference_name}: liver Dice {_fmt(self.liver_dice)} (reference "
                 f"{self._amount(self.liver.reference)}, HepatoScan {self._amount(self.liver.hepatoscan)}).")
+        if self.liver_surface is not None:
+            s = self.liver_surface
+            text += (f" The liver borders lie {s.assd:.1f} {s.unit} apart on average, 95% of them within "
+                     f"{s.hd95:.1f} {s.unit} (at most {s.maximum:.1f} {s.unit}).")
         if self.marks_tumor:
             d = self.lesions
             text += (f" Tumor Dice {_fmt(self.tumor_dice)} (reference {self._amount(self.tumor.reference)}, HepatoScan "
@@ -229,6 +237,9 @@ class Agreement:
                  f"Dice {_fmt(self.liver_dice)}"),
                 ("Tumor", self._amount(self.tumor.reference), self._amount(self.tumor.hepatoscan),
                  f"Dice {_fmt(self.tumor_dice)}" if self.marks_tumor else "reference marks no tumor")]
+        for name, s in (("Liver border distance", self.liver_surface), ("Tumor border distance", self.tumor_surface)):
+            if s is not None:
+                rows.append((name, "", "", s.describe()))
         d = self.lesions
         found = f"{d.detected} found" if d.reference_lesions else "-"
         rows.append(("Lesions", str(d.reference_lesions), str(d.hepatoscan_lesions), found))
@@ -248,6 +259,8 @@ class Agreement:
                 "liver_voe": _round(self.liver.volume_overlap_error), "liver_rvd": _round(self.liver.relative_volume_difference),
                 "tumor_voe": _round(self.tumor.volume_overlap_error) if self.marks_tumor else None,
                 "tumor_rvd": _round(self.tumor.relative_volume_difference) if self.marks_tumor else None,
+                "liver_surface_distance": None if self.liver_surface is None else self.liver_surface.to_dict(),
+                "tumor_surface_distance": None if self.tumor_surface is None else self.tumor_surface.to_dict(),
                 "voxels": {"liver": asdict(self.liver), "tumor": asdict(self.tumor)},
                 "lesions": {**asdict(self.lesions), "recall": _round(self.lesions.recall),
                             "precision": _round(self.lesions.precision),
@@ -306,5 +319,14 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
     unit_size, unit = voxel_unit(spacing_mm, is_volume)
     pixel_spacing = (spacing_mm[1], spacing_mm[2]) if spacing_mm is not None and spacing_mm[1] else None
     detect = _per_image if separate_images else lesion_detection
-    return Agreement(reference_name, overlap(reference_labels, liver), overlap(ref_tumor, tumor),
-                     detect(ref_tumor, tumor, pixel_spacing), unit_size, unit, tuple(notes))
+    tumor_overlap = overlap(ref_tumor, tumor)
+    box = bounding_box(reference_labels, liver)
+    liver_surface = tumor_surface = None
+    if box is not None:
+        ref_box = reference_labels[box]  # nonzero: liver (tumor included)
+        liver_surface = surface_distance(ref_box, liver[box], spacing_mm, separate_images)
+        if tumor_overlap.reference and tumor_overlap.hepatoscan:
+            tumor_surface = surface_distance(ref_box == 2, tumor[box], spacing_mm, separate_images)
+    return Agreement(reference_name, overlap(reference_labels, liver), tumor_overlap,
+                     detect(ref_tumor, tumor, pixel_spacing), unit_size, unit, tuple(notes),
+                     liver_surface, tumor_surface)

@@ -42,8 +42,9 @@ slices. Labels: 0 background,
 1 liver, 2 tumor (a mask of 0 and one value: the liver alone; a multi-organ map, with
 --reference-labels giving its liver's value, and its tumor's). Writes what `segment` writes
 (measurements.json gains "agreement", the PDF a section) and DIR/agreement.csv: per pair, liver
-and tumor Dice, both sizes, lesions found (Dice > 0.5 with one of HepatoScan's, as LiTS counts
-them); then the mean Dice per case and the global Dice (every case's voxels pooled).
+and tumor Dice, VOE and RVD, the border (surface) distances (mean, 95th percentile, maximum; in
+mm, or px where the spacing is unknown), both sizes, lesions found (Dice > 0.5 with one of
+HepatoScan's, as LiTS counts them); then the mean Dice per case and the global Dice (every case's voxels pooled).
 """
 
 
@@ -330,7 +331,8 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
 
 
 AGREEMENT_COLUMNS = ["input", "reference", "status", "message", "liver_dice", "tumor_dice", "liver_voe", "liver_rvd",
-                     "tumor_voe", "tumor_rvd", "unit",
+                     "tumor_voe", "tumor_rvd", "liver_assd", "liver_hd95", "liver_hausdorff", "tumor_assd",
+                     "tumor_hd95", "tumor_hausdorff", "distance_unit", "unit",
                      "liver_reference", "liver_hepatoscan", "tumor_reference", "tumor_hepatoscan",
                      "reference_lesions", "hepatoscan_lesions", "lesions_detected", "lesion_recall",
                      "lesion_precision", "reference_lesions_10mm", "lesions_10mm_detected"]
@@ -355,6 +357,11 @@ def _agreement_row(path: Path, reference: Path, a) -> dict:
                                            "tumor_rvd", "unit", "liver_reference", "liver_hepatoscan",
                                            "tumor_reference", "tumor_hepatoscan")},
                **{column: _cell(lesions[key]) for column, key in LESION_COLUMNS.items()})
+    for part in ("liver", "tumor"):
+        s = d[f"{part}_surface_distance"]
+        if s is not None:
+            row.update({f"{part}_assd": s["assd"], f"{part}_hd95": s["hd95"], f"{part}_hausdorff": s["maximum"],
+                        "distance_unit": s["unit"]})
     return row
 
 
@@ -376,10 +383,19 @@ def write_agreement_csv(compared: list, path: Path) -> None:
 
         liver = sum((a.liver for a in done), Overlap(0, 0, 0))
         tumor = sum((a.tumor for a in done if a.marks_tumor), Overlap(0, 0, 0))
+        distances = {}
+        units = {a.liver_surface.unit for a in done if a.liver_surface is not None}
+        if len(units) == 1:  # a mean of distances in one unit only (mm, or px where no case has a spacing)
+            for part in ("liver", "tumor"):
+                found = [getattr(a, f"{part}_surface") for a in done]
+                distances.update({f"{part}_assd": mean(s.assd for s in found if s is not None),
+                                  f"{part}_hd95": mean(s.hd95 for s in found if s is not None)})
+            distances["distance_unit"] = units.pop()
         rows.append({**dict.fromkeys(AGREEMENT_COLUMNS, ""), "input": f"mean of {len(done)} cases",
                      "status": "ok", "liver_dice": mean(a.liver_dice for a in done),
-                     "tumor_dice": mean(a.tumor_dice for a in done),
-                     "message": "tumor Dice over the cases whose reference marks tumor"})
+                     "tumor_dice": mean(a.tumor_dice for a in done), **distances,
+                     "message": "tumor Dice over the cases whose reference marks tumor"
+                                + ("; tumor distances over those where both mark tumor" if distances else "")})
         rows.append({**dict.fromkeys(AGREEMENT_COLUMNS, ""), "input": f"global over {len(done)} cases",
                      "status": "ok", "liver_dice": _cell(None if liver.dice is None else round(liver.dice, 4)),
                      "tumor_dice": _cell(None if tumor.reference == 0 else round(tumor.dice, 4)),

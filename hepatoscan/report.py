@@ -265,7 +265,9 @@ def _agreement_section(pdf: _Report, agreement) -> None:
     pdf.grid(["", "Reference", "HepatoScan", "Agreement"], [list(r) for r in agreement.rows()])
     for note in agreement.notes:
         pdf.multi_cell(0, 5, f"{message_label(note)}: {note}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    pdf.multi_cell(0, 5, "Dice: 2 |A and B| / (|A| + |B|), the liver including tumor. A reference lesion is found "
+    pdf.multi_cell(0, 5, "Dice: 2 |A and B| / (|A| + |B|), the liver including tumor. Border distances: from "
+                         "each border voxel of one segmentation to the nearest of the other's, both ways: their "
+                         "mean (ASSD), 95th percentile (HD95) and maximum (Hausdorff). A reference lesion is found "
                          "when its Dice with one of HepatoScan's lesions exceeds 0.5 (as LiTS counts them). The "
                          "overlays below outline the reference: liver yellow, tumor blue.",
                    new_x=XPos.LMARGIN, new_y=YPos.NEXT)

@@ -267,6 +267,12 @@ def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_sco
     assert a.unit == "mL" and a.liver.reference == int((result.reference_labels >= 1).sum())
     assert a.lesions.reference_lesions == lits["lesions"]["gt_lesions"]
     assert a.lesions.reference_lesions_10mm == lits["lesions"]["gt_lesions_10mm"]
+    # border distances: measured 1.74 mm mean, 7.8 mm HD95 (tests/test_surface.py checks the method)
+    s = a.liver_surface
+    assert s.unit == "mm" and 1.0 < s.assd < 3.0 and s.assd < s.hd95 < 12.0 and s.hd95 <= s.maximum
+    assert a.tumor_surface is not None and a.tumor_surface.assd > 0
+    assert ("Liver border distance", "", "", s.describe()) in a.rows()
+    assert f"The liver borders lie {s.assd:.1f} mm apart on average" in a.describe()
     # Each of HepatoScan's lesions says whether it matches a reference lesion, by the measurements'
     # own lesion numbers: a matching lesion overlaps the reference's tumor, and the count agrees.
     from hepatoscan.measure import lesions_by_size
@@ -294,6 +300,7 @@ def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_sco
     assert rows[f"Slice {empty}: liver"] == "none found on this slice" and f"Slice {empty}: liver Dice vs reference" in rows
     doc = result.document()["agreement"]
     assert doc["liver_dice"] == round(a.liver_dice, 4) and doc["lesions"]["detected"] == a.lesions.detected
+    assert doc["liver_surface_distance"] == s.to_dict() and doc["liver_surface_distance"]["unit"] == "mm"
     over = result.views(result.default_slice)["overlay"]
     for colour in (REFERENCE_LIVER_RGB, REFERENCE_TUMOR_RGB):
         assert (over == colour).all(-1).sum() > 50  # the reference's outlines are drawn
@@ -304,6 +311,7 @@ def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_sco
                                    check=True).stdout.split())
     assert "Agreement with the reference segmentation" in text
     assert f"liver Dice {a.liver_dice:.3f}" in text and "outline the reference" in text
+    assert "Liver border distance" in text and "95th percentile (HD95)" in text
     assert "Reference lesion" in text and text.count("matches (Dice") == sum(1 for i in a.lesions.matched_ids if i <= 40)
 
 
@@ -322,12 +330,17 @@ def test_cli_compare_writes_agreement_per_pair_mean_and_global(tmp_path):
     assert float(png["liver_dice"]) >= 0.9 and png["unit"] == "mm²"
     assert float(volume["liver_dice"]) >= 0.9 and volume["unit"] == "mL" and int(volume["reference_lesions"]) > 0
     liver_dice, voe = float(volume["liver_dice"]), float(volume["liver_voe"])
+    assert volume["distance_unit"] == "mm" and 1.0 < float(volume["liver_assd"]) < float(volume["liver_hd95"]) \
+        <= float(volume["liver_hausdorff"])
+    assert png["distance_unit"] == "mm" and float(png["tumor_assd"]) > 0  # 0.8 mm pixels, as given
     assert voe == pytest.approx(1 - liver_dice / (2 - liver_dice), abs=2e-4)  # VOE = 1 - J, J = D / (2 - D)
     assert float(volume["liver_rvd"]) == pytest.approx(
         float(volume["liver_hepatoscan"]) / float(volume["liver_reference"]) - 1, abs=1e-3)
     assert "Reference lits117_z080_w350.png: holds" in bad["message"] and "not 0 and up to two labels" in bad["message"]
     assert float(mean["liver_dice"]) == pytest.approx((float(png["liver_dice"]) + float(volume["liver_dice"])) / 2,
                                                       abs=1e-4)
+    assert float(mean["liver_hd95"]) == pytest.approx((float(png["liver_hd95"]) + float(volume["liver_hd95"])) / 2,
+                                                      abs=1e-3) and mean["distance_unit"] == "mm"
     assert min(float(png["liver_dice"]), float(volume["liver_dice"])) <= float(pooled["liver_dice"]) \
         <= max(float(png["liver_dice"]), float(volume["liver_dice"]))
     m = json.loads((tmp_path / "out" / "lits117_volume" / "measurements.json").read_text())
