@@ -186,14 +186,23 @@ class _Report(FPDF):
         return self.get_string_width(text) + 2 * self.c_margin
 
     def _column_widths(self, header: list[str], rows: list[list[str]]) -> list[float]:
-        """-> mm per column: equal columns, or a first column widened to its longest text."""
+        """-> mm per column: equal columns, or a first column widened to its longest text; where a
+        text does not fit so, each column as wide as its longest text and the rest of the page
+        shared out, if that fits on the page (else the equal columns, whose texts will wrap)."""
         n = len(header)
+        if n == 1:
+            return [self.epw]
         equal = self.epw / n
         first = max([self._text_mm(header[0], bold=True)] + [self._text_mm(r[0]) for r in rows]) + 1.0
         first = min(max(first, equal), FIRST_COLUMN_MAX * self.epw)
-        if n == 1:
-            return [self.epw]
-        return [first] + [(self.epw - first) / (n - 1)] * (n - 1)
+        widths = [first] + [(self.epw - first) / (n - 1)] * (n - 1)
+        if self._fits(header, rows, widths):
+            return widths
+        need = [max([self._text_mm(header[i], bold=True)] + [self._text_mm(r[i]) for r in rows]) + 2.0
+                for i in range(n)]
+        if sum(need) > self.epw:
+            return widths
+        return [w + (self.epw - sum(need)) / n for w in need]
 
     def _fits(self, header: list[str], rows: list[list[str]], widths: list[float]) -> bool:
         return (all(self._text_mm(h, bold=True) <= w for h, w in zip(header, widths))

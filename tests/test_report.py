@@ -174,6 +174,26 @@ def test_grid_widens_its_name_column_so_file_names_stay_on_one_line(tmp_path):
         assert any(n in line and line.rstrip().endswith("needs spacing") for line in lines), n
 
 
+def test_grid_gives_a_wide_last_column_room_instead_of_wrapping(tmp_path):
+    """The lesion table with a reference's column ("matches (Dice 0.82)"): wider than a sixth of
+    the page, so the columns take their texts' widths and every row stays on one line."""
+    from hepatoscan.report import _Report
+
+    header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU", "Reference lesion"]
+    rows = [[str(i), "29.96 mL", "88", "49.3 mm", "69.0", f"overlaps (Dice 0.{i:02d})"] for i in range(1, 30)]
+    doc = _Report(cjk=False, shaping=False, full_font=False)
+    doc.add_page()
+    assert not doc._fits(header, rows, [doc.epw / len(header)] * len(header))  # equal columns would wrap
+    doc.grid(header, rows)
+    out = tmp_path / "g.pdf"
+    out.write_bytes(bytes(doc.output()))
+    lines = subprocess.run([_tool("pdftotext"), "-layout", str(out), "-"], capture_output=True, text=True,
+                           check=True).stdout.splitlines()
+    for i in range(1, 30):
+        assert any(line.rstrip().endswith(f"overlaps (Dice 0.{i:02d})") for line in lines), i
+    assert any("Longest diameter" in line and "Reference lesion" in line for line in lines)  # one header line
+
+
 def test_notes_are_labelled_notes_and_warnings_warnings(predictor, sample_volume, tmp_path):
     """A 16-bit slice of CT numbers read as HU, and a soft (enlarged) one: the first message says
     what was done and is a "Note" in the sentence, the PDF and the app; the second says what may be
