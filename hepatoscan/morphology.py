@@ -235,6 +235,14 @@ def remove_small(mask: np.ndarray, min_size: int, out: np.ndarray | None = None)
     return result
 
 
+def remove_components(mask: np.ndarray, comps: Components, drop: np.ndarray) -> np.ndarray:
+    """Clear, in ``mask`` itself (bool, the mask ``comps`` was found in), the components whose
+    ``drop`` ((n + 1,) bool, index 0 unused) is True. -> mask."""
+    if comps.n:
+        _clear_runs(mask, comps, np.asarray(drop, bool)[comps.comp])
+    return mask
+
+
 def fill_holes_2d(mask: np.ndarray) -> np.ndarray:
     """(H, W) bool -> bool with enclosed background filled (4-connected background)."""
     m = np.asarray(mask, bool)

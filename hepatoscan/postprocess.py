@@ -7,7 +7,8 @@ from dataclasses import asdict
 import numpy as np
 
 from .config import PostprocessConfig
-from .morphology import dilate, fill_holes_2d, keep_largest, remove_small
+from .measure import lesion_diameters
+from .morphology import Components, dilate, fill_holes_2d, keep_largest, remove_components, remove_small
 from .preprocessing import BLACK_GREY
 
 
@@ -25,6 +26,30 @@ def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> i
     if is_volume and spacing_mm[0]:
         return max(1, int(area_px * max(1.0, 2 * r / spacing_mm[0]) * 2 / 3))
     return max(1, int(area_px))
+
+
+def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float) -> np.ndarray:
+    """tumor: (Z, H, W) bool, edited in place: lesions (3D components) whose thickness (slices
+    spanned x slice spacing) is below ``ratio`` x their longest diameter on their largest slice,
+    in mm, are cleared; a lesion on the volume's first or last slice is kept (it may go on beyond).
+    spacing_mm: (z, y, x), all known. -> tumor."""
+    comps = Components.of(tumor)
+    if comps.n == 0:
+        return tumor
+    sz, sy, sx = spacing_mm
+    z = comps.run_slice
+    z_lo, z_hi = np.full(comps.n + 1, tumor.shape[0]), np.full(comps.n + 1, -1)
+    np.minimum.at(z_lo, comps.comp, z)
+    np.maximum.at(z_hi, comps.comp, z)
+    largest_z, _ = comps.largest_slices()
+    drop = np.zeros(comps.n + 1, bool)
+    for lesion in range(1, comps.n + 1):
+        if z_lo[lesion] == 0 or z_hi[lesion] == tumor.shape[0] - 1:
+            continue
+        thickness_mm = (z_hi[lesion] - z_lo[lesion] + 1) * sz
+        diameter_mm = lesion_diameters(comps.slice_labels(int(largest_z[lesion])) == lesion, sy, sx)[0]
+        drop[lesion] = thickness_mm < ratio * diameter_mm
+    return remove_components(tumor, comps, drop)
 
 
 def clean_separate_slices(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
@@ -61,6 +86,8 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
         min_size = _min_lesion_voxels(spacing_mm, volume, cfg)
         if volume:
             remove_small(tumor, min_size, out=tumor)
+            if spacing_mm is not None and all(spacing_mm) and cfg.min_lesion_thickness_ratio > 0:
+                drop_flat_lesions(tumor, spacing_mm, cfg.min_lesion_thickness_ratio)
         else:
             remove_small(tumor[0], min_size, out=tumor[0])
     np.logical_or(liver, tumor, out=liver)
@@ -82,6 +109,9 @@ def describe(cfg: PostprocessConfig = PostprocessConfig()) -> dict:
             "spacing); components smaller than a disc of min_lesion_diameter_mm (min_lesion_px without "
             "spacing; in a volume, the disc's area times max(1, diameter / slice spacing) times 2/3 voxels) "
             "dropped",
+            "tumor, in a volume of known spacing: a lesion whose thickness (slices spanned times slice spacing) "
+            "is below min_lesion_thickness_ratio times its longest diameter on its largest slice is dropped, "
+            "unless it lies on the first or last slice",
             "liver = liver or tumor (the LiTS convention: liver includes tumor)",
             "a stack of 8-bit images that are not one series' consecutive slices: each image on its own",
         ],
