@@ -267,9 +267,13 @@ def test_analyze_compares_the_sample_with_its_expert_masks_as_the_model_card_sco
     assert a.unit == "mL" and a.liver.reference == int((result.reference_labels >= 1).sum())
     assert a.lesions.reference_lesions == lits["lesions"]["gt_lesions"]
     assert a.lesions.reference_lesions_10mm == lits["lesions"]["gt_lesions_10mm"]
-    # border distances: measured 1.74 mm mean, 7.8 mm HD95 (tests/test_surface.py checks the method)
+    # border distances: measured 1.74 mm mean, 7.8 mm HD95 (tests/test_surface.py checks the method);
+    # the card's, in voxels (its evaluation takes LiTS 117's spacing as unknown), agree: 1 mm voxels
     s = a.liver_surface
     assert s.unit == "mm" and 1.0 < s.assd < 3.0 and s.assd < s.hd95 < 12.0 and s.hd95 <= s.maximum
+    card_surface = lits["liver_surface_distance"]
+    assert card_surface["unit"] == "px" and card_surface["assd"] == pytest.approx(s.assd, abs=0.05)
+    assert card_surface["hd95"] == pytest.approx(s.hd95, abs=0.5)
     assert a.tumor_surface is not None and a.tumor_surface.assd > 0
     assert ("Liver border distance", "", "", s.describe()) in a.rows()
     assert f"The liver borders lie {s.assd:.1f} mm apart on average" in a.describe()

@@ -5,7 +5,8 @@
 
 Per held-out volume: liver Dice, tumor Dice (cases with labelled tumor), lesion-wise recall and
 precision (a lesion is detected when its Dice with one predicted lesion exceeds 0.5, as in
-LiTS), recall of lesions of 10 mm or more, tumor burden error; and ``card_only``, the liver and
+LiTS), recall of lesions of 10 mm or more, tumor burden error, the liver's and tumor's surface
+distances (ASSD, HD95, Hausdorff: hepatoscan.surface); and ``card_only``, the liver and
 tumor Dice of the card's recipe alone (window, resize, thresholds; no post-processing). Global tumor Dice pools all
 voxels. Slice sources (8-bit exports) get liver Dice per patient. ``--windows`` renders each
 held-out HU volume as 8-bit exports with a grid of display windows (plus gamma and JPEG
@@ -23,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from hepatoscan import agreement
+from hepatoscan import agreement, surface
 from hepatoscan.model_card import find_card
 from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
@@ -67,6 +68,14 @@ def lesion_detection(gt: np.ndarray, pred: np.ndarray, pixel_spacing_mm) -> dict
             "gt_lesions_10mm": d.reference_lesions_10mm, "recall_10mm": rounded(d.recall_10mm)}
 
 
+def surface_distances(gt: np.ndarray, pred: np.ndarray, spacing_mm) -> dict | None:
+    """ASSD, HD95 and Hausdorff distance of two (Z, H, W) masks by the runtime's
+    hepatoscan.surface (in mm; in voxels, taken as cubes, where the spacing is unknown); None where
+    either is empty."""
+    d = surface.surface_distance(gt, pred, spacing_mm)
+    return None if d is None else d.to_dict()
+
+
 def with_liver_threshold(card, liver_threshold: float):
     """-> a copy of the model card whose liver threshold is ``liver_threshold`` (the tumor one kept)."""
     return dataclasses.replace(card, thresholds={**card.thresholds, "liver": liver_threshold})
@@ -79,7 +88,8 @@ def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray
     scan = Scan(pixels.astype(np.float32), is_hu, spacing_mm, source_format or ("nifti" if is_hu else "png"), name)
     seg = predictor.segment(scan)
     gt_liver, gt_tumor = labels >= 1, labels == 2
-    out = {"case": name, "slices": int(pixels.shape[0]), "liver_dice": dice(seg.liver, gt_liver)}
+    out = {"case": name, "slices": int(pixels.shape[0]), "liver_dice": dice(seg.liver, gt_liver),
+           "liver_surface_distance": surface_distances(gt_liver, seg.liver, spacing_mm)}
     if tumor_labeled:
         out["tumor_dice"] = dice(seg.tumor, gt_tumor) if gt_tumor.any() else None
         out["tumor_voxels_gt"], out["tumor_voxels_pred"] = int(gt_tumor.sum()), int(seg.tumor.sum())
@@ -87,6 +97,7 @@ def evaluate_volume(predictor: Predictor, pixels: np.ndarray, labels: np.ndarray
         burden_pred = seg.tumor.sum() / max(1, seg.liver.sum())
         out["tumor_burden_error_pct"] = round(100 * abs(float(burden_pred - burden_gt)), 2)
         out["lesions"] = lesion_detection(gt_tumor, seg.tumor.astype(bool), spacing_mm[1:] if spacing_mm else None)
+        out["tumor_surface_distance"] = surface_distances(gt_tumor, seg.tumor, spacing_mm)
     out["_masks"] = (seg.tumor.astype(bool), gt_tumor)
     return out
 
@@ -209,6 +220,11 @@ def summarize(out: dict) -> dict:
         s["tumor_dice_per_case_mean"] = round(float(np.mean(tumor)), 4)
     if "tumor_dice_global" in out:
         s["tumor_dice_global"] = out["tumor_dice_global"]
+    for part in ("liver", "tumor"):
+        found = [v[f"{part}_surface_distance"] for v in vols if v.get(f"{part}_surface_distance")]
+        if found and len({d["unit"] for d in found}) == 1:
+            s[f"{part}_assd_per_case_mean_{found[0]['unit']}"] = round(float(np.mean([d["assd"] for d in found])), 3)
+            s[f"{part}_hd95_per_case_mean_{found[0]['unit']}"] = round(float(np.mean([d["hd95"] for d in found])), 3)
     rec = [v["lesions"]["recall_10mm"] for v in vols if v.get("lesions", {}).get("recall_10mm") is not None]
     if rec:
         s["lesion_recall_10mm_mean"] = round(float(np.mean(rec)), 3)
@@ -229,13 +245,16 @@ def summarize(out: dict) -> dict:
 
 
 def print_table(out: dict):
-    print(f"{'case':<16}{'liver Dice':>11}{'tumor Dice':>11}{'lesions':>9}{'recall':>8}{'prec.':>7}{'rec>=10mm':>10}")
+    print(f"{'case':<16}{'liver Dice':>11}{'tumor Dice':>11}{'lesions':>9}{'recall':>8}{'prec.':>7}{'rec>=10mm':>10}"
+          f"{'liver ASSD / HD95':>22}")
     for v in out["volumes"]:
         les = v.get("lesions", {})
         fmt = lambda x: "-" if x is None else f"{x:.3f}"  # noqa: E731
+        sd = v.get("liver_surface_distance")
+        borders = "-" if not sd else f"{sd['assd']:.2f} / {sd['hd95']:.1f} {sd['unit']}"
         print(f"{v['case']:<16}{fmt(v['liver_dice']):>11}{fmt(v.get('tumor_dice')):>11}"
               f"{les.get('gt_lesions', '-'):>9}{fmt(les.get('recall')):>8}{fmt(les.get('precision')):>7}"
-              f"{fmt(les.get('recall_10mm')):>10}")
+              f"{fmt(les.get('recall_10mm')):>10}{borders:>22}")
         if "card_only" in v:
             c = v["card_only"]
             print(f"{'  card only':<16}{fmt(c['liver_dice']):>11}{fmt(c.get('tumor_dice')):>11}"
