@@ -10,6 +10,7 @@ from .config import PostprocessConfig
 from .measure import lesion_diameters
 from .morphology import Components, dilate, fill_holes_2d, keep_largest, remove_components, remove_small
 from .preprocessing import BLACK_GREY
+from .scan import Note
 
 
 def _margin_px(spacing_mm, cfg: PostprocessConfig) -> int:
@@ -28,14 +29,14 @@ def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> i
     return max(1, int(area_px))
 
 
-def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float) -> np.ndarray:
+def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float) -> int:
     """tumor: (Z, H, W) bool, edited in place: lesions (3D components) whose thickness (slices
     spanned x slice spacing) is below ``ratio`` x their longest diameter on their largest slice,
     in mm, are cleared; a lesion on the volume's first or last slice is kept (it may go on beyond).
-    spacing_mm: (z, y, x), all known. -> tumor."""
+    spacing_mm: (z, y, x), all known. -> how many were cleared."""
     comps = Components.of(tumor)
     if comps.n == 0:
-        return tumor
+        return 0
     sz, sy, sx = spacing_mm
     z = comps.run_slice
     z_lo, z_hi = np.full(comps.n + 1, tumor.shape[0]), np.full(comps.n + 1, -1)
@@ -49,13 +50,25 @@ def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float) -> np.ndarray
         thickness_mm = (z_hi[lesion] - z_lo[lesion] + 1) * sz
         diameter_mm = lesion_diameters(comps.slice_labels(int(largest_z[lesion])) == lesion, sy, sx)[0]
         drop[lesion] = thickness_mm < ratio * diameter_mm
-    return remove_components(tumor, comps, drop)
+    remove_components(tumor, comps, drop)
+    return int(drop.sum())
+
+
+def flat_lesions_note(dropped: int, ratio: float) -> Note | None:
+    """What the user is told of the flat lesions :func:`drop_flat_lesions` cleared (None: none)."""
+    if not dropped:
+        return None
+    what = "1 flat mark was" if dropped == 1 else f"{dropped} flat marks were"
+    return Note(f"{what} not counted as lesions: thinner across slices than {ratio:g} of their width, as vessels "
+                "seen along their length and partial-volume rims are (tumors are roughly round). If a flat "
+                "lesion is expected, look at the CT itself.")
 
 
 def clean_separate_slices(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
-                          cfg: PostprocessConfig = PostprocessConfig()) -> tuple[np.ndarray, np.ndarray]:
+                          cfg: PostprocessConfig = PostprocessConfig(),
+                          stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """As :func:`clean_masks`, but every slice on its own, as one image (a stack of separate images,
-    not one series: no 3D components)."""
+    not one series: no 3D components, so no flat lesions to drop)."""
     liver, tumor = np.asarray(liver, bool), np.asarray(tumor, bool)
     for z in range(liver.shape[0]):
         clean_masks(liver[z:z + 1], tumor[z:z + 1], spacing_mm, cfg)  # in place, on views
@@ -63,9 +76,11 @@ def clean_separate_slices(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
 
 
 def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
-                cfg: PostprocessConfig = PostprocessConfig()) -> tuple[np.ndarray, np.ndarray]:
+                cfg: PostprocessConfig = PostprocessConfig(),
+                stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """liver, tumor: (Z, H, W) bool raw thresholded masks, cleaned *in place* (slice by slice, so a
     large volume needs no full-size temporaries) -> the same memory as (Z, H, W) uint8 in {0, 1}.
+    ``stats``, where given, gets "flat_lesions_dropped" (:func:`drop_flat_lesions`).
 
     The returned liver includes the tumor (LiTS convention).
     """
@@ -87,7 +102,9 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
         if volume:
             remove_small(tumor, min_size, out=tumor)
             if spacing_mm is not None and all(spacing_mm) and cfg.min_lesion_thickness_ratio > 0:
-                drop_flat_lesions(tumor, spacing_mm, cfg.min_lesion_thickness_ratio)
+                dropped = drop_flat_lesions(tumor, spacing_mm, cfg.min_lesion_thickness_ratio)
+                if stats is not None:
+                    stats["flat_lesions_dropped"] = dropped
         else:
             remove_small(tumor[0], min_size, out=tumor[0])
     np.logical_or(liver, tumor, out=liver)

@@ -16,7 +16,7 @@ import numpy as np
 from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
-from .postprocess import clean_masks, clean_separate_slices
+from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
@@ -218,15 +218,18 @@ class Predictor:
         t1 = time.perf_counter()
         separate = separate_images(similarity)
         clean = clean_separate_slices if separate else clean_masks
-        liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess)
+        cleaning = {}
+        liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess, cleaning)
         t2 = time.perf_counter()
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
         not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality)
         clipped = None if not_ct else clipping_warning(white, self.quality)  # white paper is no clipped liver
+        flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
+                                         self.postprocess.min_lesion_thickness_ratio)
         warnings = [w for w in (not_ct, separate_images_warning(similarity, z), flat, surround_note(cropped, z),
-                                softness_warning(blur, self.quality), clipped) if w]
+                                softness_warning(blur, self.quality), clipped, flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white, warnings=warnings,

@@ -34,20 +34,23 @@ def lesions():
 
 def test_a_flat_lesion_is_dropped_and_round_or_cut_off_ones_kept():
     t = lesions()
-    kept = drop_flat_lesions(t.copy(), SPACING, 0.2)
+    kept = t.copy()
+    assert drop_flat_lesions(kept, SPACING, 0.2) == 1
     assert kept[10, 20, 20] and kept[0, 70, 70] and kept[14, 25, 70]  # ball, first slice, 8 mm disc
     assert not kept[6].any()  # the 15 mm pancake
     assert (kept ^ t).sum() == t[6].sum()
-    assert not drop_flat_lesions(t.copy(), SPACING, 0.3)[14].any()  # 0.235 is below 0.3
+    stricter = t.copy()
+    assert drop_flat_lesions(stricter, SPACING, 0.3) == 2 and not stricter[14].any()  # 0.235 is below 0.3
 
 
 def test_clean_masks_drops_flat_lesions_only_in_a_volume_of_known_spacing():
-    def cleaned(spacing, cfg=PostprocessConfig()):
+    def cleaned(spacing, cfg=PostprocessConfig(), stats=None):
         tumor = lesions()
         liver = np.ones_like(tumor)
-        return clean_masks(liver, tumor, spacing, cfg)[1]
+        return clean_masks(liver, tumor, spacing, cfg, stats)[1]
 
-    assert not cleaned(SPACING)[6].any()
+    stats = {}
+    assert not cleaned(SPACING, stats=stats)[6].any() and stats == {"flat_lesions_dropped": 1}
     assert cleaned((None, 0.5, 0.5))[6].any()  # slice spacing unknown: thickness unknown
     assert cleaned(None)[6].any()
     assert cleaned(SPACING, dataclasses.replace(PostprocessConfig(), min_lesion_thickness_ratio=0.0))[6].any()
@@ -62,7 +65,10 @@ def test_on_the_sample_the_rule_drops_no_lesion_that_matches_the_experts(predict
     off = Predictor(predictor.card, postprocess=dataclasses.replace(PostprocessConfig(), min_lesion_thickness_ratio=0.0))
     args = (SAMPLES / "lits117_volume.nii.gz",)
     ref = SAMPLES / "lits117_segmentation.nii.gz"
-    with_rule, without = analyze(predictor, *args, reference=ref).agreement, analyze(off, *args, reference=ref).agreement
+    result = analyze(predictor, *args, reference=ref)
+    with_rule, without = result.agreement, analyze(off, *args, reference=ref).agreement
+    dropped = without.lesions.hepatoscan_lesions - with_rule.lesions.hepatoscan_lesions
+    assert f"{dropped} flat marks were not counted as lesions" in " ".join(result.warnings)  # said, as a note
     assert with_rule.lesions.hepatoscan_lesions < without.lesions.hepatoscan_lesions
     assert with_rule.lesions.detected == without.lesions.detected > 0
     assert with_rule.lesions.matched == without.lesions.matched
