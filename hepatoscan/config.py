@@ -30,10 +30,12 @@ class PostprocessConfig:
     tumor_margin_px: int = 2  # the same where spacing is unknown
     min_lesion_diameter_mm: float = 3.0  # specks below a disc of this diameter are dropped
     min_lesion_px: int = 8  # the same where spacing is unknown
-    # in a volume of known spacing, a lesion thinner across slices than this share of its longest
-    # in-plane diameter is dropped (a vessel seen along its length, a partial-volume rim); tumors are
-    # roughly round: 0.29 was the flattest of 30 matched lesions, the flattest false ones 0.06
+    # in a volume of known spacing, a lesion at least flat_lesion_min_diameter_mm across and thinner
+    # across slices than this share of that diameter is dropped (a vessel seen along its length, a
+    # partial-volume rim); tumors are roughly round: 0.29 was the flattest of 30 matched lesions
     min_lesion_thickness_ratio: float = 0.2
+    # smaller lesions are left alone: one-slice specks below 10 mm touched small expert lesions
+    flat_lesion_min_diameter_mm: float = 10.0
 
 
 @dataclass(frozen=True)

@@ -29,11 +29,12 @@ def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> i
     return max(1, int(area_px))
 
 
-def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float) -> int:
-    """tumor: (Z, H, W) bool, edited in place: lesions (3D components) whose thickness (slices
-    spanned x slice spacing) is below ``ratio`` x their longest diameter on their largest slice,
-    in mm, are cleared; a lesion on the volume's first or last slice is kept (it may go on beyond).
-    spacing_mm: (z, y, x), all known. -> how many were cleared."""
+def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float, min_diameter_mm: float = 0.0) -> int:
+    """tumor: (Z, H, W) bool, edited in place: lesions (3D components) at least ``min_diameter_mm``
+    across (longest diameter on their largest slice) whose thickness (slices spanned x slice
+    spacing) is below ``ratio`` x that diameter, in mm, are cleared; a lesion on the volume's first
+    or last slice is kept (it may go on beyond). spacing_mm: (z, y, x), all known. -> how many were
+    cleared."""
     comps = Components.of(tumor)
     if comps.n == 0:
         return 0
@@ -49,19 +50,19 @@ def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float) -> int:
             continue
         thickness_mm = (z_hi[lesion] - z_lo[lesion] + 1) * sz
         diameter_mm = lesion_diameters(comps.slice_labels(int(largest_z[lesion])) == lesion, sy, sx)[0]
-        drop[lesion] = thickness_mm < ratio * diameter_mm
+        drop[lesion] = diameter_mm >= min_diameter_mm and thickness_mm < ratio * diameter_mm
     remove_components(tumor, comps, drop)
     return int(drop.sum())
 
 
-def flat_lesions_note(dropped: int, ratio: float) -> Note | None:
+def flat_lesions_note(dropped: int, ratio: float, min_diameter_mm: float = 10.0) -> Note | None:
     """What the user is told of the flat lesions :func:`drop_flat_lesions` cleared (None: none)."""
     if not dropped:
         return None
     what = "1 flat mark was" if dropped == 1 else f"{dropped} flat marks were"
-    return Note(f"{what} not counted as lesions: thinner across slices than {ratio:g} of their width, as vessels "
-                "seen along their length and partial-volume rims are (tumors are roughly round). If a flat "
-                "lesion is expected, look at the CT itself.")
+    return Note(f"{what} not counted as lesions: at least {min_diameter_mm:g} mm wide but thinner across slices "
+                f"than {ratio:g} of their width, as vessels seen along their length and partial-volume rims are "
+                "(tumors are roughly round). If a flat lesion is expected, look at the CT itself.")
 
 
 def clean_separate_slices(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
@@ -102,7 +103,8 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
         if volume:
             remove_small(tumor, min_size, out=tumor)
             if spacing_mm is not None and all(spacing_mm) and cfg.min_lesion_thickness_ratio > 0:
-                dropped = drop_flat_lesions(tumor, spacing_mm, cfg.min_lesion_thickness_ratio)
+                dropped = drop_flat_lesions(tumor, spacing_mm, cfg.min_lesion_thickness_ratio,
+                                            cfg.flat_lesion_min_diameter_mm)
                 if stats is not None:
                     stats["flat_lesions_dropped"] = dropped
         else:
@@ -126,9 +128,9 @@ def describe(cfg: PostprocessConfig = PostprocessConfig()) -> dict:
             "spacing); components smaller than a disc of min_lesion_diameter_mm (min_lesion_px without "
             "spacing; in a volume, the disc's area times max(1, diameter / slice spacing) times 2/3 voxels) "
             "dropped",
-            "tumor, in a volume of known spacing: a lesion whose thickness (slices spanned times slice spacing) "
-            "is below min_lesion_thickness_ratio times its longest diameter on its largest slice is dropped, "
-            "unless it lies on the first or last slice",
+            "tumor, in a volume of known spacing: a lesion whose longest diameter on its largest slice is at "
+            "least flat_lesion_min_diameter_mm and whose thickness (slices spanned times slice spacing) is below "
+            "min_lesion_thickness_ratio times that diameter is dropped, unless it lies on the first or last slice",
             "liver = liver or tumor (the LiTS convention: liver includes tumor)",
             "a stack of 8-bit images that are not one series' consecutive slices: each image on its own",
         ],

@@ -227,7 +227,8 @@ class Predictor:
         not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality)
         clipped = None if not_ct else clipping_warning(white, self.quality)  # white paper is no clipped liver
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
-                                         self.postprocess.min_lesion_thickness_ratio)
+                                         self.postprocess.min_lesion_thickness_ratio,
+                                         self.postprocess.flat_lesion_min_diameter_mm)
         warnings = [w for w in (not_ct, separate_images_warning(similarity, z), flat, surround_note(cropped, z),
                                 softness_warning(blur, self.quality), clipped, flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
