@@ -173,7 +173,8 @@ class Agreement:
 
     liver, tumor: voxel counts (the liver includes the tumor, as both label conventions have it);
     unit_size, unit: what one voxel measures ("mL", "mm²") or 1.0 and "voxels"/"px" where the
-    spacing is unknown.
+    spacing is unknown; liver_surface, tumor_surface: the border distances (hepatoscan.surface:
+    ASSD, HD95, Hausdorff, in mm or px), None where either mask is empty.
     """
 
     reference_name: str
@@ -310,7 +311,8 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
     liver, tumor: (Z, H, W) uint8 in {0, 1}, liver including tumor; reference_labels: (Z, H, W)
     uint8 in {0, 1, 2} (0 background, 1 liver, 2 tumor) in the same axes; spacing_mm: (z, y, x)
     or None (any of them may be None); separate_images: the Z images are not one series' slices
-    (hepatoscan.series), so lesions are 2D, image by image.
+    (hepatoscan.series), so lesions are 2D, image by image, and border distances in-plane.
+    Border distances are found on the box holding both livers (hepatoscan.surface.bounding_box).
     """
     if reference_labels.shape != liver.shape:
         raise ValueError(f"reference {reference_labels.shape} and masks {liver.shape} differ in shape")
