@@ -325,10 +325,10 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
     box = bounding_box(reference_labels, liver)
     liver_surface = tumor_surface = None
     if box is not None:
-        ref_box = reference_labels[box]  # nonzero: liver (tumor included)
-        liver_surface = surface_distance(ref_box, liver[box], spacing_mm, separate_images)
+        liver_surface = surface_distance(reference_labels[box], liver[box], spacing_mm,  # nonzero: liver
+                                         separate_images)
         if tumor_overlap.reference and tumor_overlap.hepatoscan:
-            tumor_surface = surface_distance(ref_box == 2, tumor[box], spacing_mm, separate_images)
+            tumor_surface = surface_distance(ref_tumor[box], tumor[box], spacing_mm, separate_images)
     return Agreement(reference_name, overlap(reference_labels, liver), tumor_overlap,
                      detect(ref_tumor, tumor, pixel_spacing), unit_size, unit, tuple(notes),
                      liver_surface, tumor_surface)

@@ -29,33 +29,41 @@ def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> i
     return max(1, int(area_px))
 
 
-def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float, min_diameter_mm: float = 0.0) -> int:
-    """tumor: (Z, H, W) bool, edited in place: lesions (3D components) at least ``min_diameter_mm``
-    across (longest diameter on their largest slice) whose thickness (slices spanned x slice
-    spacing) is below ``ratio`` x that diameter, in mm, are cleared; a lesion on the volume's first
-    or last slice is kept (it may go on beyond). spacing_mm: (z, y, x), all known. -> how many were
-    cleared."""
-    comps = Components.of(tumor)
+def flat_lesions(comps: Components, spacing_mm, ratio: float, min_diameter_mm: float,
+                 among: np.ndarray | None = None) -> np.ndarray:
+    """comps: the lesions (3D components) of a (Z, H, W) tumor mask -> (n + 1,) bool, True for a
+    lesion at least ``min_diameter_mm`` across (longest diameter on its largest slice) whose
+    thickness (slices spanned x slice spacing) is below ``ratio`` x that diameter, in mm; a lesion
+    on the volume's first or last slice is never flat (it may go on beyond). spacing_mm: (z, y, x),
+    all known; among: (n + 1,) bool, the lesions to look at (default all)."""
+    flat = np.zeros(comps.n + 1, bool)
     if comps.n == 0:
-        return 0
+        return flat
     sz, sy, sx = spacing_mm
+    last = comps.shape[0] - 1
     z = comps.run_slice
-    z_lo, z_hi = np.full(comps.n + 1, tumor.shape[0]), np.full(comps.n + 1, -1)
+    z_lo, z_hi = np.full(comps.n + 1, last + 1), np.full(comps.n + 1, -1)
     np.minimum.at(z_lo, comps.comp, z)
     np.maximum.at(z_hi, comps.comp, z)
     largest_z, _ = comps.largest_slices()
-    drop = np.zeros(comps.n + 1, bool)
     for lesion in range(1, comps.n + 1):
-        if z_lo[lesion] == 0 or z_hi[lesion] == tumor.shape[0] - 1:
+        if (among is not None and not among[lesion]) or z_lo[lesion] == 0 or z_hi[lesion] == last:
             continue
         thickness_mm = (z_hi[lesion] - z_lo[lesion] + 1) * sz
         diameter_mm = lesion_diameters(comps.slice_labels(int(largest_z[lesion])) == lesion, sy, sx)[0]
-        drop[lesion] = diameter_mm >= min_diameter_mm and thickness_mm < ratio * diameter_mm
-    remove_components(tumor, comps, drop)
-    return int(drop.sum())
+        flat[lesion] = diameter_mm >= min_diameter_mm and thickness_mm < ratio * diameter_mm
+    return flat
 
 
-def flat_lesions_note(dropped: int, ratio: float, min_diameter_mm: float = 10.0) -> Note | None:
+def drop_flat_lesions(tumor: np.ndarray, spacing_mm, ratio: float, min_diameter_mm: float) -> int:
+    """tumor: (Z, H, W) bool, edited in place: the :func:`flat_lesions` cleared. -> how many."""
+    comps = Components.of(tumor)
+    flat = flat_lesions(comps, spacing_mm, ratio, min_diameter_mm)
+    remove_components(tumor, comps, flat)
+    return int(flat.sum())
+
+
+def flat_lesions_note(dropped: int, ratio: float, min_diameter_mm: float) -> Note | None:
     """What the user is told of the flat lesions :func:`drop_flat_lesions` cleared (None: none)."""
     if not dropped:
         return None
@@ -81,7 +89,7 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
                 stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
     """liver, tumor: (Z, H, W) bool raw thresholded masks, cleaned *in place* (slice by slice, so a
     large volume needs no full-size temporaries) -> the same memory as (Z, H, W) uint8 in {0, 1}.
-    ``stats``, where given, gets "flat_lesions_dropped" (:func:`drop_flat_lesions`).
+    ``stats``, where given, gets "flat_lesions_dropped" (:func:`flat_lesions`).
 
     The returned liver includes the tumor (LiTS convention).
     """
@@ -100,13 +108,16 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
             tumor[z] &= dilate(liver[z], margin)
     if tumor.any():
         min_size = _min_lesion_voxels(spacing_mm, volume, cfg)
-        if volume:
-            remove_small(tumor, min_size, out=tumor)
+        if volume:  # specks and flat lesions dropped from one labelling
+            comps = Components.of(tumor)
+            drop = comps.sizes() < min_size
             if spacing_mm is not None and all(spacing_mm) and cfg.min_lesion_thickness_ratio > 0:
-                dropped = drop_flat_lesions(tumor, spacing_mm, cfg.min_lesion_thickness_ratio,
-                                            cfg.flat_lesion_min_diameter_mm)
+                flat = flat_lesions(comps, spacing_mm, cfg.min_lesion_thickness_ratio,
+                                    cfg.flat_lesion_min_diameter_mm, among=~drop)
+                drop |= flat
                 if stats is not None:
-                    stats["flat_lesions_dropped"] = dropped
+                    stats["flat_lesions_dropped"] = int(flat.sum())
+            remove_components(tumor, comps, drop)
         else:
             remove_small(tumor[0], min_size, out=tumor[0])
     np.logical_or(liver, tumor, out=liver)
