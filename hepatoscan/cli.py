@@ -468,8 +468,19 @@ def _add_common(s) -> None:
     s.add_argument("-q", "--quiet", action="store_true", help="only errors")
 
 
+COMMANDS = ("segment", "compare")
+
+
+def with_default_command(argv: list[str]) -> list[str]:
+    """``hepatoscan FILE ...`` means ``hepatoscan segment FILE ...`` (input first, as in
+    TotalSegmentator); a command, help or --version is left as given."""
+    if argv and argv[0] not in (*COMMANDS, "-h", "--help", "--version"):
+        return ["segment", *argv]
+    return argv
+
+
 def main(argv=None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser().parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv)))
     configure_logging(logging.ERROR if getattr(args, "quiet", False) else logging.INFO,
                       "%(levelname)s %(message)s", stream=sys.stderr)
     if args.command == "segment":

@@ -116,6 +116,7 @@ class Result:
                "units": m.units, "spacing_mm": scan.spacing_mm, "warnings": self.warnings,
                "window": self.segmentation.window_summary(), "blur_effect": self.segmentation.blur_effect,
                "white_fraction": self.segmentation.white_fraction,
+               "unsure_fraction": self.segmentation.unsure_fraction,
                "model": f"{self.card.name} {self.card.version}", "backend": self.backend,
                "elapsed_ms": round(self.elapsed_ms, 1)}
         if m.separate_images:

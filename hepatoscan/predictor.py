@@ -21,6 +21,7 @@ from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, c
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, page_shares, page_warning,
+                      unsure_counts, unsure_fraction, unsure_warning,
                       softness_warning, surround_note, white_fraction)
 from .scan import Scan
 from .series import neighbour_similarity, separate_images, separate_images_warning, thumbnail
@@ -51,7 +52,8 @@ class Segmentation:
     liver, tumor: (Z, H, W) uint8 in {0, 1}; liver includes tumor.
     window_estimates: per slice, the display window estimated for 8-bit inputs (None for HU).
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
-    blurred (hepatoscan.quality); white_fraction: for 8-bit input, the median share of the sampled
+    blurred (hepatoscan.quality); unsure_fraction: over every slice, the model's unsure pixels per
+    pixel it calls liver (hepatoscan.quality.unsure_fraction; None: too little liver to judge); white_fraction: for 8-bit input, the median share of the sampled
     slices' non-black pixels that are clipped to white, in [0, 1] (None for HU);
     warnings: what the user should know of the result (an image that does not look like CT, a
     soft or a white-clipped one);
@@ -66,6 +68,7 @@ class Segmentation:
     timings_ms: dict = field(default_factory=dict)
     blur_effect: float | None = None
     white_fraction: float | None = None
+    unsure_fraction: float | None = None
     warnings: list[str] = field(default_factory=list)
     separate_images: bool = False
 
@@ -187,6 +190,7 @@ class Predictor:
         blur_effects: list[float] = []  # of every quality.every_nth_slice-th slice
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         page: list[tuple[float, float]] = []  # the same slices: (white, dark) shares of all pixels
+        liver_px = unsure_px = 0  # every slice, at the model's input size (quality.unsure_counts)
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         boxes, estimates, similarity = self._read_windows(scan)
         cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
@@ -208,6 +212,8 @@ class Predictor:
                 if k % self.quality.every_nth_slice == 0:
                     blur_effects.append(blur_effect(x))
             probs = self.predict_probs(np.stack(batch))
+            counts = unsure_counts(probs[..., 0], self.quality)
+            liver_px, unsure_px = liver_px + counts[0], unsure_px + counts[1]
             for j, k in enumerate(range(start, stop)):
                 (y0, y1, x0, x1), (top, left, side) = boxes[k], offsets[j]
                 for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
@@ -226,12 +232,16 @@ class Predictor:
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
         not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality)
         clipped = None if not_ct else clipping_warning(white, self.quality)  # white paper is no clipped liver
+        unsure = unsure_fraction(liver_px, unsure_px, self.quality)
+        unsure_note = None if not_ct else unsure_warning(unsure, self.quality)
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)
-        warnings = [w for w in (not_ct, separate_images_warning(similarity, z), flat, surround_note(cropped, z),
-                                softness_warning(blur, self.quality), clipped, flat_lesions) if w]
+        warnings = [w for w in (not_ct, unsure_note, separate_images_warning(similarity, z), flat,
+                                surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
+                                flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
-                            blur_effect=blur, white_fraction=white, warnings=warnings,
+                            blur_effect=blur, white_fraction=white,
+                            unsure_fraction=None if unsure is None else round(unsure, 3), warnings=warnings,
                             separate_images=separate)

@@ -82,9 +82,10 @@ def clipping_warning(fraction: float | None, cfg: QualityConfig = QualityConfig(
     if fraction is None or fraction <= cfg.max_white_fraction:
         return None
     return (f"{100 * fraction:.0f}% of the body is clipped to white (above {100 * cfg.max_white_fraction:.0f}% "
-            "the liver was under-segmented in testing), as in a narrow liver window such as W150/L30: "
-            "a liver that bright looks like vessels and bone to the model, so parts of it and of its tumors "
-            "may be left out. Export with a wider window (W350/L50 or W400/L40), or use the DICOM/NIfTI, if you can.")
+            "the liver was under-segmented in testing), as in a narrow liver window such as W150/L30 or a lung "
+            "window: a liver that bright looks like vessels and bone to the model, so parts of it and of its "
+            "tumors may be left out. Export with a soft-tissue window (W350/L50 or W400/L40), or use the "
+            "DICOM/NIfTI, if you can.")
 
 
 def colour_fraction(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> float:
@@ -159,3 +160,35 @@ def surround_note(cropped: list[tuple[int, int]], slices: int) -> str | None:
     size = f"the {w} x {h} px region holding it" if slices == 1 else "the region holding it"
     return (f"{where} inside a uniform surround (a viewer's panel, a page or padding?): only {size} was "
             "segmented. Check that it is the whole CT image, or crop the screenshot to it.")
+
+
+def unsure_counts(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple[int, int]:
+    """liver_probs: (..., H, W) float32 liver probabilities in [0, 1] at the model's input size ->
+    (pixels called liver (above 0.5), pixels within ``cfg.unsure_band``, whether called liver
+    or not). Summed over
+    slices, they give :func:`unsure_fraction`."""
+    p = np.asarray(liver_probs)
+    lo, hi = cfg.unsure_band
+    return int(np.count_nonzero(p > 0.5)), int(np.count_nonzero((p > lo) & (p < hi)))
+
+
+def unsure_fraction(liver_px: int, unsure_px: int, cfg: QualityConfig = QualityConfig()) -> float | None:
+    """-> unsure pixels per pixel called liver (may exceed 1: the band's lower half lies outside
+    what is called liver), or None when too little is called liver to judge."""
+    if liver_px < cfg.min_liver_px_to_judge:
+        return None
+    return unsure_px / liver_px
+
+
+def unsure_warning(fraction: float | None, cfg: QualityConfig = QualityConfig()) -> str | None:
+    """The :func:`unsure_fraction` of an input -> a sentence for the user, or None when the model is
+    sure enough of its liver (or too little was called liver to judge)."""
+    if fraction is None or fraction <= cfg.max_unsure_fraction:
+        return None
+    lo, hi = cfg.unsure_band
+    return (f"The model is unsure of the liver it found: {100 * fraction:.0f} unsure pixels (probability {lo:g} to "
+            f"{hi:g}) for every 100 it calls liver, where CT in a soft-tissue window gives 5 to 20; above "
+            f"{100 * cfg.max_unsure_fraction:.0f} in testing were lung windows, heavy blur and images that are not CT. "
+            "If this is not an axial CT slice of the abdomen, the masks mean nothing; otherwise check the outline "
+            "against the image, and use a soft-tissue window export (W350/L50 or W400/L40) or the "
+            "DICOM/NIfTI if you can.")

@@ -199,3 +199,19 @@ def test_cli_series_segments_the_phase_asked_for(tmp_path, sample_volume):
         row = next(csv.DictReader((out / "summary.csv").open()))
         assert int(row["slices"]) == slices and float(row["liver"]) > 0
         assert ("2 series found" in row["message"]) == (not args)
+
+
+def test_cli_input_first_means_segment(tmp_path):
+    """``hepatoscan FILE --out DIR`` segments FILE as ``hepatoscan segment`` does; commands, help
+    and --version keep their meaning."""
+    from hepatoscan import cli
+
+    assert cli.with_default_command(["compare", "a", "b"]) == ["compare", "a", "b"]
+    assert cli.with_default_command(["--version"]) == ["--version"]
+    assert cli.with_default_command(["--out", "o", "x.png"]) == ["segment", "--out", "o", "x.png"]
+    png = SAMPLES / "lits117_z064_w350.png"
+    assert cli.main([str(png), "--out", str(tmp_path / "a")]) == 0
+    assert cli.main(["segment", str(png), "--out", str(tmp_path / "b")]) == 0
+    a = np.asarray(Image.open(tmp_path / "a" / png.stem / "liver_mask.png"))
+    b = np.asarray(Image.open(tmp_path / "b" / png.stem / "liver_mask.png"))
+    assert a.any() and np.array_equal(a, b)

@@ -1,7 +1,8 @@
 """Soft images (blurred, or small and enlarged) are measured where the model sees them, and images
 clipped to white by a narrow window are measured on their grey levels; the user is warned of both.
 Sharp, well-windowed ones, the shipped samples among them, get no warning. Pages and drawings
-(mostly white, nothing black) and mostly coloured images are said not to look like CT."""
+(mostly white, nothing black) and mostly coloured images are said not to look like CT, and an image
+where the model is unsure of the liver it finds (no anatomy to go by) says so."""
 import io
 import shutil
 import subprocess
@@ -15,8 +16,9 @@ from hepatoscan.config import QualityConfig
 from hepatoscan.pipeline import analyze
 from hepatoscan.preprocessing import render_8bit
 from hepatoscan.quality import (blur_effect, clipping_warning, colour_warning, looks_like_page, page_shares,
-                                page_warning, softness_warning, white_fraction)
-from hepatoscan.scan import message_label
+                                page_warning, softness_warning, unsure_counts, unsure_fraction, unsure_warning,
+                                white_fraction)
+from hepatoscan.scan import Scan, message_label
 
 SAMPLE = SAMPLES / "lits117_z080_w350.png"
 
@@ -169,7 +171,8 @@ def test_a_drawing_is_said_not_to_be_ct_and_narrow_ct_exports_are_not(predictor,
     """A chart on white paper gets "does not look like a CT slice" (and not the clipped-liver
     warning, whose advice would be wrong), first among its warnings; every liver slice of LiTS 117,
     exported with the narrowest liver windows (its enhanced liver clipped to white) or cut to the
-    liver's bounding box, does not: fat and air stay dark in CT."""
+    liver's bounding box, does not: fat and air stay dark in CT; nor does its whitest slice in a
+    lung window."""
     from PIL import ImageDraw
 
     page = Image.new("L", (640, 480), 255)
@@ -197,6 +200,11 @@ def test_a_drawing_is_said_not_to_be_ct_and_narrow_ct_exports_are_not(predictor,
                 assert not looks_like_page(white, dark), (window, k, white, dark)
     narrow = analyze(predictor, _png(render_8bit(hu[80], (-45, 105))), filename="w150.png")
     assert not [w for w in narrow.warnings if "does not look like" in w]
+    # a lung window clips soft tissue to white and, in this cube cropped to the liver, leaves no air
+    # black: 57% white, nothing dark, and still CT (said to be a page with the bound of 0.55)
+    lung = analyze(predictor, _png(render_8bit(hu[96], (-1350, 150))), filename="lung.png")
+    assert page_shares(render_8bit(hu[96], (-1350, 150)))[0] > 0.55
+    assert not [w for w in lung.warnings if "does not look like" in w]
 
 
 def test_mostly_coloured_images_are_said_to_be_maybe_no_ct():
@@ -245,3 +253,55 @@ def test_non_square_images_are_not_squashed(predictor):
     assert framed.segmentation.liver.shape == (1, 256, 512)
     assert dice(framed.segmentation.liver[0][:, 128:384], plain.segmentation.liver[0]) > 0.93
     assert framed.segmentation.liver[0][:, :128].sum() == 0 and framed.segmentation.liver[0][:, 384:].sum() == 0
+
+
+def test_unsure_fraction_counts_the_band_per_pixel_called_liver():
+    """A crisp disc has its unsure pixels only on its rim; the same disc blurred into a haze has
+    more unsure pixels than liver; too little liver is not judged."""
+    yy, xx = np.mgrid[:256, :256]
+    r = np.hypot(yy - 128.0, xx - 100.0)
+    crisp = 1.0 / (1.0 + np.exp((r - 50.0) / 0.5))  # a sharp sigmoid edge at radius 50
+    hazy = 1.0 / (1.0 + np.exp((r - 50.0) / 20.0))
+    liver_px, unsure_px = unsure_counts(crisp[None].astype(np.float32))
+    assert abs(liver_px - np.pi * 50 ** 2) < 200 and 0 < unsure_px < 0.1 * liver_px
+    f_crisp, f_hazy = unsure_fraction(*unsure_counts(crisp)), unsure_fraction(*unsure_counts(hazy))
+    assert f_crisp < 0.1 < QualityConfig().max_unsure_fraction < f_hazy
+    # counts add over slices: two slices, twice the counts
+    assert unsure_counts(np.stack([crisp, crisp])) == (2 * liver_px, 2 * unsure_px)
+    assert unsure_fraction(1499, 5000) is None and unsure_fraction(1500, 900) == 0.6
+    assert unsure_warning(None) is None and unsure_warning(0.5) is None
+    text = unsure_warning(0.93)
+    assert text.startswith("The model is unsure of the liver it found: 93 unsure pixels (probability 0.25 to "
+                           "0.75) for every 100 it calls liver")
+    assert "above 50 in testing" in text and "not CT" in text and "DICOM/NIfTI" in text
+    assert unsure_warning(0.93, QualityConfig(max_unsure_fraction=0.95)) is None
+
+
+def test_model_is_sure_of_ct_in_any_window_and_unsure_without_anatomy(predictor, sample_volume):
+    """LiTS 117 in HU, and its slices exported with soft-tissue, wide, lung and bone windows: about
+    7 unsure pixels per 100 of liver, no warning of it (a lung window clips the liver to white, and
+    is warned of that). The same slices cut into 16-pixel tiles and
+    shuffled keep their grey levels and texture but lose the anatomy: the model then finds little
+    liver (too little to judge) or is unsure of it, and for the slice whose liver fills the most
+    of it (z = 64) it says so every time."""
+    _, hu, _ = sample_volume
+    seg = predictor.segment(Scan(np.asarray(hu), True, (1.0, 1.0, 1.0), "nifti", "lits117"))
+    assert seg.unsure_fraction < 0.15 and not [w for w in seg.warnings if "unsure" in w]
+    for window in [(-160, 240), (-1000, 1000), (-1350, 150), (-500, 1500)]:  # W400, W2000, lung, bone
+        for k in (40, 64, 80):
+            r = analyze(predictor, _png(render_8bit(hu[k], window)), filename=f"z{k}.png")
+            assert r.segmentation.unsure_fraction < 0.2, (window, k)
+            assert all("clipped to white" in w and "lung window" in w for w in r.warnings), (window, k)
+            assert r.warnings == [] or window == (-1350, 150), (window, k)
+    for k in (40, 64, 80):
+        g = render_8bit(hu[k], (-125, 225))  # W350/L50
+        original = analyze(predictor, _png(g), filename="z.png").segmentation
+        for seed in range(3):
+            tiles = g.reshape(8, 16, 8, 16).transpose(0, 2, 1, 3).reshape(64, 16, 16)
+            tiles = tiles[np.random.default_rng(seed).permutation(64)]
+            shuffled = tiles.reshape(8, 8, 16, 16).transpose(0, 2, 1, 3).reshape(128, 128)
+            r = analyze(predictor, _png(shuffled), filename="shuffled.png")
+            f = r.segmentation.unsure_fraction
+            assert f is None or f > 3 * original.unsure_fraction, (k, seed, f)
+            if k == 64:
+                assert f > 0.5 and r.warnings[0].startswith("The model is unsure"), (seed, f)
