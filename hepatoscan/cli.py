@@ -421,7 +421,9 @@ def _write_pdf(result, path: Path, patient, label: str) -> bool:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="hepatoscan", description="Liver and liver-tumor segmentation of CT.")
+    p = argparse.ArgumentParser(prog="hepatoscan", description="Liver and liver-tumor segmentation of CT.",
+                                epilog="hepatoscan INPUT... --out DIR is short for hepatoscan segment INPUT... --out DIR; "
+                                       "hepatoscan segment --help lists its options.")
     p.add_argument("--version", action="version", version=f"hepatoscan {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     s = sub.add_parser("segment", help="segment images, DICOM files/series/zips and NIfTI volumes",
@@ -480,7 +482,11 @@ def with_default_command(argv: list[str]) -> list[str]:
 
 
 def main(argv=None) -> int:
-    args = build_parser().parse_args(with_default_command(list(sys.argv[1:] if argv is None else argv)))
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv:  # nothing to do: say what can be done
+        build_parser().print_help()
+        return 2
+    args = build_parser().parse_args(with_default_command(argv))
     configure_logging(logging.ERROR if getattr(args, "quiet", False) else logging.INFO,
                       "%(levelname)s %(message)s", stream=sys.stderr)
     if args.command == "segment":

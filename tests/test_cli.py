@@ -201,7 +201,7 @@ def test_cli_series_segments_the_phase_asked_for(tmp_path, sample_volume):
         assert ("2 series found" in row["message"]) == (not args)
 
 
-def test_cli_input_first_means_segment(tmp_path):
+def test_cli_input_first_means_segment(tmp_path, capsys):
     """``hepatoscan FILE --out DIR`` segments FILE as ``hepatoscan segment`` does; commands, help
     and --version keep their meaning."""
     from hepatoscan import cli
@@ -209,6 +209,7 @@ def test_cli_input_first_means_segment(tmp_path):
     assert cli.with_default_command(["compare", "a", "b"]) == ["compare", "a", "b"]
     assert cli.with_default_command(["--version"]) == ["--version"]
     assert cli.with_default_command(["--out", "o", "x.png"]) == ["segment", "--out", "o", "x.png"]
+    assert cli.main([]) == 2 and "is short for hepatoscan segment" in capsys.readouterr().out
     png = SAMPLES / "lits117_z064_w350.png"
     assert cli.main([str(png), "--out", str(tmp_path / "a")]) == 0
     assert cli.main(["segment", str(png), "--out", str(tmp_path / "b")]) == 0
