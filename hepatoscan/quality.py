@@ -187,7 +187,7 @@ def unsure_warning(fraction: float | None, cfg: QualityConfig = QualityConfig())
         return None
     lo, hi = cfg.unsure_band
     return (f"The model is unsure of the liver it found: {100 * fraction:.0f} unsure pixels (probability {lo:g} to "
-            f"{hi:g}) for every 100 it calls liver, where CT in a soft-tissue window gives 5 to 20; above "
+            f"{hi:g}) for every 100 it calls liver, where CT in a soft-tissue window typically gives 5 to 20; above "
             f"{100 * cfg.max_unsure_fraction:.0f} in testing were lung windows, heavy blur and images that are not CT. "
             "If this is not an axial CT slice of the abdomen, the masks mean nothing; otherwise check the outline "
             "against the image, and use a soft-tissue window export (W350/L50 or W400/L40) or the "
