@@ -18,8 +18,13 @@ Colour: a screenshot with coloured overlays or a colour map is read as grey; the
 coloured pixels is read off the file's RGB before that.
 
 Not CT: a page, a chart or a drawing is mostly white with almost nothing black, which a
-CT image in any display window never is (air and fat stay dark); a mostly coloured image may be a
-photo. Both are said, since the model finds "liver" in anything it is given.
+CT image in a soft-tissue window never is (air and fat stay dark; a lung window, which clips soft
+tissue white, comes nearer, so the bound leaves room); a mostly coloured image may be a photo. Both are said, since the model finds "liver" in anything it is given.
+
+Model unsure: on CT the model is sure of what it calls liver but along its outline; on an image
+without the anatomy it learned (a photo, a diagram, some lung-window or heavily blurred slices)
+the liver it finds is a haze of middling probabilities. The unsure pixels per pixel called liver,
+counted at the model's input over every slice, are said when they pass a bound.
 """
 from __future__ import annotations
 
@@ -123,7 +128,8 @@ def page_shares(gray: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple
 
 def looks_like_page(white_share: float, dark_share: float, cfg: QualityConfig = QualityConfig()) -> bool:
     """Mostly white with almost nothing dark: a page, a chart or a drawing. CT keeps air
-    or fat black in every display window (the measurements are in QualityConfig)."""
+    or fat black in soft-tissue windows, and stays under the white bound in lung windows (the
+    measurements are in QualityConfig)."""
     return white_share >= cfg.page_white_fraction and dark_share < cfg.page_max_dark_fraction
 
 
