@@ -186,6 +186,10 @@ class Agreement:
     notes: tuple[str, ...] = ()
     liver_surface: SurfaceDistance | None = None  # None: either liver mask is empty
     tumor_surface: SurfaceDistance | None = None  # None: either tumor mask is empty
+    # Where the slices are unevenly spaced (a series with gaps): the voxel counts weighted by
+    # their slices' slabs over the usual step, as the measurements' mL count them ("liver_reference",
+    # "liver_hepatoscan", "tumor_reference", "tumor_hepatoscan"); None: the plain counts
+    weighted_voxels: dict[str, float] | None = None
 
     @property
     def marks_tumor(self) -> bool:
@@ -205,38 +209,45 @@ class Agreement:
         """A voxel count in this agreement's unit."""
         return voxels * self.unit_size
 
-    def _amount(self, voxels: int) -> str:
+    def size_of(self, structure: str, side: str) -> float:
+        """The size of "liver" or "tumor" in the "reference" or "hepatoscan" mask, in this
+        agreement's unit (bridging a series' gaps as the measurements do)."""
+        voxels = getattr(getattr(self, structure), side)
+        return self.size((self.weighted_voxels or {}).get(f"{structure}_{side}", voxels))
+
+    def _amount(self, structure: str, side: str) -> str:
+        size = self.size_of(structure, side)
         if self.unit == "mL":
-            return f"{self.size(voxels):,.1f} mL"
+            return f"{size:,.1f} mL"
         if self.unit == "mm²":
-            return f"{self.size(voxels):,.0f} mm²"
-        return f"{voxels:,} {self.unit}"
+            return f"{size:,.0f} mm²"
+        return f"{round(size):,} {self.unit}"
 
     def describe(self) -> str:
         """The agreement in a few sentences, as the app, CLI and PDF say it."""
         text = (f"Against the reference {self.reference_name}: liver Dice {_fmt(self.liver_dice)} (reference "
-                f"{self._amount(self.liver.reference)}, HepatoScan {self._amount(self.liver.hepatoscan)}).")
+                f"{self._amount('liver', 'reference')}, HepatoScan {self._amount('liver', 'hepatoscan')}).")
         if self.liver_surface is not None:
             s = self.liver_surface
             text += (f" The liver borders lie {s.assd:.1f} {s.unit} apart on average, 95% of them within "
                      f"{s.hd95:.1f} {s.unit} (at most {s.maximum:.1f} {s.unit}).")
         if self.marks_tumor:
             d = self.lesions
-            text += (f" Tumor Dice {_fmt(self.tumor_dice)} (reference {self._amount(self.tumor.reference)}, HepatoScan "
-                     f"{self._amount(self.tumor.hepatoscan)}). Lesions: {d.detected} of the reference's "
+            text += (f" Tumor Dice {_fmt(self.tumor_dice)} (reference {self._amount('tumor', 'reference')}, HepatoScan "
+                     f"{self._amount('tumor', 'hepatoscan')}). Lesions: {d.detected} of the reference's "
                      f"{d.reference_lesions} found; {d.matched} of HepatoScan's {d.hepatoscan_lesions} match one.")
         elif self.tumor.hepatoscan:
             text += (f" The reference marks no tumor, so tumor Dice is undefined; HepatoScan marks "
-                     f"{self._amount(self.tumor.hepatoscan)} in {count(self.lesions.hepatoscan_lesions, 'lesion')}.")
+                     f"{self._amount('tumor', 'hepatoscan')} in {count(self.lesions.hepatoscan_lesions, 'lesion')}.")
         else:
             text += " Neither marks any tumor."
         return text
 
     def rows(self) -> list[tuple[str, str, str, str]]:
         """(quantity, reference, HepatoScan, agreement) rows for a table."""
-        rows = [("Liver", self._amount(self.liver.reference), self._amount(self.liver.hepatoscan),
+        rows = [("Liver", self._amount("liver", "reference"), self._amount("liver", "hepatoscan"),
                  f"Dice {_fmt(self.liver_dice)}"),
-                ("Tumor", self._amount(self.tumor.reference), self._amount(self.tumor.hepatoscan),
+                ("Tumor", self._amount("tumor", "reference"), self._amount("tumor", "hepatoscan"),
                  f"Dice {_fmt(self.tumor_dice)}" if self.marks_tumor else "reference marks no tumor")]
         for name, s in (("Liver border distance", self.liver_surface), ("Tumor border distance", self.tumor_surface)):
             if s is not None:
@@ -253,10 +264,10 @@ class Agreement:
         return {"reference": self.reference_name, "liver_dice": _round(self.liver_dice),
                 "tumor_dice": _round(self.tumor_dice), "reference_marks_tumor": self.marks_tumor,
                 "unit": self.unit,
-                "liver_reference": round(self.size(self.liver.reference), 3),
-                "liver_hepatoscan": round(self.size(self.liver.hepatoscan), 3),
-                "tumor_reference": round(self.size(self.tumor.reference), 3),
-                "tumor_hepatoscan": round(self.size(self.tumor.hepatoscan), 3),
+                "liver_reference": round(self.size_of("liver", "reference"), 3),
+                "liver_hepatoscan": round(self.size_of("liver", "hepatoscan"), 3),
+                "tumor_reference": round(self.size_of("tumor", "reference"), 3),
+                "tumor_hepatoscan": round(self.size_of("tumor", "hepatoscan"), 3),
                 "liver_voe": _round(self.liver.volume_overlap_error), "liver_rvd": _round(self.liver.relative_volume_difference),
                 "tumor_voe": _round(self.tumor.volume_overlap_error) if self.marks_tumor else None,
                 "tumor_rvd": _round(self.tumor.relative_volume_difference) if self.marks_tumor else None,
@@ -305,7 +316,8 @@ def _per_image(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray, pixel_
 
 
 def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, spacing_mm,
-            reference_name: str, notes: tuple[str, ...] = (), separate_images: bool = False) -> Agreement:
+            reference_name: str, notes: tuple[str, ...] = (), separate_images: bool = False,
+            slab_mm: np.ndarray | None = None) -> Agreement:
     """HepatoScan's masks against a reference.
 
     liver, tumor: (Z, H, W) uint8 in {0, 1}, liver including tumor; reference_labels: (Z, H, W)
@@ -313,6 +325,8 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
     or None (any of them may be None); separate_images: the Z images are not one series' slices
     (hepatoscan.series), so lesions are 2D, image by image, and border distances in-plane.
     Border distances are found on the box holding both livers (hepatoscan.surface.bounding_box).
+    slab_mm: (Z,) mm each slice stands for where the slices are unevenly spaced (Scan.slab_mm):
+    the sizes in mL then bridge the gaps as the measurements do; Dice and distances count voxels.
     """
     if reference_labels.shape != liver.shape:
         raise ValueError(f"reference {reference_labels.shape} and masks {liver.shape} differ in shape")
@@ -329,6 +343,13 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
                                          separate_images)
         if tumor_overlap.reference and tumor_overlap.hepatoscan:
             tumor_surface = surface_distance(ref_tumor[box], tumor[box], spacing_mm, separate_images)
+    weighted = None
+    if slab_mm is not None and is_volume and unit == "mL":
+        weight = np.asarray(slab_mm, np.float64) / spacing_mm[0]
+        weighted = {f"{structure}_{side}": float(np.count_nonzero(mask, axis=(1, 2)) @ weight)
+                    for structure, side, mask in (("liver", "reference", reference_labels),
+                                                  ("liver", "hepatoscan", liver), ("tumor", "reference", ref_tumor),
+                                                  ("tumor", "hepatoscan", tumor))}
     return Agreement(reference_name, overlap(reference_labels, liver), tumor_overlap,
                      detect(ref_tumor, tumor, pixel_spacing), unit_size, unit, tuple(notes),
-                     liver_surface, tumor_surface)
+                     liver_surface, tumor_surface, weighted)

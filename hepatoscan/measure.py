@@ -204,8 +204,11 @@ def _run_sums(comps: Components, values: np.ndarray) -> np.ndarray:
     return out
 
 
-def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndarray | None = None):
-    """liver, tumor: (Z, H, W) uint8 in {0, 1}; spacing_mm (z, y, x) or None; hu (Z, H, W) or None.
+def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndarray | None = None,
+                   slab_mm: np.ndarray | None = None):
+    """liver, tumor: (Z, H, W) uint8 in {0, 1}; spacing_mm (z, y, x) or None; hu (Z, H, W) or None;
+    slab_mm: (Z,) mm each slice stands for where the slices are unevenly spaced (Scan.slab_mm: a
+    series with gaps), so that volumes in mL bridge the gaps; None: spacing_mm[0] for every slice.
     -> (VolumeMeasurements, :class:`Components` of the 3D lesions numbered by decreasing volume;
     ``.slice_labels(z)`` gives a slice's lesion ids).
 
@@ -213,10 +216,14 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
     liver, tumor = as_bool(liver), as_bool(tumor)
     known = spacing_mm is not None and spacing_mm[0]
     voxel_ml = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0 if known else None
+    # voxels weighted by their slice's slab over the usual step: what the mL figures count
+    slice_weight = np.asarray(slab_mm, np.float64) / spacing_mm[0] if known and slab_mm is not None else None
     comps = Components.of(tumor).renumbered_by_size()
     n = comps.n
     sy, sx = (spacing_mm[1], spacing_mm[2]) if spacing_mm else (1.0, 1.0)
     sizes = comps.sizes()
+    weighted = (sizes if slice_weight is None else
+                np.bincount(comps.comp, weights=comps.lengths * slice_weight[comps.run_slice], minlength=n + 1))
     largest_z, largest_area = comps.largest_slices()
     hu_sums = np.bincount(comps.comp, weights=_run_sums(comps, hu), minlength=n + 1) if hu is not None and n else None
     lesions = []
@@ -227,7 +234,7 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
         voxels = int(sizes[lid])
         lesions.append(Lesion3D(
             lesion_id=lid, voxels=voxels,
-            volume_ml=round(float(voxels * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
+            volume_ml=round(float(weighted[lid] * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
             largest_area_mm2=round(float(largest_area[lid] * sy * sx), 1) if spacing_mm else None,
             longest_diameter_mm=round(long_u, 1) if spacing_mm else None,
             longest_diameter_px=round(lesion_diameters(m, 1.0, 1.0)[0], 1),
@@ -238,10 +245,12 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
     key = sorted({s for s in [largest_tumor, int(np.argmax(liver_per_slice)) if liver_per_slice.any() else None]
                   if s is not None} | {l.largest_slice for l in lesions[:4]})
     lv, tv = int(liver_per_slice.sum()), int(tumor_per_slice.sum())
+    lw, tw = ((lv, tv) if slice_weight is None else
+              (float(liver_per_slice @ slice_weight), float(tumor_per_slice @ slice_weight)))
     return VolumeMeasurements(
-        liver_volume_ml=round(lv * voxel_ml, 1) if voxel_ml else None,
-        tumor_volume_ml=round(tv * voxel_ml, 2) if voxel_ml else None,
-        liver_voxels=lv, tumor_voxels=tv, tumor_burden_pct=round(100.0 * tv / lv, 2) if lv else 0.0,
+        liver_volume_ml=round(lw * voxel_ml, 1) if voxel_ml else None,
+        tumor_volume_ml=round(tw * voxel_ml, 2) if voxel_ml else None,
+        liver_voxels=lv, tumor_voxels=tv, tumor_burden_pct=round(100.0 * tw / lw, 2) if lw else 0.0,
         lesion_count=n, largest_tumor_slice=largest_tumor, key_slices=key, lesions=lesions), comps
 
 
@@ -261,7 +270,7 @@ def measure(seg) -> Measurements:
         notes.append("Separate images, not one series: each is measured on its own (areas and 2D lesions); "
                      "no volume is reported.")
     elif scan.is_volume:
-        volume, lesion_ids = measure_volume(seg.liver, seg.tumor, spacing, hu)
+        volume, lesion_ids = measure_volume(seg.liver, seg.tumor, spacing, hu, scan.slab_mm)
         if spacing is not None and not spacing[0]:
             notes.append("Slice spacing unknown: volumes are not reported in mL.")
     slices = []

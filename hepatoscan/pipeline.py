@@ -233,7 +233,7 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     seg = predictor.segment(scan, progress)
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,
-                                                 ref.notes, seg.separate_images)
+                                                 ref.notes, seg.separate_images, scan.slab_mm)
     return Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp(),
                   agreement, None if ref is None else ref.labels)
 

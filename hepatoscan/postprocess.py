@@ -30,12 +30,13 @@ def _min_lesion_voxels(spacing_mm, is_volume: bool, cfg: PostprocessConfig) -> i
 
 
 def flat_lesions(comps: Components, spacing_mm, ratio: float, min_diameter_mm: float,
-                 among: np.ndarray | None = None) -> np.ndarray:
+                 among: np.ndarray | None = None, slab_mm: np.ndarray | None = None) -> np.ndarray:
     """comps: the lesions (3D components) of a (Z, H, W) tumor mask -> (n + 1,) bool, True for a
     lesion at least ``min_diameter_mm`` across (longest diameter on its largest slice) whose
     thickness (slices spanned x slice spacing) is below ``ratio`` x that diameter, in mm; a lesion
     on the volume's first or last slice is never flat (it may go on beyond). spacing_mm: (z, y, x),
-    all known; among: (n + 1,) bool, the lesions to look at (default all)."""
+    all known; among: (n + 1,) bool, the lesions to look at (default all); slab_mm: (Z,) mm each
+    slice stands for where they are unevenly spaced (Scan.slab_mm; a thickness then sums them)."""
     flat = np.zeros(comps.n + 1, bool)
     if comps.n == 0:
         return flat
@@ -49,7 +50,8 @@ def flat_lesions(comps: Components, spacing_mm, ratio: float, min_diameter_mm: f
     for lesion in range(1, comps.n + 1):
         if (among is not None and not among[lesion]) or z_lo[lesion] == 0 or z_hi[lesion] == last:
             continue
-        thickness_mm = (z_hi[lesion] - z_lo[lesion] + 1) * sz
+        thickness_mm = ((z_hi[lesion] - z_lo[lesion] + 1) * sz if slab_mm is None
+                        else float(slab_mm[z_lo[lesion]:z_hi[lesion] + 1].sum()))
         diameter_mm = lesion_diameters(comps.slice_labels(int(largest_z[lesion])) == lesion, sy, sx)[0]
         flat[lesion] = diameter_mm >= min_diameter_mm and thickness_mm < ratio * diameter_mm
     return flat
@@ -75,9 +77,9 @@ def flat_lesions_note(dropped: int, ratio: float, min_diameter_mm: float) -> Not
 
 def clean_separate_slices(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
                           cfg: PostprocessConfig = PostprocessConfig(),
-                          stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                          stats: dict | None = None, slab_mm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """As :func:`clean_masks`, but every slice on its own, as one image (a stack of separate images,
-    not one series: no 3D components, so no flat lesions to drop)."""
+    not one series: no 3D components, so no flat lesions to drop, and no slabs)."""
     liver, tumor = np.asarray(liver, bool), np.asarray(tumor, bool)
     for z in range(liver.shape[0]):
         clean_masks(liver[z:z + 1], tumor[z:z + 1], spacing_mm, cfg)  # in place, on views
@@ -86,10 +88,11 @@ def clean_separate_slices(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
 
 def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
                 cfg: PostprocessConfig = PostprocessConfig(),
-                stats: dict | None = None) -> tuple[np.ndarray, np.ndarray]:
+                stats: dict | None = None, slab_mm: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """liver, tumor: (Z, H, W) bool raw thresholded masks, cleaned *in place* (slice by slice, so a
     large volume needs no full-size temporaries) -> the same memory as (Z, H, W) uint8 in {0, 1}.
-    ``stats``, where given, gets "flat_lesions_dropped" (:func:`flat_lesions`).
+    ``stats``, where given, gets "flat_lesions_dropped" (:func:`flat_lesions`); ``slab_mm``: as
+    there (a series with gaps).
 
     The returned liver includes the tumor (LiTS convention).
     """
@@ -113,7 +116,7 @@ def clean_masks(liver: np.ndarray, tumor: np.ndarray, spacing_mm,
             drop = comps.sizes() < min_size
             if spacing_mm is not None and all(spacing_mm) and cfg.min_lesion_thickness_ratio > 0:
                 flat = flat_lesions(comps, spacing_mm, cfg.min_lesion_thickness_ratio,
-                                    cfg.flat_lesion_min_diameter_mm, among=~drop)
+                                    cfg.flat_lesion_min_diameter_mm, among=~drop, slab_mm=slab_mm)
                 drop |= flat
                 if stats is not None:
                     stats["flat_lesions_dropped"] = int(flat.sum())

@@ -225,7 +225,7 @@ class Predictor:
         separate = separate_images(similarity)
         clean = clean_separate_slices if separate else clean_masks
         cleaning = {}
-        liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess, cleaning)
+        liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess, cleaning, scan.slab_mm)
         t2 = time.perf_counter()
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None

@@ -11,6 +11,15 @@ class Note(str):
     carried with the warnings, but shown as "Note", not "Warning"."""
 
 
+def slab_thickness_mm(positions_mm, step_mm: float) -> np.ndarray:
+    """Sorted slice positions (Z,) in mm along the slices' normal, and the series' usual step ->
+    (Z,) float64 mm: the thickness each slice stands for, half the way to each neighbour (the usual
+    step beyond the two ends). The step itself for an evenly spaced series; across a gap each
+    neighbour covers half of it, as if the missing slices were like the ones beside them."""
+    steps = np.diff(np.asarray(positions_mm, np.float64))
+    return (np.concatenate([[step_mm], steps]) + np.concatenate([steps, [step_mm]])) / 2.0
+
+
 def message_label(message: str) -> str:
     """"Note" for a Note, "Warning" for any other message."""
     return "Note" if isinstance(message, Note) else "Warning"
@@ -41,7 +50,8 @@ class Scan:
     warnings: list[str] = field(default_factory=list)
     # For writing masks in the input's geometry: NiftiGeometry (NIfTI), or for DICOM {"origin_mm": ...,
     # "source_headers": the slices' headers without pixels, in Z order, for an axial series of
-    # single-frame files, else None}
+    # single-frame files, else None; "slice_positions_mm": the slices' positions in Z order where
+    # slices are missing (gaps), else None}
     geometry: object | None = None
 
     @property
@@ -58,6 +68,17 @@ class Scan:
     @property
     def is_volume(self) -> bool:
         return self.n_slices > 1
+
+    @property
+    def slab_mm(self) -> np.ndarray | None:
+        """(Z,) float64 mm each slice stands for (:func:`slab_thickness_mm`) where the slices are
+        not evenly spaced (a DICOM series with slices missing); None where every slice stands for
+        spacing_mm[0]."""
+        geometry = self.geometry if isinstance(self.geometry, dict) else {}
+        positions = geometry.get("slice_positions_mm")
+        if positions is None or self.spacing_mm is None or not self.spacing_mm[0] or len(positions) != self.n_slices:
+            return None
+        return slab_thickness_mm(positions, self.spacing_mm[0])
 
     @property
     def pixel_spacing_mm(self) -> tuple[float, float] | None:

@@ -306,6 +306,41 @@ def test_a_series_with_missing_slices_says_so(sample_volume):
                for w in scan.warnings)
 
 
+def test_volumes_of_a_series_with_missing_slices_bridge_the_gaps(predictor, sample_volume):
+    """A series missing 6 of 32 slices gave volumes a fifth too small (the slices present, each
+    the usual step thick). Each slice now stands for half the way to its neighbours, so its liver
+    and tumor volumes come within a few percent of the complete series', where counting the slices
+    present falls short by over 15%; lesion volumes and the comparison's sizes bridge the gaps
+    alike, while a complete series reads as before."""
+    from hepatoscan.agreement import compare
+    from hepatoscan.measure import measure
+    from hepatoscan.scan import slab_thickness_mm
+
+    assert np.array_equal(slab_thickness_mm([0, 2, 4, 6], 2.0), [2, 2, 2, 2])
+    assert np.array_equal(slab_thickness_mm([0, 2, 10, 12], 2.0), [2, 5, 5, 2])  # the 8 mm gap split
+    _, hu, labels = sample_volume
+    complete = load_scan(_zip(_lits_series(hu[40:72])), "complete.zip")
+    assert complete.slab_mm is None
+    keep = [k for k in range(32) if not 10 <= k < 16]
+    gappy = load_scan(_zip(_lits_series(hu[40:72], keep=keep)), "gap.zip")
+    assert gappy.slab_mm is not None and gappy.slab_mm.sum() == pytest.approx(32 * 2.0)
+    full = measure(predictor.segment(complete)).volume
+    seg = predictor.segment(gappy)
+    part = measure(seg).volume
+    voxel_ml = np.prod(gappy.spacing_mm) / 1000.0
+    for got, whole, voxels in ((part.liver_volume_ml, full.liver_volume_ml, part.liver_voxels),
+                               (part.tumor_volume_ml, full.tumor_volume_ml, part.tumor_voxels)):
+        assert abs(got - whole) < 0.04 * whole and voxels * voxel_ml < 0.85 * whole, (got, whole)
+    assert sum(l.volume_ml for l in part.lesions) == pytest.approx(part.tumor_volume_ml, abs=0.01 * len(part.lesions))
+    reference = np.rint(labels[40:72][keep]).astype(np.uint8)
+    agree = compare(seg.liver, seg.tumor, reference, gappy.spacing_mm, "expert", slab_mm=gappy.slab_mm)
+    assert agree.size_of("liver", "hepatoscan") == pytest.approx(part.liver_volume_ml, abs=0.05)
+    assert agree.size_of("tumor", "hepatoscan") == pytest.approx(part.tumor_volume_ml, abs=0.005)
+    plain = compare(seg.liver, seg.tumor, reference, gappy.spacing_mm, "expert")
+    assert plain.size_of("liver", "reference") < 0.85 * agree.size_of("liver", "reference")
+    assert agree.liver_dice == plain.liver_dice  # Dice counts voxels either way
+
+
 def test_a_truncated_slice_is_left_out_of_its_series(sample_volume):
     """One file of a series cut off (an interrupted copy) failed the whole series with "no
     PixelData: is it a DICOMDIR?". Now the series is read without it, with a warning naming it and

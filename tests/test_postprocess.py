@@ -55,6 +55,12 @@ def test_clean_masks_drops_flat_lesions_only_in_a_volume_of_known_spacing():
     assert cleaned((None, 0.5, 0.5))[6].any()  # slice spacing unknown: thickness unknown
     assert cleaned(None)[6].any()
     assert cleaned(SPACING, dataclasses.replace(PostprocessConfig(), min_lesion_thickness_ratio=0.0))[6].any()
+    # in a series with slices missing on both sides of it (Scan.slab_mm), the one-slice disc stands
+    # for 10 mm, not 2: 0.67 of its 15 mm across, no longer flat
+    slab = np.full(20, SPACING[0])
+    slab[6] = 10.0
+    tumor, liver = lesions(), np.ones((20, 96, 96), bool)
+    assert clean_masks(liver, tumor, SPACING, PostprocessConfig(), None, slab)[1][6].any()
 
 
 def test_on_the_sample_the_rule_drops_no_lesion_that_matches_the_experts(predictor):

@@ -204,7 +204,8 @@ def _dicom_series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, 
     fmt = "dicom-series" if d["pixels"].shape[0] > 1 else "dicom"
     return _checked(Scan(d["pixels"], d["is_hu"], d["spacing_mm"], fmt, _stem(name), d["metadata"],
                          d["warnings"], geometry={"origin_mm": d.get("origin_mm"),
-                                                  "source_headers": d.get("source_headers")}), limits)
+                                                  "source_headers": d.get("source_headers"),
+                                                  "slice_positions_mm": d.get("slice_positions_mm")}), limits)
 
 
 def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: int, name: str,

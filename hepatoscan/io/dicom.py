@@ -431,7 +431,7 @@ def _one_per_position(datasets: list) -> tuple[list, list[str]]:
 
 def _gap_warnings(positions: list[float]) -> list[str]:
     """Sorted slice positions (mm) -> a warning where slices are missing: a step over GAP_FACTOR
-    times the median. Volumes count the slices present, so they come out too small."""
+    times the median. Volumes then weight each slice by the slab it stands for (Scan.slab_mm)."""
     steps = np.diff(positions)
     if len(steps) < 2:
         return []
@@ -441,8 +441,9 @@ def _gap_warnings(positions: list[float]) -> list[str]:
         return []
     missing = int(round(float(np.sum(gaps)) / dz - len(gaps)))
     return [f"The series has {count(len(gaps), 'gap')} (the largest {float(gaps.max()):.1f} mm, where slices lie "
-            f"{dz:.3g} mm apart): about {count(missing, 'slice')} missing. Volumes in mL count only the slices "
-            "present, and the NIfTI masks assume even spacing; give the complete series for true volumes."]
+            f"{dz:.3g} mm apart): about {count(missing, 'slice')} missing. Volumes in mL count each slice for half "
+            "the way to its neighbours, so the slices beside a gap stand in for the missing ones (an estimate); "
+            "border distances and the NIfTI masks assume even spacing. Give the complete series for exact results."]
 
 
 def _stack_slices(headers: list, readers: dict, name: str) -> tuple[np.ndarray, list, list[str]]:
@@ -543,9 +544,11 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         warnings += repeated
     pixels, datasets, unreadable = _stack_slices(datasets, readers, name)
     warnings += unreadable
+    gappy = False
     if placed:  # of the slices read, in order
         positions = [_slice_position(ds) for _, ds in datasets]
-        warnings += _gap_warnings(positions)
+        gaps = _gap_warnings(positions)
+        warnings, gappy = warnings + gaps, bool(gaps)
     first = datasets[0][1]
     ps = _pixel_spacing(first)
     if placed and len(positions) > 1:
@@ -558,6 +561,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     series_plane = plane(first)
     if series_plane in ("coronal", "sagittal") and len(datasets) > 1 and on_patient_axes(first):
         pixels, spacing, origin = reslice_to_axial(pixels, first, datasets[-1][1], ps, dz)
+        gappy = False  # the gaps now lie along an in-plane axis
         warnings.append(f"A {series_plane} series: resliced to {pixels.shape[0]} axial slices, as the model "
                         "reads them (no interpolation).")
     elif series_plane not in (None, "axial"):
@@ -582,4 +586,5 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         first_file = datasets[0][0]
         warnings += _colour_warnings(parse(readers[first_file](), first_file))
     return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": metadata(first),
-            "warnings": _modality_warnings(first) + warnings, "origin_mm": origin, "source_headers": headers}
+            "warnings": _modality_warnings(first) + warnings, "origin_mm": origin, "source_headers": headers,
+            "slice_positions_mm": positions if gappy else None}
