@@ -21,7 +21,7 @@ from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, c
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, page_shares, page_warning,
-                      unsure_counts, unsure_fraction, unsure_warning,
+                      unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
                       softness_warning, surround_note, white_fraction)
 from .scan import Scan
 from .series import neighbour_similarity, separate_images, separate_images_warning, thumbnail
@@ -190,7 +190,7 @@ class Predictor:
         blur_effects: list[float] = []  # of every quality.every_nth_slice-th slice
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         page: list[tuple[float, float]] = []  # the same slices: (white, dark) shares of all pixels
-        liver_px = unsure_px = 0  # every slice, at the model's input size (quality.unsure_counts)
+        liver_px, unsure_px = np.zeros(z, np.int64), np.zeros(z, np.int64)  # per slice (quality.unsure_counts)
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         boxes, estimates, similarity = self._read_windows(scan)
         cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
@@ -212,8 +212,8 @@ class Predictor:
                 if k % self.quality.every_nth_slice == 0:
                     blur_effects.append(blur_effect(x))
             probs = self.predict_probs(np.stack(batch))
-            counts = unsure_counts(probs[..., 0], self.quality)
-            liver_px, unsure_px = liver_px + counts[0], unsure_px + counts[1]
+            for j, k in enumerate(range(start, stop)):
+                liver_px[k], unsure_px[k] = unsure_counts(probs[j, ..., 0], self.quality)
             for j, k in enumerate(range(start, stop)):
                 (y0, y1, x0, x1), (top, left, side) = boxes[k], offsets[j]
                 for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
@@ -232,8 +232,9 @@ class Predictor:
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
         not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality)
         clipped = None if not_ct else clipping_warning(white, self.quality)  # white paper is no clipped liver
-        unsure = unsure_fraction(liver_px, unsure_px, self.quality)
-        unsure_note = None if not_ct else unsure_warning(unsure, self.quality)
+        unsure = unsure_fraction(int(liver_px.sum()), int(unsure_px.sum()), self.quality)
+        unsure_note = None if not_ct else (unsure_images_warning(liver_px, unsure_px, scan, self.quality) if separate
+                                           else unsure_warning(unsure, self.quality))
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)

@@ -186,15 +186,33 @@ def unsure_fraction(liver_px: int, unsure_px: int, cfg: QualityConfig = QualityC
     return unsure_px / liver_px
 
 
-def unsure_warning(fraction: float | None, cfg: QualityConfig = QualityConfig()) -> str | None:
+def unsure_warning(fraction: float | None, cfg: QualityConfig = QualityConfig(), where: str = "") -> str | None:
     """The :func:`unsure_fraction` of an input -> a sentence for the user, or None when the model is
-    sure enough of its liver (or too little was called liver to judge)."""
+    sure enough of its liver (or too little was called liver to judge). ``where``: which of
+    separate images it is said of (" on 2 of 12 images (a.png, b.png)")."""
     if fraction is None or fraction <= cfg.max_unsure_fraction:
         return None
     lo, hi = cfg.unsure_band
-    return (f"The model is unsure of the liver it found: {100 * fraction:.0f} unsure pixels (probability {lo:g} to "
+    return (f"The model is unsure of the liver it found{where}: {'up to ' if where else ''}"
+            f"{100 * fraction:.0f} unsure pixels (probability {lo:g} to "
             f"{hi:g}) for every 100 it calls liver, where CT in a soft-tissue window typically gives 5 to 20; above "
             f"{100 * cfg.max_unsure_fraction:.0f} in testing were lung windows, heavy blur and images that are not CT. "
             "If this is not an axial CT slice of the abdomen, the masks mean nothing; otherwise check the outline "
             "against the image, and use a soft-tissue window export (W350/L50 or W400/L40) or the "
             "DICOM/NIfTI if you can.")
+
+
+def unsure_images_warning(liver_px: np.ndarray, unsure_px: np.ndarray, scan,
+                          cfg: QualityConfig = QualityConfig(), named: int = 5) -> str | None:
+    """Separate images (not one series): (Z,) per-image :func:`unsure_counts` -> the warning naming
+    the images the model is unsure of (the first ``named`` of them), or None. One photo among many
+    CT images would be lost in a pooled figure."""
+    fractions = [unsure_fraction(int(l), int(u), cfg) for l, u in zip(liver_px, unsure_px)]
+    unsure = [k for k, f in enumerate(fractions) if f is not None and f > cfg.max_unsure_fraction]
+    if not unsure:
+        return None
+    files = scan.metadata.get("slice_files") or []
+    names = [files[k] if k < len(files) else f"image {k}" for k in unsure[:named]]
+    more = f" and {len(unsure) - named} more" if len(unsure) > named else ""
+    where = f" on {len(unsure)} of {len(fractions)} images ({', '.join(names)}{more})"
+    return unsure_warning(max(fractions[k] for k in unsure), cfg, where)

@@ -305,3 +305,22 @@ def test_model_is_sure_of_ct_in_any_window_and_unsure_without_anatomy(predictor,
             assert f is None or f > 3 * original.unsure_fraction, (k, seed, f)
             if k == 64:
                 assert f > 0.5 and r.warnings[0].startswith("The model is unsure"), (seed, f)
+
+
+def test_separate_images_are_judged_one_by_one(predictor):
+    """A zip of separate images (four CT exports of different levels and windows, and one image
+    without anatomy): pooled, the model's certainty hides the odd one (0.09), so separate images
+    are judged each on its own and the warning names the one it is unsure of."""
+    import zipfile
+
+    g = np.asarray(Image.open(SAMPLES / "lits117_z064_w350.png").convert("L"))
+    tiles = g.reshape(8, 16, 8, 16).transpose(0, 2, 1, 3).reshape(64, 16, 16)[np.random.default_rng(0).permutation(64)]
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for name in ("lits117_z040_w400", "lits117_z064_w350", "lits117_z080_w350", "lits117_z096_w1500"):
+            z.write(SAMPLES / f"{name}.png", f"{name}.png")
+        z.writestr("shuffled.png", _png(tiles.reshape(8, 8, 16, 16).transpose(0, 2, 1, 3).reshape(128, 128)))
+    r = analyze(predictor, buf.getvalue(), "mixed.zip")
+    assert r.segmentation.separate_images and r.segmentation.unsure_fraction < 0.5  # pooled: hidden
+    unsure = [w for w in r.warnings if w.startswith("The model is unsure")]
+    assert len(unsure) == 1 and "on 1 of 5 images (shuffled.png): up to " in unsure[0]
