@@ -59,13 +59,13 @@ def ct_shares(data: str) -> dict[str, list[tuple[float, float]]]:
 
 
 def _as_grey_png(path: Path) -> bytes:
+    """The image as the runtime reads it (transparency over black), saved as a grey PNG."""
     import io
 
+    from hepatoscan.io import load_scan
+
     buf = io.BytesIO()
-    with Image.open(path) as im:
-        im = im.convert("RGBA")
-        flat = Image.new("RGBA", im.size, (0, 0, 0, 255))  # transparency over black, as the loader reads it
-        Image.alpha_composite(flat, im).convert("L").save(buf, format="PNG")
+    Image.fromarray(np.rint(to_grayscale(load_scan(path).pixels[0])).astype(np.uint8)).save(buf, format="PNG")
     return buf.getvalue()
 
 
@@ -107,8 +107,8 @@ def ct_unsure(data: str, every: int) -> tuple[dict[str, list[float]], dict[str, 
     slices: dict[str, list[float]] = {}
     stacks: dict[str, list[float | None]] = {}
 
-    def single(name, img):
-        seg = predictor.segment(Scan(np.asarray(img)[None], False, None, "png", "slice"))
+    def single(name, img, fmt="png"):
+        seg = predictor.segment(Scan(np.asarray(img)[None], False, None, fmt, "slice"))
         if seg.unsure_fraction is not None:
             slices.setdefault(name, []).append(seg.unsure_fraction)
 
@@ -120,11 +120,11 @@ def ct_unsure(data: str, every: int) -> tuple[dict[str, list[float]], dict[str, 
             continue
         for name, window, gamma, jpeg, blur_px, shrink in _renders():
             vol = _render_volume(images, window, gamma, jpeg, blur_px, shrink)
+            fmt = "jpeg" if jpeg else "png"  # JPEG renders read as JPEG (their black spread)
             for img in vol[::every]:
-                single(name, img)
-            fmt = "jpeg-stack" if jpeg else "png-stack"
+                single(name, img, fmt)
             stacks.setdefault(name, []).append(
-                predictor.segment(Scan(vol, False, None, fmt, case.patient)).unsure_fraction)
+                predictor.segment(Scan(vol, False, None, f"{fmt}-stack", case.patient)).unsure_fraction)
     return slices, stacks
 
 

@@ -4,8 +4,8 @@ asserts nothing.
 
     python benchmarks/thick_slices.py [--data ../shared/data]
 
-Each volume's slices are averaged in groups of k (a thicker reconstruction), the expert's liver
-and tumor by majority over the group; the spacing says the new thickness, so the rule applies (LiTS 117, whose spacing the data call unknown, at its NIfTI's nominal 1 mm).
+Each volume's slices are averaged in groups of k (a thicker reconstruction), the expert's tumor
+by majority over the group; the spacing says the new thickness, so the rule applies (LiTS 117, whose spacing the data call unknown, at its NIfTI's nominal 1 mm).
 """
 from __future__ import annotations
 
@@ -26,13 +26,13 @@ from training.data import discover_cases  # noqa: E402
 GROUPS = (1, 2, 3, 5)  # slices averaged into one; kept where the result is at most 6.5 mm thick
 
 
-def thicken(images: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(Z, H, W) HU and labels -> (Z // k, H, W) int16 HU means, liver and tumor by majority."""
+def thicken(images: np.ndarray, labels: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(Z, H, W) HU and labels -> (Z // k, H, W) int16 HU means, and the tumor by majority."""
     n = images.shape[0] // k
+
     def groups(a):
         return a[:n * k].reshape(n, k, *a.shape[1:]).mean(axis=1)
-    return (np.rint(groups(images.astype(np.float32))).astype(np.int16),
-            groups(labels >= 1) > 0.5, groups(labels == 2) > 0.5)
+    return np.rint(groups(images.astype(np.float32))).astype(np.int16), groups(labels == 2) > 0.5
 
 
 def main(argv=None):
@@ -50,7 +50,7 @@ def main(argv=None):
         for k in GROUPS:
             if k > 1 and sz * k > 6.5:
                 continue
-            hu, _, tumor = thicken(images, labels, k)
+            hu, tumor = thicken(images, labels, k)
             spacing = (sz * k, sy, sx)
             row = []
             for name, cfg in (("with the rule", with_rule), ("without", without)):

@@ -130,17 +130,19 @@ def _pair_overlaps(ref: Components, ours: Components) -> tuple[np.ndarray, np.nd
 
 
 def lesion_detection(reference_tumor: np.ndarray, hepatoscan_tumor: np.ndarray,
-                     pixel_spacing_mm: tuple[float, float] | None) -> LesionDetection:
+                     pixel_spacing_mm: tuple[float, float] | None,
+                     slice_weight: np.ndarray | None = None) -> LesionDetection:
     """reference_tumor, hepatoscan_tumor: (Z, H, W) or (H, W) bool (or uint8 in {0, 1}) ->
     LesionDetection. HepatoScan's lesions are numbered by decreasing size, as hepatoscan.measure
     numbers them (a volume's 3D lesions; one slice's 2D lesions). Each reference lesion takes the
     HepatoScan lesion of highest Dice with it (ties: the larger); ``pixel_spacing_mm`` (row,
-    column) sizes lesions for the 10 mm count (None: not counted). Memory: runs, slice by slice
-    (a 512 x 512 x 150 volume needs no full-size label volume)."""
+    column) sizes lesions for the 10 mm count (None: not counted); ``slice_weight`` (Z,): as
+    hepatoscan.measure weights a series with gaps, for the numbering only. Memory: runs, slice by
+    slice (a 512 x 512 x 150 volume needs no full-size label volume)."""
     ref, ours = as_bool(reference_tumor), as_bool(hepatoscan_tumor)
     if ref.ndim == 2:
         ref, ours = ref[None], ours[None]
-    rc, oc = Components.of(ref), Components.of(ours).renumbered_by_size()
+    rc, oc = Components.of(ref), Components.of(ours).renumbered_by_size(slice_weight)
     n_ref, n_ours = rc.n, oc.n
     ref_size, our_size = rc.sizes(), oc.sizes()
     pairs, shared = _pair_overlaps(rc, oc)
@@ -334,7 +336,6 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
     is_volume = liver.shape[0] > 1 and not separate_images
     unit_size, unit = voxel_unit(spacing_mm, is_volume)
     pixel_spacing = (spacing_mm[1], spacing_mm[2]) if spacing_mm is not None and spacing_mm[1] else None
-    detect = _per_image if separate_images else lesion_detection
     tumor_overlap = overlap(ref_tumor, tumor)
     box = bounding_box(reference_labels, liver)
     liver_surface = tumor_surface = None
@@ -343,13 +344,14 @@ def compare(liver: np.ndarray, tumor: np.ndarray, reference_labels: np.ndarray, 
                                          separate_images)
         if tumor_overlap.reference and tumor_overlap.hepatoscan:
             tumor_surface = surface_distance(ref_tumor[box], tumor[box], spacing_mm, separate_images)
-    weighted = None
+    weight = weighted = None
     if slab_mm is not None and is_volume and unit == "mL":
         weight = np.asarray(slab_mm, np.float64) / spacing_mm[0]
         weighted = {f"{structure}_{side}": float(np.count_nonzero(mask, axis=(1, 2)) @ weight)
                     for structure, side, mask in (("liver", "reference", reference_labels),
                                                   ("liver", "hepatoscan", liver), ("tumor", "reference", ref_tumor),
                                                   ("tumor", "hepatoscan", tumor))}
-    return Agreement(reference_name, overlap(reference_labels, liver), tumor_overlap,
-                     detect(ref_tumor, tumor, pixel_spacing), unit_size, unit, tuple(notes),
-                     liver_surface, tumor_surface, weighted)
+    lesions = (_per_image(ref_tumor, tumor, pixel_spacing) if separate_images
+               else lesion_detection(ref_tumor, tumor, pixel_spacing, weight))
+    return Agreement(reference_name, overlap(reference_labels, liver), tumor_overlap, lesions,
+                     unit_size, unit, tuple(notes), liver_surface, tumor_surface, weighted)

@@ -91,8 +91,8 @@ class QualityConfig:
     # single image: 14 of 1,132 judged slices pass 0.5 (8 in the lung window, 2 blurred by 2 px, 2 at
     # W2000/L0 and 2 at W150/L30 or W100/L30: slices where the outline is poor or the liver small),
     # none of the 93 real 8-bit ones (max 0.36); whole renders read as stacks reach 0.42 (lung
-    # window), 0.21 in any other. Images that are not CT: with this warning 57 of 152 read as grey
-    # get one of the not-CT warnings (40 without), 72 of 145 as given (61).
+    # window), 0.21 in any other. Images that are not CT: with this warning 54 of 145 read as grey
+    # get one of the not-CT warnings (39 without), 72 of 145 as given (61).
     unsure_band: tuple[float, float] = (0.25, 0.75)
     max_unsure_fraction: float = 0.5
     min_liver_px_to_judge: int = 1500  # of the 256 x 256 input: 2.3%

@@ -218,12 +218,11 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
     voxel_ml = spacing_mm[0] * spacing_mm[1] * spacing_mm[2] / 1000.0 if known else None
     # voxels weighted by their slice's slab over the usual step: what the mL figures count
     slice_weight = np.asarray(slab_mm, np.float64) / spacing_mm[0] if known and slab_mm is not None else None
-    comps = Components.of(tumor).renumbered_by_size()
+    comps = Components.of(tumor).renumbered_by_size(slice_weight)
     n = comps.n
     sy, sx = (spacing_mm[1], spacing_mm[2]) if spacing_mm else (1.0, 1.0)
     sizes = comps.sizes()
-    weighted = (sizes if slice_weight is None else
-                np.bincount(comps.comp, weights=comps.lengths * slice_weight[comps.run_slice], minlength=n + 1))
+    weighted = sizes if slice_weight is None else comps.weighted_sizes(slice_weight)
     largest_z, largest_area = comps.largest_slices()
     hu_sums = np.bincount(comps.comp, weights=_run_sums(comps, hu), minlength=n + 1) if hu is not None and n else None
     lesions = []

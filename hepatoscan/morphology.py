@@ -119,12 +119,20 @@ class Components:
         """(n + 1,) int64 pixel/voxel count of each component; index 0 unused (0)."""
         return np.bincount(self.comp, weights=self.lengths, minlength=self.n + 1).astype(np.int64)
 
-    def renumbered_by_size(self) -> "Components":
-        """The same components numbered 1..n by decreasing size (ties: first met first)."""
+    def weighted_sizes(self, slice_weight: np.ndarray) -> np.ndarray:
+        """slice_weight: (Z,) what a voxel of each slice counts for -> (n + 1,) float64 sizes (a
+        series with gaps: Scan.slab_mm over the usual step); index 0 unused (0)."""
+        return np.bincount(self.comp, weights=self.lengths * np.asarray(slice_weight)[self.run_slice],
+                           minlength=self.n + 1)
+
+    def renumbered_by_size(self, slice_weight: np.ndarray | None = None) -> "Components":
+        """The same components numbered 1..n by decreasing size (ties: first met first), each
+        voxel counted for its slice's ``slice_weight`` where given (:meth:`weighted_sizes`)."""
         if self.n == 0:
             return self
+        sizes = self.sizes() if slice_weight is None else self.weighted_sizes(slice_weight)
         remap = np.zeros(self.n + 1, np.int32)
-        remap[np.argsort(-self.sizes()[1:], kind="stable") + 1] = np.arange(1, self.n + 1)
+        remap[np.argsort(-sizes[1:], kind="stable") + 1] = np.arange(1, self.n + 1)
         return Components(self.shape, self.line, self.start, self.end, remap[self.comp], self.n)
 
     def largest_slices(self) -> tuple[np.ndarray, np.ndarray]:

@@ -53,10 +53,11 @@ class Segmentation:
     window_estimates: per slice, the display window estimated for 8-bit inputs (None for HU).
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
     blurred (hepatoscan.quality); unsure_fraction: over every slice, the model's unsure pixels per
-    pixel it calls liver (hepatoscan.quality.unsure_fraction; None: too little liver to judge); white_fraction: for 8-bit input, the median share of the sampled
-    slices' non-black pixels that are clipped to white, in [0, 1] (None for HU);
-    warnings: what the user should know of the result (an image that does not look like CT, a
-    soft or a white-clipped one);
+    pixel it calls liver (hepatoscan.quality.unsure_fraction; None: too little liver to judge);
+    white_fraction: for 8-bit input, the median share of the sampled slices' non-black pixels that
+    are clipped to white, in [0, 1] (None for HU);
+    warnings: what the user should know of the result (an image that does not look like CT or
+    whose liver the model is unsure of, a soft or a white-clipped one);
     separate_images: a stack of 8-bit images that are not one series' consecutive slices
     (hepatoscan.series): each was segmented on its own, and is measured on its own.
     """
@@ -214,7 +215,6 @@ class Predictor:
             probs = self.predict_probs(np.stack(batch))
             for j, k in enumerate(range(start, stop)):
                 liver_px[k], unsure_px[k] = unsure_counts(probs[j, ..., 0], self.quality)
-            for j, k in enumerate(range(start, stop)):
                 (y0, y1, x0, x1), (top, left, side) = boxes[k], offsets[j]
                 for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
                     p = resize_image(probs[j, ..., channel], side, side)[top:top + y1 - y0, left:left + x1 - x0]

@@ -19,7 +19,8 @@ coloured pixels is read off the file's RGB before that.
 
 Not CT: a page, a chart or a drawing is mostly white with almost nothing black, which a
 CT image in a soft-tissue window never is (air and fat stay dark; a lung window, which clips soft
-tissue white, comes nearer, so the bound leaves room); a mostly coloured image may be a photo. Both are said, since the model finds "liver" in anything it is given.
+tissue white, comes nearer, so the bound leaves room); a mostly coloured image may be a photo.
+Both are said, since the model finds "liver" in anything it is given.
 
 Model unsure: on CT the model is sure of what it calls liver but along its outline; on an image
 without the anatomy it learned (a photo, a diagram, some lung-window or heavily blurred slices)
@@ -170,9 +171,8 @@ def surround_note(cropped: list[tuple[int, int]], slices: int) -> str | None:
 
 def unsure_counts(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple[int, int]:
     """liver_probs: (..., H, W) float32 liver probabilities in [0, 1] at the model's input size ->
-    (pixels called liver (above 0.5), pixels within ``cfg.unsure_band``, whether called liver
-    or not). Summed over
-    slices, they give :func:`unsure_fraction`."""
+    (pixels called liver (above 0.5), pixels within ``cfg.unsure_band``, whether called liver or
+    not). Summed over slices, they give :func:`unsure_fraction`."""
     p = np.asarray(liver_probs)
     lo, hi = cfg.unsure_band
     return int(np.count_nonzero(p > 0.5)), int(np.count_nonzero((p > lo) & (p < hi)))

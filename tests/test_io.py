@@ -310,8 +310,8 @@ def test_volumes_of_a_series_with_missing_slices_bridge_the_gaps(predictor, samp
     """A series missing 6 of 32 slices gave volumes a fifth too small (the slices present, each
     the usual step thick). Each slice now stands for half the way to its neighbours, so its liver
     and tumor volumes come within a few percent of the complete series', where counting the slices
-    present falls short by over 15%; lesion volumes and the comparison's sizes bridge the gaps
-    alike, while a complete series reads as before."""
+    present falls short by over 15%; lesion volumes (and the lesions' numbering by them) and the
+    comparison's sizes bridge the gaps alike, while a complete series reads as before."""
     from hepatoscan.agreement import compare
     from hepatoscan.measure import measure
     from hepatoscan.scan import slab_thickness_mm
@@ -332,6 +332,8 @@ def test_volumes_of_a_series_with_missing_slices_bridge_the_gaps(predictor, samp
                                (part.tumor_volume_ml, full.tumor_volume_ml, part.tumor_voxels)):
         assert abs(got - whole) < 0.04 * whole and voxels * voxel_ml < 0.85 * whole, (got, whole)
     assert sum(l.volume_ml for l in part.lesions) == pytest.approx(part.tumor_volume_ml, abs=0.01 * len(part.lesions))
+    volumes = [l.volume_ml for l in part.lesions]  # numbered by the volume shown, not by voxels present
+    assert volumes == sorted(volumes, reverse=True)
     reference = np.rint(labels[40:72][keep]).astype(np.uint8)
     agree = compare(seg.liver, seg.tumor, reference, gappy.spacing_mm, "expert", slab_mm=gappy.slab_mm)
     assert agree.size_of("liver", "hepatoscan") == pytest.approx(part.liver_volume_ml, abs=0.05)

@@ -277,6 +277,15 @@ def test_unsure_fraction_counts_the_band_per_pixel_called_liver():
     assert unsure_warning(0.93, QualityConfig(max_unsure_fraction=0.95)) is None
 
 
+def _tiles_shuffled(gray: np.ndarray, seed: int, tile: int = 16) -> np.ndarray:
+    """(N, N) image, N a multiple of ``tile`` -> its tiles in a random order: the same grey levels
+    and texture, no anatomy."""
+    n = gray.shape[0] // tile
+    tiles = gray.reshape(n, tile, n, tile).transpose(0, 2, 1, 3).reshape(n * n, tile, tile)
+    tiles = tiles[np.random.default_rng(seed).permutation(n * n)]
+    return tiles.reshape(n, n, tile, tile).transpose(0, 2, 1, 3).reshape(n * tile, n * tile)
+
+
 def test_model_is_sure_of_ct_in_any_window_and_unsure_without_anatomy(predictor, sample_volume):
     """LiTS 117 in HU, and its slices exported with soft-tissue, wide, lung and bone windows: about
     7 unsure pixels per 100 of liver, no warning of it (a lung window clips the liver to white, and
@@ -297,10 +306,7 @@ def test_model_is_sure_of_ct_in_any_window_and_unsure_without_anatomy(predictor,
         g = render_8bit(hu[k], (-125, 225))  # W350/L50
         original = analyze(predictor, _png(g), filename="z.png").segmentation
         for seed in range(3):
-            tiles = g.reshape(8, 16, 8, 16).transpose(0, 2, 1, 3).reshape(64, 16, 16)
-            tiles = tiles[np.random.default_rng(seed).permutation(64)]
-            shuffled = tiles.reshape(8, 8, 16, 16).transpose(0, 2, 1, 3).reshape(128, 128)
-            r = analyze(predictor, _png(shuffled), filename="shuffled.png")
+            r = analyze(predictor, _png(_tiles_shuffled(g, seed)), filename="shuffled.png")
             f = r.segmentation.unsure_fraction
             assert f is None or f > 3 * original.unsure_fraction, (k, seed, f)
             if k == 64:
@@ -314,12 +320,11 @@ def test_separate_images_are_judged_one_by_one(predictor):
     import zipfile
 
     g = np.asarray(Image.open(SAMPLES / "lits117_z064_w350.png").convert("L"))
-    tiles = g.reshape(8, 16, 8, 16).transpose(0, 2, 1, 3).reshape(64, 16, 16)[np.random.default_rng(0).permutation(64)]
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
         for name in ("lits117_z040_w400", "lits117_z064_w350", "lits117_z080_w350", "lits117_z096_w1500"):
             z.write(SAMPLES / f"{name}.png", f"{name}.png")
-        z.writestr("shuffled.png", _png(tiles.reshape(8, 8, 16, 16).transpose(0, 2, 1, 3).reshape(128, 128)))
+        z.writestr("shuffled.png", _png(_tiles_shuffled(g, 0)))
     r = analyze(predictor, buf.getvalue(), "mixed.zip")
     assert r.segmentation.separate_images and r.segmentation.unsure_fraction < 0.5  # pooled: hidden
     unsure = [w for w in r.warnings if w.startswith("The model is unsure")]
