@@ -20,7 +20,8 @@ from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
-from .quality import (blur_effect, clipping_warning, flat_image_warning, page_shares, page_warning,
+from .mirror import liver_evidence, mirror_ratio, mirrored_images_warning, mirrored_warning
+from .quality import (blur_effect, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
                       unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
                       softness_warning, surround_note, white_fraction)
 from .scan import Scan
@@ -54,6 +55,9 @@ class Segmentation:
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
     blurred (hepatoscan.quality); unsure_fraction: over every slice, the model's unsure pixels per
     pixel it calls liver (hepatoscan.quality.unsure_fraction; None: too little liver to judge);
+    mirror_ratio: how many times surer of a liver the model is in the mirror image of the slices
+    checked (hepatoscan.mirror; None: too little liver there to judge; for separate images, the
+    largest of theirs);
     white_fraction: for 8-bit input, the median share of the sampled slices' non-black pixels that
     are clipped to white, in [0, 1] (None for HU);
     warnings: what the user should know of the result (an image that does not look like CT or
@@ -70,6 +74,7 @@ class Segmentation:
     blur_effect: float | None = None
     white_fraction: float | None = None
     unsure_fraction: float | None = None
+    mirror_ratio: float | None = None
     warnings: list[str] = field(default_factory=list)
     separate_images: bool = False
 
@@ -192,8 +197,12 @@ class Predictor:
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         page: list[tuple[float, float]] = []  # the same slices: (white, dark) shares of all pixels
         liver_px, unsure_px = np.zeros(z, np.int64), np.zeros(z, np.int64)  # per slice (quality.unsure_counts)
+        # per slice checked: liver evidence as given and mirrored, the mirror's unsure_counts
+        evidence = np.zeros((z, 4), np.int64)
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         boxes, estimates, similarity = self._read_windows(scan)
+        separate = separate_images(similarity)
+        checked = self._mirror_checked(z, separate)
         cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
@@ -212,9 +221,14 @@ class Predictor:
                 offsets.append((*offset, square.shape[0]))
                 if k % self.quality.every_nth_slice == 0:
                     blur_effects.append(blur_effect(x))
-            probs = self.predict_probs(np.stack(batch))
+            mirrors = [x[:, ::-1] for x, k in zip(batch, range(start, stop)) if checked[k]]
+            probs = self.predict_probs(np.stack(batch + mirrors))
+            for k, p in zip(checked[start:stop].nonzero()[0] + start, probs[stop - start:, ..., 0]):
+                evidence[k, 1:] = liver_evidence(p, self.quality), *unsure_counts(p, self.quality)
             for j, k in enumerate(range(start, stop)):
                 liver_px[k], unsure_px[k] = unsure_counts(probs[j, ..., 0], self.quality)
+                if checked[k]:
+                    evidence[k, 0] = liver_evidence(probs[j, ..., 0], self.quality)
                 (y0, y1, x0, x1), (top, left, side) = boxes[k], offsets[j]
                 for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
                     p = resize_image(probs[j, ..., channel], side, side)[top:top + y1 - y0, left:left + x1 - x0]
@@ -222,7 +236,6 @@ class Predictor:
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
         t1 = time.perf_counter()
-        separate = separate_images(similarity)
         clean = clean_separate_slices if separate else clean_masks
         cleaning = {}
         liver, tumor = clean(liver_raw, tumor_raw, scan.spacing_mm, self.postprocess, cleaning, scan.slab_mm)
@@ -235,14 +248,41 @@ class Predictor:
         unsure = unsure_fraction(int(liver_px.sum()), int(unsure_px.sum()), self.quality)
         unsure_note = None if not_ct else (unsure_images_warning(liver_px, unsure_px, scan, self.quality) if separate
                                            else unsure_warning(unsure, self.quality))
+        checks = self._mirror_checks(evidence, checked, separate)
+        mirror = max((r for r, _ in checks.values() if r is not None), default=None)
+        mirrored = None if not_ct else (mirrored_images_warning(checks, image_names(scan), self.quality) if separate
+                                        else mirrored_warning(*checks[-1], scan.is_hu, self.quality))
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)
-        warnings = [w for w in (not_ct, unsure_note, separate_images_warning(similarity, z), flat,
+        warnings = [w for w in (not_ct, mirrored, unsure_note, separate_images_warning(similarity, z), flat,
                                 surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white,
-                            unsure_fraction=None if unsure is None else round(unsure, 3), warnings=warnings,
+                            unsure_fraction=None if unsure is None else round(unsure, 3),
+                            mirror_ratio=None if mirror is None else round(mirror, 3), warnings=warnings,
                             separate_images=separate)
+
+    def _mirror_checked(self, z: int, separate: bool) -> np.ndarray:
+        """(Z,) bool: the slices also read mirrored (hepatoscan.mirror): every separate image, else up
+        to ``quality.mirror_check_slices`` spread evenly over the scan."""
+        checked = np.zeros(z, bool)
+        n = z if separate else min(z, self.quality.mirror_check_slices)
+        if n:
+            checked[np.linspace(0, z - 1, n).round().astype(int)] = True
+        return checked
+
+    def _mirror_checks(self, evidence: np.ndarray, checked: np.ndarray,
+                       separate: bool) -> dict[int, tuple[float | None, float | None]]:
+        """(Z, 4) per slice: liver evidence as given and mirrored, the mirror's pixels called liver
+        and unsure ones -> {slice index: (mirror.mirror_ratio, the mirror's unsure fraction)} of each
+        separate image checked, or {-1: the scan's}, pooled over the slices checked."""
+        def check(given, mirrored, liver_px, unsure_px):
+            return (mirror_ratio(int(given), int(mirrored), self.quality),
+                    unsure_fraction(int(liver_px), int(unsure_px), self.quality))
+
+        if separate:
+            return {int(k): check(*evidence[k]) for k in np.flatnonzero(checked)}
+        return {-1: check(*evidence[checked].sum(axis=0))}

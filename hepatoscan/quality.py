@@ -211,8 +211,13 @@ def unsure_images_warning(liver_px: np.ndarray, unsure_px: np.ndarray, scan,
     unsure = [k for k, f in enumerate(fractions) if f is not None and f > cfg.max_unsure_fraction]
     if not unsure:
         return None
-    files = scan.metadata.get("slice_files") or []
-    names = [files[k] if k < len(files) else f"image {k}" for k in unsure[:named]]
+    names = [image_names(scan)[k] for k in unsure[:named]]
     more = f" and {len(unsure) - named} more" if len(unsure) > named else ""
     where = f" on {len(unsure)} of {len(fractions)} images ({', '.join(names)}{more})"
     return unsure_warning(max(fractions[k] for k in unsure), cfg, where)
+
+
+def image_names(scan) -> list[str]:
+    """(Z,) the file name of each image of a stack (``slice_files``), "image K" where none is known."""
+    files = scan.metadata.get("slice_files") or []
+    return [files[k] if k < len(files) else f"image {k}" for k in range(scan.n_slices)]
