@@ -96,23 +96,22 @@ class QualityConfig:
     unsure_band: tuple[float, float] = (0.25, 0.75)
     max_unsure_fraction: float = 0.5
     min_liver_px_to_judge: int = 1500  # of the 256 x 256 input: 2.3%
-    # Mirrored images: the model learned axial slices as viewers show them (the patient's right on
-    # the image's left) and uses where the liver lies; fed the mirror image of a slice it paints
-    # the spleen or the stomach (liver Dice 0.35 to 0.42 on the held-out volumes). On up to
-    # mirror_check_slices slices spread over the input it also reads the mirror image of its own
-    # input, and the user is warned when its evidence of a liver there (pixels above the unsure
-    # band's top less those within the band, summed over those slices) is more than
-    # max_mirror_ratio times the evidence as given, and at least min_mirror_evidence_px.
-    # benchmarks/orientation_check.py, model 1.7.7: 16 whole renders of the four HU volumes (HU,
-    # W150/L30, W400/L40, W2000/L0) score 0.09 to 0.66 as given (IRCAD p07 highest) and 1.51 to 93
-    # mirrored; of 999 single slices (every 3rd of those renders, every 2nd real 8-bit slice) 5 are
-    # warned as given (4 at the top of LiTS 117's liver, where the mirror puts the heart beside the
-    # dome; one MSD slice), and mirrored 316 of the 347 holding over 10% liver (at a ratio of 1.5:
-    # 84%).
-    mirror_check_slices: int = 16  # each costs one more run of the model (about 11 ms on 2 cores)
-    max_mirror_ratio: float = 1.2
-    min_mirror_evidence_px: int = 4000  # of the 256 x 256 input: 6%
-    # ... and the mirror must read as CT does: at most this many unsure pixels per pixel it calls
-    # liver (quality.unsure_fraction). CT slices holding over 10% liver: 95% under 0.16, at most
-    # 0.32; an image with no anatomy (LiTS 117's slice cut into shuffled tiles) reads 0.33 to 1.5.
-    max_mirror_unsure_fraction: float = 0.25
+    # Mirrored or turned images (hepatoscan.orientation): the model learned axial slices as viewers
+    # show them (the patient's right on the image's left, the front at the top) and uses where the
+    # liver lies; fed a slice mirrored left-right it paints the spleen or the stomach (liver Dice
+    # 0.35 to 0.42 on the held-out volumes). On up to orientation_check_slices slices spread over
+    # the input it also reads its own input mirrored, and with rows and columns swapped and reversed
+    # (a slice saved straight from a RAS NIfTI array), and the user is warned when its evidence of a
+    # liver read either way (pixels above the unsure band's top less those within the band, summed
+    # over those slices) is more than max_orientation_ratio times the evidence as given, at least
+    # min_orientation_evidence_px, and as sure as CT reads (max_orientation_unsure_fraction: CT
+    # slices holding over 10% liver read under 0.16 unsure pixels per liver pixel in 95% of cases,
+    # 0.32 at most; LiTS 117's slice cut into shuffled tiles, no anatomy, 0.33 to 1.5).
+    # benchmarks/orientation_check.py, model 1.7.7 (the README has the table): as given, 0 of 16
+    # whole renders of the four HU volumes and 5 of 999 single slices are warned; mirrored, 16 and
+    # 93% of the slices holding over 10% liver; swapped, 16 and 97%; turned by 90 degrees, 10 and 51%.
+    # The bound was 1.5 at first: 5 of 999 as given, 84% mirrored.
+    orientation_check_slices: int = 16  # each costs two more runs of the model (about 11 ms each on 2 cores)
+    max_orientation_ratio: float = 1.2
+    min_orientation_evidence_px: int = 4000  # of the 256 x 256 input: 6%
+    max_orientation_unsure_fraction: float = 0.25

@@ -117,7 +117,7 @@ class Result:
                "window": self.segmentation.window_summary(), "blur_effect": self.segmentation.blur_effect,
                "white_fraction": self.segmentation.white_fraction,
                "unsure_fraction": self.segmentation.unsure_fraction,
-               "mirror_ratio": self.segmentation.mirror_ratio,
+               "orientation_ratio": self.segmentation.orientation_ratio,
                "model": f"{self.card.name} {self.card.version}", "backend": self.backend,
                "elapsed_ms": round(self.elapsed_ms, 1)}
         if m.separate_images:

@@ -20,7 +20,7 @@ from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
-from .mirror import liver_evidence, mirror_ratio, mirrored_images_warning, mirrored_warning
+from .orientation import READINGS, best_reading, liver_evidence, orientation_images_warnings, orientation_warning
 from .quality import (blur_effect, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
                       unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
                       softness_warning, surround_note, white_fraction)
@@ -55,8 +55,9 @@ class Segmentation:
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
     blurred (hepatoscan.quality); unsure_fraction: over every slice, the model's unsure pixels per
     pixel it calls liver (hepatoscan.quality.unsure_fraction; None: too little liver to judge);
-    mirror_ratio: how many times surer of a liver the model is in the mirror image of the slices
-    checked (hepatoscan.mirror; None: too little liver there to judge; for separate images, the
+    orientation_ratio: how many times surer of a liver the model is when it reads the slices
+    checked mirrored, or with rows and columns swapped, than as given (hepatoscan.orientation; the
+    larger of the two; None: too little liver either way to judge; for separate images, the
     largest of theirs);
     white_fraction: for 8-bit input, the median share of the sampled slices' non-black pixels that
     are clipped to white, in [0, 1] (None for HU);
@@ -74,7 +75,7 @@ class Segmentation:
     blur_effect: float | None = None
     white_fraction: float | None = None
     unsure_fraction: float | None = None
-    mirror_ratio: float | None = None
+    orientation_ratio: float | None = None
     warnings: list[str] = field(default_factory=list)
     separate_images: bool = False
 
@@ -197,12 +198,13 @@ class Predictor:
         white_fractions: list[float] = []  # the same slices, 8-bit input only
         page: list[tuple[float, float]] = []  # the same slices: (white, dark) shares of all pixels
         liver_px, unsure_px = np.zeros(z, np.int64), np.zeros(z, np.int64)  # per slice (quality.unsure_counts)
-        # per slice checked: liver evidence as given and mirrored, the mirror's unsure_counts
-        evidence = np.zeros((z, 4), np.int64)
+        # per slice checked: liver evidence as given, and per other reading (orientation.READINGS)
+        # its evidence and unsure_counts
+        given_evidence, other_evidence = np.zeros(z, np.int64), np.zeros((z, len(READINGS), 3), np.int64)
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         boxes, estimates, similarity = self._read_windows(scan)
         separate = separate_images(similarity)
-        checked = self._mirror_checked(z, separate)
+        checked = self._orientation_checked(z, separate)
         cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
@@ -221,14 +223,16 @@ class Predictor:
                 offsets.append((*offset, square.shape[0]))
                 if k % self.quality.every_nth_slice == 0:
                     blur_effects.append(blur_effect(x))
-            mirrors = [x[:, ::-1] for x, k in zip(batch, range(start, stop)) if checked[k]]
-            probs = self.predict_probs(np.stack(batch + mirrors))
-            for k, p in zip(checked[start:stop].nonzero()[0] + start, probs[stop - start:, ..., 0]):
-                evidence[k, 1:] = liver_evidence(p, self.quality), *unsure_counts(p, self.quality)
+            ks = checked[start:stop].nonzero()[0] + start
+            others = [r.turn(batch[k - start]) for k in ks for r in READINGS]
+            probs = self.predict_probs(np.stack(batch + others))
+            for i, p in enumerate(probs[stop - start:, ..., 0]):
+                other_evidence[ks[i // len(READINGS)], i % len(READINGS)] = (
+                    liver_evidence(p, self.quality), *unsure_counts(p, self.quality))
             for j, k in enumerate(range(start, stop)):
                 liver_px[k], unsure_px[k] = unsure_counts(probs[j, ..., 0], self.quality)
                 if checked[k]:
-                    evidence[k, 0] = liver_evidence(probs[j, ..., 0], self.quality)
+                    given_evidence[k] = liver_evidence(probs[j, ..., 0], self.quality)
                 (y0, y1, x0, x1), (top, left, side) = boxes[k], offsets[j]
                 for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
                     p = resize_image(probs[j, ..., channel], side, side)[top:top + y1 - y0, left:left + x1 - x0]
@@ -248,41 +252,44 @@ class Predictor:
         unsure = unsure_fraction(int(liver_px.sum()), int(unsure_px.sum()), self.quality)
         unsure_note = None if not_ct else (unsure_images_warning(liver_px, unsure_px, scan, self.quality) if separate
                                            else unsure_warning(unsure, self.quality))
-        checks = self._mirror_checks(evidence, checked, separate)
-        mirror = max((r for r, _ in checks.values() if r is not None), default=None)
-        mirrored = None if not_ct else (mirrored_images_warning(checks, image_names(scan), self.quality) if separate
-                                        else mirrored_warning(*checks[-1], scan.is_hu, self.quality))
+        turned, turned_ratio = self._orientation_warnings(given_evidence, other_evidence, checked, separate, scan)
+        turned = [] if not_ct else turned
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)
-        warnings = [w for w in (not_ct, mirrored, unsure_note, separate_images_warning(similarity, z), flat,
+        warnings = [w for w in (not_ct, *turned, unsure_note, separate_images_warning(similarity, z), flat,
                                 surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
                             blur_effect=blur, white_fraction=white,
                             unsure_fraction=None if unsure is None else round(unsure, 3),
-                            mirror_ratio=None if mirror is None else round(mirror, 3), warnings=warnings,
+                            orientation_ratio=None if turned_ratio is None else round(turned_ratio, 3),
+                            warnings=warnings,
                             separate_images=separate)
 
-    def _mirror_checked(self, z: int, separate: bool) -> np.ndarray:
-        """(Z,) bool: the slices also read mirrored (hepatoscan.mirror): every separate image, else up
-        to ``quality.mirror_check_slices`` spread evenly over the scan."""
+    def _orientation_checked(self, z: int, separate: bool) -> np.ndarray:
+        """(Z,) bool: the slices also read other ways (hepatoscan.orientation): every separate image,
+        else up to ``quality.orientation_check_slices`` spread evenly over the scan."""
         checked = np.zeros(z, bool)
-        n = z if separate else min(z, self.quality.mirror_check_slices)
+        n = z if separate else min(z, self.quality.orientation_check_slices)
         if n:
             checked[np.linspace(0, z - 1, n).round().astype(int)] = True
         return checked
 
-    def _mirror_checks(self, evidence: np.ndarray, checked: np.ndarray,
-                       separate: bool) -> dict[int, tuple[float | None, float | None]]:
-        """(Z, 4) per slice: liver evidence as given and mirrored, the mirror's pixels called liver
-        and unsure ones -> {slice index: (mirror.mirror_ratio, the mirror's unsure fraction)} of each
-        separate image checked, or {-1: the scan's}, pooled over the slices checked."""
-        def check(given, mirrored, liver_px, unsure_px):
-            return (mirror_ratio(int(given), int(mirrored), self.quality),
-                    unsure_fraction(int(liver_px), int(unsure_px), self.quality))
-
-        if separate:
-            return {int(k): check(*evidence[k]) for k in np.flatnonzero(checked)}
-        return {-1: check(*evidence[checked].sum(axis=0))}
+    def _orientation_warnings(self, given: np.ndarray, others: np.ndarray, checked: np.ndarray, separate: bool,
+                              scan: Scan) -> tuple[list[str], float | None]:
+        """(Z,) liver evidence as given and (Z, readings, 3) of the other readings (evidence,
+        unsure_counts) -> (warnings that the input looks mirrored or turned, the largest evidence
+        ratio). A scan is judged on the sums over the slices checked; separate images one by one."""
+        if not separate:
+            ratio, reading = best_reading(int(given[checked].sum()), others[checked].sum(axis=0), self.quality)
+            return ([orientation_warning(reading, ratio, scan.is_hu)] if reading else []), ratio
+        found, ratios = {}, []
+        for k in np.flatnonzero(checked):
+            ratio, reading = best_reading(int(given[k]), others[k], self.quality)
+            ratios += [] if ratio is None else [ratio]
+            if reading:
+                found[int(k)] = (ratio, reading)
+        warnings = orientation_images_warnings(found, int(checked.sum()), image_names(scan), scan.is_hu)
+        return warnings, max(ratios, default=None)

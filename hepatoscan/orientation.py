@@ -1,0 +1,128 @@
+"""Does the image look mirrored, or turned?
+
+Viewers show axial CT with the patient's right on the image's left and the front at the top, and
+the model learned it so: it uses where the liver lies, and given a slice mirrored left-right it
+paints the spleen or the stomach as liver (liver Dice 0.35 to 0.42 on the held-out volumes, README
+"Slice orientation"). Images come mirrored or turned from scripts that save slices without reading
+the scan's orientation (a slice saved straight from a NIfTI array, ``data[:, :, k]`` of a RAS
+file, comes out with its rows and columns swapped and reversed), from a NIfTI whose header gives
+the wrong orientation, or from an editor. The runtime cannot see the patient, but the model can
+say where it finds a liver more surely: on a few slices it also reads its own input mirrored, and
+with its rows and columns swapped and reversed, and when either holds far more of a liver than
+the image as given, the user is told (a warning, never a silent turn: a patient with situs
+inversus reads mirrored too).
+
+Evidence of a liver on a slice: pixels the model is sure are liver (above the unsure band's top)
+less the unsure ones (within the band), at its input size. A crisp liver scores high; a haze, or
+nothing, scores near or below zero.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+import numpy as np
+
+from .config import QualityConfig
+from .quality import unsure_fraction
+
+
+@dataclass(frozen=True)
+class Reading:
+    """Another way to read a slice: ``turn`` maps the (N, N) model input to it (its own inverse)."""
+
+    name: str
+    turn: Callable[[np.ndarray], np.ndarray]
+    found_in: tuple[str, str]  # how the model then reads the image: one image, several
+    mirrored: bool  # a mirror image (a situs inversus patient reads so too)
+
+
+# Which reading wins says roughly how the image lies, not exactly: an image turned by 180 degrees
+# reads best swapped, one turned by 90 degrees swapped or not at all (benchmarks/orientation_check.py).
+READINGS = (
+    Reading("mirrored", lambda x: x[:, ::-1], ("in its mirror image (left and right swapped)",
+                                               "in their mirror images (left and right swapped)"), True),
+    Reading("swapped", lambda x: x.T[::-1, ::-1],
+            ("with its rows and columns swapped", "with their rows and columns swapped"), False),
+)
+SWAPPED_NOTE = ("turned by a quarter and mirrored, as a slice saved straight from a NIfTI array, data[:, :, k], "
+                "comes out")
+
+
+def liver_evidence(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> int:
+    """liver_probs: (H, W) float32 liver probabilities in [0, 1] at the model's input size ->
+    pixels above ``cfg.unsure_band``'s top less pixels within the band (may be negative)."""
+    p = np.asarray(liver_probs)
+    lo, hi = cfg.unsure_band
+    return int(np.count_nonzero(p >= hi)) - int(np.count_nonzero((p > lo) & (p < hi)))
+
+
+def evidence_ratio(given: int, other: int, cfg: QualityConfig = QualityConfig()) -> float | None:
+    """Evidence of a liver (:func:`liver_evidence`, summed over the slices checked) as given and
+    read another way -> how many times surer the other reading is (a large number where the image
+    as given shows none), or None when the other reading finds too little liver to judge."""
+    if other < cfg.min_orientation_evidence_px:
+        return None
+    return other / max(given, 1)
+
+
+def reads_better(ratio: float | None, other_unsure: float | None, cfg: QualityConfig = QualityConfig()) -> bool:
+    """:func:`evidence_ratio`, and the other reading's unsure pixels per pixel it calls liver
+    (quality.unsure_fraction) -> whether the other reading is far surer than the image as given,
+    and as sure as CT reads (an image with no anatomy may find more another way, but a haze too)."""
+    if ratio is None or ratio <= cfg.max_orientation_ratio:
+        return False
+    return other_unsure is None or other_unsure <= cfg.max_orientation_unsure_fraction
+
+
+def orientation_warning(reading: Reading, ratio: float, is_hu: bool, subject: str = "This image looks") -> str:
+    """The sentence for the user where ``reading`` reads ``ratio`` times surer than the image as
+    given (:func:`reads_better`). ``subject``: what it is said of ("2 of 12 images (a.png, b.png) look")."""
+    times = "far more" if ratio >= 10 else f"{ratio:.1f} times as"
+    how = reading.found_in[0 if subject.endswith("looks") else 1]
+    if not reading.mirrored:
+        how += f" ({SWAPPED_NOTE})"
+    fix = ("The file's orientation (the NIfTI header's affine, or DICOM's ImageOrientationPatient) may be "
+           "wrong: check the masks, and the scan in a viewer, and fix the header or segment the original DICOM."
+           if is_hu else "It may have been saved by a script that ignores the scan's orientation, or turned or "
+           "flipped in an editor: check the masks, export the slices as the viewer shows them (or turn them "
+           "back) and segment again.")
+    situs = (" If the patient's organs are indeed mirrored (situs inversus), flip the image for the model and "
+             "the masks back." if reading.mirrored else "")
+    return (f"{subject} mirrored or turned: the model finds a liver {times} surely {how}. Viewers show "
+            "axial CT with the patient's right on the image's left and the front at the top, and the model "
+            f"learned it so; read otherwise, it may paint the spleen or the stomach as liver. {fix}{situs}")
+
+
+def best_reading(given: int, others: np.ndarray,
+                 cfg: QualityConfig = QualityConfig()) -> tuple[float | None, Reading | None]:
+    """given: evidence as given; others: (len(READINGS), 3) int per reading: evidence, pixels
+    called liver and unsure ones (quality.unsure_counts), each summed over the slices checked ->
+    (the largest :func:`evidence_ratio`, or None; the reading that :func:`reads_better` with the
+    largest ratio, or None)."""
+    best_ratio, best, top = None, None, None
+    for reading, (evidence, liver_px, unsure_px) in zip(READINGS, others):
+        ratio = evidence_ratio(int(given), int(evidence), cfg)
+        if ratio is not None and (top is None or ratio > top):
+            top = ratio
+        if reads_better(ratio, unsure_fraction(int(liver_px), int(unsure_px), cfg), cfg) and (
+                best_ratio is None or ratio > best_ratio):
+            best_ratio, best = ratio, reading
+    return top, best
+
+
+def orientation_images_warnings(found: dict[int, tuple[float, Reading]], checked: int, names: list[str],
+                                is_hu: bool, named: int = 5) -> list[str]:
+    """Separate images (not one series): {image index: (ratio, the reading far surer)} of the
+    images that read better another way, of ``checked`` images; (Z,) names -> one warning per
+    reading, naming its images. One mirrored image among many would be lost in a pooled figure."""
+    out = []
+    for reading in READINGS:
+        ks = [k for k, (_, r) in found.items() if r is reading]
+        if not ks:
+            continue
+        more = f" and {len(ks) - named} more" if len(ks) > named else ""
+        subject = (f"{len(ks)} of {checked} images ({', '.join(names[k] for k in ks[:named])}{more}) "
+                   f"look{'s' if len(ks) == 1 else ''}")
+        out.append(orientation_warning(reading, max(found[k][0] for k in ks), is_hu, subject))
+    return out

@@ -1,0 +1,160 @@
+"""An image mirrored left-right, or with its rows and columns swapped (a slice saved straight from a
+NIfTI array), is said to look so; CT as viewers show it is not (hepatoscan.orientation)."""
+import io
+import zipfile
+
+import nibabel as nib
+import numpy as np
+import pytest
+from PIL import Image
+
+from conftest import SAMPLES
+from hepatoscan.config import QualityConfig
+from hepatoscan.orientation import (READINGS, best_reading, evidence_ratio, liver_evidence,
+                                    orientation_images_warnings, orientation_warning, reads_better)
+from hepatoscan.pipeline import analyze
+from hepatoscan.predictor import Predictor
+from hepatoscan.preprocessing import render_8bit
+
+LOOKS = "looks mirrored or turned: the model finds a liver"
+MIRRORED = "surely in its mirror image (left and right swapped)"
+SWAPPED = "surely with its rows and columns swapped (turned by a quarter and mirrored, as a slice saved straight"
+MIRROR, SWAP = READINGS
+
+
+def _png(a: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(a, np.uint8)).save(buf, "PNG")
+    return buf.getvalue()
+
+
+def _said(result, what: str) -> list[str]:
+    return [w for w in result.warnings if what in w]
+
+
+def test_evidence_counts_sure_liver_less_the_unsure():
+    p = np.zeros((256, 256), np.float32)
+    p[:100, :100] = 0.95  # a crisp liver of 10,000 px
+    p[100:120, :100] = 0.5  # 2,000 px unsure along it
+    p[200:, 200:] = 0.2  # below the band: neither
+    assert liver_evidence(p) == 10_000 - 2_000
+    assert liver_evidence(np.full((256, 256), 0.5, np.float32)) == -256 * 256  # a haze: none
+
+
+def test_readings_turn_the_input_back_and_forth():
+    x = np.arange(16.0).reshape(4, 4)
+    assert np.array_equal(MIRROR.turn(x), x[:, ::-1])
+    # what data[:, :, k] of a RAS NIfTI gives, against the runtime's view (README "Slice orientation")
+    assert np.array_equal(SWAP.turn(x).T[::-1, ::-1], x)
+    for r in READINGS:
+        assert np.array_equal(r.turn(r.turn(x)), x), r.name
+
+
+def test_ratio_and_warning_bounds():
+    cfg = QualityConfig()
+    assert evidence_ratio(50_000, cfg.min_orientation_evidence_px - 1) is None  # too little to judge
+    assert evidence_ratio(10_000, 30_000) == 3.0 and evidence_ratio(-500, 8_000) == 8_000.0
+    assert not reads_better(None, 0.1) and not reads_better(cfg.max_orientation_ratio, 0.1)
+    assert reads_better(3.0, 0.1) and not reads_better(3.0, cfg.max_orientation_unsure_fraction + 0.01)
+    png, nifti = orientation_warning(MIRROR, 3.0, False), orientation_warning(MIRROR, 40.0, True)
+    assert png.startswith("This image " + LOOKS) and "3.0 times as " + MIRRORED in png
+    assert "saved by a script" in png and "segment again" in png and "situs inversus" in png
+    assert "far more surely" in nifti and "affine" in nifti and "fix the header" in nifti
+    swapped = orientation_warning(SWAP, 12.0, False)
+    assert SWAPPED in swapped and "situs" not in swapped
+    # evidence as given 10,000; mirrored 30,000 but a haze; swapped 14,000 and sure
+    ratio, reading = best_reading(10_000, np.array([[30_000, 40_000, 12_000], [14_000, 15_000, 1_000]]))
+    assert ratio == 3.0 and reading is SWAP
+    assert best_reading(10_000, np.array([[3_000, 4_000, 100], [0, 0, 0]])) == (None, None)
+
+
+def test_separate_images_are_named_per_reading():
+    names = ["a.png", "b.png", "c.png"]
+    one = orientation_images_warnings({1: (13.3, MIRROR)}, 3, names, False)
+    assert len(one) == 1 and one[0].startswith("1 of 3 images (b.png) " + LOOKS)
+    assert "far more " + MIRRORED in one[0]
+    two = orientation_images_warnings({0: (2.0, MIRROR), 1: (13.3, MIRROR), 2: (5.0, SWAP)}, 3, names, False)
+    assert two[0].startswith("2 of 3 images (a.png, b.png) look mirrored") and "in their mirror images" in two[0]
+    assert two[1].startswith("1 of 3 images (c.png) looks mirrored or turned") and len(two) == 2
+    assert "with its rows and columns swapped" in two[1]
+    assert orientation_images_warnings({}, 3, names, False) == []
+
+
+def test_sample_slices_as_given_are_not_warned_and_mirrored_are(predictor, sample_pngs):
+    """The four shipped LiTS 117 exports (W350, W400 and W1500, liver 2 to 40% of the slice) as
+    viewers show them, then mirrored left-right and turned by 180 degrees."""
+    for path, _ in sample_pngs:
+        g = np.asarray(Image.open(path).convert("L"))
+        given = analyze(predictor, path)
+        assert not _said(given, LOOKS), path.name
+        for name, img in (("mirrored", g[:, ::-1]), ("turned", g[::-1, ::-1])):
+            r = analyze(predictor, _png(img), f"{name}.png")
+            assert r.segmentation.orientation_ratio > 10 and len(_said(r, LOOKS)) == 1, (path.name, name)
+            assert r.summary()["orientation_ratio"] == r.segmentation.orientation_ratio
+        assert _said(analyze(predictor, _png(g[:, ::-1]), "m.png"), MIRRORED), path.name
+
+
+def test_slices_saved_straight_from_the_nifti_array_are_warned(predictor, sample_volume):
+    """The LiTS 117 sample's slices as a script saves them from the canonical NIfTI array, with no
+    regard for orientation (data[:, :, k], windowed W400/L40): each is said to have its rows and
+    columns swapped; the runtime's own view of the same slice is not."""
+    path, hu, _ = sample_volume
+    data = np.asanyarray(nib.as_closest_canonical(nib.load(str(path))).dataobj)
+    for k in (40, 64, 80):
+        r = analyze(predictor, _png(render_8bit(data[:, :, k], (-160, 240))), f"slice_{k}.png")
+        assert len(_said(r, SWAPPED)) == 1 and not _said(r, MIRRORED), k
+        assert not _said(analyze(predictor, _png(render_8bit(hu[k], (-160, 240))), "view.png"), LOOKS)
+
+
+def test_nifti_with_a_mirrored_header_is_warned(predictor, sample_volume, tmp_path):
+    """The LiTS 117 volume as shipped, and with its x axis reversed in the data but not in the
+    affine (a header that gives the wrong orientation): only the second is warned, naming the header."""
+    path, _, _ = sample_volume
+    given = analyze(predictor, path)
+    assert given.segmentation.orientation_ratio < 0.3 and not _said(given, LOOKS)
+    img = nib.load(str(path))
+    bad = tmp_path / "mirrored.nii.gz"
+    nib.save(nib.Nifti1Image(np.asanyarray(img.dataobj)[::-1].copy(), img.affine, img.header), str(bad))
+    r = analyze(predictor, bad)
+    assert r.segmentation.orientation_ratio > 5
+    assert len(_said(r, MIRRORED)) == 1 and "affine" in _said(r, MIRRORED)[0]
+    few = Predictor(predictor.card, quality=QualityConfig(orientation_check_slices=3))  # most batches check none
+    assert len(_said(analyze(few, bad), MIRRORED)) == 1 and not _said(analyze(few, path), LOOKS)
+
+
+def test_one_mirrored_image_among_separate_images_is_named(predictor, sample_pngs):
+    """A zip of the four sample exports, one of them mirrored: each image is judged on its own."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, _ in sample_pngs:
+            if path.stem == "lits117_z064_w350":
+                z.writestr("flipped.png", _png(np.asarray(Image.open(path).convert("L"))[:, ::-1]))
+            else:
+                z.write(path, path.name)
+    r = analyze(predictor, buf.getvalue(), "mixed.zip")
+    assert r.segmentation.separate_images
+    said = _said(r, LOOKS)
+    assert len(said) == 1 and said[0].startswith("1 of 4 images (flipped.png) " + LOOKS)
+
+
+def test_held_out_volume_mirrored_or_swapped_is_warned(predictor, data_dir):
+    """CHAOS CT set 3 (held out) in HU and as a stack of W400/L40 slices: as given ratio under 0.5;
+    mirrored and swapped, each said (benchmarks/orientation_check.py)."""
+    from hepatoscan.scan import Scan
+    from training.data import discover_cases
+
+    case = next((c for c in discover_cases(str(data_dir)) if c.patient == "chaos_ct_set3"), None)
+    if case is None:
+        pytest.skip("CHAOS CT set 3 is not in the shared data")
+    hu, _ = case.load()
+    w400 = np.stack([render_8bit(s, (-160, 240)) for s in hu])
+    for pixels, is_hu, kind in ((hu, True, "nifti"), (w400, False, "png-stack")):
+        spacing = (1.0, 1.0, 1.0) if is_hu else None
+
+        def seg(p):
+            return predictor.segment(Scan(np.ascontiguousarray(p), is_hu, spacing, kind, "chaos"))
+
+        given = seg(pixels)
+        assert given.orientation_ratio < 0.5 and not _said(given, LOOKS), kind
+        assert _said(seg(pixels[:, :, ::-1]), MIRRORED), kind
+        assert _said(seg(pixels.transpose(0, 2, 1)[:, ::-1, ::-1]), SWAPPED), kind
