@@ -59,7 +59,8 @@ def main(argv=None):
         if case.kind != "hu":
             for img, lab in zip(images[::2], labels[::2]):
                 for o, turn in ORIENTATIONS.items():
-                    singles[o].append((case.source, (lab > 0).mean(), _check(predictor, turn(img[None]), False, "png")[1]))
+                    said = _check(predictor, turn(img[None]), False, "png")[1]
+                    singles[o].append((case.source, (lab > 0).mean(), said))
             continue
         for name, window in RENDERS:
             vol = images if window is None else _render_volume(images, window)

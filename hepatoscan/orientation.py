@@ -35,6 +35,7 @@ class Reading:
     turn: Callable[[np.ndarray], np.ndarray]
     found_in: tuple[str, str]  # how the model then reads the image: one image, several
     mirrored: bool  # a mirror image (a situs inversus patient reads so too)
+    note: str = ""  # what such an image is, said after found_in
 
 
 # Which reading wins says roughly how the image lies, not exactly: an image turned by 180 degrees
@@ -43,10 +44,9 @@ READINGS = (
     Reading("mirrored", lambda x: x[:, ::-1], ("in its mirror image (left and right swapped)",
                                                "in their mirror images (left and right swapped)"), True),
     Reading("swapped", lambda x: x.T[::-1, ::-1],
-            ("with its rows and columns swapped", "with their rows and columns swapped"), False),
+            ("with its rows and columns swapped", "with their rows and columns swapped"), False,
+            "turned by a quarter and mirrored, as a slice saved straight from a NIfTI array, data[:, :, k], comes out"),
 )
-SWAPPED_NOTE = ("turned by a quarter and mirrored, as a slice saved straight from a NIfTI array, data[:, :, k], "
-                "comes out")
 
 
 def liver_evidence(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> int:
@@ -79,9 +79,7 @@ def orientation_warning(reading: Reading, ratio: float, is_hu: bool, subject: st
     """The sentence for the user where ``reading`` reads ``ratio`` times surer than the image as
     given (:func:`reads_better`). ``subject``: what it is said of ("2 of 12 images (a.png, b.png) look")."""
     times = "far more" if ratio >= 10 else f"{ratio:.1f} times as"
-    how = reading.found_in[0 if subject.endswith("looks") else 1]
-    if not reading.mirrored:
-        how += f" ({SWAPPED_NOTE})"
+    how = reading.found_in[0 if subject.endswith("looks") else 1] + (f" ({reading.note})" if reading.note else "")
     fix = ("The file's orientation (the NIfTI header's affine, or DICOM's ImageOrientationPatient) may be "
            "wrong: check the masks, and the scan in a viewer, and fix the header or segment the original DICOM."
            if is_hu else "It may have been saved by a script that ignores the scan's orientation, or turned or "

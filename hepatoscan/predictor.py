@@ -62,7 +62,7 @@ class Segmentation:
     white_fraction: for 8-bit input, the median share of the sampled slices' non-black pixels that
     are clipped to white, in [0, 1] (None for HU);
     warnings: what the user should know of the result (an image that does not look like CT or
-    whose liver the model is unsure of, a soft or a white-clipped one);
+    whose liver the model is unsure of, one that looks mirrored or turned, a soft or a white-clipped one);
     separate_images: a stack of 8-bit images that are not one series' consecutive slices
     (hepatoscan.series): each was segmented on its own, and is measured on its own.
     """
