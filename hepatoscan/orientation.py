@@ -36,6 +36,7 @@ class Reading:
     found_in: tuple[str, str]  # how the model then reads the image: one image, several
     mirrored: bool  # a mirror image (a situs inversus patient reads so too)
     note: str = ""  # what such an image is, said after found_in
+    tip: str = ""  # for an 8-bit image read so: how to save it as viewers show it
 
 
 # Which reading wins says roughly how the image lies, not exactly: an image turned by 180 degrees
@@ -45,7 +46,9 @@ READINGS = (
                                                "in their mirror images (left and right swapped)"), True),
     Reading("swapped", lambda x: x.T[::-1, ::-1],
             ("with its rows and columns swapped", "with their rows and columns swapped"), False,
-            "turned by a quarter and mirrored, as a slice saved straight from a NIfTI array, data[:, :, k], comes out"),
+            "turned by a quarter and mirrored, as a slice saved straight from a NIfTI array, data[:, :, k], comes out",
+            "From a NIfTI in RAS order (nibabel.as_closest_canonical), data[:, :, k].T[::-1, ::-1] is the slice "
+            "as viewers show it."),
 )
 
 
@@ -84,7 +87,7 @@ def orientation_warning(reading: Reading, ratio: float, is_hu: bool, subject: st
            "wrong: check the masks, and the scan in a viewer, and fix the header or segment the original DICOM."
            if is_hu else "It may have been saved by a script that ignores the scan's orientation, or turned or "
            "flipped in an editor: check the masks, export the slices as the viewer shows them (or turn them "
-           "back) and segment again.")
+           "back) and segment again." + (f" {reading.tip}" if reading.tip else ""))
     situs = (" If the patient's organs are indeed mirrored (situs inversus), flip the image for the model and "
              "the masks back." if reading.mirrored else "")
     return (f"{subject} mirrored or turned: the model finds a liver {times} surely {how}. Viewers show "

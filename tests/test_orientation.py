@@ -61,7 +61,8 @@ def test_ratio_and_warning_bounds():
     assert "saved by a script" in png and "segment again" in png and "situs inversus" in png
     assert "far more surely" in nifti and "affine" in nifti and "fix the header" in nifti
     swapped = orientation_warning(SWAP, 12.0, False)
-    assert SWAPPED in swapped and "situs" not in swapped
+    assert SWAPPED in swapped and "situs" not in swapped and "data[:, :, k].T[::-1, ::-1]" in swapped
+    assert "T[::-1" not in orientation_warning(SWAP, 12.0, True) and "T[::-1" not in png  # HU: fix the header
     # evidence as given 10,000; mirrored 30,000 but a haze; swapped 14,000 and sure
     ratio, reading = best_reading(10_000, np.array([[30_000, 40_000, 12_000], [14_000, 15_000, 1_000]]))
     assert ratio == 3.0 and reading is SWAP
