@@ -24,7 +24,7 @@ from typing import Callable
 import numpy as np
 
 from .config import QualityConfig
-from .quality import unsure_fraction
+from .quality import unsure_counts, unsure_fraction
 
 
 @dataclass(frozen=True)
@@ -54,10 +54,10 @@ READINGS = (
 
 def liver_evidence(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> int:
     """liver_probs: (H, W) float32 liver probabilities in [0, 1] at the model's input size ->
-    pixels above ``cfg.unsure_band``'s top less pixels within the band (may be negative)."""
+    pixels above ``cfg.unsure_band``'s top less pixels within the band (quality.unsure_counts; may
+    be negative)."""
     p = np.asarray(liver_probs)
-    lo, hi = cfg.unsure_band
-    return int(np.count_nonzero(p >= hi)) - int(np.count_nonzero((p > lo) & (p < hi)))
+    return int(np.count_nonzero(p >= cfg.unsure_band[1])) - unsure_counts(p, cfg)[1]
 
 
 def evidence_ratio(given: int, other: int, cfg: QualityConfig = QualityConfig()) -> float | None:
