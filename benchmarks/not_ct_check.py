@@ -34,7 +34,7 @@ from training.data import discover_cases
 from training.evaluate import QUALITY, VARIANTS, WINDOW_GRID, _render_volume
 
 NARROW = [("W100/L30", (-20, 80), 1.0, None), ("W100/L60", (10, 110), 1.0, None), ("W80/L40", (0, 80), 1.0, None)]
-NOT_CT_WORDS = ("does not look like a CT slice", "If it is a photo or a drawing", "The model is unsure")
+NOT_CT_WORDS = ("does not look like a CT slice", "not look like CT", "If it is a photo or a drawing", "The model is unsure")
 LUNG_BONE = [("W1500/L-600 lung", (-1350, 150), 1.0, None), ("W2000/L500 bone", (-500, 1500), 1.0, None)]
 
 

@@ -1,6 +1,7 @@
 """How often the runtime's "looks mirrored" and "rows and columns swapped" warnings
-(hepatoscan.orientation) fire on CT as given, and on the same CT mirrored, swapped (as a slice
-saved straight from a RAS NIfTI array) or turned. Prints figures; asserts nothing.
+(hepatoscan.orientation), and its "reads alike mirrored" one (no anatomy: not CT), fire on CT as
+given, and on the same CT mirrored, swapped (as a slice saved straight from a RAS NIfTI array) or
+turned. Prints figures; asserts nothing.
 
     python benchmarks/orientation_check.py [--data ../shared/data] [--every N]
 
@@ -34,7 +35,8 @@ ORIENTATIONS = {
     "turned 90": lambda v: np.rot90(v, 1, axes=(1, 2)),
     "transposed": lambda v: v.transpose(0, 2, 1),  # data[:, :, k] of an LPS NIfTI
 }
-WARNINGS = {"mirrored": "mirror image (left and right swapped)", "swapped": "rows and columns swapped"}
+WARNINGS = {"mirrored": "mirror image (left and right swapped)", "swapped": "rows and columns swapped",
+            "no anatomy": "finds a liver as surely in"}  # the last: reads alike mirrored, not CT
 BIG_LIVER = 0.10  # single slices whose expert liver covers more than this share: where detection counts
 
 

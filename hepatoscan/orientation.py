@@ -127,3 +127,53 @@ def orientation_images_warnings(found: dict[int, tuple[float, Reading]], checked
                    f"look{'s' if len(ks) == 1 else ''}")
         out.append(orientation_warning(reading, max(found[k][0] for k in ks), is_hu, subject))
     return out
+
+
+MIRROR = next(i for i, r in enumerate(READINGS) if r.mirrored)  # the mirror reading's index in READINGS
+
+
+def big_liver(liver_px: np.ndarray, input_px: int, cfg: QualityConfig = QualityConfig()) -> np.ndarray:
+    """(Z,) pixels called liver per slice (quality.unsure_counts), of ``input_px`` at the model's
+    input -> (Z,) bool: the slices where at least ``cfg.symmetric_liver_fraction`` is called liver,
+    where a CT slice reads far less surely mirrored (the liver lies on one side)."""
+    return np.asarray(liver_px) >= cfg.symmetric_liver_fraction * input_px
+
+
+def mirror_symmetric(given: int, mirrored: int, cfg: QualityConfig = QualityConfig()) -> float | None:
+    """Evidence of a liver (:func:`liver_evidence`, summed over slices with a :func:`big_liver`) as
+    given and read mirrored -> their ratio where it is about 1 (between ``cfg.min_symmetric_ratio``
+    and its inverse: the image reads alike both ways, so has no anatomy for the model to go by),
+    else None. None too where the model is not sure of a liver as given (too little evidence)."""
+    if given < cfg.min_orientation_evidence_px:
+        return None
+    ratio = mirrored / given
+    return ratio if cfg.min_symmetric_ratio <= ratio <= 1 / cfg.min_symmetric_ratio else None
+
+
+def symmetric_warning(liver_share: float, ratio: float, subject: str = "This does not look like a CT slice",
+                      several: bool = False) -> str:
+    """The sentence for the user where the model calls ``liver_share`` (0 to 1) of an image liver
+    and reads it about as surely mirrored (:func:`mirror_symmetric`). ``subject``: what it is said
+    of ("2 of 12 images (a.png, b.png) do not look like CT slices"); ``several``: of several images
+    (the share and ratio are then the largest share's)."""
+    it = "up to {:.0f}% of them liver and finds a liver as surely in their mirror images" if several else \
+        "{:.0f}% of it liver and finds a liver as surely in its mirror image"
+    return (f"{subject}: the model calls {it.format(100 * liver_share)} ({ratio:.2f} times the evidence). "
+            "A liver lies on the patient's right, so a CT slice read mirrored gave at most half the evidence "
+            "in testing where the model called that much liver; an image that reads alike both ways has no anatomy for it to go by (noise, a texture or a "
+            "pattern?). The masks and measurements are unlikely to mean anything. Give a CT slice exported "
+            "from a viewer, or the DICOM/NIfTI.")
+
+
+def symmetric_images_warning(found: dict[int, tuple[float, float]], checked: int, names: list[str],
+                             named: int = 5) -> str | None:
+    """Separate images: {image index: (liver share, mirror ratio)} of the images that read alike
+    mirrored, of ``checked`` images -> one warning naming them, or None."""
+    if not found:
+        return None
+    ks = list(found)
+    more = f" and {len(ks) - named} more" if len(ks) > named else ""
+    subject = (f"{len(ks)} of {checked} images ({', '.join(names[k] for k in ks[:named])}{more}) "
+               + ("does not look like a CT slice" if len(ks) == 1 else "do not look like CT slices"))
+    share, ratio = max(found.values())
+    return symmetric_warning(share, ratio, subject, several=len(ks) > 1)

@@ -20,7 +20,9 @@ from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
-from .orientation import READINGS, best_reading, liver_evidence, orientation_images_warnings, orientation_warning
+from .orientation import (MIRROR, READINGS, best_reading, big_liver, liver_evidence, mirror_symmetric,
+                          orientation_images_warnings, orientation_warning, symmetric_images_warning,
+                          symmetric_warning)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
                       unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
                       softness_warning, surround_note, white_fraction)
@@ -247,7 +249,11 @@ class Predictor:
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
-        not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality)
+        # not CT as a whole: the other warnings' advice would be wrong. Separate images that read
+        # alike mirrored are named, and the other images keep their warnings.
+        alike = self._symmetric_warning(given_evidence, other_evidence, liver_px, checked, separate, scan)
+        not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality) or (
+            None if separate else alike)
         clipped = None if not_ct else clipping_warning(white, self.quality)  # white paper is no clipped liver
         unsure = unsure_fraction(int(liver_px.sum()), int(unsure_px.sum()), self.quality)
         unsure_note = None if not_ct else (unsure_images_warning(liver_px, unsure_px, scan, self.quality) if separate
@@ -257,7 +263,7 @@ class Predictor:
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)
-        warnings = [w for w in (not_ct, *turned, unsure_note, separate_images_warning(similarity, z), flat,
+        warnings = [w for w in (not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z), flat,
                                 surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
@@ -276,6 +282,33 @@ class Predictor:
         if n:
             checked[np.linspace(0, z - 1, n).round().astype(int)] = True
         return checked
+
+    def _symmetric_warning(self, given: np.ndarray, others: np.ndarray, liver_px: np.ndarray, checked: np.ndarray,
+                           separate: bool, scan: Scan) -> str | None:
+        """(Z,) liver evidence as given, (Z, readings, 3) of the other readings, (Z,) pixels called
+        liver -> the warning that the input reads alike mirrored (no anatomy: noise, a texture), or
+        None. A scan is judged on the slices checked with a big liver (orientation.big_liver), pooled,
+        when they are at least half of those checked; separate images one by one. Not said where
+        another reading is far surer (an image turned by 180 degrees reads alike mirrored too, but
+        the orientation warning tells what is wrong)."""
+        input_px = self.card.input_spec.height * self.card.input_spec.width
+        big = checked & big_liver(liver_px, input_px, self.quality)
+        mirrored = others[:, MIRROR, 0]
+        if not separate:
+            if not big.any() or 2 * big.sum() < checked.sum():
+                return None
+            if best_reading(int(given[checked].sum()), others[checked].sum(axis=0), self.quality)[1]:
+                return None
+            ratio = mirror_symmetric(int(given[big].sum()), int(mirrored[big].sum()), self.quality)
+            share = liver_px[big].sum() / (big.sum() * input_px)
+            subject = "This does not look like a CT slice" if scan.n_slices == 1 else "This does not look like CT"
+            return None if ratio is None else symmetric_warning(float(share), ratio, subject)
+        found = {}
+        for k in np.flatnonzero(big):
+            ratio = mirror_symmetric(int(given[k]), int(mirrored[k]), self.quality)
+            if ratio is not None and best_reading(int(given[k]), others[k], self.quality)[1] is None:
+                found[int(k)] = (float(liver_px[k] / input_px), ratio)
+        return symmetric_images_warning(found, int(checked.sum()), image_names(scan))
 
     def _orientation_warnings(self, given: np.ndarray, others: np.ndarray, checked: np.ndarray, separate: bool,
                               scan: Scan) -> tuple[list[str], float | None]:

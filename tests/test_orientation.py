@@ -10,8 +10,9 @@ from PIL import Image
 
 from conftest import SAMPLES
 from hepatoscan.config import QualityConfig
-from hepatoscan.orientation import (READINGS, best_reading, evidence_ratio, liver_evidence,
-                                    orientation_images_warnings, orientation_warning, reads_better)
+from hepatoscan.orientation import (READINGS, best_reading, big_liver, evidence_ratio, liver_evidence, mirror_symmetric,
+                                    orientation_images_warnings, orientation_warning, reads_better,
+                                    symmetric_images_warning, symmetric_warning)
 from hepatoscan.pipeline import analyze
 from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
@@ -20,6 +21,7 @@ LOOKS = "looks mirrored or turned: the model finds a liver"
 MIRRORED = "surely in its mirror image (left and right swapped)"
 SWAPPED = "surely with its rows and columns swapped (turned by a quarter and mirrored, as a slice saved straight"
 MIRROR, SWAP = READINGS
+ALIKE = "finds a liver as surely in"  # reads alike mirrored: no anatomy, not CT
 
 
 def _png(a: np.ndarray) -> bytes:
@@ -159,3 +161,83 @@ def test_held_out_volume_mirrored_or_swapped_is_warned(predictor, data_dir):
         assert given.orientation_ratio < 0.5 and not _said(given, LOOKS), kind
         assert _said(seg(pixels[:, :, ::-1]), MIRRORED), kind
         assert _said(seg(pixels.transpose(0, 2, 1)[:, ::-1, ::-1]), SWAPPED), kind
+
+
+def test_reading_alike_mirrored_bounds_and_wording():
+    cfg = QualityConfig()
+    big = big_liver(np.array([0, 19_660, 19_661, 60_000]), 256 * 256)  # 30% of the input is 19,660.8 px
+    assert big.tolist() == [False, False, True, True]
+    assert mirror_symmetric(cfg.min_orientation_evidence_px - 1, 3_000) is None  # too little sure liver
+    assert mirror_symmetric(40_000, 40_000 * cfg.min_symmetric_ratio - 1) is None  # CT: at most 0.49
+    assert mirror_symmetric(40_000, 38_000) == 0.95 and mirror_symmetric(40_000, 48_000) == 1.2
+    assert mirror_symmetric(40_000, 40_000 / cfg.min_symmetric_ratio + 1) is None  # far surer: mirrored
+    one = symmetric_warning(0.88, 1.05)
+    assert one.startswith("This does not look like a CT slice: the model calls 88% of it liver and " + ALIKE)
+    assert "(1.05 times the evidence)" in one and "noise, a texture" in one and "DICOM/NIfTI" in one
+    names = ["a.png", "b.png", "c.png"]
+    assert symmetric_images_warning({}, 3, names) is None
+    assert symmetric_images_warning({2: (0.9, 1.0)}, 3, names).startswith(
+        "1 of 3 images (c.png) does not look like a CT slice: the model calls 90% of it liver")
+    two = symmetric_images_warning({0: (0.5, 0.9), 2: (0.9, 1.0)}, 3, names)
+    assert two.startswith("2 of 3 images (a.png, c.png) do not look like CT slices: the model calls up to 90%")
+    assert "their mirror images (1.00 times" in two
+
+
+def _noise_images(rng) -> dict[str, np.ndarray]:
+    """(512, 512) uint8 images with no anatomy, each of which the model calls mostly liver."""
+    from scipy.ndimage import gaussian_filter
+
+    smooth = gaussian_filter(rng.random((512, 512)), 2)
+    return {"uniform": rng.random((512, 512)) * 255, "gaussian": np.clip(rng.normal(128, 40, (512, 512)), 0, 255),
+            "dark": rng.random((512, 512)) * 80,
+            "blurred": (smooth - smooth.min()) / np.ptp(smooth) * 255}
+
+
+def test_noise_reads_alike_mirrored_and_is_said_not_to_be_ct(predictor):
+    """Noise has no anatomy, yet the model calls most of it liver, and is sure of it (no unsure
+    warning); read mirrored, it finds as much: said not to look like CT, with no orientation warning."""
+    for name, img in _noise_images(np.random.default_rng(5)).items():
+        r = analyze(predictor, _png(img), "noise.png")
+        said = _said(r, ALIKE)
+        assert len(said) == 1 and said[0].startswith("This does not look like a CT slice"), name
+        assert r.segmentation.liver.mean() > 0.5, name  # the model's "liver": why it must be said
+        assert not _said(r, LOOKS) and not _said(r, "The model is unsure"), name
+
+
+def test_ct_with_a_big_liver_does_not_read_alike_mirrored(predictor, sample_pngs, sample_volume):
+    """The LiTS 117 sample (cropped to the liver, so the model calls up to 60% of a slice liver) as
+    slices, as a volume in HU and as a W400/L40 stack: judged (the liver is big) and not warned."""
+    big = 0
+    for path, _ in sample_pngs:
+        r = analyze(predictor, path)
+        big += r.segmentation.liver.mean() >= QualityConfig().symmetric_liver_fraction
+        assert not _said(r, ALIKE), path.name
+    assert big >= 1  # at least one sample is judged
+    path, hu, _ = sample_volume
+    assert not _said(analyze(predictor, path), ALIKE)
+    stack = np.stack([render_8bit(s, (-160, 240)) for s in hu])
+    from hepatoscan.scan import Scan
+    assert not _said(predictor.segment(Scan(stack, False, None, "png-stack", "lits117")), ALIKE)
+
+
+def test_noise_volume_and_noise_among_images_are_said(predictor, sample_pngs, tmp_path):
+    """A NIfTI of noise in HU is said not to look like CT; among the sample exports in a zip of
+    separate images, one noise image is named, and a mirrored one keeps its own warning."""
+    rng = np.random.default_rng(6)
+    noise = tmp_path / "noise.nii.gz"
+    nib.save(nib.Nifti1Image(rng.uniform(-100, 200, (256, 256, 24)).astype(np.float32), np.eye(4)), str(noise))
+    said = _said(analyze(predictor, noise), ALIKE)
+    assert len(said) == 1 and said[0].startswith("This does not look like CT: the model calls")
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, _ in sample_pngs:
+            if path.stem == "lits117_z064_w350":
+                z.writestr("flipped.png", _png(np.asarray(Image.open(path).convert("L"))[:, ::-1]))
+            else:
+                z.write(path, path.name)
+        z.writestr("static.png", _png(rng.random((128, 128)) * 255))  # the samples' size
+    r = analyze(predictor, buf.getvalue(), "mixed.zip")
+    said = _said(r, ALIKE)
+    assert r.segmentation.separate_images and len(said) == 1
+    assert said[0].startswith("1 of 5 images (static.png) does not look like a CT slice"), said
+    assert _said(r, LOOKS)[0].startswith("1 of 5 images (flipped.png) " + LOOKS)
