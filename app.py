@@ -47,6 +47,7 @@ from hepatoscan.errors import HepatoScanError  # noqa: E402
 from hepatoscan.io.gather import gather_files  # noqa: E402
 from hepatoscan.io.reference import parse_label_values  # noqa: E402
 from hepatoscan.logs import configure as configure_logging  # noqa: E402
+from hepatoscan.orientation import READINGS  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from hepatoscan.report import PatientInfo  # noqa: E402
@@ -64,6 +65,8 @@ MAX_UPLOAD = "512mb"
 # DICOM files have no extension (IM0001, 1.2.840...) or a vendor's (.IMA). The loader says what
 # it cannot read, and what to give instead.
 REQUEST_FILES_TTL_S = 15 * 60  # per-request folders older than this are removed
+AS_GIVEN = "as given"
+READ_AS = [AS_GIVEN, *(r.name for r in READINGS)]  # the "Read the image" choices (hepatoscan.orientation)
 COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232", "Reference liver": "#ffd700", "Reference tumor": "#28a0ff"}
 CSS = """
 #title h1 {margin-bottom: 0.1em}
@@ -156,10 +159,11 @@ class HepatoScanApp:
         self.files.cleanup()
 
     def run(self, file, spacing, patient: PatientInfo, progress=None, slice_spacing=None, series: str = "",
-            reference=None, reference_labels: str = "") -> tuple[Result, Path, Path | None]:
+            reference=None, reference_labels: str = "", read_as: str = AS_GIVEN) -> tuple[Result, Path, Path | None]:
         """Segment and measure the upload (and compare it with ``reference``, a reference
-        segmentation, where one is given) -> (result, the request's folder, its PDF report there,
-        or None where the PDF failed: logged, and the result is kept rather than lost for it)."""
+        segmentation, where one is given; the model reading it ``read_as``, one of READ_AS) ->
+        (result, the request's folder, its PDF report there, or None where the PDF failed: logged,
+        and the result is kept rather than lost for it)."""
         folder = self.files.new()
         path = _input_path(file, folder)
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
@@ -170,7 +174,8 @@ class HepatoScanApp:
                                  slice_spacing_mm=float(slice_spacing) if slice_spacing else None,
                                  series=(series or "").strip() or None,
                                  reference=_file_path(reference) if reference else None,
-                                 reference_values=parse_label_values(reference_labels) if reference else None)
+                                 reference_values=parse_label_values(reference_labels) if reference else None,
+                                 read_as=None if read_as in (None, AS_GIVEN) else read_as)
         except HepatoScanError as e:
             raise gr.Error(str(e)) from e
         except Exception as e:  # a bug must never show a traceback or stop the app
@@ -198,10 +203,10 @@ class HepatoScanApp:
                 gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
 
     def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes, series="",
-                   reference=None, reference_labels="", progress=gr.Progress()):
+                   reference=None, reference_labels="", read_as=AS_GIVEN, progress=gr.Progress()):
         patient = _patient(name, pid, age, sex, date, physician, notes)
         result, folder, pdf = self.run(file, spacing, patient, progress, slice_spacing, series, reference,
-                                       reference_labels)
+                                       reference_labels, read_as)
         z = result.default_slice
         n = result.scan.n_slices
         kind = "Image" if result.measurements.separate_images else "Slice"
@@ -324,6 +329,9 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                 series = gr.Textbox(label="Series (DICOM study)", elem_id="series", max_lines=1,
                                     info="Of several series: a number, or a word of its description",
                                     placeholder="e.g. portal; blank: the largest axial")
+                read_as = gr.Radio(READ_AS, value=AS_GIVEN, label="Read the image", elem_id="read_as",
+                                   info="mirrored: a patient with situs inversus, or an image saved mirrored; "
+                                        "swapped: slices saved straight from a NIfTI array. Masks are of the image as uploaded.")
                 with gr.Accordion("Patient information (optional, printed on the PDF)", open=False):
                     with gr.Row():
                         name = gr.Textbox(label="Name")
@@ -379,7 +387,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                         fn=lambda f, ref: handlers.segment_ui(f, 0, 0, *[""] * 7, "", ref), run_on_click=True,
                         cache_examples=False, label="Examples: LiTS case 117 (click to run)")
         button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs, series, reference,
-                                           reference_labels], ui_outputs,
+                                           reference_labels, read_as], ui_outputs,
                      concurrency_limit=CONCURRENCY, api_visibility="private")
         # A reference set by an example (or left from an earlier comparison) is shown, not hidden in a closed box.
         reference.change(lambda r: gr.Accordion(open=True) if r else gr.Accordion(), reference, compare_box,

@@ -25,6 +25,7 @@ from . import __version__
 from .config import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 from .errors import HepatoScanError
 from .logs import configure as configure_logging
+from .orientation import READINGS
 
 log = logging.getLogger("hepatoscan")
 
@@ -294,7 +295,7 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
                              limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing,
                              series=args.series, reference=references[i - 1] if references else None,
-                             reference_values=getattr(args, "reference_values", None))
+                             reference_values=getattr(args, "reference_values", None), read_as=args.read_as)
             target = _unique_dir(out, _stem(path), used)
             write_outputs(result, target, patient=patient)
             pdf_failed = args.pdf and not _write_pdf(result, target / "report.pdf", patient, label)
@@ -462,6 +463,10 @@ def _add_common(s) -> None:
                    help="of a DICOM study with several series (contrast phases, reformats), the one to segment: "
                         "its series number, SeriesInstanceUID or a word of its description (e.g. portal); "
                         "default: the largest axial series, named in a warning with the others")
+    s.add_argument("--read-as", choices=[r.name for r in READINGS], metavar="{" + ",".join(r.name for r in READINGS) + "}",
+                   help="have the model read every slice mirrored left-right (a patient with situs inversus, an "
+                        "image saved mirrored) or with rows and columns swapped (slices saved straight from a RAS "
+                        "NIfTI array); the masks are turned back to the input's own orientation. Default: as given")
     s.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
     s.add_argument("--model", help="model folder (default: the shipped models/)")
     for flag in ("patient-name", "patient-id", "patient-age", "patient-sex", "study-date",

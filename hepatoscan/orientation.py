@@ -24,7 +24,9 @@ from typing import Callable
 import numpy as np
 
 from .config import QualityConfig
+from .errors import InputError
 from .quality import unsure_counts, unsure_fraction
+from .scan import Note
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,26 @@ READINGS = (
             "From a NIfTI in RAS order (nibabel.as_closest_canonical), data[:, :, k].T[::-1, ::-1] is the slice "
             "as viewers show it."),
 )
+
+
+def reading_named(name: str) -> Reading:
+    """"mirrored" or "swapped" -> that :class:`Reading`, for reading an image so on purpose (a
+    patient with situs inversus, an image the orientation warning names); InputError otherwise."""
+    for reading in READINGS:
+        if reading.name == name:
+            return reading
+    raise InputError(f"cannot read the image as '{name}': give one of {', '.join(r.name for r in READINGS)} "
+                     "(or nothing, to read it as given).")
+
+
+def read_as_note(reading: Reading) -> Note:
+    """What the user is told where the model read the image ``reading``'s way, as asked."""
+    how = ("mirrored (left and right swapped)" if reading.mirrored
+           else "with its rows and columns swapped and reversed")
+    why = (" (for a patient with situs inversus, or an image saved mirrored)" if reading.mirrored
+           else " (for slices saved straight from a RAS NIfTI array, data[:, :, k])")
+    return Note(f"Read {how}, as asked{why}: the model saw each slice so, and its masks were turned back, "
+                "so they, the overlay and the measurements are of the image as given.")
 
 
 def liver_evidence(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> int:
@@ -88,11 +110,13 @@ def orientation_warning(reading: Reading, ratio: float, is_hu: bool, subject: st
            if is_hu else "It may have been saved by a script that ignores the scan's orientation, or turned or "
            "flipped in an editor: check the masks, export the slices as the viewer shows them (or turn them "
            "back) and segment again." + (f" {reading.tip}" if reading.tip else ""))
-    situs = (" If the patient's organs are indeed mirrored (situs inversus), flip the image for the model and "
-             "the masks back." if reading.mirrored else "")
+    ask = (f" To have the model read it so, segment again with the app's 'Read the image' option set to "
+           f"{reading.name} (CLI: --read-as {reading.name}).")
+    situs = (" If the patient's organs are indeed mirrored (situs inversus), that is the way to segment it."
+             if reading.mirrored else "")
     return (f"{subject} mirrored or turned: the model finds a liver {times} surely {how}. Viewers show "
             "axial CT with the patient's right on the image's left and the front at the top, and the model "
-            f"learned it so; read otherwise, it may paint the spleen or the stomach as liver. {fix}{situs}")
+            f"learned it so; read otherwise, it may paint the spleen or the stomach as liver. {fix}{ask}{situs}")
 
 
 def best_reading(given: int, others: np.ndarray,

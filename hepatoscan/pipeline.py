@@ -19,6 +19,7 @@ from .config import LoadLimits
 from .io import load_scan
 from .measure import Measurements, measure
 from .model_card import ModelCard
+from .orientation import reading_named
 from .overlay import slice_views
 from .predictor import Predictor, Segmentation
 from .scan import message_label
@@ -117,7 +118,7 @@ class Result:
                "window": self.segmentation.window_summary(), "blur_effect": self.segmentation.blur_effect,
                "white_fraction": self.segmentation.white_fraction,
                "unsure_fraction": self.segmentation.unsure_fraction,
-               "orientation_ratio": self.segmentation.orientation_ratio,
+               "orientation_ratio": self.segmentation.orientation_ratio, "read_as": self.segmentation.read_as,
                "model": f"{self.card.name} {self.card.version}", "backend": self.backend,
                "elapsed_ms": round(self.elapsed_ms, 1)}
         if m.separate_images:
@@ -215,23 +216,26 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
             progress: Callable[[float, str], None] | None = None,
             slice_spacing_mm: float | None = None, series: str | None = None,
             reference: str | Path | None = None,
-            reference_values: tuple[int, int | None] | None = None) -> Result:
+            reference_values: tuple[int, int | None] | None = None, read_as: str | None = None) -> Result:
     """Load, segment and measure one input (path, folder or bytes). ``pixel_spacing_mm`` (in-plane)
     and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither;
     ``series`` chooses one series of a DICOM study (io.load_scan); ``reference``, a reference
     segmentation of the input (io.reference), is read before the model runs (a bad one fails
     fast) and compared with the masks: Result.agreement; ``reference_values``, the liver's (and
-    tumor's) values where it is a multi-organ label map (io.reference.parse_label_values)."""
+    tumor's) values where it is a multi-organ label map (io.reference.parse_label_values);
+    ``read_as``, "mirrored" or "swapped": the model reads the slices that way, and its masks are
+    turned back (hepatoscan.orientation.reading_named; an unknown name fails before loading)."""
     from .io.reference import read_reference
 
     t0 = time.perf_counter()
+    reading = reading_named(read_as) if read_as else None
     scan = load_scan(source, filename, limits, series)
     if pixel_spacing_mm:
         scan.with_pixel_spacing(pixel_spacing_mm)
     if slice_spacing_mm:
         scan.with_slice_spacing(slice_spacing_mm)
     ref = read_reference(reference, scan, reference_values) if reference is not None else None
-    seg = predictor.segment(scan, progress)
+    seg = predictor.segment(scan, progress, reading)
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,
                                                  ref.notes, seg.separate_images, scan.slab_mm)

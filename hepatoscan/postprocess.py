@@ -69,9 +69,10 @@ def flat_lesions_note(dropped: int, ratio: float, min_diameter_mm: float) -> Not
     """What the user is told of the flat lesions :func:`drop_flat_lesions` cleared (None: none)."""
     if not dropped:
         return None
-    what = "1 flat mark was" if dropped == 1 else f"{dropped} flat marks were"
-    return Note(f"{what} not counted as lesions: at least {min_diameter_mm:g} mm wide but thinner across slices "
-                f"than {ratio:g} of their width, as vessels seen along their length and partial-volume rims are "
+    one = dropped == 1
+    what = "1 flat mark was not counted as a lesion" if one else f"{dropped} flat marks were not counted as lesions"
+    return Note(f"{what}: at least {min_diameter_mm:g} mm wide but thinner across slices than {ratio:g} of "
+                f"{'its' if one else 'their'} width, as vessels seen along their length and partial-volume rims are "
                 "(tumors are roughly round). If a flat lesion is expected, look at the CT itself.")
 
 

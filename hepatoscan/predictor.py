@@ -20,8 +20,8 @@ from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
-from .orientation import (MIRROR, READINGS, best_reading, big_liver, liver_evidence, mirror_symmetric,
-                          orientation_images_warnings, orientation_warning, symmetric_images_warning,
+from .orientation import (MIRROR, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
+                          orientation_images_warnings, orientation_warning, read_as_note, symmetric_images_warning,
                           symmetric_warning)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
                       unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
@@ -61,6 +61,8 @@ class Segmentation:
     checked mirrored, or with rows and columns swapped, than as given (hepatoscan.orientation; the
     larger of the two; None: too little liver either way to judge; for separate images, the
     largest of theirs);
+    read_as: the reading the model was asked to read the slices by ("mirrored", "swapped"), or None:
+    as given (the masks are the scan's either way);
     white_fraction: for 8-bit input, the median share of the sampled slices' non-black pixels that
     are clipped to white, in [0, 1] (None for HU);
     warnings: what the user should know of the result (an image that does not look like CT or
@@ -78,6 +80,7 @@ class Segmentation:
     white_fraction: float | None = None
     unsure_fraction: float | None = None
     orientation_ratio: float | None = None
+    read_as: str | None = None
     warnings: list[str] = field(default_factory=list)
     separate_images: bool = False
 
@@ -188,8 +191,12 @@ class Predictor:
             estimates = share_stack_window(estimates)
         return boxes, estimates, similarity
 
-    def segment(self, scan: Scan, progress: Callable[[float, str], None] | None = None) -> Segmentation:
-        """Segment every slice of ``scan``; masks come back at its resolution and orientation."""
+    def segment(self, scan: Scan, progress: Callable[[float, str], None] | None = None,
+                read_as: Reading | None = None) -> Segmentation:
+        """Segment every slice of ``scan``; masks come back at its resolution and orientation.
+        ``read_as``: the model reads each slice that way instead (hepatoscan.orientation: a mirrored
+        patient or image) and its outputs are turned back, so the masks are still the scan's; the
+        orientation check then takes that reading as the image as given."""
         t0 = time.perf_counter()
         spec = self.card.input_spec
         z, h, w = scan.pixels.shape
@@ -220,7 +227,7 @@ class Predictor:
                     page.append(page_shares(pixels, self.quality))
                 square, offset = pad_to_square(pixels)
                 x, _ = prepare_slice(square, scan.is_hu, spec, estimates[k])
-                batch.append(x)
+                batch.append(x if read_as is None else np.ascontiguousarray(read_as.turn(x)))
                 outside.append(below_window(pixels, scan.is_hu, spec))
                 offsets.append((*offset, square.shape[0]))
                 if k % self.quality.every_nth_slice == 0:
@@ -237,7 +244,9 @@ class Predictor:
                     given_evidence[k] = liver_evidence(probs[j, ..., 0], self.quality)
                 (y0, y1, x0, x1), (top, left, side) = boxes[k], offsets[j]
                 for channel, raw, threshold in ((0, liver_raw, t_liver), (1, tumor_raw, t_tumor)):
-                    p = resize_image(probs[j, ..., channel], side, side)[top:top + y1 - y0, left:left + x1 - x0]
+                    p = probs[j, ..., channel]
+                    p = p if read_as is None else np.ascontiguousarray(read_as.turn(p))  # back to the scan's
+                    p = resize_image(p, side, side)[top:top + y1 - y0, left:left + x1 - x0]
                     raw[k, y0:y1, x0:x1] = (p > threshold) & ~outside[j]
             if progress:
                 progress(stop / z, f"segmented slice {stop} of {z}")
@@ -263,7 +272,8 @@ class Predictor:
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)
-        warnings = [w for w in (not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z), flat,
+        asked = read_as_note(read_as) if read_as is not None else None
+        warnings = [w for w in (asked, not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z), flat,
                                 surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
@@ -271,6 +281,7 @@ class Predictor:
                             blur_effect=blur, white_fraction=white,
                             unsure_fraction=None if unsure is None else round(unsure, 3),
                             orientation_ratio=None if turned_ratio is None else round(turned_ratio, 3),
+                            read_as=None if read_as is None else read_as.name,
                             warnings=warnings,
                             separate_images=separate)
 

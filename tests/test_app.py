@@ -68,6 +68,19 @@ def test_handler_shows_a_note_as_a_note(handlers, tmp_path):
     assert "Warning" not in summary
 
 
+def test_handler_reads_the_image_as_asked(handlers, tmp_path):
+    """The "Read the image" option: a mirrored slice read mirrored finds the liver, with a Note."""
+    from PIL import Image
+
+    flipped = tmp_path / "flipped.png"
+    Image.open(SAMPLES / "lits117_z064_w350.png").transpose(Image.Transpose.FLIP_LEFT_RIGHT).save(flipped)
+    plain = handlers.segment_ui(str(flipped), 0, 0, *[""] * 7, progress=None)
+    asked = handlers.segment_ui(str(flipped), 0, 0, *[""] * 7, read_as="mirrored", progress=None)
+    assert "No liver found" in plain[6] and "--read-as mirrored" in plain[6]
+    assert asked[8]["read_as"] == "mirrored" and asked[8]["liver_area_px"] > 4000
+    assert "\n\n**Note:** Read mirrored" in asked[6] and "Warning" not in asked[6]
+
+
 def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
     out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, progress=None)
     data, slider, state = out[8], out[9], out[10]

@@ -132,6 +132,24 @@ def test_cli_pixel_spacing_gives_millimetres(tmp_path):
     assert abs(s["liver_area_mm2"] - s["liver_area_px"] * 0.64) < 1
 
 
+def test_cli_read_as_mirrored_reads_a_mirrored_image_right(tmp_path):
+    """A mirrored sample slice: as given the model finds no liver and says it looks mirrored; with
+    --read-as mirrored it finds the liver, at the image's own orientation, and says so in a Note."""
+    g = np.asarray(Image.open(SAMPLES / "lits117_z064_w350.png").convert("L"))
+    Image.fromarray(np.ascontiguousarray(g[:, ::-1])).save(tmp_path / "flipped.png")
+    truth = np.asarray(Image.open(SAMPLES / "lits117_z064_w350_mask.png"))[:, ::-1]
+    r = run_cli(tmp_path / "flipped.png", "--out", tmp_path / "asked", "--read-as", "mirrored")
+    assert r.returncode == 0, r.stderr
+    m = json.loads((tmp_path / "asked" / "flipped" / "measurements.json").read_text())
+    assert m["summary"]["read_as"] == "mirrored" and m["summary"]["warnings"][0].startswith("Read mirrored")
+    liver = np.asarray(Image.open(tmp_path / "asked" / "flipped" / "liver_mask.png"))
+    assert dice(liver > 0, truth > 0) > 0.9
+    plain = run_cli(tmp_path / "flipped.png", "--out", tmp_path / "plain")
+    assert "--read-as mirrored" in plain.stderr
+    bad = run_cli(tmp_path / "flipped.png", "--out", tmp_path / "bad", "--read-as", "upside-down")
+    assert bad.returncode == 2 and "invalid choice: 'upside-down' (choose from 'mirrored', 'swapped')" in bad.stderr
+
+
 def test_summary_csv_totals_keep_units_and_zero_areas():
     """summary.csv's liver/tumor columns: mL for volumes with spacing, voxels without, mm2 for a
     slice with spacing (an area of 0.0 mm2 stays 0.0 mm2, not a pixel count), pixels without, and

@@ -8,11 +8,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SAMPLES
+from conftest import SAMPLES, dice
 from hepatoscan.config import QualityConfig
+from hepatoscan.errors import InputError
 from hepatoscan.orientation import (READINGS, best_reading, big_liver, evidence_ratio, liver_evidence, mirror_symmetric,
-                                    orientation_images_warnings, orientation_warning, reads_better,
-                                    symmetric_images_warning, symmetric_warning)
+                                    orientation_images_warnings, orientation_warning, read_as_note, reading_named,
+                                    reads_better, symmetric_images_warning, symmetric_warning)
 from hepatoscan.pipeline import analyze
 from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
@@ -241,3 +242,37 @@ def test_noise_volume_and_noise_among_images_are_said(predictor, sample_pngs, tm
     assert r.segmentation.separate_images and len(said) == 1
     assert said[0].startswith("1 of 5 images (static.png) does not look like a CT slice"), said
     assert _said(r, LOOKS)[0].startswith("1 of 5 images (flipped.png) " + LOOKS)
+
+
+def test_reading_by_name_and_its_note():
+    assert reading_named("mirrored") is MIRROR and reading_named("swapped") is SWAP
+    with pytest.raises(InputError, match="cannot read the image as 'upside down': give one of mirrored, swapped"):
+        reading_named("upside down")
+    note = read_as_note(MIRROR)
+    assert note.startswith("Read mirrored (left and right swapped), as asked (for a patient with situs inversus")
+    assert "masks were turned back" in note and "of the image as given" in note
+    assert "data[:, :, k]" in read_as_note(SWAP)
+    # the orientation warning tells how to read an image so
+    said = orientation_warning(MIRROR, 3.0, False)
+    assert "'Read the image' option set to mirrored (CLI: --read-as mirrored)" in said
+
+
+def test_an_image_read_the_way_it_was_saved_gives_the_masks_of_the_image(predictor, sample_pngs, sample_volume):
+    """A mirrored sample slice read mirrored, and a slice saved straight from the canonical NIfTI
+    array read swapped, give the masks of the slice as viewers show it, in the image as given, and
+    no orientation warning; a Note says how it was read."""
+    path, _ = sample_pngs[1]
+    g = np.asarray(Image.open(path).convert("L"))
+    given = analyze(predictor, path).segmentation
+    r = analyze(predictor, _png(g[:, ::-1]), "flipped.png", read_as="mirrored")
+    assert dice(r.segmentation.liver[0][:, ::-1], given.liver[0]) > 0.99
+    assert dice(r.segmentation.tumor[0][:, ::-1], given.tumor[0]) > 0.95
+    assert not _said(r, LOOKS) and r.warnings[0].startswith("Read mirrored") and r.summary()["read_as"] == "mirrored"
+    assert analyze(predictor, path).summary()["read_as"] is None
+    vol, hu, _ = sample_volume
+    data = np.asanyarray(nib.as_closest_canonical(nib.load(str(vol))).dataobj)
+    view = analyze(predictor, _png(render_8bit(hu[64], (-160, 240))), "view.png").segmentation
+    saved = analyze(predictor, _png(render_8bit(data[:, :, 64], (-160, 240))), "slice_64.png", read_as="swapped")
+    assert dice(saved.segmentation.liver[0].T[::-1, ::-1], view.liver[0]) > 0.99 and not _said(saved, LOOKS)
+    with pytest.raises(InputError):  # before anything is loaded
+        analyze(predictor, "no such file.png", read_as="sideways")

@@ -9,7 +9,7 @@ import numpy as np
 
 from conftest import SAMPLES
 from hepatoscan.config import PostprocessConfig
-from hepatoscan.postprocess import clean_masks, drop_flat_lesions
+from hepatoscan.postprocess import clean_masks, drop_flat_lesions, flat_lesions_note
 
 SPACING = (2.0, 0.5, 0.5)  # z, y, x in mm
 
@@ -80,3 +80,12 @@ def test_on_the_sample_the_rule_drops_no_lesion_that_matches_the_experts(predict
     assert with_rule.lesions.detected == without.lesions.detected > 0
     assert with_rule.lesions.matched == without.lesions.matched
     assert abs(with_rule.tumor_dice - without.tumor_dice) < 0.001
+
+
+def test_flat_lesions_note_is_worded_for_one_and_for_several():
+    assert flat_lesions_note(0, 0.2, 10) is None
+    one = flat_lesions_note(1, 0.2, 10)
+    assert one.startswith("1 flat mark was not counted as a lesion: at least 10 mm wide but thinner across slices "
+                          "than 0.2 of its width")
+    assert flat_lesions_note(3, 0.2, 10).startswith("3 flat marks were not counted as lesions: at least 10 mm wide "
+                                                    "but thinner across slices than 0.2 of their width")
