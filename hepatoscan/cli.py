@@ -463,7 +463,8 @@ def _add_common(s) -> None:
                    help="of a DICOM study with several series (contrast phases, reformats), the one to segment: "
                         "its series number, SeriesInstanceUID or a word of its description (e.g. portal); "
                         "default: the largest axial series, named in a warning with the others")
-    s.add_argument("--read-as", choices=[r.name for r in READINGS], metavar="{" + ",".join(r.name for r in READINGS) + "}",
+    names = [r.name for r in READINGS]
+    s.add_argument("--read-as", choices=names, metavar="{" + ",".join(names) + "}",
                    help="have the model read every slice mirrored left-right (a patient with situs inversus, an "
                         "image saved mirrored) or with rows and columns swapped (slices saved straight from a RAS "
                         "NIfTI array); the masks are turned back to the input's own orientation. Default: as given")

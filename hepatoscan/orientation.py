@@ -180,13 +180,13 @@ def symmetric_warning(liver_share: float, ratio: float, subject: str = "This doe
     and reads it about as surely mirrored (:func:`mirror_symmetric`). ``subject``: what it is said
     of ("2 of 12 images (a.png, b.png) do not look like CT slices"); ``several``: of several images
     (the share and ratio are then the largest share's)."""
-    it = "up to {:.0f}% of them liver and finds a liver as surely in their mirror images" if several else \
-        "{:.0f}% of it liver and finds a liver as surely in its mirror image"
+    it = ("up to {:.0f}% of them liver and finds a liver as surely in their mirror images" if several
+          else "{:.0f}% of it liver and finds a liver as surely in its mirror image")
     return (f"{subject}: the model calls {it.format(100 * liver_share)} ({ratio:.2f} times the evidence). "
             "A liver lies on the patient's right, so a CT slice read mirrored gave at most half the evidence "
-            "in testing where the model called that much liver; an image that reads alike both ways has no anatomy for it to go by (noise, a texture or a "
-            "pattern?). The masks and measurements are unlikely to mean anything. Give a CT slice exported "
-            "from a viewer, or the DICOM/NIfTI.")
+            "in testing where the model called that much liver; an image that reads alike both ways has no "
+            "anatomy for it to go by (noise, a texture or a pattern?). The masks and measurements are unlikely "
+            "to mean anything. Give a CT slice exported from a viewer, or the DICOM/NIfTI.")
 
 
 def symmetric_images_warning(found: dict[int, tuple[float, float]], checked: int, names: list[str],

@@ -273,8 +273,8 @@ class Predictor:
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)
         asked = read_as_note(read_as) if read_as is not None else None
-        warnings = [w for w in (asked, not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z), flat,
-                                surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
+        warnings = [w for w in (asked, not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z),
+                                flat, surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},
