@@ -131,15 +131,17 @@ def slice_views(seg, z: int, lesion_centroids=None, reference: np.ndarray | None
     slice's (H, W) reference labels, the overlay and panel show its outlines, and
     "reference_liver_layer", "reference_tumor_layer" (reference_layers) are added."""
     scan = seg.scan
-    gray = display_image(scan.pixels[z], scan.is_hu)
-    ref = None if reference is None else np.asarray(reference)
-    over = overlay(gray, seg.liver[z], seg.tumor[z], lesion_centroids, reference=ref)
-    liver_layer, tumor_layer = mask_layers(seg.liver[z], seg.tumor[z])
+    h, w = scan.image_size(z)  # the image alone, where a stack's images differ in size
+    gray = display_image(scan.pixels[z][:h, :w], scan.is_hu)
+    liver, tumor = seg.liver[z][:h, :w], seg.tumor[z][:h, :w]
+    ref = None if reference is None else np.asarray(reference)[:h, :w]
+    over = overlay(gray, liver, tumor, lesion_centroids, reference=ref)
+    liver_layer, tumor_layer = mask_layers(liver, tumor)
     views = {"original": gray, "numbered": numbered(gray, lesion_centroids),
              "liver_layer": liver_layer, "tumor_layer": tumor_layer,
-             "liver": (seg.liver[z] * 255).astype(np.uint8),
-             "tumor": (seg.tumor[z] * 255).astype(np.uint8), "overlay": over,
-             "panel": panel(gray, seg.liver[z], seg.tumor[z], over)}
+             "liver": (liver * 255).astype(np.uint8),
+             "tumor": (tumor * 255).astype(np.uint8), "overlay": over,
+             "panel": panel(gray, liver, tumor, over)}
     if ref is not None:
         views["reference_liver_layer"], views["reference_tumor_layer"] = reference_layers(ref)
     return views

@@ -289,7 +289,8 @@ def _write_slice_masks(seg, slice_files: list[str], folder: Path) -> Path:
         while stem in used:  # the same file name in two folders of a zip
             stem += "_"
         used.add(stem)
-        Image.fromarray(label_volume(seg.liver[z], seg.tumor[z])).save(folder / f"{stem}.png")
+        h, w = seg.scan.image_size(z)  # each file's own size, where a stack's images differ
+        Image.fromarray(label_volume(seg.liver[z][:h, :w], seg.tumor[z][:h, :w])).save(folder / f"{stem}.png")
     return folder
 
 

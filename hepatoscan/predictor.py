@@ -175,19 +175,21 @@ class Predictor:
         across a stack where a slice reads far off (``stack_window``) if the stack looks like one
         series; and, for a stack of 8-bit images, how alike neighbouring images are
         (series.neighbour_similarity; None otherwise)."""
-        _, h, w = scan.pixels.shape
-        if scan.is_hu:
+        if scan.is_hu and not scan.sizes_differ:
+            _, h, w = scan.pixels.shape
             return [(0, h, 0, w)] * scan.n_slices, [None] * scan.n_slices, None
         boxes, estimates, thumbs = [], [], []
         for k in range(scan.n_slices):
-            pixels = to_grayscale(scan.pixels[k])
-            box = content_box(pixels) or (0, h, 0, w)
+            h, w = scan.image_size(k)  # images of different sizes: each alone, not its canvas
+            pixels = to_grayscale(scan.pixels[k])[:h, :w]
+            box = (content_box(pixels) if not scan.is_hu else None) or (0, h, 0, w)
             boxes.append(box)
-            estimates.append(estimate_display_window(pixels[box[0]:box[1], box[2]:box[3]], scan.jpeg))
-            if scan.is_volume:
+            estimates.append(None if scan.is_hu else
+                             estimate_display_window(pixels[box[0]:box[1], box[2]:box[3]], scan.jpeg))
+            if scan.is_volume and not scan.sizes_differ:
                 thumbs.append(thumbnail(pixels))
         similarity = neighbour_similarity(thumbs)
-        if self.stack_window and scan.is_volume and not separate_images(similarity):
+        if self.stack_window and scan.is_volume and not (scan.sizes_differ or separate_images(similarity)):
             estimates = share_stack_window(estimates)
         return boxes, estimates, similarity
 
@@ -212,9 +214,10 @@ class Predictor:
         given_evidence, other_evidence = np.zeros(z, np.int64), np.zeros((z, len(READINGS), 3), np.int64)
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         boxes, estimates, similarity = self._read_windows(scan)
-        separate = separate_images(similarity)
+        separate = scan.sizes_differ or separate_images(similarity)  # images of different sizes: the loader says so
         checked = self._orientation_checked(z, separate)
-        cropped = [(y1 - y0, x1 - x0) for y0, y1, x0, x1 in boxes if (y0, y1, x0, x1) != (0, h, 0, w)]
+        whole = [(0, ih, 0, iw) for ih, iw in map(scan.image_size, range(z))]  # each image's own extent
+        cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), all_of in zip(boxes, whole) if (y0, y1, x0, x1) != all_of]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
             stop = min(z, start + step)

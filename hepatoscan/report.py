@@ -306,8 +306,8 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     spacing = (" x ".join("?" if s is None else f"{s:.3g}" for s in scan.spacing_mm) + " mm (z, y, x)"
                if scan.spacing_mm else "unknown: measurements in pixels only")
     info = [("File", f"{scan.name} ({scan.source_format})"),
-            ("Size", f"{count(scan.n_slices, 'image' if m.separate_images else 'slice')} of "
-                     f"{scan.pixels.shape[2]} x {scan.pixels.shape[1]} px"),
+            ("Size", f"{count(scan.n_slices, 'image' if m.separate_images else 'slice')} of " + (
+                "different sizes" if scan.sizes_differ else f"{scan.pixels.shape[2]} x {scan.pixels.shape[1]} px")),
             ("Spacing", spacing),
             ("Intensity", "Hounsfield units" if scan.is_hu else "8-bit display image")]
     if result.segmentation.window_summary():

@@ -44,8 +44,10 @@ class Scan:
     spacing_mm: tuple[float | None, float, float] | None
     source_format: str  # "png", "jpeg", "bmp", "tiff", "webp", "webp-lossy", "dicom", "dicom-series", "nifti", "array"
     name: str  # file stem, used for output folders
-    # modality, study_date, patient_* ... when known; slice_files (a stack of image files); lossy_jpeg
-    # (a DICOM display image stored as JPEG, read as one: Scan.jpeg)
+    # modality, study_date, patient_* ... when known; slice_files (a stack of image files); image_sizes
+    # ((H, W) of each image of a stack whose images differ in size: each lies at the top left of
+    # pixels, black around it; Scan.image_size); lossy_jpeg (a DICOM display image stored as JPEG,
+    # read as one: Scan.jpeg)
     metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     # For writing masks in the input's geometry: NiftiGeometry (NIfTI), or for DICOM {"origin_mm": ...,
@@ -68,6 +70,17 @@ class Scan:
     @property
     def is_volume(self) -> bool:
         return self.n_slices > 1
+
+    @property
+    def sizes_differ(self) -> bool:
+        """Whether the images of this stack differ in size (separate images: Scan.image_size)."""
+        return bool(self.metadata.get("image_sizes"))
+
+    def image_size(self, z: int) -> tuple[int, int]:
+        """(H, W) of image ``z`` itself: pixels[z, :H, :W] (the rest is the canvas of a stack whose
+        images differ in size); the whole slice otherwise."""
+        sizes = self.metadata.get("image_sizes")
+        return tuple(sizes[z]) if sizes else tuple(self.pixels.shape[1:])
 
     @property
     def slab_mm(self) -> np.ndarray | None:

@@ -236,6 +236,20 @@ def test_handler_zip_of_separate_images_shows_them_image_by_image(handlers, tmp_
     assert ["Image 1: file", sorted(names)[1]] in rows  # natural name order, not the archive's
 
 
+def test_handler_images_of_different_sizes_chosen_together_are_shown_each_at_its_size(handlers, tmp_path):
+    """Screenshots of different sizes chosen at once: separate images, each shown at its own size."""
+    from PIL import Image
+
+    files = [SAMPLES / "lits117_z040_w400.png", tmp_path / "big.png"]
+    Image.open(SAMPLES / "lits117_z064_w350.png").resize((300, 260)).save(files[1])
+    out = handlers.segment_ui([str(f) for f in files], 0, 0, *[""] * 7, progress=None)
+    data, summary, state = out[8], out[6], out[10]
+    assert data["separate_images"] and data["images_with_liver"] == 2
+    assert "**Note:** The 2 images differ in size (128 x 128 to 300 x 260 px)" in summary
+    shown = {k: handlers.show_slice(state, k)[1].shape for k in (0, 1)}  # the "Original" view
+    assert shown == {0: (260, 300), 1: (128, 128)}  # natural name order: big.png first
+
+
 def _extensionless_series(folder: Path, first: int = 56, n: int = 16) -> list[Path]:
     """LiTS 117 slices as a DICOM series whose files have no extension (IM000, IM001, ...), as
     PACS exports and CDs name them."""

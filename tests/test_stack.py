@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import dice
+from conftest import SAMPLES, dice
 from hepatoscan.errors import InputError
 from hepatoscan.io import load_scan
 from hepatoscan.preprocessing import WindowEstimate, render_8bit, share_stack_window
@@ -94,12 +94,56 @@ def test_a_zip_of_16_bit_slices_of_ct_numbers_segments_as_the_nifti_does(predict
     assert dice(as_png.liver, as_nifti.liver) > 0.999 and dice(as_png.tumor, as_nifti.tumor) > 0.99
 
 
-def test_stack_of_images_of_different_sizes_is_refused_with_the_fix():
-    a, b = np.full((64, 64), 90, np.uint8), np.full((48, 64), 90, np.uint8)
+def test_images_of_different_sizes_are_read_as_separate_images():
+    """Each image lies at the top left of a canvas of the largest height and width, black around
+    it, and keeps its own size; the loader says they are separate images."""
+    a, b = np.full((64, 64), 90, np.uint8), np.full((48, 80), 120, np.uint8)
     a[10:30, 10:30] = b[10:30, 10:30] = 200
-    with pytest.raises(InputError, match="differ in size") as info:
-        load_scan(_zip({"a1.png": _png(a), "a2.png": _png(b)}), "mixed.zip")
-    assert "one at a time" in str(info.value)
+    scan = load_scan(_zip({"a1.png": _png(a), "a2.png": _png(b)}), "mixed.zip")
+    assert scan.pixels.shape == (2, 64, 80) and scan.sizes_differ
+    assert scan.image_size(0) == (64, 64) and scan.image_size(1) == (48, 80)
+    assert np.array_equal(scan.pixels[0, :64, :64], a) and not scan.pixels[0, :, 64:].any()
+    assert np.array_equal(scan.pixels[1, :48], b) and not scan.pixels[1, 48:].any()
+    assert any(w.startswith("The 2 images differ in size (80 x 48 to 64 x 64 px), so they are separate images")
+               for w in scan.warnings)
+    same = load_scan(_zip({"a1.png": _png(a), "a3.png": _png(a)}), "same.zip")
+    assert not same.sizes_differ and same.image_size(1) == (64, 64) and "image_sizes" not in same.metadata
+    buf = io.BytesIO()  # a multi-page TIFF whose pages differ in size: the same
+    Image.fromarray(a).save(buf, format="TIFF", save_all=True, append_images=[Image.fromarray(b)])
+    pages = load_scan(buf.getvalue(), "pages.tif")
+    assert pages.sizes_differ and pages.image_size(1) == (48, 80) and pages.spacing_mm is None
+
+
+def test_images_of_different_sizes_are_each_segmented_and_shown_as_alone(predictor, tmp_path):
+    """Three sample exports at three sizes (one not square) in one zip, with their expert masks:
+    each image's masks, views and label PNG are what it gets alone, at its own size; the comparison
+    pairs each mask with its image."""
+    from hepatoscan.pipeline import analyze, write_outputs
+
+    sizes = {"lits117_z064_w350": None, "lits117_z080_w350": (300, 260), "lits117_z040_w400": (256, 256)}
+    images, masks = {}, {}
+    for stem, size in sizes.items():
+        img, mask = Image.open(SAMPLES / f"{stem}.png"), Image.open(SAMPLES / f"{stem}_mask.png")
+        if size:
+            img, mask = img.resize(size, Image.BILINEAR), mask.resize(size, Image.NEAREST)
+        images[f"{stem}.png"], masks[f"{stem}_mask.png"] = _png(np.asarray(img)), _png(np.asarray(mask))
+    (tmp_path / "masks.zip").write_bytes(_zip(masks))
+    result = analyze(predictor, _zip(images), "mixed.zip", reference=tmp_path / "masks.zip")
+    seg = result.segmentation
+    assert seg.separate_images and result.summary()["separate_images"]
+    for k, name in enumerate(result.scan.metadata["slice_files"]):  # in file-name order
+        alone = analyze(predictor, images[name], name).segmentation
+        h, w = result.scan.image_size(k)
+        assert (h, w) == alone.liver.shape[1:], name
+        assert np.array_equal(seg.liver[k, :h, :w], alone.liver[0]) and not seg.liver[k].sum() - seg.liver[k, :h, :w].sum()
+        assert np.array_equal(seg.tumor[k, :h, :w], alone.tumor[0]), name
+        assert result.views(k)["overlay"].shape == (h, w, 3), name
+    assert not [w for w in result.warnings if "uniform surround" in w or "consecutive slices" in w]
+    assert result.agreement.liver_dice > 0.85
+    out = write_outputs(result, tmp_path / "out", pdf=True)
+    assert {p.name: Image.open(p).size for p in (tmp_path / "out" / "masks").iterdir()} == {
+        "lits117_z064_w350.png": (128, 128), "lits117_z080_w350.png": (300, 260), "lits117_z040_w400.png": (256, 256)}
+    assert out
 
 
 def _est(width: float, level: float = 40.0, method: str = "fat peak + soft-tissue median") -> WindowEstimate:

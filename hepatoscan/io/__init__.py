@@ -19,7 +19,7 @@ import numpy as np
 
 from ..config import IMAGE_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
-from ..scan import Scan
+from ..scan import Note, Scan
 from ..wording import agree, count
 from . import dicom
 from .image import read_image
@@ -218,8 +218,24 @@ def _image_stack_scan(images: list[tuple[str, Callable[[], bytes]]], n_ignored: 
         what = agree(n_ignored, "is not an image was", "are not images were")
         warnings.append(f"{count(n_ignored, 'file')} that {what} ignored.")
     log.info("%s: %d image slices read as one stack, in file-name order", name, len(images))
-    return _checked(Scan(d["pixels"], d["is_hu"], None, d["format"], _stem(name), {"slice_files": d["files"]},
-                         warnings=warnings), limits)
+    return _checked(Scan(d["pixels"], d["is_hu"], None, d["format"], _stem(name), _stack_metadata(d),
+                         warnings=warnings + _sizes_note(d)), limits)
+
+
+def _stack_metadata(d: dict) -> dict:
+    """read_image_stack's result -> the Scan's metadata: its files, and each image's size where they differ."""
+    return {"slice_files": d["files"], **({"image_sizes": d["image_sizes"]} if d["image_sizes"] else {})}
+
+
+def _sizes_note(d: dict) -> list[str]:
+    """[a Note that the images differ in size, so are separate images], or [] where they do not."""
+    sizes = d["image_sizes"]
+    if not sizes:
+        return []
+    small, large = min(sizes, key=lambda s: s[0] * s[1]), max(sizes, key=lambda s: s[0] * s[1])
+    return [Note(f"The {len(sizes)} images differ in size ({small[1]} x {small[0]} to {large[1]} x {large[0]} px), "
+                 "so they are separate images, not one series' slices: each was segmented, measured and is "
+                 "shown at its own size, and there is no volume.")]
 
 
 PLAUSIBLE_PIXEL_MM = (0.05, 50.0)  # in-plane pixel size of CT; a microscope's stack is far finer
@@ -237,8 +253,10 @@ def _tiff_pages_scan(data: bytes, name: str, limits: LoadLimits, n_pages: int) -
                         "for CT and was ignored: give the pixel spacing if you know it.")
         spacing = None
     log.info("%s: %d TIFF pages read as one stack, in page order", name, n_pages)
-    return _checked(Scan(d["pixels"], d["is_hu"], spacing, d["format"], _stem(name), {"slice_files": d["files"]},
-                         warnings=warnings), limits)
+    if d["image_sizes"]:
+        spacing = None  # one voxel size for pages of different sizes: not a series
+    return _checked(Scan(d["pixels"], d["is_hu"], spacing, d["format"], _stem(name), _stack_metadata(d),
+                         warnings=warnings + _sizes_note(d)), limits)
 
 
 class _ChunkedGzip(io.RawIOBase):

@@ -231,14 +231,16 @@ def _slice_masks(path: Path, scan: Scan, given: tuple[int, int | None] | None) -
                          f"give the reference as {instead}.")
     masks = _mask_files(path)
     pages, missing = [], []
-    for file in files:
+    for k, file in enumerate(files):
         stem = PurePosixPath(file).name.rsplit(".", 1)[0]
         key = next((stem + s for s in MASK_SUFFIXES if stem + s in masks), None)
         if key is None:
             missing.append(PurePosixPath(file).name)
             continue
-        found = _image_pages(masks[key](), key, scan.pixels.shape[1:])
-        pages.append(found[0])
+        found = _image_pages(masks[key](), key, scan.image_size(k))[0]
+        if scan.sizes_differ and found.shape == scan.image_size(k):  # onto the image's canvas, as the image
+            found = np.pad(found, [(0, n - m) for n, m in zip(scan.pixels.shape[1:], found.shape)])
+        pages.append(found)
     if missing:
         raise InputError(f"{path.name}: no mask for {len(missing)} of the {len(files)} slices (such as "
                          f"{', '.join(missing[:3])}). Name each mask as its slice (IM1.png or IM1_mask.png for IM1.png).")

@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import IMAGE_SUFFIXES, LoadLimits
 from ..errors import HepatoScanError, InputError, InputTooLargeError
-from .image import read_image
+from .image import image_size, read_image
 from .nifti import INT16_RANGE
 
 
@@ -47,42 +47,55 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
     """(name, reader) pairs of image files -> {"pixels": (Z, H, W) grey levels in [0, 255], uint8
     (float32 where a slice has fractional levels), or float32 HU where the images hold CT numbers
     ("is_hu"), in natural name order; "files": the names in that order; "format": e.g. "png-stack";
-    "warnings": [...]}.
+    "warnings": [...]; "image_sizes": (H, W) per image where they differ, else None}.
 
-    Every slice must have the same size (one series exported one way); the files are read one at a
-    time into the stack."""
+    One series' slices share one size, and are read one at a time into the stack. Images of
+    different sizes are separate images (screenshots, other patients): each is placed at the top
+    left of a canvas of the largest height and width, black around it (:func:`on_canvas`), and its
+    own size is kept, so the runtime segments and shows each image alone."""
     if len(files) > limits.max_slices:
         raise InputTooLargeError(f"{name}: {len(files)} images, over the limit of {limits.max_slices} slices. "
                                  "Give one series at a time.")
     files, folder_warning = largest_folder(files)
     files = sorted(files, key=lambda f: natural_key(f[0]))
-    pixels, formats, warnings, first_shape = None, set(), [folder_warning] if folder_warning else [], None
+    formats, warnings = set(), [folder_warning] if folder_warning else []
     hu_offset = _stack_hu_offset(files, name, limits)
+    sizes = _image_sizes(files, name, limits, hu_offset)
+    canvas = (max(h for h, _ in sizes), max(w for _, w in sizes))
+    # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of 512 x 512)
+    # and HU as int16, rounded to 1 HU, as NIfTI and DICOM volumes are; the stack turns float32 at
+    # the first slice that does not fit (16-bit or colour exports stretched to [0, 255], HU beyond int16).
+    pixels = np.zeros((len(files), *canvas), np.uint8 if hu_offset is None else np.int16)
     for z, (fname, read) in enumerate(files):
         try:
             values, fmt, slice_warnings, _ = read_image(read(), fname, limits, hu_offset)
         except HepatoScanError as e:  # say which archive or folder the bad image is in
             raise type(e)(f"{name}: {e}") from e
-        if pixels is None:
-            first_shape = values.shape
-            # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of
-            # 512 x 512) and HU as int16, rounded to 1 HU, as NIfTI and DICOM volumes are; the stack
-            # turns float32 at the first slice that does not fit (16-bit or colour exports stretched
-            # to [0, 255], HU beyond int16).
-            pixels = np.empty((len(files), *first_shape), np.uint8 if hu_offset is None else np.int16)
-        elif values.shape != first_shape:
-            raise InputError(
-                f"{name}: the images differ in size ({files[0][0]} is {first_shape[1]} x {first_shape[0]}, "
-                f"{fname} is {values.shape[1]} x {values.shape[0]}). A stack must hold one series' slices "
-                "exported at one size; segment the images one at a time instead.")
+        if values.shape != sizes[z]:  # the file changed between the two reads
+            raise InputError(f"{name}: {fname} changed while it was read; copy the images again.")
         if not _fits(values, pixels.dtype):
             pixels = pixels.astype(np.float32)
-        pixels[z] = np.rint(values) if pixels.dtype == np.int16 else values
+        h, w = values.shape
+        pixels[z, :h, :w] = np.rint(values) if pixels.dtype == np.int16 else values
         formats.add(fmt)
         warnings += [w for w in slice_warnings if w not in warnings]
     fmt = formats.pop() if len(formats) == 1 else "image"
+    mixed = len(set(sizes)) > 1
     return {"pixels": pixels, "files": [f for f, _ in files], "format": f"{fmt}-stack", "warnings": warnings,
-            "is_hu": hu_offset is not None}
+            "is_hu": hu_offset is not None, "image_sizes": sizes if mixed else None}
+
+
+def _image_sizes(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits,
+                 hu_offset: int | None) -> list[tuple[int, int]]:
+    """(H, W) of each image as the runtime reads it (EXIF orientation applied), from its header
+    where the image needs no turning, else by reading it."""
+    sizes = []
+    for fname, read in files:
+        try:
+            sizes.append(image_size(read(), fname, limits, hu_offset))
+        except HepatoScanError as e:
+            raise type(e)(f"{name}: {e}") from e
+    return sizes
 
 
 def _fits(values: np.ndarray, dtype) -> bool:
