@@ -16,6 +16,7 @@ class LoadLimits:
     max_bytes: int = 1024 * 1024 * 1024  # 1 GiB per file or archive
     max_pixels_per_slice: int = 4096 * 4096  # also guards against decompression bombs
     max_slices: int = 2000  # slices per volume
+    max_voxels: int = 2000 * 512 * 512  # the whole input (0.5 GB as 8-bit; its two masks as much again)
     max_zip_entries: int = 4000  # files inside one .zip
     max_zip_uncompressed_bytes: int = 4 * 1024 * 1024 * 1024  # zip bombs
     min_side_px: int = 32  # smaller images are degenerate

@@ -181,7 +181,7 @@ class Predictor:
         boxes, estimates, thumbs = [], [], []
         for k in range(scan.n_slices):
             h, w = scan.image_size(k)  # images of different sizes: each alone, not its canvas
-            pixels = to_grayscale(scan.pixels[k])[:h, :w]
+            pixels = to_grayscale(scan.pixels[k][:h, :w])
             box = (content_box(pixels) if not scan.is_hu else None) or (0, h, 0, w)
             boxes.append(box)
             estimates.append(None if scan.is_hu else
@@ -224,7 +224,7 @@ class Predictor:
             batch, offsets, outside = [], [], []  # outside: (H, W) pixels no mask may hold
             for k in range(start, stop):
                 y0, y1, x0, x1 = boxes[k]
-                pixels = to_grayscale(scan.pixels[k])[y0:y1, x0:x1]
+                pixels = to_grayscale(scan.pixels[k][y0:y1, x0:x1])
                 if not scan.is_hu and k % self.quality.every_nth_slice == 0:
                     white_fractions.append(white_fraction(pixels, self.quality))
                     page.append(page_shares(pixels, self.quality))

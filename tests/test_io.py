@@ -1175,3 +1175,11 @@ def test_nifti_leaves_pydicom_unloaded_and_dicom_still_decodes_afterwards(tmp_pa
     assert "AFTER DICOM: ['gdcm', 'pydicom']" in r.stdout
     assert (tmp_path / "out").is_dir() and any(p.name.endswith(".nii.gz") for p in (tmp_path / "out").iterdir())
     np.testing.assert_array_equal(np.load(tmp_path / "hu.npy"), hu)
+
+
+def test_a_volume_over_the_voxel_limit_is_refused_with_the_fix():
+    from conftest import SAMPLES
+
+    with pytest.raises(InputTooLargeError, match=r"128 x 128 x 128 = 2,097,152 voxels, over the limit of 1,000,000\. "
+                                                 r"Give a smaller part of the study"):
+        load_scan(SAMPLES / "lits117_volume.nii.gz", limits=LoadLimits(max_voxels=1_000_000))

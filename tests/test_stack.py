@@ -114,6 +114,25 @@ def test_images_of_different_sizes_are_read_as_separate_images():
     assert pages.sizes_differ and pages.image_size(1) == (48, 80) and pages.spacing_mm is None
 
 
+def test_a_canvas_too_large_for_the_limits_is_refused_with_the_fix():
+    """One large image among small ones makes every image its size on the canvas: bounded by
+    LoadLimits.max_voxels, as any input is."""
+    from hepatoscan.config import LoadLimits
+    from hepatoscan.errors import InputTooLargeError
+
+    small, large = np.full((64, 64), 90, np.uint8), np.full((64, 640), 90, np.uint8)
+    small[10:30, 10:30] = large[10:30, 10:30] = 200
+    images = {f"a{k}.png": _png(small) for k in range(9)} | {"wide.png": _png(large)}
+    limits = LoadLimits(max_voxels=10 * 64 * 640 - 1)
+    with pytest.raises(InputTooLargeError, match="differ in size, and 10 of them on one canvas of 640 x 64 pixels "
+                                                 r"\(the largest, such as wide.png\) would take 409,600") as info:
+        load_scan(_zip(images), "shots.zip", limits)
+    assert "Segment the largest images on their own" in str(info.value)
+    assert load_scan(_zip(images), "shots.zip", LoadLimits(max_voxels=10 * 64 * 640)).pixels.shape == (10, 64, 640)
+    with pytest.raises(InputTooLargeError, match="9 images of 64 x 64 pixels, 36,864 in all"):
+        load_scan(_zip({k: v for k, v in images.items() if k != "wide.png"}), "same.zip", LoadLimits(max_voxels=4096))
+
+
 def test_images_of_different_sizes_are_each_segmented_and_shown_as_alone(predictor, tmp_path):
     """Three sample exports at three sizes (one not square) in one zip, with their expert masks:
     each image's masks, views and label PNG are what it gets alone, at its own size; the comparison

@@ -447,6 +447,9 @@ def _checked(scan: Scan, limits: LoadLimits) -> Scan:
                                  f"{limits.max_pixels_per_slice:,}.")
     if z > limits.max_slices:
         raise InputTooLargeError(f"{scan.name}: {z} slices, over the limit of {limits.max_slices}.")
+    if z * h * w > limits.max_voxels:
+        raise InputTooLargeError(f"{scan.name}: {z} x {w} x {h} = {z * h * w:,} voxels, over the limit of "
+                                 f"{limits.max_voxels:,}. Give a smaller part of the study (fewer slices).")
     pixels = scan.pixels
     if pixels.dtype.kind == "f" and not (np.isfinite(pixels.min()) and np.isfinite(pixels.max())):
         nan = ~np.isfinite(pixels)

@@ -128,20 +128,6 @@ def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None
     return ImageFile(grey, fmt, turned + ([warning] if warning else []))
 
 
-def image_size(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None | str = "auto") -> tuple[int, int]:
-    """Image bytes -> (H, W) as :func:`read_image` reads it (EXIF orientation applied), from the
-    header alone where it can be read; else the image is read, which raises its error."""
-    try:
-        img = Image.open(io.BytesIO(data))
-        w, h = img.size
-        orientation = img.getexif().get(EXIF_ORIENTATION, 1)
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, struct.error):
-        return read_image(data, name, limits, hu_offset).pixels.shape
-    if w * h > limits.max_pixels_per_slice:
-        return read_image(data, name, limits, hu_offset).pixels.shape  # refused, with its message
-    return (w, h) if orientation in (5, 6, 7, 8) else (h, w)  # these turn the image by 90 degrees
-
-
 def _upright(img: Image.Image) -> tuple[Image.Image, list[str]]:
     """An image -> (the image as viewers show it, with its EXIF orientation applied; [a note] when
     it was turned or mirrored, else []). A phone's editor or a camera may store the pixels sideways

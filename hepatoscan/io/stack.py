@@ -15,7 +15,7 @@ import numpy as np
 
 from ..config import IMAGE_SUFFIXES, LoadLimits
 from ..errors import HepatoScanError, InputError, InputTooLargeError
-from .image import image_size, read_image
+from .image import read_image
 from .nifti import INT16_RANGE
 
 
@@ -58,21 +58,23 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
                                  "Give one series at a time.")
     files, folder_warning = largest_folder(files)
     files = sorted(files, key=lambda f: natural_key(f[0]))
-    formats, warnings = set(), [folder_warning] if folder_warning else []
+    pixels, formats, warnings, sizes = None, set(), [folder_warning] if folder_warning else [], []
     hu_offset = _stack_hu_offset(files, name, limits)
-    sizes = _image_sizes(files, name, limits, hu_offset)
-    canvas = (max(h for h, _ in sizes), max(w for _, w in sizes))
-    # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of 512 x 512)
-    # and HU as int16, rounded to 1 HU, as NIfTI and DICOM volumes are; the stack turns float32 at
-    # the first slice that does not fit (16-bit or colour exports stretched to [0, 255], HU beyond int16).
-    pixels = np.zeros((len(files), *canvas), np.uint8 if hu_offset is None else np.int16)
     for z, (fname, read) in enumerate(files):
         try:
             values, fmt, slice_warnings, _ = read_image(read(), fname, limits, hu_offset)
         except HepatoScanError as e:  # say which archive or folder the bad image is in
             raise type(e)(f"{name}: {e}") from e
-        if values.shape != sizes[z]:  # the file changed between the two reads
-            raise InputError(f"{name}: {fname} changed while it was read; copy the images again.")
+        sizes.append(values.shape)
+        _check_canvas(len(files), sizes, fname, name, limits)
+        if pixels is None:
+            # 8-bit grey levels are held as uint8 (a quarter of float32: 39 MB for 150 slices of
+            # 512 x 512) and HU as int16, rounded to 1 HU, as NIfTI and DICOM volumes are; the stack
+            # turns float32 at the first slice that does not fit (16-bit or colour exports stretched
+            # to [0, 255], HU beyond int16). Zeros: the black around smaller images (on_canvas).
+            pixels = np.zeros((len(files), *values.shape), np.uint8 if hu_offset is None else np.int16)
+        elif values.shape[0] > pixels.shape[1] or values.shape[1] > pixels.shape[2]:
+            pixels = on_canvas(pixels, values.shape)
         if not _fits(values, pixels.dtype):
             pixels = pixels.astype(np.float32)
         h, w = values.shape
@@ -85,17 +87,29 @@ def read_image_stack(files: list[tuple[str, Callable[[], bytes]]], name: str, li
             "is_hu": hu_offset is not None, "image_sizes": sizes if mixed else None}
 
 
-def _image_sizes(files: list[tuple[str, Callable[[], bytes]]], name: str, limits: LoadLimits,
-                 hu_offset: int | None) -> list[tuple[int, int]]:
-    """(H, W) of each image as the runtime reads it (EXIF orientation applied), from its header
-    where the image needs no turning, else by reading it."""
-    sizes = []
-    for fname, read in files:
-        try:
-            sizes.append(image_size(read(), fname, limits, hu_offset))
-        except HepatoScanError as e:
-            raise type(e)(f"{name}: {e}") from e
-    return sizes
+def _check_canvas(n: int, sizes: list[tuple[int, int]], fname: str, name: str, limits: LoadLimits) -> None:
+    """InputTooLargeError where ``n`` images on a canvas of the largest height and width of the
+    ``sizes`` read so far would pass ``limits.max_voxels``: one large screenshot among many small
+    images would make every image its size."""
+    h, w = max(s[0] for s in sizes), max(s[1] for s in sizes)
+    if n * h * w <= limits.max_voxels:
+        return
+    if len(set(sizes)) == 1:
+        raise InputTooLargeError(f"{name}: {n} images of {w} x {h} pixels, {n * h * w:,} in all, over the limit of "
+                                 f"{limits.max_voxels:,}. Give fewer or smaller images at a time.")
+    raise InputTooLargeError(
+        f"{name}: the images differ in size, and {n} of them on one canvas of {w} x {h} pixels (the largest, "
+        f"such as {fname}) would take {n * h * w:,}, over the limit of {limits.max_voxels:,}. Segment the "
+        "largest images on their own, or export the images at one size.")
+
+
+def on_canvas(pixels: np.ndarray, shape_hw: tuple[int, int]) -> np.ndarray:
+    """(Z, H, W) stack -> (Z, max(H, h), max(W, w)) of its dtype, each slice at the top left, zeros
+    (black) around it: room for an image of ``shape_hw`` = (h, w) that is larger either way."""
+    z, h, w = pixels.shape
+    out = np.zeros((z, max(h, shape_hw[0]), max(w, shape_hw[1])), pixels.dtype)
+    out[:, :h, :w] = pixels
+    return out
 
 
 def _fits(values: np.ndarray, dtype) -> bool:
