@@ -52,7 +52,8 @@ DEFAULT_MODEL_DIR = _default_model_dir()
 class Segmentation:
     """Masks at the scan's own resolution and orientation.
 
-    liver, tumor: (Z, H, W) uint8 in {0, 1}; liver includes tumor.
+    liver, tumor: (Z, H, W) uint8 in {0, 1}; liver includes tumor. Where a stack's images differ in
+    size, each image's masks are [z, :h, :w] of its Scan.image_size, 0 on the canvas around it.
     window_estimates: per slice, the display window estimated for 8-bit inputs (None for HU).
     blur_effect: median blur effect of the model's input over the sampled slices, 0 sharp .. 1
     blurred (hepatoscan.quality); unsure_fraction: over every slice, the model's unsure pixels per
