@@ -37,6 +37,7 @@ class Reading:
     turn: Callable[[np.ndarray], np.ndarray]
     found_in: tuple[str, str]  # how the model then reads the image: one image, several
     mirrored: bool  # a mirror image (a situs inversus patient reads so too)
+    asked: str  # how it was read, and for what, where the user asked for it (read_as_note)
     note: str = ""  # what such an image is, said after found_in
     tip: str = ""  # for an 8-bit image read so: how to save it as viewers show it
 
@@ -45,9 +46,13 @@ class Reading:
 # reads best swapped, one turned by 90 degrees swapped or not at all (benchmarks/orientation_check.py).
 READINGS = (
     Reading("mirrored", lambda x: x[:, ::-1], ("in its mirror image (left and right swapped)",
-                                               "in their mirror images (left and right swapped)"), True),
+                                               "in their mirror images (left and right swapped)"), True,
+            "mirrored (left and right swapped), as asked (for a patient with situs inversus, or an image saved "
+            "mirrored)"),
     Reading("swapped", lambda x: x.T[::-1, ::-1],
             ("with its rows and columns swapped", "with their rows and columns swapped"), False,
+            "with its rows and columns swapped and reversed, as asked (for slices saved straight from a RAS NIfTI "
+            "array, data[:, :, k])",
             "turned by a quarter and mirrored, as a slice saved straight from a NIfTI array, data[:, :, k], comes out",
             "From a NIfTI in RAS order (nibabel.as_closest_canonical), data[:, :, k].T[::-1, ::-1] is the slice "
             "as viewers show it."),
@@ -66,11 +71,7 @@ def reading_named(name: str) -> Reading:
 
 def read_as_note(reading: Reading) -> Note:
     """What the user is told where the model read the image ``reading``'s way, as asked."""
-    how = ("mirrored (left and right swapped)" if reading.mirrored
-           else "with its rows and columns swapped and reversed")
-    why = (" (for a patient with situs inversus, or an image saved mirrored)" if reading.mirrored
-           else " (for slices saved straight from a RAS NIfTI array, data[:, :, k])")
-    return Note(f"Read {how}, as asked{why}: the model saw each slice so, and its masks were turned back, "
+    return Note(f"Read {reading.asked}: the model saw each slice so, and its masks were turned back, "
                 "so they, the overlay and the measurements are of the image as given.")
 
 
@@ -153,7 +154,7 @@ def orientation_images_warnings(found: dict[int, tuple[float, Reading]], checked
     return out
 
 
-MIRROR = next(i for i, r in enumerate(READINGS) if r.mirrored)  # the mirror reading's index in READINGS
+MIRROR_INDEX = next(i for i, r in enumerate(READINGS) if r.mirrored)  # the mirror reading's place in READINGS
 
 
 def big_liver(liver_px: np.ndarray, input_px: int, cfg: QualityConfig = QualityConfig()) -> np.ndarray:

@@ -20,7 +20,7 @@ from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
-from .orientation import (MIRROR, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
+from .orientation import (MIRROR_INDEX, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
                           orientation_images_warnings, orientation_warning, read_as_note, symmetric_images_warning,
                           symmetric_warning)
 from .quality import (blur_effect, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
@@ -218,7 +218,7 @@ class Predictor:
         separate = scan.sizes_differ or separate_images(similarity)  # images of different sizes: the loader says so
         checked = self._orientation_checked(z, separate)
         whole = [(0, ih, 0, iw) for ih, iw in map(scan.image_size, range(z))]  # each image's own extent
-        cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), all_of in zip(boxes, whole) if (y0, y1, x0, x1) != all_of]
+        cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), extent in zip(boxes, whole) if (y0, y1, x0, x1) != extent]
         step = max(self.batch_size, 8)
         for start in range(0, z, step):
             stop = min(z, start + step)
@@ -262,16 +262,17 @@ class Predictor:
         blur = round(float(np.median(blur_effects)), 3) if blur_effects else None
         white = round(float(np.median(white_fractions)), 3) if white_fractions else None
         flat = flat_image_warning(sum(e.flat for e in estimates if e is not None), 0 if scan.is_hu else z)
+        turned, turned_ratio, read_better = self._orientation_warnings(given_evidence, other_evidence, checked,
+                                                                       separate, scan)
         # not CT as a whole: the other warnings' advice would be wrong. Separate images that read
         # alike mirrored are named, and the other images keep their warnings.
-        alike = self._symmetric_warning(given_evidence, other_evidence, liver_px, checked, separate, scan)
+        alike = self._symmetric_warning(given_evidence, other_evidence, liver_px, checked, read_better, separate, scan)
         not_ct = page_warning(*(np.median(page, axis=0) if page else (None, None)), self.quality) or (
             None if separate else alike)
         clipped = None if not_ct else clipping_warning(white, self.quality)  # white paper is no clipped liver
         unsure = unsure_fraction(int(liver_px.sum()), int(unsure_px.sum()), self.quality)
         unsure_note = None if not_ct else (unsure_images_warning(liver_px, unsure_px, scan, self.quality) if separate
                                            else unsure_warning(unsure, self.quality))
-        turned, turned_ratio = self._orientation_warnings(given_evidence, other_evidence, checked, separate, scan)
         turned = [] if not_ct else turned
         flat_lesions = flat_lesions_note(cleaning.get("flat_lesions_dropped", 0),
                                          self.postprocess.min_lesion_thickness_ratio,
@@ -299,20 +300,19 @@ class Predictor:
         return checked
 
     def _symmetric_warning(self, given: np.ndarray, others: np.ndarray, liver_px: np.ndarray, checked: np.ndarray,
-                           separate: bool, scan: Scan) -> str | None:
+                           read_better: np.ndarray, separate: bool, scan: Scan) -> str | None:
         """(Z,) liver evidence as given, (Z, readings, 3) of the other readings, (Z,) pixels called
-        liver -> the warning that the input reads alike mirrored (no anatomy: noise, a texture), or
-        None. A scan is judged on the slices checked with a big liver (orientation.big_liver), pooled,
-        when they are at least half of those checked; separate images one by one. Not said where
-        another reading is far surer (an image turned by 180 degrees reads alike mirrored too, but
-        the orientation warning tells what is wrong)."""
+        liver, (Z,) the slices checked and those of them that read far surer another way
+        (_orientation_warnings) -> the warning that the input reads alike mirrored (no anatomy:
+        noise, a texture), or None. A scan is judged on the slices checked with a big liver
+        (orientation.big_liver), pooled, when they are at least half of those checked; separate
+        images one by one. Not said of what reads far surer another way (an image turned by 180
+        degrees reads alike mirrored too, but the orientation warning tells what is wrong)."""
         input_px = self.card.input_spec.height * self.card.input_spec.width
-        big = checked & big_liver(liver_px, input_px, self.quality)
-        mirrored = others[:, MIRROR, 0]
+        big = checked & ~read_better & big_liver(liver_px, input_px, self.quality)
+        mirrored = others[:, MIRROR_INDEX, 0]
         if not separate:
             if not big.any() or 2 * big.sum() < checked.sum():
-                return None
-            if best_reading(int(given[checked].sum()), others[checked].sum(axis=0), self.quality)[1]:
                 return None
             ratio = mirror_symmetric(int(given[big].sum()), int(mirrored[big].sum()), self.quality)
             share = liver_px[big].sum() / (big.sum() * input_px)
@@ -321,18 +321,20 @@ class Predictor:
         found = {}
         for k in np.flatnonzero(big):
             ratio = mirror_symmetric(int(given[k]), int(mirrored[k]), self.quality)
-            if ratio is not None and best_reading(int(given[k]), others[k], self.quality)[1] is None:
+            if ratio is not None:
                 found[int(k)] = (float(liver_px[k] / input_px), ratio)
         return symmetric_images_warning(found, int(checked.sum()), image_names(scan))
 
     def _orientation_warnings(self, given: np.ndarray, others: np.ndarray, checked: np.ndarray, separate: bool,
-                              scan: Scan) -> tuple[list[str], float | None]:
+                              scan: Scan) -> tuple[list[str], float | None, np.ndarray]:
         """(Z,) liver evidence as given and (Z, readings, 3) of the other readings (evidence,
         unsure_counts) -> (warnings that the input looks mirrored or turned, the largest evidence
-        ratio). A scan is judged on the sums over the slices checked; separate images one by one."""
+        ratio, (Z,) bool: the slices found to read far surer another way). A scan is judged on the
+        sums over the slices checked (all of them found, or none); separate images one by one."""
         if not separate:
             ratio, reading = best_reading(int(given[checked].sum()), others[checked].sum(axis=0), self.quality)
-            return ([orientation_warning(reading, ratio, scan.is_hu)] if reading else []), ratio
+            warnings = [orientation_warning(reading, ratio, scan.is_hu)] if reading else []
+            return warnings, ratio, checked & bool(reading)
         found, ratios = {}, []
         for k in np.flatnonzero(checked):
             ratio, reading = best_reading(int(given[k]), others[k], self.quality)
@@ -340,4 +342,6 @@ class Predictor:
             if reading:
                 found[int(k)] = (ratio, reading)
         warnings = orientation_images_warnings(found, int(checked.sum()), image_names(scan), scan.is_hu)
-        return warnings, max(ratios, default=None)
+        read_better = np.zeros_like(checked)
+        read_better[list(found)] = True
+        return warnings, max(ratios, default=None), read_better

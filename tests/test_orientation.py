@@ -31,6 +31,20 @@ def _png(a: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
+def _samples_one_flipped(sample_pngs, more: dict[str, bytes] | None = None) -> bytes:
+    """A zip of the four sample exports, lits117_z064_w350 mirrored as flipped.png, and ``more``."""
+    buf = io.BytesIO()
+    with zipfile.ZipFile(buf, "w") as z:
+        for path, _ in sample_pngs:
+            if path.stem == "lits117_z064_w350":
+                z.writestr("flipped.png", _png(np.asarray(Image.open(path).convert("L"))[:, ::-1]))
+            else:
+                z.write(path, path.name)
+        for name, data in (more or {}).items():
+            z.writestr(name, data)
+    return buf.getvalue()
+
+
 def _said(result, what: str) -> list[str]:
     return [w for w in result.warnings if what in w]
 
@@ -128,14 +142,7 @@ def test_nifti_with_a_mirrored_header_is_warned(predictor, sample_volume, tmp_pa
 
 def test_one_mirrored_image_among_separate_images_is_named(predictor, sample_pngs):
     """A zip of the four sample exports, one of them mirrored: each image is judged on its own."""
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, _ in sample_pngs:
-            if path.stem == "lits117_z064_w350":
-                z.writestr("flipped.png", _png(np.asarray(Image.open(path).convert("L"))[:, ::-1]))
-            else:
-                z.write(path, path.name)
-    r = analyze(predictor, buf.getvalue(), "mixed.zip")
+    r = analyze(predictor, _samples_one_flipped(sample_pngs), "mixed.zip")
     assert r.segmentation.separate_images
     said = _said(r, LOOKS)
     assert len(said) == 1 and said[0].startswith("1 of 4 images (flipped.png) " + LOOKS)
@@ -229,15 +236,8 @@ def test_noise_volume_and_noise_among_images_are_said(predictor, sample_pngs, tm
     nib.save(nib.Nifti1Image(rng.uniform(-100, 200, (256, 256, 24)).astype(np.float32), np.eye(4)), str(noise))
     said = _said(analyze(predictor, noise), ALIKE)
     assert len(said) == 1 and said[0].startswith("This does not look like CT: the model calls")
-    buf = io.BytesIO()
-    with zipfile.ZipFile(buf, "w") as z:
-        for path, _ in sample_pngs:
-            if path.stem == "lits117_z064_w350":
-                z.writestr("flipped.png", _png(np.asarray(Image.open(path).convert("L"))[:, ::-1]))
-            else:
-                z.write(path, path.name)
-        z.writestr("static.png", _png(rng.random((128, 128)) * 255))  # the samples' size
-    r = analyze(predictor, buf.getvalue(), "mixed.zip")
+    static = _png(rng.random((128, 128)) * 255)  # the samples' size
+    r = analyze(predictor, _samples_one_flipped(sample_pngs, {"static.png": static}), "mixed.zip")
     said = _said(r, ALIKE)
     assert r.segmentation.separate_images and len(said) == 1
     assert said[0].startswith("1 of 5 images (static.png) does not look like a CT slice"), said
