@@ -22,7 +22,7 @@ from .model_card import ModelCard
 from .orientation import reading_named
 from .overlay import slice_views
 from .predictor import Predictor, Segmentation
-from .scan import message_label
+from .scan import message_label, source_label
 from .wording import count
 
 if TYPE_CHECKING:  # fpdf2 is imported only when a PDF is made: ~20 MB less for the CLI without --pdf
@@ -143,20 +143,40 @@ class Result:
         files = self.scan.metadata.get("slice_files")
         return files[z] if files else None
 
+    def slice_source(self, z: int, short: bool = False) -> str | None:
+        """Where a reader finds slice z in the source, where it numbers its slices otherwise than
+        HepatoScan (from 0, feet to head): the image file's name (a stack of image files), "image 37,
+        z 91.0 mm" (a DICOM series; ``short``: "image 37"), "file slice 40" (a NIfTI stored head to
+        feet); None where the index is the source's own."""
+        source = self.scan.slice_source(z)
+        return self.slice_file(z) or (source_label(source, short) if source else None)
+
     def slice_name(self, z: int) -> str:
-        """"Slice z" ("Image z" of separate images), and for a stack of image files the file's name:
-        "Slice 59 (IM91.png)"."""
+        """"Slice z" ("Image z" of separate images), with where the source has it: "Slice 59
+        (IM91.png)", "Slice 91 (image 37, z 91.0 mm)"."""
         label = f"Image {z}" if self.measurements.separate_images else f"Slice {z}"
-        file = self.slice_file(z)
-        return f"{label} ({file})" if file else label
+        source = self.slice_source(z)
+        return f"{label} ({source})" if source else label
+
+    def slice_number(self, z: int, short: bool = True) -> str:
+        """Slice z for a table cell: "91", or with where the source has it, "91 (image 37)"
+        (not ``short``: "91 (image 37, z 91.0 mm)")."""
+        source = self.slice_source(z, short)
+        return f"{z} ({source})" if source else str(z)
 
     def document(self) -> dict:
         """Summary and every measurement, as measurements.json and the API return them; the slices
-        of a stack of image files carry their file's name."""
+        of a stack of image files carry their file's name, and the slices and lesions of a source
+        that numbers its slices otherwise (Scan.slice_source) where they lie in it."""
         measurements = self.measurements.to_dict()
         if self.scan.metadata.get("slice_files"):
             for s in measurements["slices"]:
                 s["file"] = self.slice_file(s["slice_index"])
+        if self.scan.metadata.get("slice_sources"):
+            for s in measurements["slices"]:
+                s["source"] = self.scan.slice_source(s["slice_index"])
+            for l in (measurements.get("volume") or {}).get("lesions", []):
+                l["largest_slice_source"] = self.scan.slice_source(l["largest_slice"])
         document = {"summary": self.summary(), "shown_slice": self.default_slice, "measurements": measurements}
         if self.agreement is not None:
             document["agreement"] = self.agreement.to_dict()

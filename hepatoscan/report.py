@@ -13,7 +13,7 @@ from fpdf.image_parsing import SETTINGS as IMAGE_SETTINGS
 from PIL import Image
 
 from . import __version__
-from .scan import message_label
+from .scan import message_label, source_label
 from .tables import fmt_value as _fmt
 from .tables import lesion_cells, match_cell, match_header
 from .wording import count
@@ -239,6 +239,22 @@ class _Report(FPDF):
         self.ln(1)
 
 
+def _numbering(result) -> str:
+    """How a volume's slices are numbered in this report, and what the brackets after a slice
+    number say (Result.slice_source)."""
+    scan = result.scan
+    if scan.metadata.get("slice_files"):
+        return f"0 to {scan.n_slices - 1} in file-name order; each file's name in brackets"
+    said = f"0 (feet) to {scan.n_slices - 1} (head)"
+    sources = [scan.slice_source(z) for z in (0, scan.n_slices - 1)]
+    if not all(sources):
+        return said
+    if "file_slice" in sources[0]:
+        return said + "; in brackets, the slice as the NIfTI file numbers it (from 0)"
+    return (f"{said}. In brackets, the series' own image number and z: slice 0 is {source_label(sources[0])}; "
+            f"slice {scan.n_slices - 1} is {source_label(sources[1])}.")
+
+
 def _separate_images_tables(pdf: _Report, result, mm: bool, max_rows: int = 60):
     """Separate images (not one series): totals and a row per image."""
     m = result.measurements
@@ -310,6 +326,8 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
                 "different sizes" if scan.sizes_differ else f"{scan.pixels.shape[2]} x {scan.pixels.shape[1]} px")),
             ("Spacing", spacing),
             ("Intensity", "Hounsfield units" if scan.is_hu else "8-bit display image")]
+    if scan.is_volume and not m.separate_images:
+        info.append(("Slice numbers", _numbering(result)))
     if result.segmentation.window_summary():
         info.append(("Window", result.segmentation.window_summary()))
     for k in ("modality", "study_date", "study_description", "manufacturer"):
@@ -333,7 +351,8 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
             ("Tumor volume", _fmt(v.tumor_volume_ml, " mL", 2) if v.tumor_volume_ml is not None else f"{v.tumor_voxels:,} voxels"),
             ("Tumor burden", f"{v.tumor_burden_pct:.2f} % of liver volume"),
             ("Lesions (3D)", str(v.lesion_count)),
-            ("Largest tumor on slice", _fmt(v.largest_tumor_slice))])
+            ("Largest tumor on slice", "n/a" if v.largest_tumor_slice is None
+             else result.slice_number(v.largest_tumor_slice, short=False))])
     else:
         s = m.slices[0]
         pdf.kv_table([
@@ -353,7 +372,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         extra = match_header(result)
         header = ["#", "Volume", "Largest on slice", "Longest diameter", "Mean HU"] + extra
         pdf.grid(header, [[str(l.lesion_id), _fmt(l.volume_ml, " mL", 2) if l.volume_ml is not None else f"{l.voxels} vox",
-                           str(l.largest_slice),
+                           result.slice_number(l.largest_slice),
                            _fmt(l.longest_diameter_mm, " mm") if mm else _fmt(l.longest_diameter_px, " px"),
                            _fmt(l.mean_hu), *match_cell(result, l.lesion_id)] for l in m.volume.lesions[:40]])
     elif m.volume is None and m.slices[0].lesions:

@@ -20,6 +20,22 @@ def slab_thickness_mm(positions_mm, step_mm: float) -> np.ndarray:
     return (np.concatenate([[step_mm], steps]) + np.concatenate([steps, [step_mm]])) / 2.0
 
 
+def source_label(source: dict, short: bool = False) -> str:
+    """Where a slice lies in its source, as a reader finds it there (:attr:`Scan.slice_sources`):
+    "image 37, z 91.0 mm" (a DICOM file's InstanceNumber, and its position along the patient's
+    z axis, ImagePositionPatient[2]), "frame 12, z ..." (a frame of a multi-frame file),
+    "file slice 40" (a NIfTI's own voxel index, from 0, along its K axis; "file slice 40
+    (axis I)" along another). ``short``: the number alone, for a table cell ("image 37")."""
+    if "file_slice" in source:
+        axis = source.get("file_axis", "K")
+        return f"file slice {source['file_slice']}" + ("" if axis == "K" else f" (axis {axis})")
+    parts = [f"{key} {source[field]}" for field, key in (("instance_number", "image"), ("frame", "frame"))
+             if field in source]
+    if "z_mm" in source and not (short and parts):
+        parts.append(f"z {source['z_mm']:.1f} mm")
+    return ", ".join(parts)
+
+
 def message_label(message: str) -> str:
     """"Note" for a Note, "Warning" for any other message."""
     return "Note" if isinstance(message, Note) else "Warning"
@@ -47,7 +63,8 @@ class Scan:
     # modality, study_date, patient_* ... when known; slice_files (a stack of image files); image_sizes
     # ((H, W) of each image of a stack whose images differ in size: each lies at the top left of
     # pixels, black around it; Scan.image_size); lossy_jpeg (a DICOM display image stored as JPEG,
-    # read as one: Scan.jpeg)
+    # read as one: Scan.jpeg); slice_sources (where each slice lies in a source that numbers its
+    # slices otherwise than Z: Scan.slice_source)
     metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
     # For writing masks in the input's geometry: NiftiGeometry (NIfTI), or for DICOM {"origin_mm": ...,
@@ -81,6 +98,16 @@ class Scan:
         images differ in size); the whole slice otherwise."""
         sizes = self.metadata.get("image_sizes")
         return tuple(sizes[z]) if sizes else tuple(self.pixels.shape[1:])
+
+    def slice_source(self, z: int) -> dict | None:
+        """Where slice z lies in its source, where the source numbers its slices otherwise than this
+        scan's Z (feet to head, from 0): {"instance_number": 37, "z_mm": 91.0} for a file of a DICOM
+        series, {"frame": 12, "z_mm": ...} for a frame of a multi-frame file, {"file_slice": 40,
+        "file_axis": "K"} for a NIfTI stored head to feet or along another axis
+        (:func:`source_label` words it). None where not known or no different (a NIfTI stored feet
+        to head, a stack of image files: its file name, a resliced series)."""
+        sources = self.metadata.get("slice_sources")
+        return sources[z] if sources and sources[z] else None
 
     @property
     def slab_mm(self) -> np.ndarray | None:

@@ -39,9 +39,12 @@ def slice_rows(result, z: int) -> list[list[str]]:
                  ["Lesions (3D)", fmt_value(v.lesion_count)]]
     s = m.slice(z)
     prefix = f"Image {z}: " if m.separate_images else f"Slice {z}: " if m.volume is not None else ""
-    file = result.slice_file(z)
+    file, source = result.slice_file(z), result.slice_source(z)
     if file:  # a stack of image files: which file this slice is
         rows.append([prefix + "file", file])
+    elif source:  # where the source (a DICOM series, a NIfTI stored head to feet) has this slice
+        where = "in the file" if "file_slice" in result.scan.slice_source(z) else "in the series"
+        rows.append([prefix + where, source])
     if s is None:
         return rows + [[prefix + "liver", "none found on this slice"]] + reference_rows(result, z, prefix)
     mm = m.units == "mm"
@@ -98,7 +101,7 @@ def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
         mm = m.units == "mm"
         return LESION3D_HEADERS + extra, [[str(l.lesion_id),
                                            fmt_value(l.volume_ml, " mL", 2) if l.volume_ml is not None else fmt_value(l.voxels, " voxels"),
-                                           str(l.largest_slice),
+                                           result.slice_number(l.largest_slice),
                                            fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
                                            fmt_value(l.mean_hu), *match_cell(result, l.lesion_id)] for l in m.volume.lesions]
     s = m.slice(z) if m.separate_images else m.slices[0]

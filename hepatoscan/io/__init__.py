@@ -23,7 +23,7 @@ from ..scan import Note, Scan
 from ..wording import agree, count
 from . import dicom
 from .image import read_image
-from .nifti import read_nifti
+from .nifti import read_nifti, slice_sources
 from .stack import is_image_name, read_image_stack
 from .tiff import imagej_spacing_mm, tiff_page_count, tiff_pages
 
@@ -350,8 +350,9 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
         pixels, is_hu, warnings = _nifti_intensities(pixels)
     except InputError as e:
         raise InputError(f"{name}: {e}") from e
-    scan = Scan(pixels, is_hu, spacing, "nifti", _stem(name), warnings=warnings + _orientation_warning(img),
-                geometry=geometry)
+    sources = slice_sources(img)
+    scan = Scan(pixels, is_hu, spacing, "nifti", _stem(name), {"slice_sources": sources} if sources else {},
+                warnings=warnings + _orientation_warning(img), geometry=geometry)
     return _checked(scan, limits)
 
 

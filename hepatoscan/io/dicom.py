@@ -398,6 +398,24 @@ def _slice_position(ds) -> float | None:
     return float(ipp[2])
 
 
+def _slice_source(fname: str, ds, frame: bool) -> dict:
+    """Where a slice lies in its series, as a DICOM viewer numbers it (Scan.slice_source): its
+    InstanceNumber (for a frame of a multi-frame file, "<file>#k", the frame number k instead) and
+    its z in the patient's coordinates (ImagePositionPatient[2], mm), each where known."""
+    out = {}
+    if frame:
+        out["frame"] = int(fname.rsplit("#", 1)[1])
+    else:
+        try:
+            out["instance_number"] = int(ds.InstanceNumber)
+        except (AttributeError, TypeError, ValueError):  # absent, empty or not a number
+            pass
+    ipp = getattr(ds, "ImagePositionPatient", None)
+    if ipp is not None and len(ipp) == 3:
+        out["z_mm"] = round(float(ipp[2]), 2)
+    return out
+
+
 # Two slices closer than this along the normal share a position; spacing steps above GAP_FACTOR
 # times the series' median step are gaps (slices missing).
 SAME_POSITION_MM = 0.01
@@ -559,7 +577,9 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
     origin = (axial_display_origin(first, pixels.shape[1:], ps)
               or [float(v) for v in getattr(first, "ImagePositionPatient", [0, 0, 0])])
     series_plane = plane(first)
+    sources = [_slice_source(f, ds, f in frame_names) for f, ds in datasets]
     if series_plane in ("coronal", "sagittal") and len(datasets) > 1 and on_patient_axes(first):
+        sources = None  # an axial slice of a resliced series is no file or frame of it
         pixels, spacing, origin = reslice_to_axial(pixels, first, datasets[-1][1], ps, dz)
         gappy = False  # the gaps now lie along an in-plane axis
         warnings.append(f"A {series_plane} series: resliced to {pixels.shape[0]} axial slices, as the model "
@@ -585,6 +605,7 @@ def read_series(files: list[tuple[str, Callable[[], bytes]]], name: str, limits:
         pixels = _display_levels(pixels, first)
         first_file = datasets[0][0]
         warnings += _colour_warnings(parse(readers[first_file](), first_file))
-    return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": metadata(first),
+    about = metadata(first) | ({"slice_sources": sources} if sources and any(sources) else {})
+    return {"pixels": pixels, "is_hu": is_hu, "spacing_mm": spacing, "metadata": about,
             "warnings": _modality_warnings(first) + warnings, "origin_mm": origin, "source_headers": headers,
             "slice_positions_mm": positions if gappy else None}

@@ -69,3 +69,19 @@ def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], NiftiGeomet
     spacing_zyx = (float(zooms[2]), float(zooms[1]), float(zooms[0]))
     display = _compact(to_display_axes(data))
     return display, spacing_zyx, NiftiGeometry(np.array(canonical.affine))
+
+
+def slice_sources(img) -> list[dict] | None:
+    """A nibabel image -> (Z,) where each display slice (Z toward the head, as :func:`read_nifti`
+    gives them) lies in the file: {"file_slice": k, "file_axis": "K"}, k the file's own voxel
+    index from 0 along its axis I, J or K (Scan.slice_source). None where that index is Z itself
+    (the file's K axis runs from feet to head, as most CT NIfTIs store it)."""
+    from .imports import nibabel
+
+    orientation = nibabel().io_orientation(img.affine)  # per file axis: (canonical axis, +1 or -1)
+    axis = int(np.flatnonzero(orientation[:, 0] == 2)[0])  # the file axis that runs feet-head
+    flipped = orientation[axis, 1] < 0
+    if axis == 2 and not flipped:
+        return None
+    n = int(img.shape[axis])
+    return [{"file_slice": n - 1 - z if flipped else z, "file_axis": "IJK"[axis]} for z in range(n)]
