@@ -175,7 +175,7 @@ class HepatoScanApp:
                                  series=(series or "").strip() or None,
                                  reference=_file_path(reference) if reference else None,
                                  reference_values=parse_label_values(reference_labels) if reference else None,
-                                 read_as=None if read_as in (None, AS_GIVEN) else read_as)
+                                 read_as=None if (read_as or "").strip() in ("", AS_GIVEN) else read_as.strip())
         except HepatoScanError as e:
             raise gr.Error(str(e)) from e
         except Exception as e:  # a bug must never show a traceback or stop the app
@@ -277,6 +277,15 @@ class HepatoScanApp:
         return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
                                  patient_sex, study_date, referring_physician, notes, masks=True)
 
+    def segment_study_api(self, file, pixel_spacing_mm, slice_spacing_mm, series, read_as, patient_name, patient_id,
+                          patient_age, patient_sex, study_date, referring_physician, notes):
+        """As segment_masks_api, with the series of a DICOM study to read (its number or a word of its
+        description, as the page's Series field; "" for the largest axial series) and how the model
+        reads the image (READ_AS, as the page's option: "mirrored", "swapped"; "" or "as given")."""
+        return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                                 patient_sex, study_date, referring_physician, notes, masks=True, series=series,
+                                 read_as=read_as)
+
     def compare_api(self, file, reference, reference_labels, pixel_spacing_mm, slice_spacing_mm, patient_name,
                     patient_id, patient_age, patient_sex, study_date, referring_physician, notes):
         """As segment_series_api, compared with ``reference``, a reference segmentation of the input
@@ -291,10 +300,11 @@ class HepatoScanApp:
                                  reference_labels=reference_labels)[:3]
 
     def _api_outputs(self, file, pixel_spacing_mm, slice_spacing_mm, *patient, masks: bool = False,
-                     reference=None, reference_labels: str = "") -> tuple:
+                     reference=None, reference_labels: str = "", series: str = "", read_as: str = AS_GIVEN) -> tuple:
         """(measurements JSON, PDF path, overlay PNG path, masks .zip path or None)."""
         result, folder, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm,
-                                       reference=reference, reference_labels=reference_labels)
+                                       series=series, reference=reference, reference_labels=reference_labels,
+                                       read_as=read_as)
         overlay = folder / "overlay.png"
         write_png(result.views(result.default_slice)["overlay"], overlay)
         archive = None
@@ -406,6 +416,12 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         api_button.click(handlers.compare_api, [api_file, api_reference, reference_labels, spacing, slice_spacing,
                                                 *patient_inputs],
                          api_out, api_name="compare", concurrency_limit=CONCURRENCY)
+        # Added after the others, so that their places (fn_index) stay as they were.
+        api_series = gr.Textbox(label="Series (DICOM study)", visible=False)
+        api_read_as = gr.Textbox(label="Read the image", visible=False)  # "", or READ_AS: a clear error otherwise
+        api_button.click(handlers.segment_study_api, [api_file, spacing, slice_spacing, api_series, api_read_as,
+                                                      *patient_inputs],
+                         [*api_out, gr.File(visible=False)], api_name="segment_study", concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

@@ -468,6 +468,38 @@ def test_api_segment_masks_returns_a_label_png_per_slice_and_nifti_masks(client,
     assert np.allclose(nib.load(str(folder / "liver_mask.nii.gz")).header.get_zooms(), (0.8, 0.8, 2.0))
 
 
+def test_api_segment_study_reads_a_series_and_the_image_as_asked(client, tmp_path):
+    """/segment_study is /segment_masks plus the page's Series field and Read the image option: a
+    phase of a study zip chosen by a word of its description; a mirrored slice read mirrored gives
+    the original's liver; an unknown reading or series is a clear error."""
+    import numpy as np
+    from gradio_client import handle_file
+    from PIL import Image
+
+    from hepatoscan.io import load_scan
+    from test_io import _study_zip
+
+    hu = np.maximum(np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels), -1024).astype(np.int16)
+    (tmp_path / "study.zip").write_bytes(_study_zip([(5, "Arterial", hu[40:52]), (6, "Portal venous", hu[56:76])]))
+    study = handle_file(str(tmp_path / "study.zip"))
+    data, pdf, _, masks = client.predict(study, 0, 0, "arterial", "", *[""] * 7, api_name="/segment_study")
+    assert data["summary"]["slices"] == 12 and Path(masks).stat().st_size > 0
+    assert Path(pdf).read_bytes()[:5] == b"%PDF-"
+    data, _, _, _ = client.predict(study, 0, 0, "", "as given", *[""] * 7, api_name="/segment_study")
+    assert data["summary"]["slices"] == 20 and data["summary"]["read_as"] is None  # the largest series
+    original, _, _ = _segment(client, SAMPLES / "lits117_z080_w350.png")
+    mirrored = tmp_path / "mirrored.png"
+    Image.fromarray(np.asarray(Image.open(SAMPLES / "lits117_z080_w350.png"))[:, ::-1]).save(mirrored)
+    data, _, _, _ = client.predict(handle_file(str(mirrored)), 0, 0, "", "mirrored", *[""] * 7,
+                                   api_name="/segment_study")
+    assert data["summary"]["read_as"] == "mirrored"
+    assert data["summary"]["liver_area_px"] == original["summary"]["liver_area_px"] > 1000
+    with pytest.raises(Exception, match="cannot read the image as 'upside down'"):
+        client.predict(handle_file(str(mirrored)), 0, 0, "", "upside down", *[""] * 7, api_name="/segment_study")
+    with pytest.raises(Exception, match="no series match 'delayed'"):
+        client.predict(study, 0, 0, "delayed", "", *[""] * 7, api_name="/segment_study")
+
+
 def test_api_bad_input_and_server_keeps_serving(client, tmp_path):
     from gradio_client import handle_file
 
