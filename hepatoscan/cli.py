@@ -151,6 +151,19 @@ def _totals(summary: dict) -> dict:
     return {"liver": s["liver_area_px"], "tumor": s["tumor_area_px"], "units": "px"}
 
 
+def _lesion_columns(result) -> dict:
+    """summary.csv's tumor burden (% of the liver's volume, or of its area in an image) and the
+    longest lesion's longest diameter in mm (blank without spacing or lesions); both blank for
+    separate images, which have a figure each (measurements.json)."""
+    m = result.measurements
+    if m.separate_images:
+        return {}
+    lesions = m.volume.lesions if m.volume is not None else m.slices[0].lesions if m.slices else []
+    diameters = [l.longest_diameter_mm for l in lesions if l.longest_diameter_mm is not None]
+    return {"tumor_burden_pct": result.summary()["tumor_burden_pct"],
+            "longest_diameter_mm": max(diameters) if diameters else ""}
+
+
 def _prepare(args):
     """(Predictor, PatientInfo, the output folder, made) of the options shared by segment and
     compare; None (logged) where they do not go together or the model cannot be loaded."""
@@ -290,7 +303,8 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
         label = f"[{i}/{len(inputs)}] {path.name}"
         t0 = time.perf_counter()
         row = {"input": shown.get(path, str(path)), "status": "ok", "message": "", "output_dir": "", "slices": "",
-               "liver": "", "tumor": "", "units": "", "lesion_count": "", "seconds": ""}
+               "liver": "", "tumor": "", "units": "", "lesion_count": "", "tumor_burden_pct": "",
+               "longest_diameter_mm": "", "seconds": ""}
         try:
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
                              limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing,
@@ -303,7 +317,7 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
             row.update(output_dir=str(target), slices=s["slices"], lesion_count=s["lesion_count"],
                        message=" ".join(result.warnings + (["the PDF report could not be written (see the log); "
                                                             "the other outputs are complete."] if pdf_failed else [])),
-                       **_totals(s))
+                       **_totals(s), **_lesion_columns(result))
             log.info("%s: %s", label, result.describe())
             if result.agreement is not None:
                 compared.append((path, references[i - 1], result.agreement))

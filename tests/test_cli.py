@@ -52,6 +52,13 @@ def test_cli_png_and_volume_against_ground_truth(tmp_path, sample_volume):
     assert set(np.unique(written)) == {0, 1, 2}
     rows = list(csv.DictReader((tmp_path / "summary.csv").open()))
     assert [r["status"] for r in rows] == ["ok", "ok"] and rows[1]["units"] == "mL"
+    # The tumor burden of each, and the longest lesion diameter where the spacing is known (mm).
+    image, volume = (json.loads((folder / "measurements.json").read_text()) for folder in (out_png, out_vol))
+    assert float(rows[0]["tumor_burden_pct"]) == image["summary"]["tumor_burden_pct"] > 0
+    assert rows[0]["longest_diameter_mm"] == ""  # a PNG without its pixel spacing
+    assert float(rows[1]["tumor_burden_pct"]) == volume["summary"]["tumor_burden_pct"] > 0
+    diameters = [l["longest_diameter_mm"] for l in volume["measurements"]["volume"]["lesions"]]
+    assert float(rows[1]["longest_diameter_mm"]) == max(diameters) > 20
 
 
 def test_cli_batch_goes_on_after_bad_input(tmp_path):
