@@ -50,7 +50,7 @@ from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.orientation import READINGS  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
-from hepatoscan.report import PatientInfo  # noqa: E402
+from hepatoscan.patient import PatientInfo, with_header  # noqa: E402
 from hepatoscan.scan import message_label  # noqa: E402
 from hepatoscan.tables import MEASUREMENT_HEADERS, lesion_rows, slice_rows  # noqa: E402
 from hepatoscan.overlay import write_png  # noqa: E402
@@ -214,6 +214,7 @@ class HepatoScanApp:
                            label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
         summary += "".join(f"\n\n**{message_label(w)}:** {w}" for w in result.warnings)
+        summary += "".join(f"\n\n**Warning:** {w}" for w in with_header(patient, result.scan.metadata)[2])
         if result.agreement is not None:
             summary += "\n\n" + agreement_markdown(result.agreement)
         archive = self.archive(result, folder)
@@ -314,6 +315,7 @@ class HepatoScanApp:
                 raise gr.Error("The masks could not be written (see the app's log); try again, or use "
                                "/segment_series for the measurements, PDF and overlay alone.")
         document = json.loads(json.dumps(result.document(), default=str))
+        document["patient_warnings"] = with_header(_patient(*patient), result.scan.metadata)[2]
         return document, None if pdf is None else str(pdf), str(overlay), None if archive is None else str(archive)
 
 

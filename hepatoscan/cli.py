@@ -26,6 +26,7 @@ from .config import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 from .errors import HepatoScanError
 from .logs import configure as configure_logging
 from .orientation import READINGS
+from .patient import PatientInfo, with_header
 
 log = logging.getLogger("hepatoscan")
 
@@ -168,7 +169,6 @@ def _prepare(args):
     """(Predictor, PatientInfo, the output folder, made) of the options shared by segment and
     compare; None (logged) where they do not go together or the model cannot be loaded."""
     from .predictor import DEFAULT_MODEL_DIR, Predictor
-    from .report import PatientInfo
 
     if args.slice_spacing and not args.pixel_spacing:
         log.error("--slice-spacing needs --pixel-spacing too: a volume in mL needs the in-plane pixel size")
@@ -314,9 +314,13 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
             write_outputs(result, target, patient=patient)
             pdf_failed = args.pdf and not _write_pdf(result, target / "report.pdf", patient, label)
             s = result.summary()
+            mismatches = with_header(patient, result.scan.metadata)[2]
+            for w in mismatches:
+                log.warning("%s: %s", label, w)
             row.update(output_dir=str(target), slices=s["slices"], lesion_count=s["lesion_count"],
-                       message=" ".join(result.warnings + (["the PDF report could not be written (see the log); "
-                                                            "the other outputs are complete."] if pdf_failed else [])),
+                       message=" ".join(result.warnings + mismatches + (
+                           ["the PDF report could not be written (see the log); the other outputs are complete."]
+                           if pdf_failed else [])),
                        **_totals(s), **_lesion_columns(result))
             log.info("%s: %s", label, result.describe())
             if result.agreement is not None:

@@ -26,7 +26,7 @@ from .scan import message_label, source_label
 from .wording import count
 
 if TYPE_CHECKING:  # fpdf2 is imported only when a PDF is made: ~20 MB less for the CLI without --pdf
-    from .report import PatientInfo
+    from .patient import PatientInfo
 
 log = logging.getLogger(__name__)
 

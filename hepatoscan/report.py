@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -13,6 +12,7 @@ from fpdf.image_parsing import SETTINGS as IMAGE_SETTINGS
 from PIL import Image
 
 from . import __version__
+from .patient import PatientInfo, with_header
 from .scan import message_label, source_label
 from .tables import fmt_value as _fmt
 from .tables import lesion_cells, match_cell, match_header
@@ -24,25 +24,6 @@ FONT_DIR = Path(__file__).resolve().parent / "fonts"
 DISCLAIMER = ("HepatoScan is a research tool, not a medical device. Its masks and measurements "
               "have not been cleared for clinical use and must be checked by a qualified reader; do "
               "not base diagnosis or treatment on them.")
-
-
-@dataclass(frozen=True)
-class PatientInfo:
-    """Optional patient block; every field is free text shown as typed."""
-
-    name: str = ""
-    patient_id: str = ""
-    age: str = ""
-    sex: str = ""
-    study_date: str = ""
-    referring_physician: str = ""
-    notes: str = ""
-
-    def rows(self) -> list[tuple[str, str]]:
-        labels = [("Name", self.name), ("Patient ID", self.patient_id), ("Age", self.age), ("Sex", self.sex),
-                  ("Study date", self.study_date), ("Referring physician", self.referring_physician),
-                  ("Notes", self.notes)]
-        return [(k, str(v).strip()) for k, v in labels if str(v or "").strip()]
 
 
 CJK_RANGES = ((0x2E80, 0x9FFF), (0xA960, 0xA97F), (0xAC00, 0xD7FF), (0xF900, 0xFAFF), (0xFE30, 0xFE4F),
@@ -313,7 +294,11 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     pdf.set_font("DejaVu", "", 9)
     pdf.cell(0, 5, f"Generated {result.timestamp}  ·  HepatoScan {__version__}",
              new_x=XPos.LMARGIN, new_y=YPos.NEXT)
-    rows = patient.rows() if patient else []
+    patient, from_header, mismatches = with_header(patient, scan.metadata)
+    rows = patient.rows()
+    if from_header:
+        rows.append(("From the DICOM header", ", ".join(from_header)))
+    rows += [("Warning", w) for w in mismatches]
     if rows:
         pdf.section("Patient")
         pdf.kv_table(rows)
@@ -330,7 +315,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         info.append(("Slice numbers", _numbering(result)))
     if result.segmentation.window_summary():
         info.append(("Window", result.segmentation.window_summary()))
-    for k in ("modality", "study_date", "study_description", "manufacturer"):
+    for k in ("modality", "study_description", "manufacturer"):  # the study date is the patient block's
         if scan.metadata.get(k):
             info.append((k.replace("_", " ").capitalize(), scan.metadata[k]))
     for w in result.warnings:

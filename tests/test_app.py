@@ -266,6 +266,20 @@ def _extensionless_series(folder: Path, first: int = 56, n: int = 16) -> list[Pa
     return files
 
 
+def test_handler_says_when_the_typed_patient_is_not_the_dicom_headers(handlers, tmp_path):
+    """A DICOM series' header names its patient (Müller^Jürgen): the same name typed another way is
+    no warning, another name is, in the result and the PDF."""
+    import subprocess
+
+    files = _extensionless_series(tmp_path / "series", n=4)
+    same = handlers.segment_ui([str(f) for f in files], 0, 0, "jürgen müller", *[""] * 6, progress=None)
+    other = handlers.segment_ui([str(f) for f in files], 0, 0, "Anna Schmidt", *[""] * 6, progress=None)
+    said = "The name typed (Anna Schmidt) is not the one in the DICOM header (Müller, Jürgen)"
+    assert "DICOM header" not in same[6] and f"**Warning:** {said}" in other[6]
+    text = subprocess.run(["pdftotext", other[7], "-"], capture_output=True, text=True, check=True).stdout
+    assert said in " ".join(text.split())
+
+
 def test_handler_several_files_chosen_together_are_one_series(handlers, tmp_path):
     """The files of a DICOM series chosen together (no zip), with no extension: segmented as the
     series they are, with the same masks as their folder; one of them alone is one slice."""
@@ -518,6 +532,11 @@ def test_api_takes_a_dicom_file_without_an_extension(client, tmp_path):
     files = _extensionless_series(tmp_path / "series", n=3)
     data, _, _ = client.predict(handle_file(str(files[1])), 0, *[""] * 7, api_name="/segment")
     assert data["summary"]["liver_area_mm2"] > 0 and data["summary"]["units"] == "mm"
+    assert data["patient_warnings"] == []
+    data, _, _ = client.predict(handle_file(str(files[1])), 0, "Anna Schmidt", *[""] * 6, api_name="/segment")
+    assert data["patient_warnings"] == ["The name typed (Anna Schmidt) is not the one in the DICOM header "
+                                        "(Müller, Jürgen): check that this is the right patient's study, or "
+                                        "correct the typed details."]
 
 
 def test_api_compare_with_a_reference_segmentation(client, tmp_path):
