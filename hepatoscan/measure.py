@@ -1,7 +1,8 @@
 """Measurements in real units (mm, mm2, mL) when spacing is known; in pixels otherwise, never invented.
 
 Lesion diameters follow RECIST 1.1: the longest in-plane diameter and the longest diameter
-perpendicular to it; lesions under 10 mm are flagged as non-measurable.
+perpendicular to it; lesions under 10 mm are flagged as non-measurable (in a volume whose slices
+lie more than 5 mm apart, under twice the slice spacing).
 """
 from __future__ import annotations
 
@@ -12,6 +13,15 @@ import numpy as np
 from .morphology import Components, as_bool
 
 RECIST_MIN_MM = 10.0
+RECIST_THIN_SLICE_MM = 5.0  # above this slice spacing, a measurable lesion is at least twice the spacing
+
+
+def recist_min_mm(slice_spacing_mm: float | None) -> float:
+    """The smallest measurable longest diameter (RECIST 1.1) in a volume of this slice spacing: 10 mm,
+    or twice the spacing where the slices lie more than 5 mm apart (None: one image, 10 mm)."""
+    if slice_spacing_mm and slice_spacing_mm > RECIST_THIN_SLICE_MM:
+        return max(RECIST_MIN_MM, 2.0 * float(slice_spacing_mm))
+    return RECIST_MIN_MM
 
 
 @dataclass
@@ -55,6 +65,9 @@ class Lesion3D:
     longest_diameter_mm: float | None  # on its largest slice
     longest_diameter_px: float
     mean_hu: float | None
+    short_axis_mm: float | None = None  # perpendicular to the longest diameter, on the same slice
+    short_axis_px: float = 0.0
+    measurable: bool | None = None  # RECIST: longest diameter >= recist_min_mm(slice spacing); None without spacing
 
 
 @dataclass
@@ -229,15 +242,18 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
     for lid in range(1, n + 1):
         z = int(largest_z[lid])
         m = comps.slice_labels(z) == lid
-        long_u, _ = lesion_diameters(m, sy, sx)
+        long_u, short_u = lesion_diameters(m, sy, sx)
+        long_px, short_px = lesion_diameters(m, 1.0, 1.0)
         voxels = int(sizes[lid])
         lesions.append(Lesion3D(
             lesion_id=lid, voxels=voxels,
             volume_ml=round(float(weighted[lid] * voxel_ml), 2) if voxel_ml else None, largest_slice=z,
             largest_area_mm2=round(float(largest_area[lid] * sy * sx), 1) if spacing_mm else None,
             longest_diameter_mm=round(long_u, 1) if spacing_mm else None,
-            longest_diameter_px=round(lesion_diameters(m, 1.0, 1.0)[0], 1),
-            mean_hu=round(float(hu_sums[lid] / voxels), 1) if hu_sums is not None else None))
+            longest_diameter_px=round(long_px, 1),
+            mean_hu=round(float(hu_sums[lid] / voxels), 1) if hu_sums is not None else None,
+            short_axis_mm=round(short_u, 1) if spacing_mm else None, short_axis_px=round(short_px, 1),
+            measurable=round(long_u, 1) >= recist_min_mm(spacing_mm[0]) if spacing_mm else None))
     tumor_per_slice = tumor.sum((1, 2))
     liver_per_slice = liver.sum((1, 2))
     largest_tumor = int(np.argmax(tumor_per_slice)) if tumor_per_slice.any() else None

@@ -74,6 +74,28 @@ def test_sphere_volume_in_ml_with_anisotropic_voxels():
     assert v.lesions[0].longest_diameter_mm == pytest.approx(40, abs=1.5)
 
 
+def test_volume_lesions_have_a_perpendicular_and_recist_measurability_by_slice_spacing():
+    """An ellipsoid 18 x 12 mm across on its largest slice: perpendicular 12 mm; measurable (>= 10
+    mm) at 2 or 5 mm slices; at 7.5 and 10 mm slices RECIST asks for twice the spacing (15, 20 mm),
+    so it is measurable at the first and not at the second. A 6 mm lesion never is."""
+    from hepatoscan.measure import recist_min_mm
+
+    assert [recist_min_mm(s) for s in (None, 1.0, 5.0, 7.5, 10.0)] == [10.0, 10.0, 10.0, 15.0, 20.0]
+    sy = sx = 0.5
+    zz, yy, xx = np.mgrid[0:9, 0:120, 0:120]
+    for sz, measurable in ((2.0, True), (5.0, True), (7.5, True), (10.0, False)):
+        big = (((zz - 4) * sz / 60.0) ** 2 + ((yy - 40) * sy / 6.0) ** 2 + ((xx - 60) * sx / 9.0) ** 2) <= 1
+        small = (zz == 4) & (((yy - 95) * sy) ** 2 + ((xx - 60) * sx) ** 2 <= 9.0)
+        v, _ = measure_volume(np.ones_like(zz, np.uint8), (big | small).astype(np.uint8), (sz, sy, sx))
+        first, second = v.lesions
+        assert first.longest_diameter_mm == pytest.approx(18, abs=1.0)
+        assert first.short_axis_mm == pytest.approx(12, abs=1.0) and first.short_axis_px == pytest.approx(24, abs=2)
+        assert first.measurable is measurable, sz
+        assert second.longest_diameter_mm == pytest.approx(6, abs=1.0) and second.measurable is False
+    v, _ = measure_volume(np.ones_like(zz, np.uint8), big.astype(np.uint8), None)
+    assert v.lesions[0].measurable is None and v.lesions[0].short_axis_mm is None
+
+
 def test_volume_without_tumor_measures_its_liver_and_no_lesion():
     """A healthy liver (no tumor voxel at all) is the common case of a screening study."""
     liver = np.zeros((6, 50, 50), np.uint8)
