@@ -21,7 +21,7 @@ def slab_thickness_mm(positions_mm, step_mm: float) -> np.ndarray:
 
 
 def source_label(source: dict, short: bool = False) -> str:
-    """Where a slice lies in its source, as a reader finds it there (:attr:`Scan.slice_sources`):
+    """Where a slice lies in its source, as a reader finds it there (:meth:`Scan.slice_source`):
     "image 37, z 91.0 mm" (a DICOM file's InstanceNumber, and its position along the patient's
     z axis, ImagePositionPatient[2]), "frame 12, z ..." (a frame of a multi-frame file),
     "file slice 40" (a NIfTI's own voxel index, from 0, along its K axis; "file slice 40
