@@ -210,8 +210,10 @@ class HepatoScanApp:
         z = result.default_slice
         n = result.scan.n_slices
         kind = "Image" if result.measurements.separate_images else "Slice"
+        order = ("" if result.measurements.separate_images else "file-name order; "
+                 if result.slice_file(0) else "0 at the feet; ")
         slider = gr.Slider(minimum=0, maximum=max(1, n - 1), value=z, step=1, visible=n > 1,
-                           label=f"{kind} (opens on the largest tumor; {n} {kind.lower()}s)")
+                           label=f"{kind} ({order}opens on the largest tumor; {n} {kind.lower()}s)")
         summary = "### Result\n" + result.describe(warnings=False)
         summary += "".join(f"\n\n**{message_label(w)}:** {w}" for w in result.warnings)
         summary += "".join(f"\n\n**Warning:** {w}" for w in with_header(patient, result.scan.metadata)[2])

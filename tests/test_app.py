@@ -86,6 +86,7 @@ def test_handler_volume_opens_on_largest_tumor_and_slides(handlers):
     data, slider, state = out[8], out[9], out[10]
     assert data["slices"] == 128 and data["liver_volume_ml"] > 100
     assert slider.visible and slider.value == data["largest_tumor_slice"]
+    assert slider.label == "Slice (0 at the feet; opens on the largest tumor; 128 slices)"
     views = handlers.show_slice(state, 10)
     assert views[1].shape == (128, 128)
 
@@ -341,7 +342,7 @@ def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
     data, slider, state, summary = out[8], out[9], out[10], out[6]
     assert data["slices"] == 64 and data["format"] == "png-stack" and data["lesion_count"] >= 1
     assert data["liver_voxels"] > 0 and data["liver_volume_ml"] is None  # no spacing in PNGs
-    assert slider.visible and "8-bit images" in summary
+    assert slider.visible and "8-bit images" in summary and slider.label.startswith("Slice (file-name order; ")
     labels = sample_volume[2]
     z = slider.value  # opens on the slice with the largest tumor
     views = handlers.show_slice(state, z)
