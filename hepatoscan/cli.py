@@ -302,7 +302,8 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
     for i, path in enumerate(inputs, 1):
         label = f"[{i}/{len(inputs)}] {path.name}"
         t0 = time.perf_counter()
-        row = {"input": shown.get(path, str(path)), "status": "ok", "message": "", "output_dir": "", "slices": "",
+        row = {"input": shown.get(path, str(path)), "status": "ok", "message": "", "patient_id": "",
+               "study_date": "", "output_dir": "", "slices": "",
                "liver": "", "tumor": "", "units": "", "lesion_count": "", "tumor_burden_pct": "",
                "longest_diameter_mm": "", "seconds": ""}
         try:
@@ -314,10 +315,11 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
             write_outputs(result, target, patient=patient)
             pdf_failed = args.pdf and not _write_pdf(result, target / "report.pdf", patient, label)
             s = result.summary()
-            mismatches = with_header(patient, result.scan.metadata)[2]
+            who, _, mismatches = with_header(patient, result.scan.metadata)
             for w in mismatches:
                 log.warning("%s: %s", label, w)
-            row.update(output_dir=str(target), slices=s["slices"], lesion_count=s["lesion_count"],
+            row.update(patient_id=who.patient_id, study_date=who.study_date, output_dir=str(target),
+                       slices=s["slices"], lesion_count=s["lesion_count"],
                        message=" ".join(result.warnings + mismatches + (
                            ["the PDF report could not be written (see the log); the other outputs are complete."]
                            if pdf_failed else [])),

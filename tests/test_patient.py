@@ -8,6 +8,7 @@ import numpy as np
 
 from hepatoscan.patient import PatientInfo, age_text, date_text, header_patient, person_name, with_header
 from hepatoscan.pipeline import analyze
+from conftest import SAMPLES
 from test_cli import run_cli
 from test_io import _dicom_bytes
 from test_report import _tool
@@ -92,5 +93,9 @@ def test_the_cli_says_when_the_typed_patient_is_not_the_headers(tmp_path, sample
     assert "The Patient ID typed (P-001) is not the one in the DICOM header (12345)" in r.stderr
     row = next(csv.DictReader(open(tmp_path / "out" / "summary.csv")))
     assert "The Patient ID typed (P-001) is not the one in the DICOM header (12345)" in row["message"]
+    assert (row["patient_id"], row["study_date"]) == ("P-001", "2024-01-31")  # as typed, else the header's
     r = run_cli(series, "--out", tmp_path / "same", "--patient-id", "12345")
     assert "DICOM header" not in r.stderr
+    r = run_cli(series, SAMPLES / "lits117_z064_w350.png", "--out", tmp_path / "batch")
+    rows = list(csv.DictReader(open(tmp_path / "batch" / "summary.csv")))
+    assert [(row["patient_id"], row["study_date"]) for row in rows] == [("12345", "2024-01-31"), ("", "")]
