@@ -679,6 +679,40 @@ def test_nifti2_reads_quietly_and_a_nifti_without_orientation_says_so(sample_vol
     assert any("states no orientation (qform and sform codes are 0)" in w for w in scan.warnings)
 
 
+@pytest.mark.parametrize("rows", [np.zeros((3, 4)), [[1.0, 0, 0, 0], [0, 1.0, 0, 0], [0, 1.0, 0, 0]]],
+                         ids=["all zeros", "two axes along one direction"])
+def test_a_nifti_with_a_degenerate_orientation_reads_as_one_without_any(sample_volume, rows, tmp_path):
+    """A NIfTI whose sform maps its voxel axes onto fewer than three directions (a broken converter)
+    stopped nibabel's reorientation: an internal error in the app and the CLI. It now reads as a file
+    that states no orientation does, voxel for voxel, with its own warning; and as the reference of
+    that image too."""
+    from hepatoscan.io.reference import read_reference
+
+    path, _, _ = sample_volume
+    data = np.asarray(nib.load(str(path)).dataobj)
+    header = nib.Nifti1Header()
+    header.set_data_shape(data.shape)
+    header.set_data_dtype(data.dtype)
+    header.set_zooms((0.8, 0.8, 2.0))
+    header["qform_code"], header["sform_code"] = 0, 2
+    header["srow_x"], header["srow_y"], header["srow_z"] = rows
+    nib.save(nib.Nifti1Image(data, None, header), tmp_path / "broken.nii.gz")
+    scan = load_scan(tmp_path / "broken.nii.gz")
+    header["sform_code"] = 0
+    guessed = load_scan(nib.Nifti1Image(data, None, header).to_bytes(), "bare.nii")
+    np.testing.assert_array_equal(scan.pixels, guessed.pixels)
+    assert scan.spacing_mm == pytest.approx((2.0, 0.8, 0.8))
+    assert any("orientation matrix (sform/qform) is degenerate" in w for w in scan.warnings)
+    assert not any("states no orientation" in w for w in scan.warnings)
+    segmentation = np.asarray(nib.load(str(path).replace("volume", "segmentation")).dataobj)
+    for name, code in (("broken_labels.nii.gz", 2), ("bare_labels.nii.gz", 0)):
+        header["sform_code"] = code
+        nib.save(nib.Nifti1Image(segmentation.astype(data.dtype), None, header), tmp_path / name)
+    labels = read_reference(tmp_path / "broken_labels.nii.gz", scan).labels
+    assert set(np.unique(labels)) == {0, 1, 2}
+    np.testing.assert_array_equal(labels, read_reference(tmp_path / "bare_labels.nii.gz", guessed).labels)
+
+
 def test_int16_nifti_stays_int16_and_matches_nibabel(sample_volume):
     path, _, _ = sample_volume
     scan = load_scan(path)

@@ -23,7 +23,7 @@ from ..scan import Note, Scan
 from ..wording import agree, count
 from . import dicom
 from .image import read_image
-from .nifti import read_nifti, slice_sources
+from .nifti import oriented, read_nifti, slice_sources
 from .stack import is_image_name, read_image_stack
 from .tiff import imagej_spacing_mm, tiff_page_count, tiff_pages
 
@@ -339,6 +339,7 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
     if n_vox * img.get_data_dtype().itemsize > limits.max_bytes:
         raise InputTooLargeError(f"{name}: unpacks to {n_vox * img.get_data_dtype().itemsize / 1e6:.0f} MB, "
                                  f"over the limit of {limits.max_bytes / 1e6:.0f} MB.")
+    img, unoriented = oriented(img)
     try:
         pixels, spacing, geometry = read_nifti(img)
     except (EOFError, ValueError, OSError, TypeError, zlib.error) as e:
@@ -352,7 +353,7 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
         raise InputError(f"{name}: {e}") from e
     sources = slice_sources(img)
     scan = Scan(pixels, is_hu, spacing, "nifti", _stem(name), {"slice_sources": sources} if sources else {},
-                warnings=warnings + _orientation_warning(img), geometry=geometry)
+                warnings=warnings + (unoriented or _orientation_warning(img)), geometry=geometry)
     return _checked(scan, limits)
 
 

@@ -48,6 +48,28 @@ def _compact(display: np.ndarray) -> np.ndarray:
     return out
 
 
+DEGENERATE_AFFINE_WARNING = (
+    "The NIfTI's orientation matrix (sform/qform) is degenerate: it maps the three voxel axes onto fewer "
+    "than three directions (a broken converter?), so the axes are guessed, as for a file that states "
+    "none. If the overlay shows the spine at the top, or the liver on the image's right, the masks are "
+    "poor: save the volume with its orientation (as it came from the DICOM) and try again.")
+
+
+def oriented(img):
+    """A nibabel image -> (an image whose affine gives an orientation, [warnings]). A degenerate
+    affine (all zeros, or two voxel axes along one direction), which nibabel cannot reorient by,
+    is replaced by the one it takes for a file that states none: the voxel sizes (pixdim; 1 mm
+    where absent), the first axis toward the patient's right. The voxels stay unread."""
+    from .imports import nibabel
+
+    nib = nibabel()
+    if not np.isnan(nib.io_orientation(img.affine)).any():
+        return img, []
+    zooms = [z if np.isfinite(z) and z > 0 else 1.0 for z in img.header.get_zooms()[:3]]
+    affine = np.diag([-zooms[0], zooms[1], zooms[2], 1.0])
+    return type(img)(img.dataobj, affine, img.header), [DEGENERATE_AFFINE_WARNING]
+
+
 def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], NiftiGeometry]:
     """A nibabel image -> ((Z, H, W) voxel values, spacing (z, y, x) mm, geometry).
 

@@ -21,7 +21,7 @@ from ..errors import InputError, UnsupportedFormatError
 from ..scan import Note, Scan
 from .dicom import is_dicom
 from .image import _upright
-from .nifti import NiftiGeometry, read_nifti
+from .nifti import NiftiGeometry, oriented, read_nifti
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_segmentation", "_gt")  # IM1.png <- IM1_mask.png
 WHAT = ("A reference segmentation is a label mask at the image's own size: 0 background, 1 liver, 2 tumor "
@@ -177,6 +177,7 @@ def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[
         raise InputError(f"{name}: a NIfTI of shape {tuple(img.shape)}; a reference is one 3D label volume.")
     from .imports import nibabel
 
+    img, _ = oriented(img)  # read as the image's own degenerate header is (io.nifti.oriented)
     x, y, z = nibabel().as_closest_canonical(img).shape[:3]  # the header's, before any voxel is read
     _check_shape((z, y, x), scan.pixels.shape, name)  # also bounds what is decompressed to the image's own size
     values, _, geometry = read_nifti(img)
