@@ -47,7 +47,7 @@ from hepatoscan.errors import HepatoScanError  # noqa: E402
 from hepatoscan.io.gather import gather_files  # noqa: E402
 from hepatoscan.io.reference import parse_label_values  # noqa: E402
 from hepatoscan.logs import configure as configure_logging  # noqa: E402
-from hepatoscan.orientation import READINGS  # noqa: E402
+from hepatoscan.orientation import ASKABLE  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
 from hepatoscan.patient import PatientInfo, with_header  # noqa: E402
@@ -66,7 +66,7 @@ MAX_UPLOAD = "512mb"
 # it cannot read, and what to give instead.
 REQUEST_FILES_TTL_S = 15 * 60  # per-request folders older than this are removed
 AS_GIVEN = "as given"
-READ_AS = [AS_GIVEN, *(r.name for r in READINGS)]  # the "Read the image" choices (hepatoscan.orientation)
+READ_AS = [AS_GIVEN, *(r.name for r in ASKABLE)]  # the "Read the image" choices (hepatoscan.orientation)
 COLORS = {"Liver": "#28c85a", "Tumor": "#eb3232", "Reference liver": "#ffd700", "Reference tumor": "#28a0ff"}
 CSS = """
 #title h1 {margin-bottom: 0.1em}
@@ -345,7 +345,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                                     placeholder="e.g. portal; blank: the largest axial")
                 read_as = gr.Radio(READ_AS, value=AS_GIVEN, label="Read the image", elem_id="read_as",
                                    info="mirrored: a patient with situs inversus, or an image saved mirrored; "
-                                        "swapped: slices saved straight from a NIfTI array. Masks are of the image as uploaded.")
+                                        "swapped: slices saved straight from a NIfTI array; upside-down: the spine at "
+                                        "the top. Masks are of the image as uploaded.")
                 with gr.Accordion("Patient information (optional, printed on the PDF)", open=False):
                     with gr.Row():
                         name = gr.Textbox(label="Name")

@@ -25,7 +25,7 @@ from . import __version__
 from .config import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 from .errors import HepatoScanError
 from .logs import configure as configure_logging
-from .orientation import READINGS
+from .orientation import ASKABLE
 from .patient import PatientInfo, with_header
 
 log = logging.getLogger("hepatoscan")
@@ -483,11 +483,13 @@ def _add_common(s) -> None:
                    help="of a DICOM study with several series (contrast phases, reformats), the one to segment: "
                         "its series number, SeriesInstanceUID or a word of its description (e.g. portal); "
                         "default: the largest axial series, named in a warning with the others")
-    names = [r.name for r in READINGS]
+    names = [r.name for r in ASKABLE]
     s.add_argument("--read-as", choices=names, metavar="{" + ",".join(names) + "}",
                    help="have the model read every slice mirrored left-right (a patient with situs inversus, an "
-                        "image saved mirrored) or with rows and columns swapped (slices saved straight from a RAS "
-                        "NIfTI array); the masks are turned back to the input's own orientation. Default: as given")
+                        "image saved mirrored), with rows and columns swapped (slices saved straight from a RAS "
+                        "NIfTI array) or upside down (a volume shown with the spine at the top, as a NIfTI stating "
+                        "no orientation may be); the masks are turned back to the input's own orientation. "
+                        "Default: as given")
     s.add_argument("--threads", type=int, default=2, help="interpreter threads (default 2)")
     s.add_argument("--model", help="model folder (default: the shipped models/)")
     for flag in ("patient-name", "patient-id", "patient-age", "patient-sex", "study-date",

@@ -59,13 +59,22 @@ READINGS = (
 )
 
 
+# A reading a user may ask for but the check does not try: an image upside down (the spine at the
+# top), as a NIfTI shows whose header states no orientation or a wrong one (LiTS 117 so saved).
+UPSIDE_DOWN = Reading("upside-down", lambda x: x[::-1, :], ("upside down", "upside down"), False,
+                      "upside down (top and bottom swapped), as asked (for a volume shown with the spine at the "
+                      "top, as a NIfTI whose header states no orientation may be)")
+ASKABLE = (*READINGS, UPSIDE_DOWN)  # what read_as may name: the app's Read the image, the CLI's --read-as
+
+
 def reading_named(name: str) -> Reading:
-    """"mirrored" or "swapped" -> that :class:`Reading`, for reading an image so on purpose (a
-    patient with situs inversus, an image the orientation warning names); InputError otherwise."""
-    for reading in READINGS:
+    """"mirrored", "swapped" or "upside-down" -> that :class:`Reading`, for reading an image so on
+    purpose (a patient with situs inversus, an image the orientation warning names, a volume shown
+    with the spine at the top); InputError otherwise."""
+    for reading in ASKABLE:
         if reading.name == name:
             return reading
-    raise InputError(f"cannot read the image as '{name}': give one of {', '.join(r.name for r in READINGS)} "
+    raise InputError(f"cannot read the image as '{name}': give one of {', '.join(r.name for r in ASKABLE)} "
                      "(or nothing, to read it as given).")
 
 

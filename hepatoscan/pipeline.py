@@ -243,7 +243,7 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     segmentation of the input (io.reference), is read before the model runs (a bad one fails
     fast) and compared with the masks: Result.agreement; ``reference_values``, the liver's (and
     tumor's) values where it is a multi-organ label map (io.reference.parse_label_values);
-    ``read_as``, "mirrored" or "swapped": the model reads the slices that way, and its masks are
+    ``read_as``, "mirrored", "swapped" or "upside-down": the model reads the slices that way; its masks are
     turned back (hepatoscan.orientation.reading_named; an unknown name fails before loading)."""
     from .io.reference import read_reference
 

@@ -62,7 +62,7 @@ class Segmentation:
     checked mirrored, or with rows and columns swapped, than as given (hepatoscan.orientation; the
     larger of the two; None: too little liver either way to judge; for separate images, the
     largest of theirs);
-    read_as: the reading the model was asked to read the slices by ("mirrored", "swapped"), or None:
+    read_as: the reading the model was asked to read the slices by (orientation.ASKABLE), or None:
     as given (the masks are the scan's either way);
     white_fraction: for 8-bit input, the median share of the sampled slices' non-black pixels that
     are clipped to white, in [0, 1] (None for HU);

@@ -509,8 +509,8 @@ def test_api_segment_study_reads_a_series_and_the_image_as_asked(client, tmp_pat
                                    api_name="/segment_study")
     assert data["summary"]["read_as"] == "mirrored"
     assert data["summary"]["liver_area_px"] == original["summary"]["liver_area_px"] > 1000
-    with pytest.raises(Exception, match="cannot read the image as 'upside down'"):
-        client.predict(handle_file(str(mirrored)), 0, 0, "", "upside down", *[""] * 7, api_name="/segment_study")
+    with pytest.raises(Exception, match="cannot read the image as 'sideways'"):
+        client.predict(handle_file(str(mirrored)), 0, 0, "", "sideways", *[""] * 7, api_name="/segment_study")
     with pytest.raises(Exception, match="no series match 'delayed'"):
         client.predict(study, 0, 0, "delayed", "", *[""] * 7, api_name="/segment_study")
 

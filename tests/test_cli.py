@@ -153,8 +153,9 @@ def test_cli_read_as_mirrored_reads_a_mirrored_image_right(tmp_path):
     assert dice(liver > 0, truth > 0) > 0.9
     plain = run_cli(tmp_path / "flipped.png", "--out", tmp_path / "plain")
     assert "--read-as mirrored" in plain.stderr
-    bad = run_cli(tmp_path / "flipped.png", "--out", tmp_path / "bad", "--read-as", "upside-down")
-    assert bad.returncode == 2 and "invalid choice: 'upside-down' (choose from 'mirrored', 'swapped')" in bad.stderr
+    bad = run_cli(tmp_path / "flipped.png", "--out", tmp_path / "bad", "--read-as", "sideways")
+    assert bad.returncode == 2 and ("invalid choice: 'sideways' (choose from 'mirrored', 'swapped', 'upside-down')"
+                                    in bad.stderr)
 
 
 def test_summary_csv_totals_keep_units_and_zero_areas():

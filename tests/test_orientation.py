@@ -11,9 +11,10 @@ from PIL import Image
 from conftest import SAMPLES, dice
 from hepatoscan.config import QualityConfig
 from hepatoscan.errors import InputError
-from hepatoscan.orientation import (READINGS, best_reading, big_liver, evidence_ratio, liver_evidence, mirror_symmetric,
-                                    orientation_images_warnings, orientation_warning, read_as_note, reading_named,
-                                    reads_better, symmetric_images_warning, symmetric_warning)
+from hepatoscan.orientation import (ASKABLE, READINGS, UPSIDE_DOWN, best_reading, big_liver, evidence_ratio,
+                                    liver_evidence, mirror_symmetric, orientation_images_warnings, orientation_warning,
+                                    read_as_note, reading_named, reads_better, symmetric_images_warning,
+                                    symmetric_warning)
 from hepatoscan.pipeline import analyze
 from hepatoscan.predictor import Predictor
 from hepatoscan.preprocessing import render_8bit
@@ -63,7 +64,8 @@ def test_readings_turn_the_input_back_and_forth():
     assert np.array_equal(MIRROR.turn(x), x[:, ::-1])
     # what data[:, :, k] of a RAS NIfTI gives, against the runtime's view (README "Slice orientation")
     assert np.array_equal(SWAP.turn(x).T[::-1, ::-1], x)
-    for r in READINGS:
+    assert np.array_equal(UPSIDE_DOWN.turn(x), x[::-1])
+    for r in ASKABLE:
         assert np.array_equal(r.turn(r.turn(x)), x), r.name
 
 
@@ -246,7 +248,9 @@ def test_noise_volume_and_noise_among_images_are_said(predictor, sample_pngs, tm
 
 def test_reading_by_name_and_its_note():
     assert reading_named("mirrored") is MIRROR and reading_named("swapped") is SWAP
-    with pytest.raises(InputError, match="cannot read the image as 'upside down': give one of mirrored, swapped"):
+    assert reading_named("upside-down") is UPSIDE_DOWN
+    with pytest.raises(InputError, match="cannot read the image as 'upside down': give one of mirrored, swapped, "
+                                         "upside-down"):
         reading_named("upside down")
     note = read_as_note(MIRROR)
     assert note.startswith("Read mirrored (left and right swapped), as asked (for a patient with situs inversus")
@@ -276,3 +280,21 @@ def test_an_image_read_the_way_it_was_saved_gives_the_masks_of_the_image(predict
     assert dice(saved.segmentation.liver[0].T[::-1, ::-1], view.liver[0]) > 0.99 and not _said(saved, LOOKS)
     with pytest.raises(InputError):  # before anything is loaded
         analyze(predictor, "no such file.png", read_as="sideways")
+
+
+def test_a_nifti_without_orientation_shown_upside_down_reads_right_upside_down(predictor, sample_volume, tmp_path):
+    """LiTS 117 saved without its orientation (qform and sform codes 0) is shown with the spine at
+    the top, and the model finds only part of its liver (Dice 0.83 when measured). Read upside-down
+    it gives, slice for slice, the sample's own masks turned upside down, and the warning names the
+    option."""
+    path, _, labels = sample_volume
+    bare = tmp_path / "bare.nii.gz"
+    nib.save(nib.Nifti1Image(np.asarray(nib.load(str(path)).dataobj), None), bare)
+    given, asked = analyze(predictor, bare), analyze(predictor, bare, read_as="upside-down")
+    sample = analyze(predictor, path).segmentation
+    np.testing.assert_array_equal(given.scan.pixels, np.asarray(sample.scan.pixels)[:, ::-1])  # the spine on top
+    assert dice(given.segmentation.liver[:, ::-1] > 0, labels >= 1) < 0.88
+    np.testing.assert_array_equal(asked.segmentation.liver[:, ::-1], sample.liver)
+    np.testing.assert_array_equal(asked.segmentation.tumor[:, ::-1], sample.tumor)
+    assert asked.summary()["read_as"] == "upside-down" and any(w.startswith("Read upside down") for w in asked.warnings)
+    assert any("have it read upside-down or mirrored" in w for w in given.warnings)

@@ -366,7 +366,8 @@ def _orientation_warning(img) -> list[str]:
         return []
     return ["The NIfTI states no orientation (qform and sform codes are 0), so its axes are guessed. If the "
             "overlay shows the spine at the top, or the liver on the image's right, the masks are poor: save "
-            "the volume with its orientation (as it came from the DICOM) and try again."]
+            "the volume with its orientation (as it came from the DICOM) and try again, or have it read "
+            "upside-down or mirrored (the app's Read the image, the CLI's --read-as)."]
 
 
 # CT in HU puts air at about -1000. A volume with no negative value whose darkest voxels lie near 0
