@@ -34,6 +34,16 @@ def source_headers(scan) -> list | None:
     return headers if headers and len(headers) == scan.n_slices else None
 
 
+# What a SEG must refer to in each source slice (DICOM type 1): without them it can name no study,
+# series or image. Anonymisers and converters that rewrite files sometimes drop them.
+REQUIRED_SOURCE_UIDS = ("StudyInstanceUID", "SeriesInstanceUID", "SOPInstanceUID", "SOPClassUID")
+
+
+def missing_uids(headers: list) -> list[str]:
+    """The REQUIRED_SOURCE_UIDS that some of ``headers`` lack (or hold empty)."""
+    return [k for k in REQUIRED_SOURCE_UIDS if any(not str(getattr(h, k, "") or "").strip() for h in headers)]
+
+
 def highdicom_available() -> bool:
     try:
         import highdicom  # noqa: F401

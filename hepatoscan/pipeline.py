@@ -318,9 +318,16 @@ def _write_seg(result: Result, path: Path) -> Path | None:
     """The masks as a DICOM SEG beside the other outputs, for an axial DICOM series with highdicom
     installed; None (logged) otherwise, or when highdicom refuses the series' headers: the other
     outputs do not depend on it."""
-    from .dicom_seg import highdicom_available, source_headers, write_dicom_seg
+    from .dicom_seg import highdicom_available, missing_uids, source_headers, write_dicom_seg
 
-    if source_headers(result.scan) is None:
+    headers = source_headers(result.scan)
+    if headers is None:
+        return None
+    missing = missing_uids(headers)
+    if missing:
+        log.warning("no DICOM SEG for %s: its slices lack %s, which a SEG must refer to (removed by an "
+                    "anonymiser or converter?); the NIfTI masks and the other outputs are written",
+                    result.scan.name, " and ".join(missing))
         return None
     if not highdicom_available():
         log.info("no DICOM SEG for %s: highdicom is not installed (pip install hepatoscan[dicom])", result.scan.name)

@@ -54,17 +54,23 @@ def test_dicom_series_gets_a_seg_whose_frames_match_its_slices(predictor, tmp_pa
     np.testing.assert_array_equal(stored[..., 1], seg.tumor[:, :, ::-1])
 
 
-def test_non_dicom_inputs_and_seriesless_headers_get_no_seg(predictor, tmp_path):
+def test_non_dicom_inputs_and_seriesless_headers_get_no_seg(predictor, tmp_path, caplog):
     """A NIfTI gets NIfTI masks but no SEG; a series without a StudyInstanceUID (nothing for a SEG to
-    refer to) gets every other output."""
+    refer to) gets every other output, and the log says what it lacks (not highdicom's exception)."""
+    import logging
+
     nifti = write_outputs(analyze(predictor, SAMPLES / "lits117_volume.nii.gz"), tmp_path / "nifti")
     assert "dicom_seg" not in nifti and "labels_nifti" in nifti
     series = tmp_path / "series"
     series.mkdir()
     for k in range(4):
         (series / f"IM{k}.dcm").write_bytes(_dicom_bytes(np.zeros((48, 48), np.int16) + np.arange(48) * k, 2.0 * k, k + 1))
-    out = write_outputs(analyze(predictor, series), tmp_path / "series_out")
+    with caplog.at_level(logging.WARNING):
+        out = write_outputs(analyze(predictor, series), tmp_path / "series_out")
     assert "dicom_seg" not in out and "labels_nifti" in out and not (tmp_path / "series_out" / "segmentation.dcm").exists()
+    said = [r.getMessage() for r in caplog.records if "no DICOM SEG" in r.getMessage()]
+    assert said == ["no DICOM SEG for series: its slices lack StudyInstanceUID, which a SEG must refer to (removed by "
+                    "an anonymiser or converter?); the NIfTI masks and the other outputs are written"]
 
 
 @pytest.mark.parametrize("iop", [[1, 0, 0, 0, 1, 0], [-1, 0, 0, 0, 1, 0], [1, 0, 0, 0, -1, 0], [-1, 0, 0, 0, -1, 0],
