@@ -182,8 +182,34 @@ class _Report(FPDF):
         need = [max([self._text_mm(header[i], bold=True)] + [self._text_mm(r[i]) for r in rows]) + 2.0
                 for i in range(n)]
         if sum(need) > self.epw:
-            return widths
+            return self._word_widths(header, rows, need) or widths
         return [w + (self.epw - sum(need)) / n for w in need]
+
+    def _word_widths(self, header: list[str], rows: list[list[str]], need: list[float]) -> list[float] | None:
+        """Columns for texts that must wrap: each at least as wide as its longest word (so that
+        "Perpendicular" never breaks inside); then, of the rest of the page, the columns that lack
+        least of ``need`` (their one-line widths) get it whole, so that as few columns as may wrap,
+        and the last share the remainder in proportion to what they lack. None where even the
+        words do not fit."""
+        def words_mm(text: str, bold: bool = False) -> float:
+            return max((self._text_mm(word, bold) for word in text.split()), default=0.0)
+
+        widths = [max([words_mm(header[i], bold=True)] + [words_mm(r[i]) for r in rows]) + 1.0
+                  for i in range(len(header))]
+        spare = self.epw - sum(widths)
+        if spare < 0:
+            return None
+        lacking = sorted((i for i in range(len(header)) if need[i] > widths[i]), key=lambda i: need[i] - widths[i])
+        while lacking and need[lacking[0]] - widths[lacking[0]] <= spare:
+            i = lacking.pop(0)
+            spare -= need[i] - widths[i]
+            widths[i] = need[i]
+        total = sum(need[i] - widths[i] for i in lacking)
+        for i in lacking:
+            widths[i] += spare * (need[i] - widths[i]) / total
+        if not lacking:  # every column on one line after all: the room left shared equally
+            widths = [w + spare / len(widths) for w in widths]
+        return widths
 
     def _fits(self, header: list[str], rows: list[list[str]], widths: list[float]) -> bool:
         return (all(self._text_mm(h, bold=True) <= w for h, w in zip(header, widths))
