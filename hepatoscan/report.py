@@ -310,7 +310,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     scan, m, card = result.segmentation.scan, result.measurements, result.card
     user_text = [v for _, v in (patient.rows() if patient else [])] + [scan.name]
     user_text += [result.agreement.reference_name] if result.agreement else []
-    user_text += [str(v) for v in scan.metadata.values()]
+    user_text += [str(v) for k, v in scan.metadata.items() if k != "slice_sources"]  # names; not the numbers
     own_text = [*result.warnings, *m.notes, *(result.agreement.notes if result.agreement else ()), result.segmentation.window_summary() or "",
                 card.validation_summary() or "", card.name]  # ours, but from files and messages
     pdf = _Report(cjk=needs_cjk_font(user_text), shaping=needs_text_shaping(user_text),

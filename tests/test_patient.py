@@ -85,6 +85,20 @@ def test_the_report_of_a_dicom_study_names_its_patient_from_the_header(predictor
     assert "Müller, Jürgen" in _pdf_text(png, None, tmp_path)
 
 
+def test_a_header_name_in_another_script_is_printed_in_its_own_letters(predictor, sample_volume, tmp_path):
+    """A Japanese name in the header (no typed details): the report loads the fonts it needs."""
+    import pydicom
+
+    _, hu, _ = sample_volume
+    folder = _series(tmp_path / "series", np.maximum(hu[60:62], -1024))
+    for f in folder.iterdir():
+        ds = pydicom.dcmread(f)
+        ds.SpecificCharacterSet, ds.PatientName = "ISO_IR 192", "山田^太郎"
+        ds.save_as(f)
+    text = _pdf_text(analyze(predictor, folder), None, tmp_path)
+    assert "Name 山田, 太郎" in text
+
+
 def test_the_cli_says_when_the_typed_patient_is_not_the_headers(tmp_path, sample_volume):
     _, hu, _ = sample_volume
     series = _series(tmp_path / "series", np.maximum(hu[56:60], -1024))
