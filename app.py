@@ -50,7 +50,7 @@ from hepatoscan.logs import configure as configure_logging  # noqa: E402
 from hepatoscan.orientation import ASKABLE  # noqa: E402
 from hepatoscan.pipeline import Result, analyze, write_archive  # noqa: E402
 from hepatoscan.predictor import DEFAULT_MODEL_DIR, Predictor  # noqa: E402
-from hepatoscan.patient import PatientInfo, with_header  # noqa: E402
+from hepatoscan.patient import PatientInfo, header_patient, with_header  # noqa: E402
 from hepatoscan.scan import message_label  # noqa: E402
 from hepatoscan.tables import MEASUREMENT_HEADERS, lesion_rows, slice_rows  # noqa: E402
 from hepatoscan.overlay import write_png  # noqa: E402
@@ -214,7 +214,9 @@ class HepatoScanApp:
                  if result.slice_file(0) else "0 at the feet; ")
         slider = gr.Slider(minimum=0, maximum=max(1, n - 1), value=z, step=1, visible=n > 1,
                            label=f"{kind} ({order}opens on the largest tumor; {n} {kind.lower()}s)")
-        summary = "### Result\n" + result.describe(warnings=False)
+        header = header_patient(result.scan.metadata).rows()  # whose study this is, as the file says
+        summary = "### Result\n" + ("**Patient (DICOM header):** " + " · ".join(f"{k} {v}" for k, v in header)
+                                     + "\n\n" if header else "") + result.describe(warnings=False)
         summary += "".join(f"\n\n**{message_label(w)}:** {w}" for w in result.warnings)
         summary += "".join(f"\n\n**Warning:** {w}" for w in with_header(patient, result.scan.metadata)[2])
         if result.agreement is not None:

@@ -276,7 +276,9 @@ def test_handler_says_when_the_typed_patient_is_not_the_dicom_headers(handlers, 
     same = handlers.segment_ui([str(f) for f in files], 0, 0, "jürgen müller", *[""] * 6, progress=None)
     other = handlers.segment_ui([str(f) for f in files], 0, 0, "Anna Schmidt", *[""] * 6, progress=None)
     said = "The name typed (Anna Schmidt) is not the one in the DICOM header (Müller, Jürgen)"
-    assert "DICOM header" not in same[6] and f"**Warning:** {said}" in other[6]
+    assert "DICOM header (" not in same[6] and f"**Warning:** {said}" in other[6]
+    # whose study it is, as its header says, shown either way
+    assert "**Patient (DICOM header):** Name Müller, Jürgen · Study date 2024-01-31" in same[6]
     text = subprocess.run(["pdftotext", other[7], "-"], capture_output=True, text=True, check=True).stdout
     assert said in " ".join(text.split())
 
@@ -291,7 +293,8 @@ def test_handler_several_files_chosen_together_are_one_series(handlers, tmp_path
     files = _extensionless_series(tmp_path / "series")
     out = handlers.segment_ui([str(f) for f in files], 0, 0, *[""] * 7, progress=None)
     state, summary = out[10], out[6]
-    assert summary.startswith("### Result\nVolume of 16 slices. Liver ")
+    assert summary.startswith("### Result\n**Patient (DICOM header):** Name Müller, Jürgen · Study date 2024-01-31"
+                              "\n\nVolume of 16 slices. Liver ")
     assert state.scan.name == "upload_16_files" and Path(out[7]).name == "hepatoscan_upload_16_files.pdf"
     assert np.array_equal(state.scan.pixels, load_scan(tmp_path / "series").pixels)
     single = handlers.segment_ui([str(files[8])], 0, 0, *[""] * 7, progress=None)[10]
