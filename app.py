@@ -286,7 +286,8 @@ class HepatoScanApp:
                           patient_age, patient_sex, study_date, referring_physician, notes):
         """As segment_masks_api, with the series of a DICOM study to read (its number or a word of its
         description, as the page's Series field; "" for the largest axial series) and how the model
-        reads the image (READ_AS, as the page's option: "mirrored", "swapped"; "" or "as given")."""
+        reads the image (READ_AS, as the page's option: "mirrored", "swapped", "upside-down"; "" or
+        "as given")."""
         return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
                                  patient_sex, study_date, referring_physician, notes, masks=True, series=series,
                                  read_as=read_as)

@@ -35,9 +35,6 @@ class PatientInfo:
         """(label, value) of each field given, in the report's order."""
         return [(label, str(getattr(self, f)).strip()) for f, label, _ in FIELDS if str(getattr(self, f) or "").strip()]
 
-    def is_empty(self) -> bool:
-        return not self.rows()
-
 
 def person_name(value: str) -> str:
     """A DICOM person name ("Family^Given^Middle^Prefix^Suffix", its first of up to three

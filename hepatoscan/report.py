@@ -15,7 +15,7 @@ from . import __version__
 from .patient import PatientInfo, with_header
 from .scan import message_label, source_label
 from .tables import fmt_value as _fmt
-from .tables import lesion3d_cells, lesion_cells, match_cell, match_header
+from .tables import diameter_cells, lesion_cells, match_cell, match_header
 from .wording import count
 
 log = logging.getLogger(__name__)
@@ -384,7 +384,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
         header = ["#", "Volume", "Largest on slice", "Longest diameter", "Perpendicular", "RECIST measurable",
                   "Mean HU"] + extra
         pdf.grid(header, [[str(l.lesion_id), _fmt(l.volume_ml, " mL", 2) if l.volume_ml is not None else f"{l.voxels} vox",
-                           result.slice_number(l.largest_slice), *lesion3d_cells(l, mm),
+                           result.slice_number(l.largest_slice), *diameter_cells(l, mm),
                            _fmt(l.mean_hu), *match_cell(result, l.lesion_id)] for l in m.volume.lesions[:40]])
     elif m.volume is None and m.slices[0].lesions:
         n = len(m.slices[0].lesions)

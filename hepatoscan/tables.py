@@ -82,9 +82,9 @@ def match_cell(result, lesion_id: int) -> list[str]:
     return [result.agreement.lesions.describe_lesion(lesion_id)] if match_header(result) else []
 
 
-def lesion3d_cells(lesion, mm: bool) -> list[str]:
-    """A 3D lesion's longest diameter and perpendicular on its largest slice, and its RECIST
-    measurability, in mm where the spacing is known (``mm``), else in pixels."""
+def diameter_cells(lesion, mm: bool) -> list[str]:
+    """A lesion's longest diameter and perpendicular (a 3D lesion's on its largest slice) and its
+    RECIST measurability, in mm where the spacing is known (``mm``), else in pixels."""
     l = lesion
     return [fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
             fmt_value(l.short_axis_mm, " mm") if mm else fmt_value(l.short_axis_px, " px"),
@@ -95,10 +95,7 @@ def lesion_cells(lesion, mm: bool) -> list[str]:
     """A 2D lesion's area, longest diameter, perpendicular and RECIST measurability, in mm where
     the spacing is known (``mm``), else in pixels."""
     l = lesion
-    return [fmt_value(l.area_mm2, " mm²") if mm else fmt_value(l.area_px, " px"),
-            fmt_value(l.longest_diameter_mm, " mm") if mm else fmt_value(l.longest_diameter_px, " px"),
-            fmt_value(l.short_axis_mm, " mm") if mm else fmt_value(l.short_axis_px, " px"),
-            fmt_value(l.measurable) if mm else "needs spacing"]
+    return [fmt_value(l.area_mm2, " mm²") if mm else fmt_value(l.area_px, " px"), *diameter_cells(l, mm)]
 
 
 def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
@@ -111,7 +108,7 @@ def lesion_rows(result, z: int) -> tuple[list[str], list[list[str]]]:
         mm = m.units == "mm"
         return LESION3D_HEADERS + extra, [[str(l.lesion_id),
                                            fmt_value(l.volume_ml, " mL", 2) if l.volume_ml is not None else fmt_value(l.voxels, " voxels"),
-                                           result.slice_number(l.largest_slice), *lesion3d_cells(l, mm),
+                                           result.slice_number(l.largest_slice), *diameter_cells(l, mm),
                                            fmt_value(l.mean_hu), *match_cell(result, l.lesion_id)] for l in m.volume.lesions]
     s = m.slice(z) if m.separate_images else m.slices[0]
     if s is None:

@@ -23,7 +23,7 @@ from ..scan import Note, Scan
 from ..wording import agree, count
 from . import dicom
 from .image import read_image
-from .nifti import oriented, read_nifti, slice_sources
+from .nifti import GUESSED_AXES_ADVICE, oriented, read_nifti, slice_sources
 from .stack import is_image_name, read_image_stack
 from .tiff import imagej_spacing_mm, tiff_page_count, tiff_pages
 
@@ -364,10 +364,8 @@ def _orientation_warning(img) -> list[str]:
     header = img.header
     if int(header["qform_code"]) or int(header["sform_code"]):
         return []
-    return ["The NIfTI states no orientation (qform and sform codes are 0), so its axes are guessed. If the "
-            "overlay shows the spine at the top, or the liver on the image's right, the masks are poor: save "
-            "the volume with its orientation (as it came from the DICOM) and try again, or have it read "
-            "upside-down or mirrored (the app's Read the image, the CLI's --read-as)."]
+    return ["The NIfTI states no orientation (qform and sform codes are 0), so its axes are guessed. "
+            + GUESSED_AXES_ADVICE]
 
 
 # CT in HU puts air at about -1000. A volume with no negative value whose darkest voxels lie near 0

@@ -12,7 +12,7 @@ NIfTI headers are affected.
 pydicom also imports requests (with urllib3, ssl and certifi: 13.6 MB resident), only to download
 its own test files, and falls back to urllib where requests is missing. :func:`pydicom` hides
 requests while pydicom loads (unless something imported it before): the peak of segmenting a
-150-slice 512 x 512 DICOM series falls from 308 to about 295 MB (benchmarks/run_all.py). A later
+150-slice 512 x 512 DICOM series fell from 308.5 to 304.7 MB (benchmarks/run_all.py). A later
 ``import requests`` elsewhere imports it as usual.
 
 Both imports take one lock: while pydicom (or requests) is hidden, another thread's import of it

@@ -48,12 +48,14 @@ def _compact(display: np.ndarray) -> np.ndarray:
     return out
 
 
+# What to do where a NIfTI's axes had to be guessed (no orientation stated, or a degenerate one).
+GUESSED_AXES_ADVICE = ("If the overlay shows the spine at the top, or the liver on the image's right, the masks "
+                       "are poor: save the volume with its orientation (as it came from the DICOM) and try again, "
+                       "or have it read upside-down or mirrored (the app's Read the image, the CLI's --read-as).")
 DEGENERATE_AFFINE_WARNING = (
     "The NIfTI's orientation matrix (sform/qform) is degenerate: it maps the three voxel axes onto fewer "
     "than three directions (a broken converter?), so the axes are guessed, as for a file that states "
-    "none. If the overlay shows the spine at the top, or the liver on the image's right, the masks are "
-    "poor: save the volume with its orientation (as it came from the DICOM) and try again, or have it "
-    "read upside-down or mirrored (the app's Read the image, the CLI's --read-as).")
+    "none. " + GUESSED_AXES_ADVICE)
 
 
 def oriented(img):
