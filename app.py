@@ -5,7 +5,8 @@
 Environment: HEPATOSCAN_HOST, HEPATOSCAN_PORT, HEPATOSCAN_MODEL_DIR, HEPATOSCAN_SHARE=1.
 API (stable): POST /gradio_api/call/segment, or gradio_client's predict(api_name="/segment");
 /segment_series adds the slice spacing, /segment_masks also returns the masks as a .zip, /compare
-compares with a reference segmentation (Dice, lesions found).
+compares with a reference segmentation (Dice, lesions found), /segment_study chooses the series and
+the reading, /follow_up compares with an earlier study of the patient (RECIST 1.1).
 """
 from __future__ import annotations
 
@@ -145,6 +146,22 @@ def agreement_markdown(agreement) -> str:
     return "\n".join(lines)
 
 
+def follow_up_markdown(follow_up) -> str:
+    """The change since an earlier study as Markdown: the RECIST reading, a table of both studies,
+    the target lesions, possible new lesions and the notes."""
+    lines = ["### Change since the earlier study", f"**{follow_up.response_text()}**", "",
+             f"| | Earlier study ({follow_up.baseline_name}) | This study | Change |", "|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in follow_up.rows()]
+    if follow_up.targets:
+        lines += ["", "| Target lesion, earlier (slice) | Longest diameter | This study's lesion | Longest diameter |",
+                  "|---|---|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in follow_up.target_rows()]
+    if follow_up.new_lesions:
+        lines.append("\n**Possible new lesions:** " + follow_up.new_lesions_text())
+    lines += [f"\n**{message_label(n)}:** {n}" for n in follow_up.notes]
+    return "\n".join(lines)
+
+
 class HepatoScanApp:
     """The handlers behind the page and the API; each turns library errors into gr.Error."""
 
@@ -159,13 +176,19 @@ class HepatoScanApp:
         self.files.cleanup()
 
     def run(self, file, spacing, patient: PatientInfo, progress=None, slice_spacing=None, series: str = "",
-            reference=None, reference_labels: str = "", read_as: str = AS_GIVEN) -> tuple[Result, Path, Path | None]:
+            reference=None, reference_labels: str = "", read_as: str = AS_GIVEN,
+            earlier=None) -> tuple[Result, Path, Path | None]:
         """Segment and measure the upload (and compare it with ``reference``, a reference
-        segmentation, where one is given; the model reading it ``read_as``, one of READ_AS) ->
+        segmentation, where one is given; the model reading it ``read_as``, one of READ_AS; and with
+        ``earlier``, an earlier study of the patient, its file or files, where given) ->
         (result, the request's folder, its PDF report there, or None where the PDF failed: logged,
         and the result is kept rather than lost for it)."""
         folder = self.files.new()
         path = _input_path(file, folder)
+        earlier_path = None
+        if earlier:
+            (folder / "earlier").mkdir()
+            earlier_path = _input_path(earlier, folder / "earlier")
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
         try:
             with self.pool.get() as predictor:
@@ -175,7 +198,8 @@ class HepatoScanApp:
                                  series=(series or "").strip() or None,
                                  reference=_file_path(reference) if reference else None,
                                  reference_values=parse_label_values(reference_labels) if reference else None,
-                                 read_as=None if (read_as or "").strip() in ("", AS_GIVEN) else read_as.strip())
+                                 read_as=None if (read_as or "").strip() in ("", AS_GIVEN) else read_as.strip(),
+                                 earlier=earlier_path)
         except HepatoScanError as e:
             raise gr.Error(str(e)) from e
         except Exception as e:  # a bug must never show a traceback or stop the app
@@ -203,10 +227,10 @@ class HepatoScanApp:
                 gr.Dataframe(value=rows or [["-"] * len(headers)], headers=headers))
 
     def segment_ui(self, file, spacing, slice_spacing, name, pid, age, sex, date, physician, notes, series="",
-                   reference=None, reference_labels="", read_as=AS_GIVEN, progress=gr.Progress()):
+                   reference=None, reference_labels="", read_as=AS_GIVEN, earlier=None, progress=gr.Progress()):
         patient = _patient(name, pid, age, sex, date, physician, notes)
         result, folder, pdf = self.run(file, spacing, patient, progress, slice_spacing, series, reference,
-                                       reference_labels, read_as)
+                                       reference_labels, read_as, earlier)
         z = result.default_slice
         n = result.scan.n_slices
         kind = "Image" if result.measurements.separate_images else "Slice"
@@ -219,6 +243,8 @@ class HepatoScanApp:
                                      + "\n\n" if header else "") + result.describe(warnings=False)
         summary += "".join(f"\n\n**{message_label(w)}:** {w}" for w in result.warnings)
         summary += "".join(f"\n\n**Warning:** {w}" for w in with_header(patient, result.scan.metadata)[2])
+        if result.follow_up is not None:
+            summary += "\n\n" + follow_up_markdown(result.follow_up)
         if result.agreement is not None:
             summary += "\n\n" + agreement_markdown(result.agreement)
         archive = self.archive(result, folder)
@@ -231,6 +257,8 @@ class HepatoScanApp:
         data = result.summary()
         if result.agreement is not None:
             data["agreement"] = result.agreement.to_dict()
+        if result.follow_up is not None:
+            data["follow_up"] = result.follow_up.to_dict()
         outputs = (*self.views_for(result, z), summary, None if pdf is None else str(pdf), data,
                    slider, result, None if archive is None else str(archive))
         self.keeper.submit(self.keep_on_disk, result, folder)
@@ -292,6 +320,20 @@ class HepatoScanApp:
                                  patient_sex, study_date, referring_physician, notes, masks=True, series=series,
                                  read_as=read_as)
 
+    def follow_up_api(self, file, earlier, pixel_spacing_mm, slice_spacing_mm, series, read_as, patient_name,
+                      patient_id, patient_age, patient_sex, study_date, referring_physician, notes):
+        """As segment_study_api, compared with ``earlier``, an earlier study of the same patient (a
+        volume: a DICOM series or its .zip, a NIfTI, a .zip of one series' slices): the JSON gains
+        "follow_up" (volumes, lesions paired with the earlier study's, the RECIST 1.1 reading of the
+        target lesions), the PDF a section. An earlier study that cannot be compared is a warning;
+        the segmentation is kept."""
+        if not earlier:
+            raise gr.Error("No earlier study given: give the patient's earlier CT (a DICOM series as a .zip, or a "
+                           "NIfTI), or call /segment_study without one.")
+        return self._api_outputs(file, pixel_spacing_mm, slice_spacing_mm, patient_name, patient_id, patient_age,
+                                 patient_sex, study_date, referring_physician, notes, masks=True, series=series,
+                                 read_as=read_as, earlier=earlier)
+
     def compare_api(self, file, reference, reference_labels, pixel_spacing_mm, slice_spacing_mm, patient_name,
                     patient_id, patient_age, patient_sex, study_date, referring_physician, notes):
         """As segment_series_api, compared with ``reference``, a reference segmentation of the input
@@ -306,11 +348,12 @@ class HepatoScanApp:
                                  reference_labels=reference_labels)[:3]
 
     def _api_outputs(self, file, pixel_spacing_mm, slice_spacing_mm, *patient, masks: bool = False,
-                     reference=None, reference_labels: str = "", series: str = "", read_as: str = AS_GIVEN) -> tuple:
+                     reference=None, reference_labels: str = "", series: str = "", read_as: str = AS_GIVEN,
+                     earlier=None) -> tuple:
         """(measurements JSON, PDF path, overlay PNG path, masks .zip path or None)."""
         result, folder, pdf = self.run(file, pixel_spacing_mm, _patient(*patient), slice_spacing=slice_spacing_mm,
                                        series=series, reference=reference, reference_labels=reference_labels,
-                                       read_as=read_as)
+                                       read_as=read_as, earlier=earlier)
         overlay = folder / "overlay.png"
         write_png(result.views(result.default_slice)["overlay"], overlay)
         archive = None
@@ -371,6 +414,13 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                                 "DICOM series, PNG for an image, a .zip of PNGs named as a stack's slices. 0 background, "
                                 "1 liver, 2 tumor (or 0 and one value for the liver alone). Gives Dice, border "
                                 "distances and lesions found, in the result and the PDF.", elem_id="reference_help")
+                with gr.Accordion("Compare with an earlier study (follow-up, optional)", open=False):
+                    earlier = gr.File(label="Earlier study of this patient", file_count="multiple", type="filepath",
+                                      elem_id="earlier", height=120)
+                    gr.Markdown("The patient's earlier CT, as a volume (a DICOM series or its .zip, a NIfTI, a .zip of "
+                                "one series' slices). Gives the change in liver and tumor volume, pairs each lesion "
+                                "with the earlier study's, and reads the target lesions by RECIST 1.1, in the result "
+                                "and the PDF.", elem_id="earlier_help")
                 button = gr.Button("Segment", variant="primary", elem_id="segment")
                 examples = [[[str(p)], None] for p in sorted(SAMPLES.glob("lits117_z*_w*.png")) if "_mask" not in p.name][:3]
                 examples.append([[str(SAMPLES / "lits117_volume.nii.gz")], None])
@@ -405,7 +455,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                         fn=lambda f, ref: handlers.segment_ui(f, 0, 0, *[""] * 7, "", ref), run_on_click=True,
                         cache_examples=False, label="Examples: LiTS case 117 (click to run)")
         button.click(handlers.segment_ui, [upload, spacing, slice_spacing, *patient_inputs, series, reference,
-                                           reference_labels, read_as], ui_outputs,
+                                           reference_labels, read_as, earlier], ui_outputs,
                      concurrency_limit=CONCURRENCY, api_visibility="private")
         # A reference set by an example (or left from an earlier comparison) is shown, not hidden in a closed box.
         reference.change(lambda r: gr.Accordion(open=True) if r else gr.Accordion(), reference, compare_box,
@@ -430,6 +480,10 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
         api_button.click(handlers.segment_study_api, [api_file, spacing, slice_spacing, api_series, api_read_as,
                                                       *patient_inputs],
                          [*api_out, gr.File(visible=False)], api_name="segment_study", concurrency_limit=CONCURRENCY)
+        api_earlier = gr.File(label="Earlier study", type="filepath", visible=False)
+        api_button.click(handlers.follow_up_api, [api_file, api_earlier, spacing, slice_spacing, api_series, api_read_as,
+                                                  *patient_inputs],
+                         [*api_out, gr.File(visible=False)], api_name="follow_up", concurrency_limit=CONCURRENCY)
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=64)
     return demo
 

@@ -98,7 +98,7 @@ sys.path.insert(0, {root!r})
 from hepatoscan.pipeline import analyze, write_outputs
 from hepatoscan.predictor import Predictor
 p = Predictor.from_model_dir()
-r = analyze(p, {path!r}, reference={reference!r} or None)
+r = analyze(p, {path!r}, reference={reference!r} or None, earlier={earlier!r} or None)
 if {outputs!r}:
     write_outputs(r, {outputs!r}, pdf=True)
 # VmHWM, not ru_maxrss: Linux carries ru_maxrss across fork + exec, so a child of this (large,
@@ -165,10 +165,11 @@ def _write_dicom_series(hu_zyx: np.ndarray, folder: Path) -> None:
         ds.save_as(folder / f"IM{z:04d}.dcm", enforce_file_format=True)
 
 
-def _peak_rss(path: Path, outputs: Path | None = None, reference: Path | None = None) -> tuple[str, float]:
+def _peak_rss(path: Path, outputs: Path | None = None, reference: Path | None = None,
+              earlier: Path | None = None) -> tuple[str, float]:
     r = subprocess.run([sys.executable, "-c", PEAK_RSS_SCRIPT.format(
         root=str(ROOT), path=str(path), outputs=str(outputs) if outputs else "",
-        reference=str(reference) if reference else "")],
+        reference=str(reference) if reference else "", earlier=str(earlier) if earlier else "")],
         capture_output=True, text=True, check=True)
     shape, rss = r.stdout.strip().rsplit(" ", 1)
     return shape, round(float(rss), 1)
@@ -203,6 +204,21 @@ def _compare_s(nifti: Path, labels: Path) -> dict:
     ref = read_reference(labels, seg.scan)
     compare(seg.liver, seg.tumor, ref.labels, seg.scan.spacing_mm, ref.name)
     return {"compare_512x512x150_s": round(time.perf_counter() - t, 2)}
+
+
+def _follow_up_s(nifti: Path) -> dict:
+    """Seconds to segment a 512 x 512 x 150 volume with an earlier study (itself) and compare,
+    against segmenting it alone."""
+    from hepatoscan.pipeline import analyze
+    from hepatoscan.predictor import Predictor
+
+    predictor = Predictor.from_model_dir()
+    t = time.perf_counter()
+    analyze(predictor, nifti)
+    alone = time.perf_counter() - t
+    t = time.perf_counter()
+    analyze(predictor, nifti, earlier=nifti)
+    return {"segment_512x512x150_s": round(alone, 2), "follow_up_512x512x150_s": round(time.perf_counter() - t, 2)}
 
 
 def peak_rss_mb() -> dict:
@@ -243,6 +259,8 @@ def peak_rss_mb() -> dict:
                "peak_rss_512x512x150_png16_hu_stack_mb": _peak_rss(stack_hu)[1],
                "peak_rss_512x512x150_with_outputs_and_pdf_mb": _peak_rss(nifti, tmp / "out")[1],
                "peak_rss_512x512x150_compared_with_reference_mb": _peak_rss(nifti, reference=reference)[1],
+               "peak_rss_512x512x150_follow_up_mb": _peak_rss(nifti, earlier=nifti)[1],
+               **_follow_up_s(nifti),
                **_compare_s(nifti, reference),
                **_kept_result_mb(nifti), **_dicom_seg_s(series)}
     return out

@@ -1,6 +1,7 @@
 """Command line: segment files, folders and zips in a batch.
 
     hepatoscan segment INPUT... --out DIR [--pdf] [--patient-name NAME] [--pixel-spacing MM] [--stack [--slice-spacing MM]] [--threads N]
+    hepatoscan segment STUDY --earlier EARLIER_STUDY --out DIR [--pdf]   (a follow-up: change, RECIST 1.1)
 
 Writes DIR/<input stem>/{liver_mask.png, tumor_mask.png, overlay.png, panel.png,
 measurements.json[, report.pdf][, liver_mask.nii.gz, tumor_mask.nii.gz, labels.nii.gz][, segmentation.dcm]
@@ -24,6 +25,7 @@ from pathlib import Path
 from . import __version__
 from .config import IMAGE_SUFFIXES, NIFTI_SUFFIXES
 from .errors import HepatoScanError
+from .followup import RESPONSES
 from .logs import configure as configure_logging
 from .orientation import ASKABLE
 from .patient import PatientInfo, with_header
@@ -191,6 +193,11 @@ def _prepare(args):
 
 
 def segment_command(args) -> int:
+    if args.earlier and (len(args.inputs) != 1 or not Path(args.earlier).exists()):
+        log.error("--earlier compares one study with an earlier one: give one input (a DICOM series' folder or "
+                  ".zip, a NIfTI) and an earlier study that exists" + (f" ({args.earlier} does not)"
+                                                                      if not Path(args.earlier).exists() else ""))
+        return 2
     prepared = _prepare(args)
     if prepared is None:
         return 2
@@ -305,12 +312,13 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
         row = {"input": shown.get(path, str(path)), "status": "ok", "message": "", "patient_id": "",
                "study_date": "", "output_dir": "", "slices": "",
                "liver": "", "tumor": "", "units": "", "lesion_count": "", "tumor_burden_pct": "",
-               "longest_diameter_mm": "", "seconds": ""}
+               "longest_diameter_mm": "", "response": "", "seconds": ""}
         try:
             result = analyze(predictor, path, pixel_spacing_mm=args.pixel_spacing,
                              limits=LoadLimits(), progress=_Progress(label), slice_spacing_mm=args.slice_spacing,
                              series=args.series, reference=references[i - 1] if references else None,
-                             reference_values=getattr(args, "reference_values", None), read_as=args.read_as)
+                             reference_values=getattr(args, "reference_values", None), read_as=args.read_as,
+                             earlier=getattr(args, "earlier", None))
             target = _unique_dir(out, _stem(path), used)
             write_outputs(result, target, patient=patient)
             pdf_failed = args.pdf and not _write_pdf(result, target / "report.pdf", patient, label)
@@ -325,6 +333,9 @@ def _segment_inputs(args, predictor, patient, out: Path, inputs: list[Path], sho
                            if pdf_failed else [])),
                        **_totals(s), **_lesion_columns(result))
             log.info("%s: %s", label, result.describe())
+            if result.follow_up is not None:
+                row["response"] = RESPONSES.get(result.follow_up.response, "")
+                log.info("%s: %s", label, result.follow_up.describe())
             if result.agreement is not None:
                 compared.append((path, references[i - 1], result.agreement))
                 log.info("%s: %s", label, result.agreement.describe())
@@ -455,6 +466,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a folder of PNG/JPG files, or the image or DICOM files listed (a shell glob of one "
                         "series), is one series' slices: one study, one report, one display window shared by "
                         "its slices (default: each file on its own; a .zip of images is always one stack)")
+    s.add_argument("--earlier", metavar="STUDY",
+                   help="an earlier study of the same patient (a DICOM series, its folder or .zip, a NIfTI): the "
+                        "one input is compared with it (volumes, lesions paired, RECIST 1.1 reading of the target "
+                        "lesions) in measurements.json (follow_up), the PDF and summary.csv (response)")
     c = sub.add_parser("compare", help="compare HepatoScan's masks with reference segmentations (Dice, lesions)",
                        description=COMPARE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("pairs", nargs="*", metavar="IMAGE REFERENCE",

@@ -130,3 +130,18 @@ class QualityConfig:
     # mirrored, but are told they look turned).
     symmetric_liver_fraction: float = 0.3
     min_symmetric_ratio: float = 0.8
+
+
+@dataclass(frozen=True)
+class FollowUpConfig:
+    """How an earlier study is compared with a later one (hepatoscan.followup)."""
+
+    match_mm: float = 15.0  # a later lesion is an earlier one's within this plus half the larger diameter
+    max_targets: int = 2  # RECIST 1.1: at most two target lesions per organ
+    partial_response_fraction: float = 0.30  # sum of diameters at least 30% smaller: partial response
+    progression_fraction: float = 0.20  # at least 20% larger ...
+    progression_min_mm: float = 5.0  # ... and at least 5 mm larger: progressive disease
+    max_liver_change_fraction: float = 0.25  # liver volumes further apart: a scan may not cover the liver
+    align_search_mm: float = 15.0  # shifts along z tried, at least (more where the livers' lengths differ more)
+    align_step_mm: float = 2.5  # ... in steps of
+    align_rounds: int = 3  # rounds of moving the later lesions onto the earlier ones (followup.align)

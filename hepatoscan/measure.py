@@ -68,6 +68,8 @@ class Lesion3D:
     short_axis_mm: float | None = None  # perpendicular to the longest diameter, on the same slice
     short_axis_px: float = 0.0
     measurable: bool | None = None  # RECIST: longest diameter >= recist_min_mm(slice spacing); None without spacing
+    centroid_zyx: tuple[float, float, float] | None = None  # mean voxel index (slice, row, column)
+    bounds_zyx: tuple[tuple[int, int], ...] | None = None  # lowest and highest voxel index per axis, included
 
 
 @dataclass
@@ -238,6 +240,7 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
     weighted = sizes if slice_weight is None else comps.weighted_sizes(slice_weight)
     largest_z, largest_area = comps.largest_slices()
     hu_sums = np.bincount(comps.comp, weights=_run_sums(comps, hu), minlength=n + 1) if hu is not None and n else None
+    centroids, bounds = comps.centroids(), comps.bounds()
     lesions = []
     for lid in range(1, n + 1):
         z = int(largest_z[lid])
@@ -253,7 +256,9 @@ def measure_volume(liver: np.ndarray, tumor: np.ndarray, spacing_mm, hu: np.ndar
             longest_diameter_px=round(long_px, 1),
             mean_hu=round(float(hu_sums[lid] / voxels), 1) if hu_sums is not None else None,
             short_axis_mm=round(short_u, 1) if spacing_mm else None, short_axis_px=round(short_px, 1),
-            measurable=round(long_u, 1) >= recist_min_mm(spacing_mm[0]) if spacing_mm else None))
+            measurable=round(long_u, 1) >= recist_min_mm(spacing_mm[0]) if spacing_mm else None,
+            centroid_zyx=tuple(round(float(c), 2) for c in centroids[lid]),
+            bounds_zyx=tuple((int(lo), int(hi)) for lo, hi in bounds[lid])))
     tumor_per_slice = tumor.sum((1, 2))
     liver_per_slice = liver.sum((1, 2))
     largest_tumor = int(np.argmax(tumor_per_slice)) if tumor_per_slice.any() else None

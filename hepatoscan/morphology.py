@@ -135,6 +135,32 @@ class Components:
         remap[np.argsort(-sizes[1:], kind="stable") + 1] = np.arange(1, self.n + 1)
         return Components(self.shape, self.line, self.start, self.end, remap[self.comp], self.n)
 
+    def centroids(self) -> np.ndarray:
+        """(n + 1, ndim) float64 mean voxel index of each component, (z,) y, x in the mask's axis
+        order (a pixel's centre at its index); row 0 unused (0)."""
+        lengths = self.lengths.astype(np.float64)
+        sizes = np.maximum(np.bincount(self.comp, weights=lengths, minlength=self.n + 1), 1.0)
+        rows = self.line % self.shape[-2]
+        cols = (self.start + self.end - 1) / 2.0  # a run's mean column
+        axes = ([self.run_slice] if len(self.shape) == 3 else []) + [rows, cols]
+        return np.stack([np.bincount(self.comp, weights=a * lengths, minlength=self.n + 1) / sizes
+                         for a in axes], axis=1)
+
+    def bounds(self) -> np.ndarray:
+        """(n + 1, ndim, 2) int64 each component's lowest and highest voxel index along each axis,
+        (z,) y, x in the mask's axis order, both included; row 0 unused (0)."""
+        rows = self.line % self.shape[-2]
+        axes = ([(self.run_slice, self.run_slice)] if len(self.shape) == 3 else []) + [
+            (rows, rows), (self.start, self.end - 1)]
+        out = np.zeros((self.n + 1, len(axes), 2), np.int64)
+        for k, (low, high) in enumerate(axes):
+            lo = np.full(self.n + 1, np.iinfo(np.int64).max)
+            hi = np.full(self.n + 1, -1, np.int64)
+            np.minimum.at(lo, self.comp, low)
+            np.maximum.at(hi, self.comp, high)
+            out[1:, k, 0], out[1:, k, 1] = lo[1:], hi[1:]
+        return out
+
     def largest_slices(self) -> tuple[np.ndarray, np.ndarray]:
         """-> ((n + 1,) slice where each component has most voxels (lowest on ties), (n + 1,) those
         voxels); index 0 unused. Sparse over (component, slice) pairs that occur."""

@@ -16,6 +16,8 @@ from PIL import Image
 
 from .agreement import Agreement, compare
 from .config import LoadLimits
+from .errors import HepatoScanError
+from .followup import FollowUp, Study, compare_studies, study_of
 from .io import load_scan
 from .measure import Measurements, measure
 from .model_card import ModelCard
@@ -49,6 +51,8 @@ class Result:
     timestamp: str
     agreement: Agreement | None = None  # with a reference segmentation, where one was given
     reference_labels: np.ndarray | None = None  # its (Z, H, W) uint8 labels in {0, 1, 2}, for its outlines
+    follow_up: FollowUp | None = None  # against an earlier study of the patient, where one was given
+    follow_up_problem: str | None = None  # why an earlier study given could not be compared (a warning)
     _views: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -58,7 +62,8 @@ class Result:
     @property
     def warnings(self) -> list[str]:
         """What the user should know: of the input (loading) and of the result (a soft or a white-clipped image)."""
-        return self.scan.warnings + self.segmentation.warnings
+        problem = [self.follow_up_problem] if self.follow_up_problem else []
+        return self.scan.warnings + self.segmentation.warnings + problem
 
     @property
     def key_slices(self) -> list[int]:
@@ -180,6 +185,8 @@ class Result:
         document = {"summary": self.summary(), "shown_slice": self.default_slice, "measurements": measurements}
         if self.agreement is not None:
             document["agreement"] = self.agreement.to_dict()
+        if self.follow_up is not None:
+            document["follow_up"] = self.follow_up.to_dict()
         return document
 
     def describe(self, warnings: bool = True) -> str:
@@ -236,7 +243,8 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
             progress: Callable[[float, str], None] | None = None,
             slice_spacing_mm: float | None = None, series: str | None = None,
             reference: str | Path | None = None,
-            reference_values: tuple[int, int | None] | None = None, read_as: str | None = None) -> Result:
+            reference_values: tuple[int, int | None] | None = None, read_as: str | None = None,
+            earlier: str | Path | None = None) -> Result:
     """Load, segment and measure one input (path, folder or bytes). ``pixel_spacing_mm`` (in-plane)
     and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither;
     ``series`` chooses one series of a DICOM study (io.load_scan); ``reference``, a reference
@@ -244,11 +252,18 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     fast) and compared with the masks: Result.agreement; ``reference_values``, the liver's (and
     tumor's) values where it is a multi-organ label map (io.reference.parse_label_values);
     ``read_as``, "mirrored", "swapped" or "upside-down": the model reads the slices that way; its masks are
-    turned back (hepatoscan.orientation.reading_named; an unknown name fails before loading)."""
+    turned back (hepatoscan.orientation.reading_named; an unknown name fails before loading);
+    ``earlier``, an earlier study of the same patient: segmented first (with the same spacing where
+    it has none, and read the same way) and compared, Result.follow_up (:func:`earlier_study`,
+    :func:`attach_follow_up`)."""
     from .io.reference import read_reference
 
     t0 = time.perf_counter()
     reading = reading_named(read_as) if read_as else None
+    before = None if earlier is None else earlier_study(
+        predictor, earlier, pixel_spacing_mm=pixel_spacing_mm, slice_spacing_mm=slice_spacing_mm, read_as=read_as,
+        limits=limits, progress=progress and (lambda f, msg: progress(f, f"earlier study: {msg}"))
+    )  # first, so that its arrays are freed before this study's are made
     scan = load_scan(source, filename, limits, series)
     if pixel_spacing_mm:
         scan.with_pixel_spacing(pixel_spacing_mm)
@@ -259,8 +274,33 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,
                                                  ref.notes, seg.separate_images, scan.slab_mm)
-    return Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp(),
-                  agreement, None if ref is None else ref.labels)
+    result = Result(seg, m, predictor.card, predictor.backend, 1000 * (time.perf_counter() - t0), now_stamp(),
+                    agreement, None if ref is None else ref.labels)
+    return result if before is None else attach_follow_up(result, before)
+
+
+def earlier_study(predictor: Predictor, earlier: str | Path, **options) -> Study | str:
+    """Segment ``earlier`` (an earlier study of a patient, a volume; ``options`` as :func:`analyze`
+    takes them) and reduce it to what a follow-up needs (followup.Study: its arrays are freed) ->
+    that, or why it cannot be followed up (a warning for the later study's result, which is kept)."""
+    try:
+        return study_of(analyze(predictor, earlier, filename=Path(str(earlier)).name, **options), "The earlier study")
+    except HepatoScanError as e:
+        log.warning("earlier study %s not compared: %s", earlier, e)
+        return f"Not compared with the earlier study: {e}"
+
+
+def attach_follow_up(result: Result, before: Study | str) -> Result:
+    """Compare ``result`` with an :func:`earlier_study` (Result.follow_up), or say why not
+    (Result.follow_up_problem, one of its warnings)."""
+    if isinstance(before, str):
+        result.follow_up_problem = before
+        return result
+    try:
+        result.follow_up = compare_studies(before, study_of(result, "This study"))
+    except HepatoScanError as e:
+        result.follow_up_problem = f"Not compared with the earlier study: {e}"
+    return result
 
 
 def _to_nifti(mask_zyx: np.ndarray, scan):

@@ -169,7 +169,8 @@ class _Report(FPDF):
     def _column_widths(self, header: list[str], rows: list[list[str]]) -> list[float]:
         """-> mm per column: equal columns, or a first column widened to its longest text; where a
         text does not fit so, each column as wide as its longest text and the rest of the page
-        shared out, if that fits on the page (else the equal columns, whose texts will wrap)."""
+        shared out, if that fits on the page; else so with the headings on two lines
+        (:meth:`_heading_mm`); else the values wrap too (:meth:`_word_widths`)."""
         n = len(header)
         if n == 1:
             return [self.epw]
@@ -179,11 +180,21 @@ class _Report(FPDF):
         widths = [first] + [(self.epw - first) / (n - 1)] * (n - 1)
         if self._fits(header, rows, widths):
             return widths
-        need = [max([self._text_mm(header[i], bold=True)] + [self._text_mm(r[i]) for r in rows]) + 2.0
-                for i in range(n)]
-        if sum(need) > self.epw:
-            return self._word_widths(header, rows, need) or widths
-        return [w + (self.epw - sum(need)) / n for w in need]
+        values = [max([self._text_mm(r[i]) for r in rows], default=0.0) for i in range(n)]
+        for heading in (lambda h: self._text_mm(h, bold=True), self._heading_mm):  # one line, else two
+            need = [max(heading(h), v) + 2.0 for h, v in zip(header, values)]
+            if sum(need) <= self.epw:
+                return [w + (self.epw - sum(need)) / n for w in need]
+        return self._word_widths(header, rows, need) or widths
+
+    def _heading_mm(self, text: str) -> float:
+        """The narrowest width that holds a column's heading on at most two lines (split between
+        words), so that a long heading over short values ("RECIST measurable" over "yes") wraps
+        rather than take room from a column whose values need it."""
+        words = text.split()
+        splits = [(" ".join(words[:k]), " ".join(words[k:])) for k in range(1, len(words))]
+        return min([self._text_mm(text, bold=True)] +
+                   [max(self._text_mm(a, bold=True), self._text_mm(b, bold=True)) for a, b in splits])
 
     def _word_widths(self, header: list[str], rows: list[list[str]], need: list[float]) -> list[float] | None:
         """Columns for texts that must wrap: each at least as wide as its longest word (so that
@@ -305,13 +316,35 @@ def _agreement_section(pdf: _Report, agreement) -> None:
                    new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
+def _follow_up_section(pdf: _Report, follow_up) -> None:
+    """Change since an earlier study of the patient (hepatoscan.followup)."""
+    pdf.section("Change since the earlier study")
+    pdf.set_font("DejaVu", "B", 9)
+    pdf.multi_cell(0, 5, follow_up.response_text(), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    pdf.set_font("DejaVu", "", 9)
+    pdf.ln(1)
+    pdf.grid(["", f"Earlier study ({follow_up.baseline_name})", "This study", "Change"],
+             [list(r) for r in follow_up.rows()])
+    if follow_up.targets:
+        pdf.ln(1)
+        pdf.grid(["Target lesion, earlier (slice)", "Longest diameter", "This study's lesion", "Longest diameter"],
+                 follow_up.target_rows())
+    if follow_up.new_lesions:
+        pdf.multi_cell(0, 5, "Possible new lesions: " + follow_up.new_lesions_text(), new_x=XPos.LMARGIN,
+                       new_y=YPos.NEXT)
+    for note in follow_up.notes:
+        pdf.multi_cell(0, 5, f"{message_label(note)}: {note}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+
 def build_report(result, patient: PatientInfo | None = None) -> bytes:
     """A :class:`hepatoscan.pipeline.Result` -> PDF bytes."""
     scan, m, card = result.segmentation.scan, result.measurements, result.card
     user_text = [v for _, v in (patient.rows() if patient else [])] + [scan.name]
     user_text += [result.agreement.reference_name] if result.agreement else []
+    user_text += [result.follow_up.baseline_name] if result.follow_up else []
     user_text += [str(v) for k, v in scan.metadata.items() if k != "slice_sources"]  # names; not the numbers
-    own_text = [*result.warnings, *m.notes, *(result.agreement.notes if result.agreement else ()), result.segmentation.window_summary() or "",
+    own_text = [*result.warnings, *m.notes, *(result.agreement.notes if result.agreement else ()),
+                *(result.follow_up.notes if result.follow_up else ()), result.segmentation.window_summary() or "",
                 card.validation_summary() or "", card.name]  # ours, but from files and messages
     pdf = _Report(cjk=needs_cjk_font(user_text), shaping=needs_text_shaping(user_text),
                   full_font=needs_full_font(user_text + own_text))
@@ -374,6 +407,8 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
             ("Mean HU liver / tumor", f"{_fmt(s.liver_mean_hu)} / {_fmt(s.tumor_mean_hu)}")])
     for note in m.notes:
         pdf.multi_cell(0, 5, "Note: " + note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    if result.follow_up is not None:  # the change is what a follow-up is read for: before the lesion table
+        _follow_up_section(pdf, result.follow_up)
 
     if m.separate_images:
         _separate_image_lesions(pdf, result, mm)

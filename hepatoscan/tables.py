@@ -22,6 +22,7 @@ LESION_HEADERS = ["Lesion", "Area", "Longest diameter", "Perpendicular", "RECIST
 LESION3D_HEADERS = ["Lesion", "Volume", "Largest on slice", "Longest diameter", "Perpendicular", "RECIST measurable",
                     "Mean HU"]
 REFERENCE_HEADER = "Reference lesion"  # with a reference segmentation: "matches (Dice 0.78)", "overlaps (...)", "none"
+EARLIER_HEADER = "Earlier study"  # with an earlier study: "lesion 3 (target)", "possible new lesion", ...
 
 
 def slice_rows(result, z: int) -> list[list[str]]:
@@ -70,16 +71,20 @@ def reference_rows(result, z: int, prefix: str) -> list[list[str]]:
 
 
 def match_header(result) -> list[str]:
-    """[REFERENCE_HEADER] where the lesion tables carry a match column (a reference segmentation was
-    given, and the lesions are one input's, not separate images'), else []."""
-    return [REFERENCE_HEADER] if result.agreement is not None and not result.measurements.separate_images else []
+    """The lesion tables' match columns: [REFERENCE_HEADER] where a reference segmentation was given
+    (and the lesions are one input's, not separate images'), [EARLIER_HEADER] where an earlier
+    study was compared (Result.follow_up), both, or []."""
+    reference = result.agreement is not None and not result.measurements.separate_images
+    return [REFERENCE_HEADER] * reference + [EARLIER_HEADER] * (result.follow_up is not None)
 
 
 def match_cell(result, lesion_id: int) -> list[str]:
-    """[how HepatoScan's lesion ``lesion_id`` stands against the reference's lesions: matches,
-    overlaps or none (LesionDetection.describe_lesion)] where the tables carry a match column
-    (match_header), else []."""
-    return [result.agreement.lesions.describe_lesion(lesion_id)] if match_header(result) else []
+    """The cells of :func:`match_header`'s columns for HepatoScan's lesion ``lesion_id``: how it
+    stands against the reference's lesions (matches, overlaps or none:
+    LesionDetection.describe_lesion) and which earlier lesion it is (FollowUp.describe_lesion)."""
+    header = match_header(result)
+    cells = [result.agreement.lesions.describe_lesion(lesion_id)] if REFERENCE_HEADER in header else []
+    return cells + ([result.follow_up.describe_lesion(lesion_id)] if EARLIER_HEADER in header else [])
 
 
 def diameter_cells(lesion, mm: bool) -> list[str]:

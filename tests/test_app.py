@@ -518,6 +518,29 @@ def test_api_segment_study_reads_a_series_and_the_image_as_asked(client, tmp_pat
         client.predict(study, 0, 0, "delayed", "", *[""] * 7, api_name="/segment_study")
 
 
+def test_api_follow_up(client, tmp_path):
+    """/follow_up is /segment_study with an earlier study after the file: the JSON gains follow_up,
+    the PDF its section; no earlier study, or an image as one, is said, never a traceback."""
+    from gradio_client import handle_file
+
+    from test_followup import _treated
+    from test_report import _tool
+
+    later, earlier = handle_file(str(_treated(tmp_path))), handle_file(str(SAMPLES / "lits117_volume.nii.gz"))
+    data, pdf, overlay, masks = client.predict(later, earlier, 0, 0, "", "", *[""] * 7, api_name="/follow_up")
+    f = data["follow_up"]
+    assert f["response"] == "PR" and f["sum_of_diameters_mm"][1] < 0.7 * f["sum_of_diameters_mm"][0]
+    assert f["baseline_name"] == "lits117_volume" and Path(masks).stat().st_size > 0
+    text = subprocess.run([_tool("pdftotext"), pdf, "-"], capture_output=True, text=True, check=True).stdout
+    assert "Change since the earlier study" in text and "partial response" in " ".join(text.split())
+    with pytest.raises(Exception, match="No earlier study given"):
+        client.predict(later, None, 0, 0, "", "", *[""] * 7, api_name="/follow_up")
+    data, _, _, _ = client.predict(later, handle_file(str(SAMPLES / "lits117_z080_w350.png")), 0, 0, "", "",
+                                   *[""] * 7, api_name="/follow_up")
+    assert "follow_up" not in data and data["summary"]["lesion_count"] > 10
+    assert [w for w in data["summary"]["warnings"] if w.startswith("Not compared with the earlier study")]
+
+
 def test_api_bad_input_and_server_keeps_serving(client, tmp_path):
     from gradio_client import handle_file
 

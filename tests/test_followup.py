@@ -1,0 +1,228 @@
+"""A follow-up: a study compared with an earlier one of the same patient (hepatoscan.followup),
+on LiTS 117 as given, moved on the table, and with its largest tumor taken out (treated) or put back
+(grown), through the library, the PDF, the CLI and the app's API."""
+import csv
+import io
+import json
+
+import numpy as np
+import pytest
+
+from hepatoscan.followup import compare_studies, joined, match_lesions, recist_response, within_reach
+from hepatoscan.morphology import Components
+from hepatoscan.pipeline import analyze
+from conftest import SAMPLES
+from test_cli import run_cli
+from test_io import _dicom_bytes
+from test_patient import _pdf_text
+
+CROP = 12  # slices cut from the feet end of the moved copy
+
+
+def test_component_centres():
+    m = np.zeros((4, 10, 10), bool)
+    m[1:3, 2:5, 6:9] = True  # 18 voxels around (1.5, 3, 7)
+    m[0, 0, 0] = True
+    c = Components.of(m).renumbered_by_size()
+    np.testing.assert_allclose(c.centroids()[1:], [[1.5, 3.0, 7.0], [0.0, 0.0, 0.0]])
+    np.testing.assert_allclose(Components.of(m[1]).centroids()[1], [3.0, 7.0])
+
+
+def test_recist_thresholds():
+    assert recist_response(100.0, 0.0) == "CR"
+    assert recist_response(100.0, 70.0) == "PR"  # 30% smaller
+    assert recist_response(100.0, 71.0) == "SD"
+    assert recist_response(100.0, 120.0) == "PD"  # 20% and 20 mm larger
+    assert recist_response(20.0, 24.0) == "SD"  # 20% larger, but 4 mm: under RECIST's 5 mm
+    assert recist_response(20.0, 25.0) == "PD"
+
+
+def test_lesions_pair_with_the_nearest_within_reach():
+    before = np.array([[0.0, 0.0, 0.0], [0.0, 60.0, 0.0]])
+    after = np.array([[3.0, 4.0, 0.0], [0.0, 64.0, 12.0], [0.0, 60.0, -12.0], [80.0, 0.0, 0.0]])
+    reach = within_reach(before, np.array([30.0, 10.0]), after, np.array([28.0, 8.0, 8.0, 20.0]))
+    paired = match_lesions(reach)
+    assert paired.tolist() == [0, 1, 1, -1]  # two fragments of the second; the last is far from both
+    boxes = np.stack([after - 4.0, after + 4.0], axis=2)  # 8 mm cubes around the later lesions' centres
+    assert joined(paired, before, boxes) == {}
+    # Reach: 15 mm plus half the larger diameter.
+    one, ten = np.zeros((1, 3)), np.array([10.0])
+    assert match_lesions(within_reach(one, ten, np.array([[0.0, 0.0, 19.0]]), ten)).tolist() == [0]
+    assert match_lesions(within_reach(one, ten, np.array([[0.0, 0.0, 21.0]]), ten)).tolist() == [-1]
+    assert match_lesions(within_reach(before[:0], np.zeros(0), after, np.ones(4))).tolist() == [-1] * 4
+    # Two earlier lesions 30 mm apart, one later lesion reaching over both: it takes the nearer, covers both.
+    two = np.array([[0.0, 0.0, 0.0], [0.0, 30.0, 0.0]])
+    later = np.array([[0.0, 12.0, 0.0]])
+    reach = within_reach(two, np.array([20.0, 15.0]), later, np.array([50.0]))
+    box = np.array([[[-5.0, 5.0], [-10.0, 38.0], [-8.0, 8.0]]])
+    assert match_lesions(reach).tolist() == [0] and joined(match_lesions(reach), two, box) == {0: [0, 1]}
+    # The other earlier lesion outside the later one's extent: gone (or missed), not joined.
+    box[0, 1, 1] = 25.0
+    assert joined(match_lesions(reach), two, box) == {}
+
+
+def _moved(tmp_path, name: str, cut_voxels, slices: int = 128) -> object:
+    """LiTS 117's NIfTI as a scan of another field of view or length makes it: ``cut_voxels`` (x, y,
+    z) fewer voxels at the start of each file axis (z: at the feet), its affine moved to match, and
+    up to file slice ``slices`` (fewer: cut at the head)."""
+    import nibabel as nib
+
+    img = nib.load(str(SAMPLES / "lits117_volume.nii.gz"))
+    affine = img.affine.copy()
+    affine[:3, 3] += affine[:3, :3] @ np.array(cut_voxels)
+    x, y, z = cut_voxels
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[x:, y:, z:slices], affine), str(tmp_path / name))
+    return tmp_path / name
+
+
+def _treated(tmp_path):
+    """LiTS 117 with its largest expert tumor filled with liver-like HU, as after treatment."""
+    import nibabel as nib
+
+    img = nib.load(str(SAMPLES / "lits117_volume.nii.gz"))
+    hu = np.asarray(img.dataobj)
+    labels = np.asarray(nib.load(str(SAMPLES / "lits117_segmentation.nii.gz")).dataobj)
+    largest = Components.of(labels == 2).renumbered_by_size().labels() == 1
+    treated = hu.copy()
+    liver_hu = float(np.median(hu[labels == 1]))
+    treated[largest] = np.rint(liver_hu + np.random.default_rng(0).normal(0, 10, int(largest.sum())))
+    nib.save(nib.Nifti1Image(treated, img.affine), str(tmp_path / "treated.nii.gz"))
+    return tmp_path / "treated.nii.gz"
+
+
+@pytest.fixture(scope="module")
+def studies(predictor, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("followup")
+    treated = _treated(folder)
+    return {"given": analyze(predictor, SAMPLES / "lits117_volume.nii.gz"),
+            "shorter": analyze(predictor, _moved(folder, "shorter.nii.gz", (0, 0, CROP))),
+            "smaller": analyze(predictor, _moved(folder, "smaller.nii.gz", (10, 6, CROP))),
+            "to_100": analyze(predictor, _moved(folder, "to_100.nii.gz", (0, 0, 0), 100)),
+            "to_80": analyze(predictor, _moved(folder, "to_80.nii.gz", (0, 0, 0), 80)),
+            "treated": analyze(predictor, treated), "treated_path": treated}
+
+
+def test_the_same_study_twice_is_stable_and_every_lesion_itself(studies):
+    f = compare_studies(studies["given"], studies["given"])
+    n = studies["given"].measurements.volume.lesion_count
+    assert n > 10 and f.matches == {i: i for i in range(1, n + 1)} and f.new_lesions == []
+    assert f.response == "SD" and f.change_pct == 0.0 and len(f.targets) == 2
+    assert [t.follow_up_ids for t in f.targets] == [(t.baseline_id,) for t in f.targets]
+    assert "stable disease" in f.response_text() and "+0%" in f.describe()
+
+
+def test_a_shorter_scan_pairs_its_lesions(studies):
+    """CROP slices fewer at the feet: the slices move, the lesions keep their place in the liver."""
+    before, after = studies["given"], studies["shorter"]
+    f = compare_studies(before, after)
+    by_id = {l.lesion_id: l for l in after.measurements.volume.lesions}
+    for t in f.targets:
+        assert len(t.follow_up_ids) == 1, f"target {t.baseline_id} not found in the shorter scan"
+        assert abs(by_id[t.follow_up_ids[0]].largest_slice + CROP - t.baseline_slice) <= 1
+        assert abs(t.follow_up_diameter_mm - t.baseline_diameter_mm) <= 2.0
+    assert f.response == "SD" and len(f.matches) >= 0.9 * after.measurements.volume.lesion_count
+
+
+def test_scans_of_different_lengths_compare_what_both_cover(studies):
+    """An earlier scan cut at slice 100 (38% of the liver missing, so its centre lies elsewhere):
+    the lesions are moved onto each other, the targets pair with themselves, and the lesions above
+    slice 99 are beyond it, not new. A later scan cut at slice 80 misses both targets: not evaluable."""
+    full = studies["given"]
+    f = compare_studies(studies["to_100"], full)
+    assert f.response == "SD" and f.change_pct == 0.0 and f.new_lesions == []
+    assert [t.follow_up_ids for t in f.targets] == [(t.baseline_id,) for t in f.targets]
+    assert abs(f.shift_mm[0]) > 5  # the livers' centres alone put the lesions this far apart
+    by_id = {l.lesion_id: l for l in full.measurements.volume.lesions}
+    assert f.beyond_earlier and min(by_id[i].bounds_zyx[0][1] for i in f.beyond_earlier) >= 99
+    assert f.describe_lesion(f.beyond_earlier[0]) == "beyond the earlier scan"
+    assert [n for n in f.notes if "lie beyond the earlier scan's slices" in n or "lies beyond" in n]
+    cut = compare_studies(full, studies["to_80"])
+    assert cut.response == "NE" and not any(t.in_scan for t in cut.targets)
+    assert "not evaluable: target lesions 1 and 4 of the earlier study lie beyond this scan" in cut.response_text()
+    assert ("Sum of target diameters", f"{cut.sum_of_diameters_mm[0]:.1f} mm", "not evaluable", "") in cut.rows()
+
+
+def test_lesions_segmented_as_one_are_said(studies):
+    """A smaller field of view too: the model then joins neighbouring lesions differently, and a
+    target that changed much with no change in the CT is said to cover several earlier lesions."""
+    f = compare_studies(studies["given"], studies["smaller"])
+    assert all(t.follow_up_ids for t in f.targets)
+    for t in f.targets:
+        if abs(t.follow_up_diameter_mm - t.baseline_diameter_mm) > 0.2 * t.baseline_diameter_mm:
+            assert [n for n in f.notes if n.startswith(f"This study's lesion {t.follow_up_ids[0]} (")
+                    and f"earlier study had lesions {t.baseline_id}, " in n], (t, f.notes)
+            assert f.joins[t.follow_up_ids[0]][0] == t.baseline_id
+            assert f"Lesion {t.follow_up_ids[0]} covers the earlier lesions {t.baseline_id} and " in f.response_text()
+    assert f.joins, "the smaller field of view no longer joins lesions: find another case for this test"
+
+
+def test_a_treated_tumor_reads_as_a_response_and_its_return_as_growth(studies):
+    before, treated = studies["given"], studies["treated"]
+    f = compare_studies(before, treated)
+    assert f.response == "PR" and f.change_pct <= -30
+    shrunk = [t for t in f.targets if t.follow_up_diameter_mm < 0.5 * t.baseline_diameter_mm]
+    assert len(shrunk) == 1  # the tumor taken out; the other target stays
+    assert f.tumor_volume_ml[1] < 0.8 * f.tumor_volume_ml[0]
+    back = compare_studies(treated, before)
+    assert back.tumor_volume_ml[1] > 1.25 * back.tumor_volume_ml[0]
+    assert "lesion" in back.describe() and back.response in ("SD", "PD")  # the targets are the treated study's
+
+
+def test_the_pdf_json_and_cli_carry_the_follow_up(predictor, studies, tmp_path):
+    result = analyze(predictor, studies["treated_path"], earlier=SAMPLES / "lits117_volume.nii.gz")
+    text = _pdf_text(result, None, tmp_path)
+    assert "Change since the earlier study" in text and "partial response" in text
+    assert "Sum of target diameters" in text and "Earlier study" in text
+    doc = json.loads(json.dumps(result.document(), default=str))
+    assert doc["follow_up"]["response"] == "PR" and doc["follow_up"]["targets"][0]["baseline_id"] == 1
+
+    r = run_cli(studies["treated_path"], "--earlier", SAMPLES / "lits117_volume.nii.gz", "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    row = next(csv.DictReader((tmp_path / "o" / "summary.csv").open()))
+    assert row["response"] == "partial response"
+    saved = json.loads((tmp_path / "o" / "treated" / "measurements.json").read_text())
+    assert saved["follow_up"]["sum_of_diameters_mm"][1] < saved["follow_up"]["sum_of_diameters_mm"][0]
+    r = run_cli(SAMPLES / "lits117_z080_w350.png", SAMPLES / "lits117_z064_w350.png", "--earlier",
+                SAMPLES / "lits117_volume.nii.gz", "--out", tmp_path / "two")
+    assert r.returncode == 2 and "give one input" in r.stderr
+
+
+def test_an_earlier_study_that_cannot_be_compared_keeps_the_result(predictor):
+    result = analyze(predictor, SAMPLES / "lits117_volume.nii.gz", earlier=SAMPLES / "lits117_z080_w350.png")
+    assert result.follow_up is None and result.measurements.volume.lesion_count > 10
+    assert any(w.startswith("Not compared with the earlier study: The earlier study (lits117_z080_w350) is not a "
+                            "volume") for w in result.warnings)
+    image = analyze(predictor, SAMPLES / "lits117_z080_w350.png", earlier=SAMPLES / "lits117_volume.nii.gz")
+    assert image.follow_up is None and any("This study (lits117_z080_w350) is not a volume" in w
+                                           for w in image.warnings)
+
+
+def _series_zip(path, hu, patient_id: str, study_date: str):
+    import zipfile
+
+    import pydicom
+
+    with zipfile.ZipFile(path, "w") as z:
+        for k, s in enumerate(hu):
+            ds = pydicom.dcmread(io.BytesIO(_dicom_bytes(s.astype(np.int16), 2.5 * k, k + 1,
+                                                         series_uid=f"1.2.3.{patient_id}.{study_date}")))
+            ds.PatientID, ds.StudyDate = patient_id, study_date
+            buf = io.BytesIO()
+            ds.save_as(buf)
+            z.writestr(f"IM{k:03d}.dcm", buf.getvalue())
+    return path
+
+
+def test_another_patient_or_the_wrong_order_is_said(predictor, sample_volume, tmp_path):
+    _, hu, _ = sample_volume
+    later = _series_zip(tmp_path / "later.zip", hu[50:90], "12345", "20240601")
+    older = _series_zip(tmp_path / "older.zip", hu[50:90], "12345", "20240101")
+    other = _series_zip(tmp_path / "other.zip", hu[50:90], "99999", "20240101")
+    ok = analyze(predictor, later, earlier=older)
+    assert ok.follow_up.baseline_date == "2024-01-01" and ok.follow_up.follow_up_date == "2024-06-01"
+    assert not [n for n in ok.follow_up.notes if "different patients" in n or "wrong way round" in n]
+    swapped = analyze(predictor, older, earlier=later).follow_up
+    assert [n for n in swapped.notes if "dated 2024-06-01, after this one (2024-01-01)" in n]
+    foreign = analyze(predictor, later, earlier=other).follow_up
+    assert [n for n in foreign.notes if "patient ID 99999 and 12345" in n]
+
