@@ -259,8 +259,10 @@ class HepatoScanApp:
             data["agreement"] = result.agreement.to_dict()
         if result.follow_up is not None:
             data["follow_up"] = result.follow_up.to_dict()
+        pictures = result.follow_up_pictures()
         outputs = (*self.views_for(result, z), summary, None if pdf is None else str(pdf), data,
-                   slider, result, None if archive is None else str(archive))
+                   slider, result, None if archive is None else str(archive),
+                   gr.Gallery(value=[(rgb, caption) for rgb, caption in pictures], visible=bool(pictures), format="png"))
         self.keeper.submit(self.keep_on_disk, result, folder)
         return outputs
 
@@ -437,6 +439,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                     original = gr.Image(label="Original", format="png", interactive=False)
                     liver = gr.Image(label="Liver mask", format="png", interactive=False)
                     tumor = gr.Image(label="Tumor mask", format="png", interactive=False)
+                targets = gr.Gallery(label="Target lesions: the earlier study's largest slice beside now's", columns=2,
+                                     format="png", visible=False, elem_id="targets", height=720)
                 measurements = gr.Dataframe(headers=MEASUREMENT_HEADERS, label="Measurements", interactive=False)
                 lesions = gr.Dataframe(label="Lesions", interactive=False)
                 with gr.Row():
@@ -449,7 +453,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                     elem_id="disclaimer")
         patient_inputs = [name, pid, age, sex, date, physician, notes]
         ui_outputs = [overlay, original, liver, tumor, measurements, lesions, summary, pdf, data, slider, state,
-                      archive]
+                      archive, targets]
         with left_column:
             gr.Examples(examples, inputs=[upload, reference], outputs=ui_outputs,
                         fn=lambda f, ref: handlers.segment_ui(f, 0, 0, *[""] * 7, "", ref), run_on_click=True,

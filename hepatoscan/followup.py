@@ -25,7 +25,7 @@ near it is a possible new lesion: a reader must confirm it before it means progr
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -75,6 +75,8 @@ class FollowUp:
     joins: dict[int, list[int]] = field(default_factory=dict)  # later lesion id -> earlier ids it covers (a target's)
     beyond_earlier: list[int] = field(default_factory=list)  # later lesions beyond the earlier scan's slices
     shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the lesions' shift beyond the livers' centres (align)
+    # earlier target lesion id -> (H, W, 3) uint8 overlay of its largest slice, for the report; not in to_dict
+    target_pictures: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def change_pct(self) -> float | None:
@@ -164,7 +166,8 @@ class FollowUp:
         return "none there before"
 
     def to_dict(self) -> dict:
-        out = asdict(self)
+        out = asdict(replace(self, target_pictures={}))
+        out.pop("target_pictures")
         out.update(change_pct=None if self.change_pct is None else round(self.change_pct, 1),
                    response_text=self.response_text(),
                    matches={str(k): v for k, v in self.matches.items()})
@@ -186,6 +189,7 @@ class Study:
     liver_length_mm: float  # the liver's length along z (shorter where the scan cuts it)
     slice_labels: dict[int, str]  # each lesion's largest slice as the study numbers it ("88 (image 40)")
     warnings: list[str]  # the study's warnings (not its notes)
+    target_pictures: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # candidate targets' overlays
 
 
 def recist_response(before_mm: float, after_mm: float, cfg: FollowUpConfig = FollowUpConfig()) -> str:
@@ -329,15 +333,23 @@ def volume_of(result, which: str):
     return m.volume
 
 
-def study_of(result, which: str) -> Study:
+def study_of(result, which: str, cfg: FollowUpConfig = FollowUpConfig()) -> Study:
     """A volume's :class:`hepatoscan.pipeline.Result` -> :class:`Study` (``which``, how errors name
-    it: "The earlier study", "This study"); InputError where it cannot be followed up (volume_of)."""
+    it: "The earlier study", "This study"), with the overlays of its target lesions' largest slices;
+    InputError where it cannot be followed up (volume_of)."""
     volume = volume_of(result, which)
     header = header_patient(result.scan.metadata)
     places, boxes, z_range, length = lesion_places_mm(result)
+    pictures = {l.lesion_id: result.views(l.largest_slice)["overlay"] for l in target_lesions(volume, cfg)}
     return Study(result.scan.name, header.study_date, header.patient_id, volume, places, boxes, z_range, length,
                  {l.largest_slice: result.slice_number(l.largest_slice) for l in volume.lesions},
-                 [w for w in result.warnings if not isinstance(w, Note)])
+                 [w for w in result.warnings if not isinstance(w, Note)], pictures)
+
+
+def target_lesions(volume: VolumeMeasurements, cfg: FollowUpConfig = FollowUpConfig()) -> list:
+    """A study's RECIST 1.1 target lesions: its measurable lesions, the longest first, at most
+    ``cfg.max_targets`` (two per organ)."""
+    return sorted((l for l in volume.lesions if l.measurable), key=lambda l: -l.longest_diameter_mm)[:cfg.max_targets]
 
 
 def _study_notes(before: Study, after: Study) -> list[str]:
@@ -383,7 +395,7 @@ def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig())
     beyond = partly_beyond & (assigned < 0)
 
     measurable = [l for l in vb.lesions if l.measurable]
-    chosen = sorted(measurable, key=lambda l: -l.longest_diameter_mm)[:cfg.max_targets]
+    chosen = target_lesions(vb, cfg)
     targets = []
     index_of = {l.lesion_id: i for i, l in enumerate(vb.lesions)}
     for lesion in chosen:
@@ -437,4 +449,5 @@ def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig())
         response=None if not sums else "NE" if not all(t.in_scan for t in targets) else recist_response(*sums, cfg),
         new_lesions=new, matches=matches, notes=notes, joins=joins,
         beyond_earlier=[l.lesion_id for j, l in enumerate(vf.lesions) if beyond[j]],
+        target_pictures=baseline.target_pictures,
         shift_mm=tuple(round(float(v), 1) for v in shift))

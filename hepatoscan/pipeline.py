@@ -93,6 +93,24 @@ class Result:
             self._views[z] = slice_views(self.segmentation, z, self.lesion_centroids(z), reference)
         return self._views[z]
 
+    def follow_up_pictures(self) -> list[tuple[np.ndarray, str]]:
+        """With an earlier study compared: each target lesion's largest slice there and its pair's
+        here, (H, W, 3) uint8 overlays with a caption each, in pairs (earlier, now: a white picture
+        where no lesion was found for it now, its caption saying why); [] otherwise."""
+        out = []
+        f = self.follow_up
+        lesions = {l.lesion_id: l for l in self.measurements.volume.lesions} if f is not None else {}
+        for t in f.targets if f is not None else ():
+            if t.baseline_id not in f.target_pictures:
+                continue
+            out.append((f.target_pictures[t.baseline_id], f"Earlier: lesion {t.baseline_id}, slice {t.baseline_slice_label}"))
+            now = lesions.get(t.follow_up_ids[0]) if t.follow_up_ids else None
+            caption = (f"Now: lesion {now.lesion_id}, slice {self.slice_number(now.largest_slice)}" if now is not None
+                       else f"Now: lesion {t.baseline_id} " + ("not found" if t.in_scan else "beyond this scan"))
+            out.append((self.views(now.largest_slice)["overlay"] if now is not None
+                        else np.full_like(f.target_pictures[t.baseline_id], 255), caption))
+        return out
+
     def keep_arrays_in(self, folder: str | Path) -> None:
         """Move this result's full-size arrays (the scan's pixels, the liver and tumor masks) to .npy
         files in ``folder``, memory-mapped read-only from there, for a caller that keeps results for a

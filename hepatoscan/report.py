@@ -244,6 +244,20 @@ class _Report(FPDF):
         if self.get_y() + height_mm > self.h - 20:
             self.add_page()
 
+    def pictures_side_by_side(self, pictures: list[tuple[np.ndarray, str]], width_mm: float):
+        """Pictures (RGB, caption) in a row, each ``width_mm`` wide, captions above, on one page."""
+        height_mm = max(width_mm * rgb.shape[0] / rgb.shape[1] for rgb, _ in pictures)
+        self.ensure_space(height_mm + 7)
+        top = self.get_y()
+        self.set_font("DejaVu", "B", 9)
+        for k, (rgb, caption) in enumerate(pictures):
+            x = self.l_margin + k * (width_mm + 4)
+            self.set_xy(x, top + 1)
+            self.cell(width_mm, 5, caption)
+            self.image(Image.fromarray(rgb), x=x, y=top + 6, w=width_mm, h=width_mm * rgb.shape[0] / rgb.shape[1])
+        self.set_font("DejaVu", "", 9)
+        self.set_xy(self.l_margin, top + 7 + height_mm)
+
     def picture(self, rgb: np.ndarray, width_mm: float = PICTURE_WIDTH_MM, caption: str | None = None):
         """The picture across the page, with its caption above it on the same page."""
         h, w = rgb.shape[:2]
@@ -316,7 +330,14 @@ def _agreement_section(pdf: _Report, agreement) -> None:
                    new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
 
-def _follow_up_section(pdf: _Report, follow_up) -> None:
+def _target_pictures(pdf: _Report, result, width_mm: float = 75.0) -> None:
+    """Each target lesion's largest slice in the earlier study beside its pair's in this one."""
+    pictures = result.follow_up_pictures()
+    for k in range(0, len(pictures), 2):
+        pdf.pictures_side_by_side(pictures[k:k + 2], width_mm)
+
+
+def _follow_up_section(pdf: _Report, result, follow_up) -> None:
     """Change since an earlier study of the patient (hepatoscan.followup)."""
     pdf.section("Change since the earlier study")
     pdf.set_font("DejaVu", "B", 9)
@@ -334,6 +355,7 @@ def _follow_up_section(pdf: _Report, follow_up) -> None:
                        new_y=YPos.NEXT)
     for note in follow_up.notes:
         pdf.multi_cell(0, 5, f"{message_label(note)}: {note}", new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+    _target_pictures(pdf, result)
 
 
 def build_report(result, patient: PatientInfo | None = None) -> bytes:
@@ -408,7 +430,7 @@ def build_report(result, patient: PatientInfo | None = None) -> bytes:
     for note in m.notes:
         pdf.multi_cell(0, 5, "Note: " + note, new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     if result.follow_up is not None:  # the change is what a follow-up is read for: before the lesion table
-        _follow_up_section(pdf, result.follow_up)
+        _follow_up_section(pdf, result, result.follow_up)
 
     if m.separate_images:
         _separate_image_lesions(pdf, result, mm)

@@ -33,12 +33,26 @@ def handlers():
 def test_handler_segments_png_with_patient(handlers):
     out = handlers.segment_ui(str(SAMPLES / "lits117_z064_w350.png"), 0, 0, "Jürgen Müller", "", "", "", "", "", "",
                               progress=None)
-    annotated, original, liver, tumor, table, lesions, summary, pdf, data, slider, state, archive = out
+    annotated, original, liver, tumor, table, lesions, summary, pdf, data, slider, state, archive, targets = out
     assert annotated[0].shape[:2] == original.shape == liver.shape
     assert "Pixel units only" in summary and "estimated" in summary
     assert Path(pdf).read_bytes()[:5] == b"%PDF-"
     assert data["liver_area_px"] > 1000 and data["lesion_count"] >= 1
-    assert slider.visible is False and state is not None
+    assert slider.visible is False and state is not None and targets.visible is False
+
+
+def test_handler_follow_up_shows_the_change_and_the_targets_then_and_now(handlers, tmp_path):
+    from test_followup import _treated
+
+    out = handlers.segment_ui(str(_treated(tmp_path)), 0, 0, *[""] * 7, earlier=[str(SAMPLES / "lits117_volume.nii.gz")],
+                              progress=None)
+    summary, data, lesions, targets = out[6], out[8], out[5], out[12]
+    assert "### Change since the earlier study" in summary and "partial response" in summary
+    assert data["follow_up"]["response"] == "PR" and "target_pictures" not in data["follow_up"]
+    assert lesions.headers[-1] == "Earlier study" and lesions.value["data"][0][-1] == "lesion 1 (target)"
+    captions = [item["caption"] for item in targets.value]
+    assert targets.visible and len(captions) == 4 and targets.value[0]["image"]["path"].endswith(".png")
+    assert captions[0] == "Earlier: lesion 1, slice 88" and captions[1].startswith("Now: lesion 1, slice ")
 
 
 def test_handler_shows_a_soft_image_warning_once_on_its_own_line(handlers, tmp_path):
