@@ -365,6 +365,31 @@ def _study_notes(before: Study, after: Study) -> list[str]:
     return notes
 
 
+def _targets(baseline: Study, vf: VolumeMeasurements, matches: dict[int, int], outside: np.ndarray,
+             cfg: FollowUpConfig) -> list[TargetLesion]:
+    """The earlier study's target lesions (target_lesions), each with the later lesions paired with
+    it (``matches``: later id -> earlier id) and whether the later scan holds it whole (not
+    ``outside``: (N,) bool over the earlier lesions)."""
+    index_of = {l.lesion_id: i for i, l in enumerate(baseline.volume.lesions)}
+    targets = []
+    for lesion in target_lesions(baseline.volume, cfg):
+        parts = [l for l in vf.lesions if matches.get(l.lesion_id) == lesion.lesion_id]
+        targets.append(TargetLesion(lesion.lesion_id, lesion.largest_slice, baseline.slice_labels[lesion.largest_slice],
+                                    lesion.longest_diameter_mm, tuple(l.lesion_id for l in parts),
+                                    round(sum(l.longest_diameter_mm for l in parts), 1),
+                                    in_scan=not outside[index_of[lesion.lesion_id]]))
+    return targets
+
+
+def _join_note(later, earlier: list) -> str:
+    """The warning where a later lesion (Lesion3D) covers several earlier ones, a target first."""
+    return (f"This study's lesion {later.lesion_id} ({later.longest_diameter_mm:.1f} mm) lies where the earlier study "
+            f"had lesions {', '.join(str(l.lesion_id) for l in earlier)} "
+            f"({', '.join(f'{l.longest_diameter_mm:.1f}' for l in earlier)} mm): they may have grown together, or be "
+            "segmented as one here. RECIST 1.1 then gives the joined lesion's diameter to one target and 0 to the "
+            "others, as here; check both studies before reading a change from it.")
+
+
 def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig()) -> FollowUp:
     """An earlier study and a later one of the same patient, each a :class:`Study` or a volume's
     :class:`hepatoscan.pipeline.Result` -> :class:`FollowUp` (the earlier study's warnings among
@@ -395,16 +420,7 @@ def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig())
     beyond = partly_beyond & (assigned < 0)
 
     measurable = [l for l in vb.lesions if l.measurable]
-    chosen = target_lesions(vb, cfg)
-    targets = []
-    index_of = {l.lesion_id: i for i, l in enumerate(vb.lesions)}
-    for lesion in chosen:
-        parts = [l for l in vf.lesions if matches.get(l.lesion_id) == lesion.lesion_id]
-        targets.append(TargetLesion(lesion.lesion_id, lesion.largest_slice, baseline.slice_labels[lesion.largest_slice],
-                                    lesion.longest_diameter_mm,
-                                    tuple(l.lesion_id for l in parts),
-                                    round(sum(l.longest_diameter_mm for l in parts), 1),
-                                    in_scan=not outside[index_of[lesion.lesion_id]]))
+    targets = _targets(baseline, vf, matches, outside, cfg)
     sums = None
     if targets:
         sums = (round(sum(t.baseline_diameter_mm for t in targets), 1),
@@ -417,14 +433,8 @@ def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig())
     target_ids, joins = {t.baseline_id for t in targets}, {}
     for j, covered in joined(assigned, before_mm, after_boxes).items():
         if vb.lesions[covered[0]].lesion_id in target_ids:
-            earlier = [vb.lesions[i] for i in covered]
-            joins[vf.lesions[j].lesion_id] = [l.lesion_id for l in earlier]
-            notes.append(
-                f"This study's lesion {vf.lesions[j].lesion_id} ({vf.lesions[j].longest_diameter_mm:.1f} mm) lies where "
-                f"the earlier study had lesions {', '.join(str(l.lesion_id) for l in earlier)} "
-                f"({', '.join(f'{l.longest_diameter_mm:.1f}' for l in earlier)} mm): they may have grown together, "
-                "or be segmented as one here. RECIST 1.1 then gives the joined lesion's diameter to one target and "
-                "0 to the others, as here; check both studies before reading a change from it.")
+            joins[vf.lesions[j].lesion_id] = [vb.lesions[i].lesion_id for i in covered]
+            notes.append(_join_note(vf.lesions[j], [vb.lesions[i] for i in covered]))
     if beyond.any():
         ids = [str(l.lesion_id) for j, l in enumerate(vf.lesions) if beyond[j]]
         notes.append(f"{count(len(ids), 'lesion')} of this study ({', '.join(ids[:8])}{' ...' if len(ids) > 8 else ''}) "
@@ -432,9 +442,9 @@ def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig())
     liver_change = abs(vf.liver_volume_ml - vb.liver_volume_ml) / max(vb.liver_volume_ml, 1e-6)
     if liver_change > cfg.max_liver_change_fraction:
         notes.append(f"The liver's volume differs by {100 * liver_change:.0f}% between the studies: one may not "
-                     "cover the whole liver (or the liver was resected). Lesions are paired by their place "
-                     "relative to the liver's centre, so check the pairs in both studies.")
-    notes.append(Note("Lesions are paired by their place relative to the liver's centre, not by registration: check "
+                     "cover the whole liver (or the liver was resected); check the pairs in both studies.")
+    notes.append(Note("Lesions are paired by their place relative to the liver's centre (moved along the body's "
+                 "axis where the scans cover the liver differently), not by registration: check "
                  "that each target lesion is the same lesion in both studies. Target lesions are chosen "
                  "automatically (the largest measurable, at most two, as RECIST 1.1 allows per organ), and "
                  "non-target lesions are not assessed."))
