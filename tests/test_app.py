@@ -702,6 +702,31 @@ def test_browser_several_dicom_files_chosen_at_once(server, tmp_path):
 
 
 @pytest.mark.browser
+def test_browser_follow_up_with_an_earlier_study(server, tmp_path):
+    """The earlier study goes in its accordion: the result gains the change and the target lesions'
+    pictures then and now."""
+    from playwright.sync_api import sync_playwright
+
+    from test_followup import _treated
+
+    later = _treated(tmp_path)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=BROWSER_ARGS)
+        page = browser.new_page(viewport={"width": 1280, "height": 900})
+        page.goto(server[0])
+        page.locator("#upload input[type=file]").set_input_files(str(later))
+        page.get_by_text("Compare with an earlier study").click()
+        page.locator("#earlier input[type=file]").set_input_files(str(SAMPLES / "lits117_volume.nii.gz"))
+        page.locator("#segment").click()
+        page.locator("#pdf a").first.wait_for(timeout=90_000)
+        summary = page.locator("#summary").inner_text()
+        assert "Change since the earlier study" in summary and "partial response" in summary
+        page.locator("#targets").get_by_text("Earlier: lesion 1, slice 88").first.wait_for(timeout=30_000)
+        page.screenshot(path=str(ARTIFACTS / "app_follow_up.png"), full_page=True)
+        browser.close()
+
+
+@pytest.mark.browser
 def test_browser_an_example_runs_on_click(server):
     """The examples feed the multiple-file upload: a click segments the sample slice."""
     from playwright.sync_api import sync_playwright
