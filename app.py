@@ -325,7 +325,8 @@ class HepatoScanApp:
     def follow_up_api(self, file, earlier, pixel_spacing_mm, slice_spacing_mm, series, read_as, patient_name,
                       patient_id, patient_age, patient_sex, study_date, referring_physician, notes):
         """As segment_study_api, compared with ``earlier``, an earlier study of the same patient (a
-        volume: a DICOM series or its .zip, a NIfTI, a .zip of one series' slices): the JSON gains
+        volume: a DICOM series or its .zip, a NIfTI, a .zip of one series' slices; or the
+        measurements.json HepatoScan wrote for it): the JSON gains
         "follow_up" (volumes, lesions paired with the earlier study's, the RECIST 1.1 reading of the
         target lesions), the PDF a section. An earlier study that cannot be compared is a warning;
         the segmentation is kept."""
@@ -420,7 +421,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                     earlier = gr.File(label="Earlier study of this patient", file_count="multiple", type="filepath",
                                       elem_id="earlier", height=120)
                     gr.Markdown("The patient's earlier CT, as a volume (a DICOM series or its .zip, a NIfTI, a .zip of "
-                                "one series' slices). Gives the change in liver and tumor volume, pairs each lesion "
+                                "one series' slices), or its measurements.json from HepatoScan. Gives the change in liver and tumor volume, pairs each lesion "
                                 "with the earlier study's, and reads the target lesions by RECIST 1.1, in the result "
                                 "and the PDF.", elem_id="earlier_help")
                 button = gr.Button("Segment", variant="primary", elem_id="segment")

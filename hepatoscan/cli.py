@@ -467,7 +467,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "series), is one series' slices: one study, one report, one display window shared by "
                         "its slices (default: each file on its own; a .zip of images is always one stack)")
     s.add_argument("--earlier", metavar="STUDY",
-                   help="an earlier study of the same patient (a DICOM series, its folder or .zip, a NIfTI): the "
+                   help="an earlier study of the same patient (a DICOM series, its folder or .zip, a NIfTI, or the "
+                        "measurements.json HepatoScan wrote for it): the "
                         "one input is compared with it (volumes, lesions paired, RECIST 1.1 reading of the target "
                         "lesions) in measurements.json (follow_up), the PDF and summary.csv (response)")
     c = sub.add_parser("compare", help="compare HepatoScan's masks with reference segmentations (Dice, lesions)",

@@ -25,13 +25,13 @@ near it is a possible new lesion: a reader must confirm it before it means progr
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 
 import numpy as np
 
 from .config import FollowUpConfig
 from .errors import InputError
-from .measure import RECIST_MIN_MM, VolumeMeasurements
+from .measure import RECIST_MIN_MM, Lesion3D, VolumeMeasurements
 from .patient import header_patient
 from .scan import Note
 from .tables import fmt_value
@@ -190,6 +190,40 @@ class Study:
     slice_labels: dict[int, str]  # each lesion's largest slice as the study numbers it ("88 (image 40)")
     warnings: list[str]  # the study's warnings (not its notes)
     target_pictures: dict[int, np.ndarray] = field(default_factory=dict, repr=False)  # candidate targets' overlays
+    model: str = ""  # the model that segmented it ("hepatoscan-unet-int8 1.7.7")
+
+    def basis(self) -> dict:
+        """What measurements.json keeps of it (``follow_up_basis``), so that a later study can be
+        compared with the earlier one's measurements.json instead of its CT (:meth:`from_document`).
+        No patient identifiers: the study date only."""
+        return {"places_mm": np.round(self.places_mm, 2).tolist(), "boxes_mm": np.round(self.boxes_mm, 2).tolist(),
+                "z_range_mm": [round(float(v), 2) for v in self.z_range_mm],
+                "liver_length_mm": round(self.liver_length_mm, 2), "study_date": self.study_date,
+                "slice_labels": {str(z): label for z, label in self.slice_labels.items()}}
+
+    @classmethod
+    def from_document(cls, document: dict, name: str) -> "Study":
+        """A HepatoScan measurements.json (Result.document) of a volume -> the Study it was made
+        from, without pictures or warnings; InputError (naming ``name``) where it holds no
+        ``follow_up_basis`` (an image, or written before HepatoScan kept one)."""
+        basis = document.get("follow_up_basis") if isinstance(document, dict) else None
+        if not basis:
+            raise InputError(f"{name} is not the measurements.json of a volume segmented by this HepatoScan: it holds "
+                             "no follow-up basis (it is of an image, of another tool, or from a version before "
+                             "follow-ups). Give the earlier study's CT (DICOM series or NIfTI) instead.")
+        try:
+            v = dict(document["measurements"]["volume"])
+            known = {f.name for f in fields(Lesion3D)}
+            v["lesions"] = [Lesion3D(**{k: l[k] for k in l if k in known}) for l in v["lesions"]]
+            n = len(v["lesions"])
+            return cls(document["summary"]["input"], basis["study_date"], "", VolumeMeasurements(**v),
+                       np.asarray(basis["places_mm"], np.float64).reshape(n, 3),
+                       np.asarray(basis["boxes_mm"], np.float64).reshape(n, 3, 2), tuple(basis["z_range_mm"]),
+                       float(basis["liver_length_mm"]), {int(z): label for z, label in basis["slice_labels"].items()},
+                       [], {}, document["summary"].get("model", ""))
+        except (KeyError, TypeError, ValueError) as e:  # edited by hand, or cut short
+            raise InputError(f"{name} is a damaged HepatoScan measurements.json ({type(e).__name__}: {e}): give "
+                             "the file as HepatoScan wrote it, or the earlier study's CT.") from e
 
 
 def recist_response(before_mm: float, after_mm: float, cfg: FollowUpConfig = FollowUpConfig()) -> str:
@@ -333,17 +367,18 @@ def volume_of(result, which: str):
     return m.volume
 
 
-def study_of(result, which: str, cfg: FollowUpConfig = FollowUpConfig()) -> Study:
+def study_of(result, which: str, cfg: FollowUpConfig = FollowUpConfig(), pictures: bool = True) -> Study:
     """A volume's :class:`hepatoscan.pipeline.Result` -> :class:`Study` (``which``, how errors name
-    it: "The earlier study", "This study"), with the overlays of its target lesions' largest slices;
-    InputError where it cannot be followed up (volume_of)."""
+    it: "The earlier study", "This study"), with the overlays of its target lesions' largest slices
+    where ``pictures``; InputError where it cannot be followed up (volume_of)."""
     volume = volume_of(result, which)
     header = header_patient(result.scan.metadata)
     places, boxes, z_range, length = lesion_places_mm(result)
-    pictures = {l.lesion_id: result.views(l.largest_slice)["overlay"] for l in target_lesions(volume, cfg)}
+    shown = {l.lesion_id: result.views(l.largest_slice)["overlay"] for l in target_lesions(volume, cfg)} if pictures else {}
     return Study(result.scan.name, header.study_date, header.patient_id, volume, places, boxes, z_range, length,
                  {l.largest_slice: result.slice_number(l.largest_slice) for l in volume.lesions},
-                 [w for w in result.warnings if not isinstance(w, Note)], pictures)
+                 [w for w in result.warnings if not isinstance(w, Note)], shown,
+                 f"{result.card.name} {result.card.version}")
 
 
 def target_lesions(volume: VolumeMeasurements, cfg: FollowUpConfig = FollowUpConfig()) -> list:
@@ -359,6 +394,9 @@ def _study_notes(before: Study, after: Study) -> list[str]:
         notes.append(f"The two studies name different patients in their DICOM headers (patient ID "
                      f"{before.patient_id} and {after.patient_id}): a follow-up compares two studies of one "
                      "patient; check that the earlier study is this patient's.")
+    if before.model and after.model and before.model != after.model:
+        notes.append(f"The earlier study was segmented by {before.model}, this one by {after.model}: part of a "
+                     "change may come from the model. Segment the earlier CT again for a like-for-like comparison.")
     if before.study_date and after.study_date and before.study_date > after.study_date:
         notes.append(f"The earlier study is dated {before.study_date}, after this one ({after.study_date}): "
                      "were they given the wrong way round? Give the older study as the earlier one.")

@@ -16,7 +16,7 @@ from PIL import Image
 
 from .agreement import Agreement, compare
 from .config import LoadLimits
-from .errors import HepatoScanError
+from .errors import HepatoScanError, InputError
 from .followup import FollowUp, Study, compare_studies, study_of
 from .io import load_scan
 from .measure import Measurements, measure
@@ -54,6 +54,7 @@ class Result:
     follow_up: FollowUp | None = None  # against an earlier study of the patient, where one was given
     follow_up_problem: str | None = None  # why an earlier study given could not be compared (a warning)
     _views: dict = field(default_factory=dict, repr=False)
+    _basis: tuple = field(default=(), repr=False)  # (follow_up_basis(),) once made
 
     @property
     def scan(self):
@@ -205,7 +206,21 @@ class Result:
             document["agreement"] = self.agreement.to_dict()
         if self.follow_up is not None:
             document["follow_up"] = self.follow_up.to_dict()
+        basis = self.follow_up_basis()
+        if basis is not None:
+            document["follow_up_basis"] = basis
         return document
+
+    def follow_up_basis(self) -> dict | None:
+        """What a later study needs to be compared with this one from its measurements.json alone
+        (followup.Study.basis): a volume's lesions placed in its liver; None for what cannot be
+        followed up (an image, no spacing, no liver). Made once."""
+        if not self._basis:
+            try:
+                self._basis = (study_of(self, "This study", pictures=False).basis(),)
+            except HepatoScanError:
+                self._basis = (None,)
+        return self._basis[0]
 
     def describe(self, warnings: bool = True) -> str:
         """The result in a few plain sentences (with the warnings at the end unless ``warnings`` is
@@ -302,10 +317,22 @@ def earlier_study(predictor: Predictor, earlier: str | Path, **options) -> Study
     takes them) and reduce it to what a follow-up needs (followup.Study: its arrays are freed) ->
     that, or why it cannot be followed up (a warning for the later study's result, which is kept)."""
     try:
+        if str(earlier).lower().endswith(".json"):  # an earlier HepatoScan measurements.json: no CT needed
+            return _study_from_json(Path(earlier))
         return study_of(analyze(predictor, earlier, filename=Path(str(earlier)).name, **options), "The earlier study")
     except HepatoScanError as e:
         log.warning("earlier study %s not compared: %s", earlier, e)
         return f"Not compared with the earlier study: {e}"
+
+
+def _study_from_json(path: Path) -> Study:
+    """An earlier study's measurements.json -> followup.Study; InputError where it is not one."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        raise InputError(f"{path.name} could not be read as JSON ({e}): give the earlier study's measurements.json "
+                         "as HepatoScan wrote it, or its CT.") from e
+    return Study.from_document(document, path.name)
 
 
 def attach_follow_up(result: Result, before: Study | str) -> Result:

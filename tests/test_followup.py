@@ -187,6 +187,30 @@ def test_the_pdf_json_and_cli_carry_the_follow_up(predictor, studies, tmp_path):
     assert r.returncode == 2 and "give one input" in r.stderr
 
 
+def test_the_earlier_studys_measurements_json_stands_for_its_ct(predictor, studies, tmp_path):
+    """measurements.json keeps a volume's follow_up_basis: a later study compared with it reads as
+    compared with the CT itself (nothing segmented again, no CT needed), but for the pictures."""
+    from hepatoscan.pipeline import write_outputs
+
+    write_outputs(studies["given"], tmp_path / "earlier")
+    saved = tmp_path / "earlier" / "measurements.json"
+    basis = json.loads(saved.read_text())["follow_up_basis"]
+    assert len(basis["places_mm"]) == studies["given"].measurements.volume.lesion_count
+    from_json = analyze(predictor, studies["treated_path"], earlier=saved).follow_up
+    from_ct = analyze(predictor, studies["treated_path"], earlier=SAMPLES / "lits117_volume.nii.gz").follow_up
+    assert from_json.to_dict() == from_ct.to_dict() and from_json.response == "PR"
+    assert from_json.target_pictures == {} and len(from_ct.target_pictures) == 2
+    damaged = json.loads(saved.read_text())
+    del damaged["follow_up_basis"]["places_mm"]
+    (tmp_path / "damaged.json").write_text(json.dumps(damaged))
+    (tmp_path / "image.json").write_text(json.dumps({"summary": {"input": "a.png"}}))
+    for name, said in (("damaged.json", "is a damaged HepatoScan measurements.json (KeyError"),
+                       ("image.json", "holds no follow-up basis")):
+        result = analyze(predictor, studies["treated_path"], earlier=tmp_path / name)
+        assert result.follow_up is None and [w for w in result.warnings if said in w], result.warnings
+    assert "follow_up_basis" not in analyze(predictor, SAMPLES / "lits117_z080_w350.png").document()
+
+
 def test_an_earlier_study_that_cannot_be_compared_keeps_the_result(predictor):
     result = analyze(predictor, SAMPLES / "lits117_volume.nii.gz", earlier=SAMPLES / "lits117_z080_w350.png")
     assert result.follow_up is None and result.measurements.volume.lesion_count > 10
