@@ -73,7 +73,10 @@ CSS = """
 #title h1 {margin-bottom: 0.1em}
 #subtitle {color: var(--body-text-color-subdued); margin-top: 0}
 #disclaimer {font-size: 0.85em; color: var(--body-text-color-subdued)}
-#formats, #formats p, #reference_help, #reference_help p {font-size: 0.85em; color: var(--body-text-color-subdued)}
+#formats, #formats p, #reference_help, #reference_help p, #earlier_help, #earlier_help p {font-size: 0.85em;
+  color: var(--body-text-color-subdued)}
+#summary table {display: block; overflow-x: auto; max-width: 100%; border: none}
+#summary th, #summary td {word-break: normal; overflow-wrap: normal; hyphens: none}
 """
 
 
