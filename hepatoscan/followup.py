@@ -90,7 +90,7 @@ class FollowUp:
         """The RECIST reading in words, with its conditions."""
         if self.response is None:
             return ("No measurable lesion in the earlier study, so no target lesion: the RECIST 1.1 response by "
-                    "target lesions does not apply.")
+                    "target lesions does not apply." + self._new_lesions_sentence())
         before, after = self.sum_of_diameters_mm
         if self.response == "NE":
             gone = [str(t.baseline_id) for t in self.targets if not t.in_scan]
@@ -99,13 +99,18 @@ class FollowUp:
                     "slices, whole or in part. Give a scan that covers the whole liver.")
         text = (f"Target lesions (RECIST 1.1): {RESPONSES[self.response]}; sum of longest diameters "
                 f"{before:.1f} mm -> {after:.1f} mm ({self.change_pct:+.0f}%).")
-        if self.new_lesions:
-            text += (f" {count(len(self.new_lesions), 'possible new lesion')} (no lesion there before): "
-                     "progressive disease if a reader confirms it.")
+        text += self._new_lesions_sentence()
         for later, earlier in self.joins.items():
             text += (f" Lesion {later} covers the earlier lesions {' and '.join(map(str, earlier))}: check in both "
                      "studies whether they grew together before reading the change.")
         return text
+
+    def _new_lesions_sentence(self) -> str:
+        """" 2 possible new lesions (...): progressive disease if a reader confirms it.", or ""."""
+        if not self.new_lesions:
+            return ""
+        return (f" {count(len(self.new_lesions), 'possible new lesion')} (no lesion there before): progressive "
+                "disease if a reader confirms it.")
 
     def describe(self) -> str:
         """The comparison in two or three sentences."""

@@ -37,6 +37,19 @@ def test_recist_thresholds():
     assert recist_response(20.0, 25.0) == "PD"
 
 
+def test_new_lesions_are_said_with_or_without_targets():
+    from hepatoscan.followup import FollowUp
+
+    new = [{"lesion_id": 3, "largest_slice": 40, "largest_slice_label": "40 (image 88)", "longest_diameter_mm": 14.2}]
+    f = FollowUp("earlier", "", "", (1500.0, 1490.0), (0.0, 3.1), (0.0, 0.2), (0, 3), (0, 1), [], None, None, new, {})
+    assert f.response_text().startswith("No measurable lesion in the earlier study")
+    assert "1 possible new lesion (no lesion there before): progressive disease if a reader confirms it" in (
+        f.response_text())
+    assert f.new_lesions_text() == "lesion 3 (14.2 mm, slice 40 (image 88))"
+    assert f.describe_lesion(3) == "possible new lesion" and f.describe_lesion(1) == "none there before"
+    assert "Sum of target diameters" not in [r[0] for r in f.rows()]
+
+
 def test_lesions_pair_with_the_nearest_within_reach():
     before = np.array([[0.0, 0.0, 0.0], [0.0, 60.0, 0.0]])
     after = np.array([[3.0, 4.0, 0.0], [0.0, 64.0, 12.0], [0.0, 60.0, -12.0], [80.0, 0.0, 0.0]])
