@@ -155,6 +155,21 @@ def test_scans_of_different_lengths_compare_what_both_cover(studies):
     assert ("Sum of target diameters", f"{cut.sum_of_diameters_mm[0]:.1f} mm", "not evaluable", "") in cut.rows()
 
 
+def test_an_earlier_scan_of_thick_slices_pairs_the_same_targets(predictor, studies, tmp_path):
+    """Every 5th slice (5 mm apart, as an older or another hospital's protocol): the targets it
+    finds are the 1 mm scan's two largest lesions, and the reading is stable."""
+    import nibabel as nib
+
+    img = nib.load(str(SAMPLES / "lits117_volume.nii.gz"))
+    affine = img.affine.copy()
+    affine[:3, 2] *= 5
+    nib.save(nib.Nifti1Image(np.asarray(img.dataobj)[:, :, ::5], affine), str(tmp_path / "thick.nii.gz"))
+    f = compare_studies(analyze(predictor, tmp_path / "thick.nii.gz"), studies["given"])
+    largest = sorted(studies["given"].measurements.volume.lesions, key=lambda l: -l.longest_diameter_mm)[:2]
+    assert sorted(t.follow_up_ids for t in f.targets) == sorted((l.lesion_id,) for l in largest)
+    assert f.response == "SD" and abs(f.change_pct) < 10 and f.new_lesions == []
+
+
 def test_lesions_segmented_as_one_are_said(studies):
     """A smaller field of view too: the model then joins neighbouring lesions differently, and a
     target that changed much with no change in the CT is said to cover several earlier lesions."""
