@@ -159,6 +159,9 @@ def follow_up_markdown(follow_up) -> str:
         lines += ["", "| Target lesion, earlier (slice) | Longest diameter | This study's lesion | Longest diameter |",
                   "|---|---|---|---|"]
         lines += [f"| {' | '.join(row)} |" for row in follow_up.target_rows()]
+    if follow_up.history:
+        lines += ["", "| Study | Date | Sum of target diameters |", "|---|---|---|"]
+        lines += [f"| {' | '.join(row)} |" for row in follow_up.history_rows()]
     if follow_up.new_lesions:
         lines.append("\n**Possible new lesions:** " + follow_up.new_lesions_text())
     lines += [f"\n**{message_label(n)}:** {n}" for n in follow_up.notes]
@@ -191,7 +194,11 @@ class HepatoScanApp:
         earlier_path = None
         if earlier:
             (folder / "earlier").mkdir()
-            earlier_path = _input_path(earlier, folder / "earlier")
+            paths = [_file_path(f) for f in (earlier if isinstance(earlier, (list, tuple)) else [earlier]) if f]
+            if len(paths) > 1 and all(p.lower().endswith(".json") for p in paths):
+                earlier_path = paths  # several studies' measurements.json (ordered by their dates where known)
+            else:
+                earlier_path = _input_path(earlier, folder / "earlier")  # one study: a file, or a series' files
         report = (lambda f, msg: progress(f, desc=msg)) if progress is not None else None
         try:
             with self.pool.get() as predictor:
@@ -424,7 +431,8 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                     earlier = gr.File(label="Earlier study of this patient", file_count="multiple", type="filepath",
                                       elem_id="earlier", height=120)
                     gr.Markdown("The patient's earlier CT, as a volume (a DICOM series or its .zip, a NIfTI, a .zip of "
-                                "one series' slices), or its measurements.json from HepatoScan. Gives the change in liver and tumor volume, pairs each lesion "
+                                "one series' slices), or its measurements.json from HepatoScan (several: the oldest is the "
+                                "baseline, the smallest sum since then the nadir). Gives the change in liver and tumor volume, pairs each lesion "
                                 "with the earlier study's, and reads the target lesions by RECIST 1.1, in the result "
                                 "and the PDF.", elem_id="earlier_help")
                 button = gr.Button("Segment", variant="primary", elem_id="segment")

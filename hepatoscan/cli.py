@@ -193,10 +193,10 @@ def _prepare(args):
 
 
 def segment_command(args) -> int:
-    if args.earlier and (len(args.inputs) != 1 or not Path(args.earlier).exists()):
-        log.error("--earlier compares one study with an earlier one: give one input (a DICOM series' folder or "
-                  ".zip, a NIfTI) and an earlier study that exists" + (f" ({args.earlier} does not)"
-                                                                      if not Path(args.earlier).exists() else ""))
+    missing = [e for e in args.earlier or () if not Path(e).exists()]
+    if args.earlier and (len(args.inputs) != 1 or missing):
+        log.error("--earlier compares one study with earlier ones: give one input (a DICOM series' folder or .zip, a "
+                  "NIfTI) and earlier studies that exist" + (f" ({missing[0]} does not)" if missing else ""))
         return 2
     prepared = _prepare(args)
     if prepared is None:
@@ -466,11 +466,13 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a folder of PNG/JPG files, or the image or DICOM files listed (a shell glob of one "
                         "series), is one series' slices: one study, one report, one display window shared by "
                         "its slices (default: each file on its own; a .zip of images is always one stack)")
-    s.add_argument("--earlier", metavar="STUDY",
+    s.add_argument("--earlier", metavar="STUDY", action="append",
                    help="an earlier study of the same patient (a DICOM series, its folder or .zip, a NIfTI, or the "
                         "measurements.json HepatoScan wrote for it): the "
                         "one input is compared with it (volumes, lesions paired, RECIST 1.1 reading of the target "
-                        "lesions) in measurements.json (follow_up), the PDF and summary.csv (response)")
+                        "lesions) in measurements.json (follow_up), the PDF and summary.csv (response); given "
+                        "several times (oldest first), the first is the baseline and the others give the nadir that "
+                        "progression is measured from")
     c = sub.add_parser("compare", help="compare HepatoScan's masks with reference segmentations (Dice, lesions)",
                        description=COMPARE_DOC, formatter_class=argparse.RawDescriptionHelpFormatter)
     c.add_argument("pairs", nargs="*", metavar="IMAGE REFERENCE",

@@ -75,6 +75,10 @@ class FollowUp:
     joins: dict[int, list[int]] = field(default_factory=dict)  # later lesion id -> earlier ids it covers (a target's)
     beyond_earlier: list[int] = field(default_factory=list)  # later lesions beyond the earlier scan's slices
     shift_mm: tuple[float, float, float] = (0.0, 0.0, 0.0)  # the lesions' shift beyond the livers' centres (align)
+    # the targets' sum of diameters in each study, oldest first, this one last: {"name", "date", "sum_mm"};
+    # sum_mm None where a study did not hold the targets whole (not evaluable); [] with one earlier study
+    history: list[dict] = field(default_factory=list)
+    nadir_mm: float | None = None  # the smallest sum before this study, where it is not the baseline's
     # earlier target lesion id -> (H, W, 3) uint8 overlay of its largest slice, for the report; not in to_dict
     target_pictures: dict[int, np.ndarray] = field(default_factory=dict, repr=False, compare=False)
 
@@ -99,6 +103,9 @@ class FollowUp:
                     "slices, whole or in part. Give a scan that covers the whole liver.")
         text = (f"Target lesions (RECIST 1.1): {RESPONSES[self.response]}; sum of longest diameters "
                 f"{before:.1f} mm -> {after:.1f} mm ({self.change_pct:+.0f}%).")
+        if self.nadir_mm is not None:
+            text += (f" Progression is measured from the smallest sum before this study, {self.nadir_mm:.1f} mm "
+                     f"({after - self.nadir_mm:+.1f} mm).")
         text += self._new_lesions_sentence()
         for later, earlier in self.joins.items():
             text += (f" Lesion {later} covers the earlier lesions {' and '.join(map(str, earlier))}: check in both "
@@ -145,6 +152,13 @@ class FollowUp:
                          f"{after - before:+.1f} mm ({self.change_pct:+.0f}%)"))
         rows.append(("Possible new lesions", "", str(len(self.new_lesions)), ""))
         return rows
+
+    def history_rows(self) -> list[list[str]]:
+        """With studies between: one row per study, oldest first: name, date, sum of target diameters."""
+        last = len(self.history) - 1
+        return [[h["name"] + (" (this study)" if k == last else " (baseline)" if k == 0 else ""), h["date"] or "-",
+                 "not evaluable" if h["sum_mm"] is None else f"{h['sum_mm']:.1f} mm"]
+                for k, h in enumerate(self.history)]
 
     def target_rows(self) -> list[list[str]]:
         """One row per target lesion: earlier lesion (slice), its diameter, the later lesions, theirs."""
@@ -231,16 +245,21 @@ class Study:
                              "the file as HepatoScan wrote it, or the earlier study's CT.") from e
 
 
-def recist_response(before_mm: float, after_mm: float, cfg: FollowUpConfig = FollowUpConfig()) -> str:
-    """The targets' sum of longest diameters at baseline (> 0) and at follow-up, in mm -> "CR", "PR",
-    "SD" or "PD" by RECIST 1.1's target-lesion rules (progression against this baseline)."""
+def recist_response(before_mm: float, after_mm: float, cfg: FollowUpConfig = FollowUpConfig(),
+                    nadir_mm: float | None = None) -> str:
+    """The targets' sum of longest diameters at baseline (> 0) and at follow-up, in mm, and the
+    smallest sum on study before this one (``nadir_mm``; None: the baseline's) -> "CR", "PR", "SD"
+    or "PD" by RECIST 1.1's target-lesion rules: response against the baseline, progression against
+    the nadir (any regrowth after all targets had gone)."""
+    nadir = before_mm if nadir_mm is None else nadir_mm
+    if nadir <= 0 < after_mm:
+        return "PD"
     if after_mm <= 0:
         return "CR"
-    change = (after_mm - before_mm) / before_mm
-    if change <= -cfg.partial_response_fraction:
-        return "PR"
-    if change >= cfg.progression_fraction and after_mm - before_mm >= cfg.progression_min_mm:
+    if after_mm - nadir >= max(cfg.progression_fraction * nadir, cfg.progression_min_mm):
         return "PD"
+    if (after_mm - before_mm) / before_mm <= -cfg.partial_response_fraction:
+        return "PR"
     return "SD"
 
 
@@ -424,6 +443,21 @@ def _targets(baseline: Study, vf: VolumeMeasurements, matches: dict[int, int], o
     return targets
 
 
+def _history(baseline: Study, between: list, follow_up: Study, sums, cfg: FollowUpConfig):
+    """-> (the targets' sum of diameters in each study, oldest first ([] without studies between);
+    the smallest sum before this study where it is below the baseline's, else None)."""
+    if not between or not sums:
+        return [], None
+    rows = [{"name": baseline.name, "date": baseline.study_date, "sum_mm": sums[0]}]
+    for study in between:
+        f = compare_studies(baseline, study, cfg)
+        rows.append({"name": study.name, "date": study.study_date,
+                     "sum_mm": None if f.response == "NE" else f.sum_of_diameters_mm[1]})
+    rows.append({"name": follow_up.name, "date": follow_up.study_date, "sum_mm": sums[1]})
+    nadir = min(r["sum_mm"] for r in rows[:-1] if r["sum_mm"] is not None)
+    return rows, (nadir if nadir < sums[0] else None)
+
+
 def _join_note(later, earlier: list) -> str:
     """The warning where a later lesion (Lesion3D) covers several earlier ones, a target first."""
     return (f"This study's lesion {later.lesion_id} ({later.longest_diameter_mm:.1f} mm) lies where the earlier study "
@@ -433,11 +467,12 @@ def _join_note(later, earlier: list) -> str:
             "others, as here; check both studies before reading a change from it.")
 
 
-def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig()) -> FollowUp:
+def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig(), between=()) -> FollowUp:
     """An earlier study and a later one of the same patient, each a :class:`Study` or a volume's
     :class:`hepatoscan.pipeline.Result` -> :class:`FollowUp` (the earlier study's warnings among
     its notes, "Earlier study: ..."); InputError where a Result is not a volume with spacing and a
-    liver (volume_of)."""
+    liver (volume_of). ``between``: the studies taken between them (Study), oldest first: their
+    target sums give the history and the nadir that progression is measured from (RECIST 1.1)."""
     if not isinstance(baseline, Study):
         baseline = study_of(baseline, "The earlier study")
     if not isinstance(follow_up, Study):
@@ -468,11 +503,16 @@ def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig())
     if targets:
         sums = (round(sum(t.baseline_diameter_mm for t in targets), 1),
                 round(sum(t.follow_up_diameter_mm for t in targets), 1))
+    history, nadir = _history(baseline, list(between), follow_up, sums, cfg)
     new = [{"lesion_id": l.lesion_id, "largest_slice": l.largest_slice,
             "largest_slice_label": follow_up.slice_labels[l.largest_slice], "longest_diameter_mm": l.longest_diameter_mm}
            for j, l in enumerate(vf.lesions) if l.measurable and l.lesion_id not in matches and not beyond[j]]
 
     notes = [f"Earlier study: {w}" for w in baseline.warnings] + _study_notes(baseline, follow_up)
+    dated = [st for st in (baseline, *between, follow_up) if st.study_date]
+    if between and any(a.study_date > b.study_date for a, b in zip(dated, dated[1:])):
+        notes.append("The earlier studies are not given oldest first (" + ", ".join(
+            f"{st.name} {st.study_date}" for st in dated) + "): give them in the order they were taken.")
     target_ids, joins = {t.baseline_id for t in targets}, {}
     for j, covered in joined(assigned, before_mm, after_boxes).items():
         if vb.lesions[covered[0]].lesion_id in target_ids:
@@ -499,7 +539,9 @@ def compare_studies(baseline, follow_up, cfg: FollowUpConfig = FollowUpConfig())
         lesion_count=(vb.lesion_count, vf.lesion_count),
         measurable_count=(len(measurable), sum(bool(l.measurable) for l in vf.lesions)),
         targets=targets, sum_of_diameters_mm=sums,
-        response=None if not sums else "NE" if not all(t.in_scan for t in targets) else recist_response(*sums, cfg),
+        response=None if not sums else "NE" if not all(t.in_scan for t in targets) else recist_response(
+            *sums, cfg, nadir),
+        history=history, nadir_mm=nadir,
         new_lesions=new, matches=matches, notes=notes, joins=joins,
         beyond_earlier=[l.lesion_id for j, l in enumerate(vf.lesions) if beyond[j]],
         target_pictures=baseline.target_pictures,

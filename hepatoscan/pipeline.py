@@ -277,7 +277,7 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
             slice_spacing_mm: float | None = None, series: str | None = None,
             reference: str | Path | None = None,
             reference_values: tuple[int, int | None] | None = None, read_as: str | None = None,
-            earlier: str | Path | None = None) -> Result:
+            earlier: str | Path | list | None = None) -> Result:
     """Load, segment and measure one input (path, folder or bytes). ``pixel_spacing_mm`` (in-plane)
     and ``slice_spacing_mm`` (between slices) are for PNG/JPG input, which carries neither;
     ``series`` chooses one series of a DICOM study (io.load_scan); ``reference``, a reference
@@ -286,17 +286,19 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     tumor's) values where it is a multi-organ label map (io.reference.parse_label_values);
     ``read_as``, "mirrored", "swapped" or "upside-down": the model reads the slices that way; its masks are
     turned back (hepatoscan.orientation.reading_named; an unknown name fails before loading);
-    ``earlier``, an earlier study of the same patient: segmented first (with the same spacing where
-    it has none, and read the same way) and compared, Result.follow_up (:func:`earlier_study`,
+    ``earlier``, an earlier study of the same patient (or a list of them, oldest first: the first is
+    the baseline, the others give the nadir): segmented first (with the same spacing where it has
+    none, and read the same way) and compared, Result.follow_up (:func:`earlier_study`,
     :func:`attach_follow_up`)."""
     from .io.reference import read_reference
 
     t0 = time.perf_counter()
     reading = reading_named(read_as) if read_as else None
-    before = None if earlier is None else earlier_study(
-        predictor, earlier, pixel_spacing_mm=pixel_spacing_mm, slice_spacing_mm=slice_spacing_mm, read_as=read_as,
-        limits=limits, progress=progress and (lambda f, msg: progress(f, f"earlier study: {msg}"))
-    )  # first, so that its arrays are freed before this study's are made
+    before = None if earlier is None else [earlier_study(
+        predictor, e, pixel_spacing_mm=pixel_spacing_mm, slice_spacing_mm=slice_spacing_mm, read_as=read_as,
+        limits=limits, progress=progress and (lambda f, msg: progress(f, f"earlier study: {msg}")))
+        for e in (earlier if isinstance(earlier, (list, tuple)) else [earlier])
+    ]  # first, so that their arrays are freed before this study's are made
     scan = load_scan(source, filename, limits, series)
     if pixel_spacing_mm:
         scan.with_pixel_spacing(pixel_spacing_mm)
@@ -335,14 +337,18 @@ def _study_from_json(path: Path) -> Study:
     return Study.from_document(document, path.name)
 
 
-def attach_follow_up(result: Result, before: Study | str) -> Result:
-    """Compare ``result`` with an :func:`earlier_study` (Result.follow_up), or say why not
-    (Result.follow_up_problem, one of its warnings)."""
-    if isinstance(before, str):
-        result.follow_up_problem = before
+def attach_follow_up(result: Result, before: list) -> Result:
+    """Compare ``result`` with :func:`earlier_study` results (Result.follow_up: the oldest is the
+    baseline; ordered by their study dates where every one has one, else as given), or say why not
+    (Result.follow_up_problem, one of its warnings: the first study that failed)."""
+    problem = next((b for b in before if isinstance(b, str)), None)
+    if problem is not None:
+        result.follow_up_problem = problem
         return result
+    if all(b.study_date for b in before):  # dated (DICOM, or measurements.json of DICOM): oldest first
+        before = sorted(before, key=lambda b: b.study_date)
     try:
-        result.follow_up = compare_studies(before, study_of(result, "This study"))
+        result.follow_up = compare_studies(before[0], study_of(result, "This study"), between=before[1:])
     except HepatoScanError as e:
         result.follow_up_problem = f"Not compared with the earlier study: {e}"
     return result

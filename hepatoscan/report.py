@@ -350,6 +350,9 @@ def _follow_up_section(pdf: _Report, result, follow_up) -> None:
         pdf.ln(1)
         pdf.grid(["Target lesion, earlier (slice)", "Longest diameter", "This study's lesion", "Longest diameter"],
                  follow_up.target_rows())
+    if follow_up.history:
+        pdf.ln(1)
+        pdf.grid(["Study", "Date", "Sum of target diameters"], follow_up.history_rows())
     if follow_up.new_lesions:
         pdf.multi_cell(0, 5, "Possible new lesions: " + follow_up.new_lesions_text(), new_x=XPos.LMARGIN,
                        new_y=YPos.NEXT)

@@ -239,6 +239,28 @@ def test_the_earlier_studys_measurements_json_stands_for_its_ct(predictor, studi
     assert "follow_up_basis" not in analyze(predictor, SAMPLES / "lits117_z080_w350.png").document()
 
 
+def test_progression_is_measured_from_the_nadir(predictor, studies, tmp_path):
+    """Baseline LiTS 117, then the treated study (its smallest sum), then LiTS 117 again: against
+    the baseline nothing changed, but against the nadir the targets grew back: progressive disease."""
+    from hepatoscan.pipeline import write_outputs
+
+    write_outputs(studies["treated"], tmp_path / "treated")
+    earlier = [SAMPLES / "lits117_volume.nii.gz", tmp_path / "treated" / "measurements.json"]
+    f = analyze(predictor, SAMPLES / "lits117_volume.nii.gz", earlier=earlier).follow_up
+    before, after = f.sum_of_diameters_mm
+    assert after == before and f.nadir_mm < 0.7 * before and f.response == "PD"
+    assert [h["sum_mm"] for h in f.history] == [before, f.nadir_mm, after]
+    assert "Progression is measured from the smallest sum before this study" in f.response_text()
+    assert [r[0] for r in f.history_rows()] == ["lits117_volume (baseline)", "treated", "lits117_volume (this study)"]
+    r = run_cli(SAMPLES / "lits117_volume.nii.gz", *[a for e in earlier for a in ("--earlier", e)], "--out", tmp_path / "o")
+    assert r.returncode == 0, r.stderr
+    assert next(csv.DictReader((tmp_path / "o" / "summary.csv").open()))["response"] == "progressive disease"
+    alone = analyze(predictor, SAMPLES / "lits117_volume.nii.gz", earlier=earlier[:1]).follow_up
+    assert alone.response == "SD" and alone.history == [] and alone.nadir_mm is None
+    assert recist_response(100.0, 72.0, nadir_mm=60.0) == "PD" and recist_response(100.0, 64.0, nadir_mm=60.0) == "PR"
+    assert recist_response(100.0, 3.0, nadir_mm=0.0) == "PD"  # back after all had gone
+
+
 def test_an_earlier_study_that_cannot_be_compared_keeps_the_result(predictor):
     result = analyze(predictor, SAMPLES / "lits117_volume.nii.gz", earlier=SAMPLES / "lits117_z080_w350.png")
     assert result.follow_up is None and result.measurements.volume.lesion_count > 10
