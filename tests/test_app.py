@@ -55,6 +55,22 @@ def test_handler_follow_up_shows_the_change_and_the_targets_then_and_now(handler
     assert captions[0] == "Earlier: lesion 1, slice 88" and captions[1].startswith("Now: lesion 1, slice ")
 
 
+def test_handler_follow_up_with_several_earlier_reports(handlers, predictor, tmp_path):
+    """Several measurements.json chosen at once are several earlier studies (not one series): the
+    nadir's history shows in the result."""
+    from hepatoscan.pipeline import analyze, write_outputs
+    from test_followup import _treated
+
+    write_outputs(analyze(predictor, _treated(tmp_path)), tmp_path / "treated")
+    write_outputs(analyze(predictor, SAMPLES / "lits117_volume.nii.gz"), tmp_path / "baseline")
+    reports = [str(tmp_path / "baseline" / "measurements.json"), str(tmp_path / "treated" / "measurements.json")]
+    out = handlers.segment_ui(str(SAMPLES / "lits117_volume.nii.gz"), 0, 0, *[""] * 7, earlier=reports, progress=None)
+    summary, data = out[6], out[8]
+    assert data["follow_up"]["response"] == "PD" and len(data["follow_up"]["history"]) == 3
+    assert "| Study | Date | Sum of target diameters |" in summary and "progressive disease" in summary
+    assert not out[12].visible  # no earlier CT, so no pictures of the targets then
+
+
 def test_handler_shows_a_soft_image_warning_once_on_its_own_line(handlers, tmp_path):
     from PIL import Image, ImageFilter
 
