@@ -140,28 +140,26 @@ def _input_path(files, folder: Path) -> str:
     return str(gather_files(paths, folder / f"upload_{len(paths)}_files"))
 
 
+def markdown_table(header: list[str], rows) -> list[str]:
+    """A table's lines in Markdown: the header, its rule, a line per row (cells as text)."""
+    return ([f"| {' | '.join(header)} |", "|" + "---|" * len(header)]
+            + [f"| {' | '.join(row)} |" for row in rows])
+
+
 def agreement_markdown(agreement) -> str:
     """The agreement with a reference segmentation as Markdown: its sentence and a table."""
     lines = ["### Agreement with the reference", agreement.describe(), "",
-             "| | Reference | HepatoScan | Agreement |", "|---|---|---|---|"]
-    lines += [f"| {' | '.join(row)} |" for row in agreement.rows()]
+             *markdown_table(["", "Reference", "HepatoScan", "Agreement"], agreement.rows())]
     lines += [f"\n**{message_label(n)}:** {n}" for n in agreement.notes]
     return "\n".join(lines)
 
 
 def follow_up_markdown(follow_up) -> str:
-    """The change since an earlier study as Markdown: the RECIST reading, a table of both studies,
-    the target lesions, possible new lesions and the notes."""
-    lines = ["### Change since the earlier study", f"**{follow_up.response_text()}**", "",
-             f"| | Earlier study ({follow_up.baseline_name}) | This study | Change |", "|---|---|---|---|"]
-    lines += [f"| {' | '.join(row)} |" for row in follow_up.rows()]
-    if follow_up.targets:
-        lines += ["", "| Target lesion, earlier (slice) | Longest diameter | This study's lesion | Longest diameter |",
-                  "|---|---|---|---|"]
-        lines += [f"| {' | '.join(row)} |" for row in follow_up.target_rows()]
-    if follow_up.history:
-        lines += ["", "| Study | Date | Sum of target diameters |", "|---|---|---|"]
-        lines += [f"| {' | '.join(row)} |" for row in follow_up.history_rows()]
+    """The change since an earlier study as Markdown: the RECIST reading, its tables
+    (FollowUp.tables, as the PDF's), possible new lesions and the notes."""
+    lines = ["### Change since the earlier study", f"**{follow_up.response_text()}**"]
+    for header, rows in follow_up.tables():
+        lines += ["", *markdown_table(header, rows)]
     if follow_up.new_lesions:
         lines.append("\n**Possible new lesions:** " + follow_up.new_lesions_text())
     lines += [f"\n**{message_label(n)}:** {n}" for n in follow_up.notes]
@@ -193,7 +191,6 @@ class HepatoScanApp:
         path = _input_path(file, folder)
         earlier_path = None
         if earlier:
-            (folder / "earlier").mkdir()
             paths = [_file_path(f) for f in (earlier if isinstance(earlier, (list, tuple)) else [earlier]) if f]
             if len(paths) > 1 and all(p.lower().endswith(".json") for p in paths):
                 earlier_path = paths  # several studies' measurements.json (ordered by their dates where known)

@@ -153,6 +153,18 @@ class FollowUp:
         rows.append(("Possible new lesions", "", str(len(self.new_lesions)), ""))
         return rows
 
+    def tables(self) -> list[tuple[list[str], list[list[str]]]]:
+        """The comparison's tables, (header, rows) each, for the page and the PDF alike: both studies
+        side by side (:meth:`rows`), the target lesions (:meth:`target_rows`, where any) and the
+        target sums study by study (:meth:`history_rows`, where studies lie between)."""
+        out = [(["", f"Earlier study ({self.baseline_name})", "This study", "Change"], [list(r) for r in self.rows()])]
+        if self.targets:
+            out.append((["Target lesion, earlier (slice)", "Longest diameter", "This study's lesion", "Longest diameter"],
+                        self.target_rows()))
+        if self.history:
+            out.append((["Study", "Date", "Sum of target diameters"], self.history_rows()))
+        return out
+
     def history_rows(self) -> list[list[str]]:
         """With studies between: one row per study, oldest first: name, date, sum of target diameters."""
         last = len(self.history) - 1

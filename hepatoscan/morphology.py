@@ -115,6 +115,11 @@ class Components:
         """Slice index z of each run (0 for a 2D mask)."""
         return self.line // self.shape[-2] if len(self.shape) == 3 else np.zeros(self.line.size, np.int64)
 
+    @property
+    def run_row(self) -> np.ndarray:
+        """Row of each run within its slice."""
+        return self.line % self.shape[-2]
+
     def sizes(self) -> np.ndarray:
         """(n + 1,) int64 pixel/voxel count of each component; index 0 unused (0)."""
         return np.bincount(self.comp, weights=self.lengths, minlength=self.n + 1).astype(np.int64)
@@ -140,18 +145,16 @@ class Components:
         order (a pixel's centre at its index); row 0 unused (0)."""
         lengths = self.lengths.astype(np.float64)
         sizes = np.maximum(np.bincount(self.comp, weights=lengths, minlength=self.n + 1), 1.0)
-        rows = self.line % self.shape[-2]
         cols = (self.start + self.end - 1) / 2.0  # a run's mean column
-        axes = ([self.run_slice] if len(self.shape) == 3 else []) + [rows, cols]
+        axes = ([self.run_slice] if len(self.shape) == 3 else []) + [self.run_row, cols]
         return np.stack([np.bincount(self.comp, weights=a * lengths, minlength=self.n + 1) / sizes
                          for a in axes], axis=1)
 
     def bounds(self) -> np.ndarray:
         """(n + 1, ndim, 2) int64 each component's lowest and highest voxel index along each axis,
         (z,) y, x in the mask's axis order, both included; row 0 unused (0)."""
-        rows = self.line % self.shape[-2]
         axes = ([(self.run_slice, self.run_slice)] if len(self.shape) == 3 else []) + [
-            (rows, rows), (self.start, self.end - 1)]
+            (self.run_row, self.run_row), (self.start, self.end - 1)]
         out = np.zeros((self.n + 1, len(axes), 2), np.int64)
         for k, (low, high) in enumerate(axes):
             lo = np.full(self.n + 1, np.iinfo(np.int64).max)

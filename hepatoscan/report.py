@@ -343,16 +343,9 @@ def _follow_up_section(pdf: _Report, result, follow_up) -> None:
     pdf.set_font("DejaVu", "B", 9)
     pdf.multi_cell(0, 5, follow_up.response_text(), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
     pdf.set_font("DejaVu", "", 9)
-    pdf.ln(1)
-    pdf.grid(["", f"Earlier study ({follow_up.baseline_name})", "This study", "Change"],
-             [list(r) for r in follow_up.rows()])
-    if follow_up.targets:
+    for header, rows in follow_up.tables():
         pdf.ln(1)
-        pdf.grid(["Target lesion, earlier (slice)", "Longest diameter", "This study's lesion", "Longest diameter"],
-                 follow_up.target_rows())
-    if follow_up.history:
-        pdf.ln(1)
-        pdf.grid(["Study", "Date", "Sum of target diameters"], follow_up.history_rows())
+        pdf.grid(header, rows)
     if follow_up.new_lesions:
         pdf.multi_cell(0, 5, "Possible new lesions: " + follow_up.new_lesions_text(), new_x=XPos.LMARGIN,
                        new_y=YPos.NEXT)
