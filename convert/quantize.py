@@ -266,6 +266,19 @@ def card_thresholds(run: Path) -> tuple[dict, str]:
     return {"liver": float(choice["liver"]), "tumor": float(choice["tumor"])}, choice["chosen_on"]
 
 
+# How the runtime reads a slice before the model, in words: the card's input.preprocessing.
+INPUT_PREPROCESSING = (
+    "HU clipped to window_hu and scaled to [0, 1]; slice resized bilinearly to height x width (a non-square "
+    "slice first centred on a square of its own lowest value: hepatoscan.preprocessing.pad_to_square). At run "
+    "time a slice whose body (above -200 HU; in 8-bit images above grey 12 and the grey its estimated window "
+    "gives -200 HU) spans less than body_fill of its longer side is first cropped to a box centred on the body, "
+    "its sides the body's longer extent / body_fill (hepatoscan.preprocessing.body_box). 8-bit display "
+    "images: window estimated from the histogram (hepatoscan.preprocessing.standardize_8bit), white (grey 255) "
+    "read clipped_white_above_hu above its top, mapped to window_hu; in a stack of 8-bit slices, a slice read "
+    "more than stack_outlier_ratio off the stack's median window takes it "
+    "(hepatoscan.preprocessing.share_stack_window).")
+
+
 def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: dict, spec: InputSpec,
                version: str) -> dict:
     thresholds, chosen_on = card_thresholds(run)
@@ -277,15 +290,8 @@ def build_card(config, run: Path, fname: str, blob: bytes, kind: str, qreport: d
         "sha256": sha256(blob), "bytes": len(blob),
         "task": "liver and liver-tumor segmentation of axial abdominal CT, slice by slice (2D)",
         "input": {"height": spec.height, "width": spec.width, "channels": 1, "layout": "NHWC",
-                  "window_hu": list(spec.window_hu), "range": [0, 1],
-                  "preprocessing": "HU clipped to window_hu and scaled to [0, 1]; slice resized bilinearly to "
-                                   "height x width (a non-square slice first centred on a square of its own "
-                                   "lowest value: hepatoscan.preprocessing.pad_to_square). 8-bit display images: "
-                                   "window estimated from the histogram "
-                                   "(hepatoscan.preprocessing.standardize_8bit), white (grey 255) read "
-                                   "clipped_white_above_hu above its top, mapped to window_hu; in a stack of "
-                                   "8-bit slices, a slice read more than stack_outlier_ratio off the stack's median "
-                                   "window takes it (hepatoscan.preprocessing.share_stack_window).",
+                  "window_hu": list(spec.window_hu), "range": [0, 1], "body_fill": spec.body_fill,
+                  "preprocessing": INPUT_PREPROCESSING,
                   "window_estimate": window_estimate_landmarks(),
                   "orientation": "axial slice, anterior up, patient right on the image left",
                   "slice_orientation": SLICE_ORIENTATION},

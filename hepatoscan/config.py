@@ -130,6 +130,11 @@ class QualityConfig:
     # mirrored, but are told they look turned).
     symmetric_liver_fraction: float = 0.3
     min_symmetric_ratio: float = 0.8
+    # A slice whose body filled so little of the image that the model read it zoomed by this factor
+    # or more (preprocessing.body_box: the body cropped to fill the card's body_fill) is said in a
+    # note: a screenshot with a wide black margin, a viewer zoomed out. The CT volumes at hand read
+    # at 1.0 to 1.15 (a slim patient in a wide field of view, such as IRCAD p07, at about 1.15).
+    zoom_note_min: float = 1.25
 
 
 @dataclass(frozen=True)

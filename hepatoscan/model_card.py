@@ -32,7 +32,8 @@ class ModelCard:
             raw = json.loads(card_path.read_text())
             inp = raw["input"]
             spec = InputSpec(height=int(inp["height"]), width=int(inp["width"]),
-                             window_hu=(float(inp["window_hu"][0]), float(inp["window_hu"][1])))
+                             window_hu=(float(inp["window_hu"][0]), float(inp["window_hu"][1])),
+                             body_fill=None if inp.get("body_fill") is None else float(inp["body_fill"]))
             return cls(name=raw["name"], version=str(raw["version"]), model_path=card_path.parent / raw["file"],
                        sha256=raw["sha256"], input_spec=spec,
                        thresholds={k: float(v) for k, v in raw["thresholds"].items()},

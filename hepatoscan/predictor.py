@@ -17,15 +17,15 @@ from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
-from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, content_box,
+from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, body_box, content_box,
                             estimate_display_window, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
 from .orientation import (MIRROR_INDEX, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
                           orientation_images_warnings, orientation_warning, read_as_note, symmetric_images_warning,
                           symmetric_warning)
-from .quality import (blur_effect, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
+from .quality import (blur_effect, body_zoom, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
                       unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
-                      softness_warning, surround_note, white_fraction)
+                      softness_warning, surround_note, white_fraction, zoom_note)
 from .scan import Scan
 from .series import neighbour_similarity, separate_images, separate_images_warning, thumbnail
 from .tflite_model import TFLiteModel
@@ -194,6 +194,18 @@ class Predictor:
             estimates = share_stack_window(estimates)
         return boxes, estimates, similarity
 
+    def _body_boxes(self, scan: Scan, panels: list[tuple[int, int, int, int]],
+                    estimates: list[WindowEstimate | None]) -> list[tuple[int, int, int, int]]:
+        """Per slice, the (y0, y1, x0, x1) box the model reads: inside its panel (``panels``, from
+        :meth:`_read_windows`, with its window ``estimates``), the body cropped to fill the card's
+        ``body_fill`` of the square (preprocessing.body_box), or the panel where the body fills that."""
+        fill = self.card.input_spec.body_fill
+        boxes = []
+        for k, (y0, y1, x0, x1) in enumerate(panels):
+            box = body_box(to_grayscale(scan.pixels[k][y0:y1, x0:x1]), scan.is_hu, fill, estimates[k])
+            boxes.append((y0, y1, x0, x1) if box is None else (y0 + box[0], y0 + box[1], x0 + box[2], x0 + box[3]))
+        return boxes
+
     def segment(self, scan: Scan, progress: Callable[[float, str], None] | None = None,
                 read_as: Reading | None = None) -> Segmentation:
         """Segment every slice of ``scan``; masks come back at its resolution and orientation.
@@ -214,11 +226,13 @@ class Predictor:
         # its evidence and unsure_counts
         given_evidence, other_evidence = np.zeros(z, np.int64), np.zeros((z, len(READINGS), 3), np.int64)
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
-        boxes, estimates, similarity = self._read_windows(scan)
+        panels, estimates, similarity = self._read_windows(scan)
+        boxes = self._body_boxes(scan, panels, estimates)
         separate = scan.sizes_differ or separate_images(similarity)  # images of different sizes: the loader says so
         checked = self._orientation_checked(z, separate)
         whole = [(0, ih, 0, iw) for ih, iw in map(scan.image_size, range(z))]  # each image's own extent
-        cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), extent in zip(boxes, whole) if (y0, y1, x0, x1) != extent]
+        cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), extent in zip(panels, whole) if (y0, y1, x0, x1) != extent]
+        zooms = [zoom for zoom in map(body_zoom, panels, boxes) if zoom > 1.0]
         # Slices prepared and predicted together: their inputs, outputs and full-size maps are the
         # run's transient memory (8 at a time put a 512 x 512 series 10 MB higher, at no gain in speed).
         step = max(self.batch_size, 4)
@@ -283,7 +297,8 @@ class Predictor:
                                          self.postprocess.flat_lesion_min_diameter_mm)
         asked = read_as_note(read_as) if read_as is not None else None
         warnings = [w for w in (asked, not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z),
-                                flat, surround_note(cropped, z), softness_warning(blur, self.quality), clipped,
+                                flat, surround_note(cropped, z), zoom_note(zooms, z, self.quality),
+                                softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,
                             {"inference_ms": 1000 * (t1 - t0), "postprocess_ms": 1000 * (t2 - t1)},

@@ -32,6 +32,7 @@ from __future__ import annotations
 import numpy as np
 
 from .config import QualityConfig
+from .scan import Note
 
 BOX_PX = 9  # the re-blur's box filter size, as in the paper
 
@@ -167,6 +168,25 @@ def surround_note(cropped: list[tuple[int, int]], slices: int) -> str | None:
     size = f"the {w} x {h} px region holding it" if slices == 1 else "the region holding it"
     return (f"{where} inside a uniform surround (a viewer's panel, a page or padding?): only {size} was "
             "segmented. Check that it is the whole CT image, or crop the screenshot to it.")
+
+
+def body_zoom(panel: tuple[int, int, int, int], box: tuple[int, int, int, int]) -> float:
+    """How much the model's view of a slice was enlarged by cropping it to its body: the longer
+    side of its ``panel`` (the image, or the region inside a viewer's surround) over the longer side
+    of the ``box`` read, both (y0, y1, x0, x1). 1.0 where the body filled the image."""
+    return max(panel[1] - panel[0], panel[3] - panel[2]) / max(box[1] - box[0], box[3] - box[2])
+
+
+def zoom_note(zooms: list[float], slices: int, cfg: QualityConfig = QualityConfig()) -> Note | None:
+    """The zoom factors (:func:`body_zoom`, those above 1) of the slices cropped to their body ->
+    a note for the user where one reached ``cfg.zoom_note_min``, else None."""
+    big = [zoom for zoom in zooms if zoom >= cfg.zoom_note_min]
+    if not big:
+        return None
+    where = "The body fills" if slices == 1 else f"On {len(big)} of the {slices} slices the body fills"
+    return Note(f"{where} only part of the image (a margin around it, or a viewer zoomed out): the model "
+                f"read it cropped to the body, {max(big):.1f} times enlarged, as it reads CT whose body "
+                "fills the field of view. The masks and measurements are of the image as given.")
 
 
 def unsure_counts(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple[int, int]:

@@ -374,3 +374,84 @@ def test_a_jpeg_file_is_read_as_a_jpeg(predictor, sample_volume, tmp_path):
     jpeg_pixels = np.asarray(as_jpeg.pixels[0])
     assert predictor.segment(as_jpeg).window_estimates[0] == estimate_display_window(jpeg_pixels, jpeg=True)
     assert predictor.segment(as_png).window_estimates[0] == estimate_display_window(grey)
+
+
+def _oval(shape, centre_yx, radii_yx) -> np.ndarray:
+    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    return ((yy - centre_yx[0]) / radii_yx[0]) ** 2 + ((xx - centre_yx[1]) / radii_yx[1]) ** 2 <= 1
+
+
+def test_body_box_crops_a_small_body_to_fill_the_square():
+    """A 240 x 320 px body in an 600 x 800 px export (a viewer zoomed out), with lettering and a
+    ruler beside it: the box is the body's longer extent / fill, centred on the body; the lettering
+    and the ruler are not the body."""
+    from hepatoscan.preprocessing import body_box
+
+    g = np.zeros((600, 800), np.uint8)
+    g[_oval(g.shape, (300, 350), (120, 160))] = 120
+    g[10:20, 10:60] = 255  # lettering
+    g[580:582, 600:780] = 255  # a ruler
+    step = 800 // 128  # the body is found at this resolution
+    for fill, want in ((1.0, (140, 460, 190, 510)), (0.8, (100, 500, 150, 550))):
+        box = body_box(g, False, fill)
+        assert box is not None and max(abs(a - b) for a, b in zip(box, want)) <= 2 * step / fill, (fill, box, want)
+    assert body_box(g, False, None) is None  # a card without body_fill: never
+    assert body_box(np.zeros((600, 800), np.uint8), False, 1.0) is None  # no body
+    whole = np.zeros((512, 512), np.uint8)
+    whole[_oval(whole.shape, (256, 256), (200, 255))] = 120  # the body spans the image: left alone
+    assert body_box(whole, False, 1.0) is None
+
+
+def test_body_box_reads_hu_and_keeps_the_parts_of_a_body():
+    """In HU the body is what lies above -500 HU (fat included, air and lung not); a table below it
+    and arms beside it, parts of a size, widen the box; a body that a narrow window's black fat splits
+    into a rim and a core is read whole."""
+    from hepatoscan.preprocessing import body_box
+
+    hu = np.full((512, 512), -1024.0, np.float32)
+    hu[_oval(hu.shape, (250, 256), (90, 130))] = -100.0  # fat
+    hu[_oval(hu.shape, (250, 256), (80, 118))] = 50.0  # muscle and organs inside
+    hu[_oval(hu.shape, (250, 256), (40, 60)) & ~_oval(hu.shape, (250, 256), (30, 50))] = -800.0  # lung-like ring
+    alone = body_box(hu, True, 1.0)
+    assert alone is not None and abs((alone[3] - alone[2]) - 260) <= 8 and abs((alone[1] - alone[0]) - 260) <= 8
+    hu[360:372, 100:412] = 0.0  # the table, 312 px wide: a part of a size (over 5% of the body)
+    with_table = body_box(hu, True, 1.0)
+    assert abs((with_table[3] - with_table[2]) - 312) <= 8
+    # 8-bit at a narrow window: fat black, the skin a thin bright rim around the core
+    g = np.zeros((512, 512), np.uint8)
+    g[_oval(g.shape, (250, 256), (92, 132)) & ~_oval(g.shape, (250, 256), (88, 128))] = 150  # skin
+    g[_oval(g.shape, (250, 256), (70, 100))] = 200  # the core, inside black fat
+    split = body_box(g, False, 1.0)
+    assert split is not None and abs((split[3] - split[2]) - 264) <= 8
+
+
+def test_body_fill_comes_from_the_model_card(tmp_path):
+    """The shipped card names the fill the runtime crops to; a card without one never crops."""
+    import json
+
+    from conftest import MODELS
+
+    from hepatoscan.model_card import ModelCard, find_card
+
+    card = find_card(MODELS)
+    assert card.input_spec.body_fill == 0.9
+    raw = dict(card.raw, input={k: v for k, v in card.raw["input"].items() if k != "body_fill"})
+    (tmp_path / "old.json").write_text(json.dumps(raw))
+    assert ModelCard.from_json(tmp_path / "old.json").input_spec.body_fill is None
+
+
+def test_body_box_reads_8bit_exports_through_their_window_estimate():
+    """In a W2000/L0 export grey 12 is -900 HU, so the haze of the arms' blurred edges (-600 HU here)
+    would join the trunk to the image's sides; read through the window estimate, the body is what
+    lies above -200 HU, as in HU input."""
+    from hepatoscan.preprocessing import WindowEstimate, body_box
+
+    hu = np.full((512, 512), -1000.0, np.float32)
+    hu[_oval(hu.shape, (256, 256), (120, 150))] = 40.0  # the trunk, 300 px wide
+    hu[230:282, :] = np.maximum(hu[230:282, :], -600.0)  # a haze from side to side
+    g = render_8bit(hu, (-1000, 1000))
+    wide = WindowEstimate(-1000.0, 1000.0, "fat peak + soft-tissue median")
+    box = body_box(g, False, 1.0, wide)
+    assert box is not None and abs((box[3] - box[2]) - 300) <= 8 and abs((box[1] - box[0]) - 300) <= 8
+    assert body_box(g, False, 1.0) is None  # no reading: grey 12 takes the haze for body
+    assert body_box(hu, True, 1.0) == box  # the same box from the HU

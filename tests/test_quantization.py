@@ -51,3 +51,28 @@ def test_the_source_model_is_rewritten_only_when_its_weights_change(tmp_path):
     assert not save_source(model, path) and path.read_bytes() == first
     model.set_weights([w + 1.0 for w in model.get_weights()])
     assert save_source(model, path) and path.read_bytes() != first
+
+
+def test_recard_refreshes_the_reading_and_metrics_and_keeps_the_model():
+    """convert.recard: a new reading of the same .tflite gets the card's input block from today's
+    preprocessing, the evaluation's figures and a new version; the file, its sha256, the quantization
+    record and the history stay, the earlier version named."""
+    import json
+
+    from convert.recard import recard
+    from hepatoscan.model_card import find_card
+    from hepatoscan.preprocessing import InputSpec
+
+    card = find_card(MODELS).raw
+    metrics = {"volumes": [{"case": "x", "liver_dice": 0.95, "tumor_dice": 0.7,
+                            "card_only": {"liver_dice": 0.94, "tumor_dice": 0.69}}], "summary": {}}
+    new = recard(card, metrics, "9.9.9", "a test reading")
+    assert new["version"] == "9.9.9" and new["metrics"] == metrics
+    assert new["input"]["body_fill"] == InputSpec().body_fill
+    assert new["postprocessing"]["effect"] == {"dice_card_only_vs_runtime": {
+        "x": {"liver_dice": [0.94, 0.95], "tumor_dice": [0.69, 0.7]}}}
+    for key in ("file", "sha256", "bytes", "quantization", "thresholds", "architecture"):
+        assert new[key] == card[key], key
+    assert new["training"]["restored_from"].startswith(f"{card['name']} {card['version']} (the same .tflite, "
+                                                       "read anew: a test reading")
+    assert json.loads(json.dumps(card)) == find_card(MODELS).raw  # the card given is not changed

@@ -12,7 +12,7 @@ voxels. Slice sources (8-bit exports) get liver Dice per patient. ``--windows`` 
 held-out HU volume as 8-bit exports with a grid of display windows (plus gamma and JPEG
 variants) and runs them through the runtime's own 8-bit path, reading each slice's window on its
 own and then the whole render as one stack; it also probes image quality: blurred and half-size
-exports.
+exports, and the volume in a field of view 1.5 times as wide (HU and 8-bit).
 """
 from __future__ import annotations
 
@@ -50,6 +50,13 @@ VARIANTS = [("W400/L40 gamma 0.7", (-160, 240), 0.7, None), ("W400/L40 gamma 1.4
 STACK_SUFFIX = " as a stack"
 QUALITY = [("W400/L40 blur 1 px", (-160, 240), 1.0, 1.0), ("W400/L40 blur 2 px", (-160, 240), 2.0, 1.0),
            ("W400/L40 half size", (-160, 240), 0.0, 0.5)]
+# Field of view: the body filling less of the image than in the volume as given (a slim patient in a
+# wide reconstruction field, a screenshot's black margin, a viewer zoomed out): the volume centred
+# in a frame FIELD_OF_VIEW times as wide, air (-1024 HU) or black around it. (name, window or None
+# for the HU path, frame / image side)
+FIELD_OF_VIEW = 1.5
+FIELD = [("HU path, field of view 1.5x", None, FIELD_OF_VIEW),
+         ("W400/L40, field of view 1.5x", (-160, 240), FIELD_OF_VIEW)]
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -197,12 +204,32 @@ def window_grid(predictor: Predictor, pixels, labels, spacing, case) -> dict:
     return rows
 
 
+def in_frame(volume: np.ndarray, side_factor: float, fill_value) -> np.ndarray:
+    """(Z, H, W) -> (Z, S, S), S = round(side_factor * max(H, W)): each slice centred in a frame of
+    ``fill_value`` (air, black, or background for labels)."""
+    z, h, w = volume.shape
+    side = int(round(side_factor * max(h, w)))
+    top, left = (side - h) // 2, (side - w) // 2
+    out = np.full((z, side, side), fill_value, volume.dtype)
+    out[:, top:top + h, left:left + w] = volume
+    return out
+
+
 def quality_probe(predictor: Predictor, pixels, labels, spacing, case) -> dict:
-    """Liver and tumor Dice on blurred and half-size exports (QUALITY), through the 8-bit path."""
+    """Liver and tumor Dice on blurred and half-size exports (QUALITY), through the 8-bit path, and
+    on the volume in a wider field of view (FIELD), through the HU and the 8-bit path."""
     rows = {}
     for name, window, blur_px, shrink in QUALITY:
         r = evaluate_volume(predictor, _render_volume(pixels, window, blur_px=blur_px, shrink=shrink), labels,
                             False, spacing, case.tumor_labeled, case.patient)
+        r.pop("_masks")
+        rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
+        log.info("%s %s: %s", case.patient, name, rows[name])
+    for name, window, side_factor in FIELD:
+        framed = (in_frame(pixels, side_factor, -1024) if window is None else
+                  in_frame(_render_volume(pixels, window), side_factor, 0))
+        r = evaluate_volume(predictor, framed, in_frame(labels, side_factor, 0), window is None, spacing, case.tumor_labeled,
+                            case.patient)
         r.pop("_masks")
         rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
         log.info("%s %s: %s", case.patient, name, rows[name])
