@@ -18,12 +18,12 @@ from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, body_box, content_box,
-                            estimate_display_window, pad_to_square, prepare_slice, resize_image,
+                            estimate_display_window, looks_inverted, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
 from .orientation import (MIRROR_INDEX, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
                           orientation_images_warnings, orientation_warning, read_as_note, symmetric_images_warning,
                           symmetric_warning)
-from .quality import (blur_effect, body_zoom, clipping_warning, flat_image_warning, image_names, page_shares, page_warning,
+from .quality import (blur_effect, body_zoom, clipping_warning, flat_image_warning, inverted_note, image_names, page_shares, page_warning,
                       unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
                       softness_warning, surround_note, white_fraction, zoom_note)
 from .scan import Scan
@@ -170,39 +170,50 @@ class Predictor:
                          for c in range(probs.shape[-1])], axis=-1)
 
     def _read_windows(self, scan: Scan) -> tuple[list[tuple[int, int, int, int]], list[WindowEstimate | None],
-                                                 float | None]:
+                                                 float | None, list[bool]]:
         """Per slice: the (y0, y1, x0, x1) box segmented (8-bit input: without a viewer's panel or
         padding) and, for 8-bit input, the display window read from the box's histogram, shared
         across a stack where a slice reads far off (``stack_window``) if the stack looks like one
-        series; and, for a stack of 8-bit images, how alike neighbouring images are
-        (series.neighbour_similarity; None otherwise)."""
+        series; for a stack of 8-bit images, how alike neighbouring images are
+        (series.neighbour_similarity; None otherwise); and per slice whether the box looks like CT
+        shown inverted (preprocessing.looks_inverted; its grey levels are then read inverted back)."""
         if scan.is_hu and not scan.sizes_differ:
             _, h, w = scan.pixels.shape
-            return [(0, h, 0, w)] * scan.n_slices, [None] * scan.n_slices, None
-        boxes, estimates, thumbs = [], [], []
+            return [(0, h, 0, w)] * scan.n_slices, [None] * scan.n_slices, None, [False] * scan.n_slices
+        boxes, estimates, thumbs, inverted = [], [], [], []
         for k in range(scan.n_slices):
             h, w = scan.image_size(k)  # images of different sizes: each alone, not its canvas
             pixels = to_grayscale(scan.pixels[k][:h, :w])
             box = (content_box(pixels) if not scan.is_hu else None) or (0, h, 0, w)
             boxes.append(box)
+            inverted.append(not scan.is_hu and looks_inverted(pixels[box[0]:box[1], box[2]:box[3]]))
             estimates.append(None if scan.is_hu else
-                             estimate_display_window(pixels[box[0]:box[1], box[2]:box[3]], scan.jpeg))
+                             estimate_display_window(self._panel(scan, k, box, inverted[k]), scan.jpeg))
             if scan.is_volume and not scan.sizes_differ:
                 thumbs.append(thumbnail(pixels))
         similarity = neighbour_similarity(thumbs)
         if self.stack_window and scan.is_volume and not (scan.sizes_differ or separate_images(similarity)):
             estimates = share_stack_window(estimates)
-        return boxes, estimates, similarity
+        return boxes, estimates, similarity, inverted
+
+    @staticmethod
+    def _panel(scan: Scan, k: int, box: tuple[int, int, int, int], inverted: bool) -> np.ndarray:
+        """Slice ``k`` inside ``box`` (y0, y1, x0, x1) as grey levels (HU for CT), inverted back
+        (255 - grey) where it was found shown inverted."""
+        y0, y1, x0, x1 = box
+        pixels = to_grayscale(scan.pixels[k][y0:y1, x0:x1])
+        return 255.0 - pixels if inverted else pixels
 
     def _body_boxes(self, scan: Scan, panels: list[tuple[int, int, int, int]],
-                    estimates: list[WindowEstimate | None]) -> list[tuple[int, int, int, int]]:
+                    estimates: list[WindowEstimate | None], inverted: list[bool]) -> list[tuple[int, int, int, int]]:
         """Per slice, the (y0, y1, x0, x1) box the model reads: inside its panel (``panels``, from
-        :meth:`_read_windows`, with its window ``estimates``), the body cropped to fill the card's
-        ``body_fill`` of the square (preprocessing.body_box), or the panel where the body fills that."""
+        :meth:`_read_windows`, with its window ``estimates`` and whether it is ``inverted``), the body
+        cropped to fill the card's ``body_fill`` of the square (preprocessing.body_box), or the panel
+        where the body fills that."""
         fill = self.card.input_spec.body_fill
         boxes = []
         for k, (y0, y1, x0, x1) in enumerate(panels):
-            box = body_box(to_grayscale(scan.pixels[k][y0:y1, x0:x1]), scan.is_hu, fill, estimates[k])
+            box = body_box(self._panel(scan, k, panels[k], inverted[k]), scan.is_hu, fill, estimates[k])
             boxes.append((y0, y1, x0, x1) if box is None else (y0 + box[0], y0 + box[1], x0 + box[2], x0 + box[3]))
         return boxes
 
@@ -226,8 +237,8 @@ class Predictor:
         # its evidence and unsure_counts
         given_evidence, other_evidence = np.zeros(z, np.int64), np.zeros((z, len(READINGS), 3), np.int64)
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
-        panels, estimates, similarity = self._read_windows(scan)
-        boxes = self._body_boxes(scan, panels, estimates)
+        panels, estimates, similarity, inverted = self._read_windows(scan)
+        boxes = self._body_boxes(scan, panels, estimates, inverted)
         separate = scan.sizes_differ or separate_images(similarity)  # images of different sizes: the loader says so
         checked = self._orientation_checked(z, separate)
         whole = [(0, ih, 0, iw) for ih, iw in map(scan.image_size, range(z))]  # each image's own extent
@@ -240,8 +251,7 @@ class Predictor:
             stop = min(z, start + step)
             batch, offsets, outside = [], [], []  # outside: (H, W) pixels no mask may hold
             for k in range(start, stop):
-                y0, y1, x0, x1 = boxes[k]
-                pixels = to_grayscale(scan.pixels[k][y0:y1, x0:x1])
+                pixels = self._panel(scan, k, boxes[k], inverted[k])
                 if not scan.is_hu and k % self.quality.every_nth_slice == 0:
                     white_fractions.append(white_fraction(pixels, self.quality))
                     page.append(page_shares(pixels, self.quality))
@@ -297,7 +307,8 @@ class Predictor:
                                          self.postprocess.flat_lesion_min_diameter_mm)
         asked = read_as_note(read_as) if read_as is not None else None
         warnings = [w for w in (asked, not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z),
-                                flat, surround_note(cropped, z), zoom_note(zooms, z, self.quality),
+                                flat, surround_note(cropped, z), inverted_note(sum(inverted), z),
+                                zoom_note(zooms, z, self.quality),
                                 softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,

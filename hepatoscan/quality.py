@@ -177,6 +177,17 @@ def body_zoom(panel: tuple[int, int, int, int], box: tuple[int, int, int, int]) 
     return max(panel[1] - panel[0], panel[3] - panel[2]) / max(box[1] - box[0], box[3] - box[2])
 
 
+def inverted_note(inverted: int, slices: int) -> Note | None:
+    """How many of ``slices`` were read inverted back (preprocessing.looks_inverted) -> a note for the
+    user, or None when none was."""
+    if not inverted:
+        return None
+    where = "The image looks" if slices == 1 else f"{inverted} of the {slices} slices look"
+    return Note(f"{where} like CT shown inverted (white around the body, where CT's air is black): the model "
+                "read the grey levels inverted back. If it is not an inverted CT image, the masks are wrong: "
+                "export the CT without the viewer's invert.")
+
+
 def zoom_note(zooms: list[float], slices: int, cfg: QualityConfig = QualityConfig()) -> Note | None:
     """The zoom factors (:func:`body_zoom`, those above 1) of the slices cropped to their body ->
     a note for the user where one reached ``cfg.zoom_note_min``, else None."""

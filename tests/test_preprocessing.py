@@ -455,3 +455,27 @@ def test_body_box_reads_8bit_exports_through_their_window_estimate():
     assert box is not None and abs((box[3] - box[2]) - 300) <= 8 and abs((box[1] - box[0]) - 300) <= 8
     assert body_box(g, False, 1.0) is None  # no reading: grey 12 takes the haze for body
     assert body_box(hu, True, 1.0) == box  # the same box from the HU
+
+
+def test_looks_inverted_takes_white_corners_around_a_darker_body(sample_pngs):
+    """CT shown inverted (a viewer's invert) has white corners around a darker body; CT as exported
+    has black ones, a page is white in its middle too, and a liver clipped to white by a narrow
+    window does not reach all four corners."""
+    from PIL import Image
+
+    from hepatoscan.preprocessing import looks_inverted
+
+    hu = np.full((512, 512), -1000.0, np.float32)
+    hu[_oval(hu.shape, (256, 256), (180, 230))] = -100.0  # fat
+    hu[_oval(hu.shape, (256, 256), (160, 210))] = 50.0  # muscle and organs
+    hu[_oval(hu.shape, (300, 256), (25, 25))] = 700.0  # bone
+    for window in [(-45, 105), (-160, 240), (-1000, 1000)]:
+        g = render_8bit(hu, window)
+        assert not looks_inverted(g) and looks_inverted(255 - g), window
+        assert looks_inverted(jpeg_roundtrip((255 - g).astype(np.uint8), 75)), window
+    page = np.full((600, 800), 255, np.uint8)
+    page[100:110, 50:700] = 0  # a line of text
+    assert not looks_inverted(page)
+    for path, _ in sample_pngs:  # LiTS 117's cube: its body fills the corners
+        g = np.asarray(Image.open(path).convert("L"))
+        assert not looks_inverted(g), path.name

@@ -388,3 +388,24 @@ def test_a_volume_in_a_wide_field_of_view_is_segmented_as_in_its_own(predictor, 
     d_wide = dice(wide.liver, _framed(labels >= 1, 1.5, False))
     assert d_given > 0.93 and abs(d_wide - d_given) < 0.005, (d_given, d_wide)
     assert [w for w in wide.warnings if "read it cropped to the body" in w and "slices" in w]
+
+
+def test_ct_shown_inverted_is_read_inverted_back(predictor, data_dir):
+    """A CT slice exported with the viewer's invert on (air white, bone black) is segmented as the
+    slice itself, with a note; read as given, the model painted 54% more liver and called the image
+    mirrored. A slice in a white letterbox is no inverted CT: the letterbox is cut away."""
+    hu, labels, _ = _chaos(data_dir)
+    z = int(np.argmax((labels >= 1).sum(axis=(1, 2))))
+    grey = render_8bit(hu[z], (-160, 240)).astype(np.uint8)
+    plain = analyze(predictor, _png(grey), filename="slice.png")
+    inverted = analyze(predictor, _png(255 - grey), filename="inverted.png")
+    assert dice(inverted.segmentation.liver[0], plain.segmentation.liver[0]) > 0.99
+    notes = [w for w in inverted.warnings if "shown inverted" in w]
+    assert notes and message_label(notes[0]) == "Note"
+    assert not [w for w in inverted.warnings if "mirrored" in w]
+    assert not [w for w in plain.warnings if "inverted" in w]
+    letterbox = np.full((grey.shape[0] + 200, grey.shape[1]), 255, np.uint8)
+    letterbox[100:-100] = grey
+    boxed = analyze(predictor, _png(letterbox), filename="letterbox.png")
+    assert not [w for w in boxed.warnings if "inverted" in w]
+    assert dice(boxed.segmentation.liver[0][100:-100], plain.segmentation.liver[0]) > 0.98
