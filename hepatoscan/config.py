@@ -132,8 +132,9 @@ class QualityConfig:
     min_symmetric_ratio: float = 0.8
     # A slice whose body filled so little of the image that the model read it zoomed by this factor
     # or more (preprocessing.body_box: the body cropped to fill the card's body_fill) is said in a
-    # note: a screenshot with a wide black margin, a viewer zoomed out. The CT volumes at hand read
-    # at 1.0 to 1.15 (a slim patient in a wide field of view, such as IRCAD p07, at about 1.15).
+    # note: a screenshot with a wide black margin, a viewer zoomed out. The four HU volumes at hand
+    # read at 1.0 to 1.09 (CHAOS and IRCAD p07 up to 1.09, IRCAD p01 1.02, LiTS 117 1.0); in a field
+    # of view 1.5 times as wide, at about 1.35 (LiTS 117, whose cube overfills its frame) to 1.65.
     zoom_note_min: float = 1.25
 
 
