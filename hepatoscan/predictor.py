@@ -23,8 +23,8 @@ from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, b
 from .orientation import (MIRROR_INDEX, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
                           orientation_images_warnings, orientation_warning, read_as_note, symmetric_images_warning,
                           symmetric_warning)
-from .quality import (blur_effect, body_zoom, clipping_warning, flat_image_warning, inverted_note, image_names, page_shares, page_warning,
-                      unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
+from .quality import (blur_effect, body_zoom, clipping_warning, flat_image_warning, image_names, inverted_note,
+                      page_shares, page_warning, unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
                       softness_warning, surround_note, white_fraction, zoom_note)
 from .scan import Scan
 from .series import neighbour_similarity, separate_images, separate_images_warning, thumbnail
