@@ -308,7 +308,7 @@ class Predictor:
         asked = read_as_note(read_as) if read_as is not None else None
         warnings = [w for w in (asked, not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z),
                                 flat, surround_note(cropped, z), inverted_note(sum(inverted), z),
-                                zoom_note(zooms, z, self.quality),
+                                zoom_note(zooms, z, scan.is_hu, self.quality),
                                 softness_warning(blur, self.quality), clipped,
                                 flat_lesions) if w]
         return Segmentation(scan, liver, tumor, estimates,

@@ -188,16 +188,19 @@ def inverted_note(inverted: int, slices: int) -> Note | None:
                 "export the CT without the viewer's invert.")
 
 
-def zoom_note(zooms: list[float], slices: int, cfg: QualityConfig = QualityConfig()) -> Note | None:
+def zoom_note(zooms: list[float], slices: int, is_hu: bool = False,
+              cfg: QualityConfig = QualityConfig()) -> Note | None:
     """The zoom factors (:func:`body_zoom`, those above 1) of the slices cropped to their body ->
-    a note for the user where one reached ``cfg.zoom_note_min``, else None."""
+    a note for the user where one reached ``cfg.zoom_note_min``, else None. ``is_hu``: CT numbers
+    (a DICOM or NIfTI, whose wide margin is a wide field of view), else an 8-bit image."""
     big = [zoom for zoom in zooms if zoom >= cfg.zoom_note_min]
     if not big:
         return None
     where = "The body fills" if slices == 1 else f"On {len(big)} of the {slices} slices the body fills"
-    return Note(f"{where} only part of the image (a margin around it, or a viewer zoomed out): the model "
-                f"read it cropped to the body, {max(big):.1f} times enlarged, as it reads CT whose body "
-                "fills the field of view. The masks and measurements are of the image as given.")
+    why = "a slim patient in a wide field of view?" if is_hu else "a margin around it, or a viewer zoomed out"
+    return Note(f"{where} only part of the image ({why}): the model read it cropped to the body, up to "
+                f"{max(big):.1f} times enlarged, as it reads CT whose body fills the field of view. The masks "
+                "and measurements are of the image as given.")
 
 
 def unsure_counts(liver_probs: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple[int, int]:

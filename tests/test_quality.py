@@ -371,6 +371,7 @@ def test_a_slice_in_a_wide_black_margin_is_read_zoomed_to_its_body(predictor, da
     notes = [w for w in framed.warnings if "read it cropped to the body" in w]
     assert notes and message_label(notes[0]) == "Note"
     assert 1.5 < float(re.search(r"([0-9.]+) times enlarged", notes[0]).group(1)) < 2.0
+    assert "viewer zoomed out" in notes[0]
     assert not [w for w in plain.warnings if "cropped to the body" in w]
 
 
@@ -387,7 +388,9 @@ def test_a_volume_in_a_wide_field_of_view_is_segmented_as_in_its_own(predictor, 
     d_given = dice(given.liver, labels >= 1)
     d_wide = dice(wide.liver, _framed(labels >= 1, 1.5, False))
     assert d_given > 0.93 and abs(d_wide - d_given) < 0.005, (d_given, d_wide)
-    assert [w for w in wide.warnings if "read it cropped to the body" in w and "slices" in w]
+    notes = [w for w in wide.warnings if "read it cropped to the body" in w]
+    assert notes and "slices the body fills" in notes[0] and "wide field of view" in notes[0]
+    assert not [w for w in given.warnings if "cropped to the body" in w]  # CT as given: 1.09 at most
 
 
 def test_ct_shown_inverted_is_read_inverted_back(predictor, data_dir):
