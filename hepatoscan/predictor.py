@@ -18,13 +18,13 @@ from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
 from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, body_box, content_box,
-                            estimate_display_window, looks_inverted, pad_to_square, prepare_slice, resize_image,
+                            estimate_display_window, looks_inverted, montage_grid, pad_to_square, prepare_slice, resize_image,
                             share_stack_window, to_grayscale)
 from .orientation import (MIRROR_INDEX, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
                           orientation_images_warnings, orientation_warning, read_as_note, symmetric_images_warning,
                           symmetric_warning)
 from .quality import (blur_effect, body_zoom, clipping_warning, flat_image_warning, image_names, inverted_note,
-                      page_shares, page_warning, unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
+                      montage_warning, page_shares, page_warning, unsure_counts, unsure_fraction, unsure_images_warning, unsure_warning,
                       softness_warning, surround_note, white_fraction, zoom_note)
 from .scan import Scan
 from .series import neighbour_similarity, separate_images, separate_images_warning, thumbnail
@@ -244,6 +244,8 @@ class Predictor:
         whole = [(0, ih, 0, iw) for ih, iw in map(scan.image_size, range(z))]  # each image's own extent
         cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), extent in zip(panels, whole) if (y0, y1, x0, x1) != extent]
         zooms = [zoom for zoom in map(body_zoom, panels, boxes) if zoom > 1.0]
+        grids = ([] if scan.is_hu or not (z == 1 or separate) else  # single images, not a series' slices
+                 [montage_grid(self._panel(scan, k, panels[k], inverted[k]), estimates[k]) for k in range(z)])
         # Slices prepared and predicted together: their inputs, outputs and full-size maps are the
         # run's transient memory (8 at a time put a 512 x 512 series 10 MB higher, at no gain in speed).
         step = max(self.batch_size, 4)
@@ -306,7 +308,8 @@ class Predictor:
                                          self.postprocess.min_lesion_thickness_ratio,
                                          self.postprocess.flat_lesion_min_diameter_mm)
         asked = read_as_note(read_as) if read_as is not None else None
-        warnings = [w for w in (asked, not_ct or alike, *turned, unsure_note, separate_images_warning(similarity, z),
+        warnings = [w for w in (asked, montage_warning(grids, z), not_ct or alike, *turned, unsure_note,
+                                separate_images_warning(similarity, z),
                                 flat, surround_note(cropped, z), inverted_note(sum(inverted), z),
                                 zoom_note(zooms, z, scan.is_hu, self.quality),
                                 softness_warning(blur, self.quality), clipped,

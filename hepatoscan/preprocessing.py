@@ -545,6 +545,66 @@ def looks_inverted(gray: np.ndarray) -> bool:
     return float(np.median(g[h // 4:3 * h // 4, w // 4:3 * w // 4])) < INVERTED_CENTRE_MAX_GREY
 
 
+MONTAGE_MAX_TILES = 4  # rows and columns tried: up to 4 x 4 slices in one image
+MONTAGE_MIN_TILE_PX = 48  # a tile's shorter side at least this
+MONTAGE_MASK_PX = 32  # each tile's body compared at 32 x 32
+MONTAGE_MIN_BODY = 0.15  # share of every tile that is body
+MONTAGE_MAX_BORDER_BODY = 0.5  # share of every tile's border that is body: air must show around it
+MONTAGE_MIN_OVERLAP = 0.75  # mean intersection over union of the tiles' bodies, pair by pair
+
+
+def _tile_body(body: np.ndarray) -> np.ndarray:
+    """(h, w) bool body mask of one tile -> (MONTAGE_MASK_PX, MONTAGE_MASK_PX) bool, sampled at
+    the centres of a MONTAGE_MASK_PX grid."""
+    h, w = body.shape
+    rows = ((np.arange(MONTAGE_MASK_PX) + 0.5) * h / MONTAGE_MASK_PX).astype(int)
+    cols = ((np.arange(MONTAGE_MASK_PX) + 0.5) * w / MONTAGE_MASK_PX).astype(int)
+    return body[np.ix_(rows, cols)]
+
+
+def montage_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> tuple[int, int] | None:
+    """(rows, columns) of CT slices laid side by side in one 8-bit image (a viewer's montage or
+    key-image layout), or None where it looks like one slice.
+
+    gray: (H, W) grey levels in [0, 255], with its window ``estimate`` (None: read here); the body
+    is what lies above the grey the window gives BODY_MIN_HU (and BODY_MIN_GREY). Every grid of up to MONTAGE_MAX_TILES x MONTAGE_MAX_TILES
+    equal tiles (at least MONTAGE_MIN_TILE_PX a side, neither side over twice the other) is tried;
+    it is a montage where every tile holds a body (MONTAGE_MIN_BODY of it) with air around it
+    (MONTAGE_MAX_BORDER_BODY of its border at most) and the tiles' bodies lie alike, as slices of
+    one patient do (mean pairwise intersection over union at least MONTAGE_MIN_OVERLAP: one
+    slice cut into tiles gives each a different part of the body). Of several grids, the one with
+    the most tiles. Measured: none of the 639 real 8-bit slices, nor of the four HU volumes rendered
+    at W150/L30, W400/L40 and W2000/L0 (every 4th slice), is taken for a montage; 1 x 2, 2 x 1,
+    2 x 2, 2 x 3 and 3 x 3 montages of CHAOS and IRCAD liver slices are found with their grid
+    (overlap 0.81 to 0.95); LiTS 117's cube fills its frame, so its montages are not.
+    """
+    from itertools import combinations
+
+    g = np.asarray(gray, np.float32)
+    est = estimate or estimate_display_window(g)
+    body = g > max(BODY_MIN_GREY, (BODY_MIN_HU - est.lo_hu) * 255.0 / est.width_hu)
+    h, w = g.shape
+    best = None
+    for rows in range(1, MONTAGE_MAX_TILES + 1):
+        for cols in range(1, MONTAGE_MAX_TILES + 1):
+            th, tw = h // rows, w // cols
+            if rows * cols < 2 or min(th, tw) < MONTAGE_MIN_TILE_PX or not 0.5 <= th / tw <= 2.0:
+                continue
+            if best is not None and rows * cols <= best[0] * best[1]:
+                continue
+            bodies = [_tile_body(body[i * th:(i + 1) * th, j * tw:(j + 1) * tw])
+                      for i in range(rows) for j in range(cols)]
+            if min(b.mean() for b in bodies) < MONTAGE_MIN_BODY:
+                continue
+            border = max(np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]]).mean() for b in bodies)
+            if border > MONTAGE_MAX_BORDER_BODY:
+                continue
+            overlap = np.mean([(a & b).sum() / max(1, (a | b).sum()) for a, b in combinations(bodies, 2)])
+            if overlap >= MONTAGE_MIN_OVERLAP:
+                best = (rows, cols)
+    return best
+
+
 def pad_to_square(img: np.ndarray) -> tuple[np.ndarray, tuple[int, int]]:
     """(H, W) array -> ((S, S) array, S = max(H, W), with the input centred on a background of its
     own lowest value (air in HU, black in 8-bit); (top, left) of the input in it). The model learned

@@ -177,6 +177,19 @@ def body_zoom(panel: tuple[int, int, int, int], box: tuple[int, int, int, int]) 
     return max(panel[1] - panel[0], panel[3] - panel[2]) / max(box[1] - box[0], box[3] - box[2])
 
 
+def montage_warning(grids: list[tuple[int, int] | None], slices: int) -> str | None:
+    """Per image, the grid of slices laid side by side in it (preprocessing.montage_grid; None for one
+    slice) -> a warning for the user, or None when no image is a montage."""
+    found = [g for g in grids if g]
+    if not found:
+        return None
+    rows, cols = found[0]
+    where = "This image looks" if slices == 1 else f"{len(found)} of the {slices} images look"
+    return (f"{where} like {rows * cols} CT slices side by side ({rows} x {cols}: a montage or key-image layout). "
+            "The model reads one slice at a time, so this result is unreliable: give each slice as an image "
+            "of its own (several at once in a .zip, measured image by image).")
+
+
 def inverted_note(inverted: int, slices: int) -> Note | None:
     """How many of ``slices`` were read inverted back (preprocessing.looks_inverted) -> a note for the
     user, or None when none was."""

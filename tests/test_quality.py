@@ -412,3 +412,25 @@ def test_ct_shown_inverted_is_read_inverted_back(predictor, data_dir):
     boxed = analyze(predictor, _png(letterbox), filename="letterbox.png")
     assert not [w for w in boxed.warnings if "inverted" in w]
     assert dice(boxed.segmentation.liver[0][100:-100], plain.segmentation.liver[0]) > 0.98
+
+
+def test_a_montage_of_slices_is_warned_of(predictor, data_dir, sample_pngs):
+    """Several CT slices laid side by side in one image (a viewer's key-image layout) are read as
+    one picture (2 x 2 CHAOS slices: liver Dice 0.50): the user is warned, with the grid; one
+    slice, the shipped samples and a slice beside a blank tile are no montage."""
+    from hepatoscan.preprocessing import montage_grid
+
+    hu, labels, _ = _chaos(data_dir)
+    zs = np.nonzero((labels >= 1).sum(axis=(1, 2)) > 3000)[0]
+    tiles = [render_8bit(hu[z], (-160, 240)).astype(np.uint8) for z in zs[::max(1, len(zs) // 6)][:6]]
+    assert montage_grid(np.block([[tiles[0], tiles[1]]])) == (1, 2)
+    assert montage_grid(np.block([tiles[:3], tiles[3:6]])) == (2, 3)
+    assert montage_grid(tiles[0]) is None
+    assert montage_grid(np.block([[tiles[0], np.zeros_like(tiles[0])]])) is None
+    for path, _ in sample_pngs:
+        assert montage_grid(np.asarray(Image.open(path).convert("L"))) is None, path.name
+    four = analyze(predictor, _png(np.block([tiles[:2], tiles[2:4]])), filename="montage.png")
+    warned = [w for w in four.warnings if "side by side" in w]
+    assert warned and "4 CT slices side by side (2 x 2" in warned[0] and message_label(warned[0]) == "Warning"
+    one = analyze(predictor, _png(tiles[0]), filename="slice.png")
+    assert not [w for w in one.warnings if "side by side" in w]
