@@ -243,7 +243,10 @@ class Predictor:
         checked = self._orientation_checked(z, separate)
         whole = [(0, ih, 0, iw) for ih, iw in map(scan.image_size, range(z))]  # each image's own extent
         cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), extent in zip(panels, whole) if (y0, y1, x0, x1) != extent]
-        zooms = [zoom for zoom in map(body_zoom, panels, boxes) if zoom > 1.0]
+        # Said only where black is air: where fat is black too (a narrow window, or no fat mode read),
+        # the body found is what lies inside the fat, and an export that fills its frame reads zoomed.
+        zooms = [zoom for zoom, est in zip(map(body_zoom, panels, boxes), estimates)
+                 if zoom > 1.0 and (est is None or est.firm)]
         grids = ([] if scan.is_hu or not (z == 1 or separate) else  # single images, not a series' slices
                  [montage_grid(self._panel(scan, k, panels[k], inverted[k]), estimates[k]) for k in range(z)])
         # Slices prepared and predicted together: their inputs, outputs and full-size maps are the
