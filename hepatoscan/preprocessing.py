@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from itertools import combinations
 
 import numpy as np
 from PIL import Image
@@ -463,15 +464,25 @@ BODY_PART_SHARE = 0.05  # a part of the body: a connected area at least this sha
 BODY_MIN_SHARE = 0.01  # less body than this share of the image: nothing to zoom to
 
 
+def body_floor(is_hu: bool, estimate: WindowEstimate | None = None) -> float:
+    """The value above which a pixel is body: BODY_MIN_HU in HU; in an 8-bit image BODY_MIN_GREY,
+    or the grey its window ``estimate`` maps BODY_MIN_HU to where that is brighter (in a W2000
+    export grey 12 is -900 HU)."""
+    if is_hu:
+        return BODY_MIN_HU
+    if estimate is None:
+        return float(BODY_MIN_GREY)
+    return max(float(BODY_MIN_GREY), (BODY_MIN_HU - estimate.lo_hu) * 255.0 / estimate.width_hu)
+
+
 def body_box(pixels: np.ndarray, is_hu: bool, fill: float | None,
              estimate: WindowEstimate | None = None) -> tuple[int, int, int, int] | None:
     """Where to crop a slice so that its body fills ``fill`` of the square the model sees.
 
     pixels: (H, W) HU, or 8-bit grey levels in [0, 255] with their window ``estimate`` (None: no
-    reading). The body is the largest connected area above BODY_MIN_HU (8-bit: above
-    BODY_MIN_GREY and, where the estimated window reaches below BODY_MIN_HU, the grey it maps
-    BODY_MIN_HU to: in a W2000 export grey 12 is -900 HU, and the arms' blurred edges join the
-    trunk to the image's sides) with the areas at least BODY_PART_SHARE of it (the
+    reading). The body is the largest connected area above :func:`body_floor` (read through the
+    window estimate, so that in a W2000 export the arms' blurred edges do not join the trunk to the
+    image's sides) with the areas at least BODY_PART_SHARE of it (the
     table, arms, a body that a narrow window's black fat splits); lettering and rulers are smaller.
     Returns (top, bottom, left, right), end-exclusive: a box centred on the body whose sides are the
     body's longer extent / ``fill`` (within the image), or None where the body's longer extent is
@@ -489,12 +500,7 @@ def body_box(pixels: np.ndarray, is_hu: bool, fill: float | None,
     h, w = g.shape
     step = max(1, max(h, w) // 128)  # the body's outline needs no more than 128 pixels across
     hh, ww = h // step, w // step  # blocks of step x step pixels, any of them body: a thin skin stays whole
-    if is_hu:
-        floor = BODY_MIN_HU
-    else:
-        floor = BODY_MIN_GREY if estimate is None else max(
-            BODY_MIN_GREY, (BODY_MIN_HU - estimate.lo_hu) * 255.0 / estimate.width_hu)
-    inside = g[:hh * step, :ww * step] > floor
+    inside = g[:hh * step, :ww * step] > body_floor(is_hu, estimate)
     small = inside.reshape(hh, step, ww, step).any(axis=(1, 3))
     parts, n = label(small)
     if n == 0:
@@ -567,9 +573,9 @@ def montage_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> tu
     key-image layout), or None where it looks like one slice.
 
     gray: (H, W) grey levels in [0, 255], with its window ``estimate`` (None: read here); the body
-    is what lies above the grey the window gives BODY_MIN_HU (and BODY_MIN_GREY). Every grid of up to MONTAGE_MAX_TILES x MONTAGE_MAX_TILES
-    equal tiles (at least MONTAGE_MIN_TILE_PX a side, neither side over twice the other) is tried;
-    it is a montage where every tile holds a body (MONTAGE_MIN_BODY of it) with air around it
+    is what lies above :func:`body_floor`. Every grid of up to MONTAGE_MAX_TILES x MONTAGE_MAX_TILES
+    equal tiles (at least MONTAGE_MIN_TILE_PX a side, neither side over twice the other) is tried; it
+    is a montage where every tile holds a body (MONTAGE_MIN_BODY of it) with air around it
     (MONTAGE_MAX_BORDER_BODY of its border at most) and the tiles' bodies lie alike, as slices of
     one patient do (mean pairwise intersection over union at least MONTAGE_MIN_OVERLAP: one
     slice cut into tiles gives each a different part of the body). Of several grids, the one with
@@ -578,11 +584,8 @@ def montage_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> tu
     2 x 2, 2 x 3 and 3 x 3 montages of CHAOS and IRCAD liver slices are found with their grid
     (overlap 0.81 to 0.95); LiTS 117's cube fills its frame, so its montages are not.
     """
-    from itertools import combinations
-
     g = np.asarray(gray, np.float32)
-    est = estimate or estimate_display_window(g)
-    body = g > max(BODY_MIN_GREY, (BODY_MIN_HU - est.lo_hu) * 255.0 / est.width_hu)
+    body = g > body_floor(False, estimate or estimate_display_window(g))
     h, w = g.shape
     best = None
     for rows in range(1, MONTAGE_MAX_TILES + 1):

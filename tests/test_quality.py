@@ -13,6 +13,7 @@ import pytest
 from PIL import Image, ImageFilter
 
 from conftest import SAMPLES, dice
+from training.evaluate import in_frame
 from hepatoscan.config import QualityConfig
 from hepatoscan.pipeline import analyze
 from hepatoscan.preprocessing import render_8bit
@@ -344,16 +345,6 @@ def _chaos(data_dir):
     return np.asarray(hu, np.float32), np.rint(labels).astype(np.uint8), spacing
 
 
-def _framed(a: np.ndarray, side_factor: float, value) -> np.ndarray:
-    """(..., H, W) -> the same centred in a square frame side_factor times as wide, of ``value``."""
-    h, w = a.shape[-2:]
-    side = int(round(side_factor * max(h, w)))
-    out = np.full(a.shape[:-2] + (side, side), value, a.dtype)
-    top, left = (side - h) // 2, (side - w) // 2
-    out[..., top:top + h, left:left + w] = a
-    return out
-
-
 def test_a_slice_in_a_wide_black_margin_is_read_zoomed_to_its_body(predictor, data_dir):
     """A CT export with a black margin as wide again around it (a viewer zoomed out, a padded
     screenshot): the model reads it cropped to the body, as it reads the slice alone, and the user
@@ -363,10 +354,10 @@ def test_a_slice_in_a_wide_black_margin_is_read_zoomed_to_its_body(predictor, da
     z = int(np.argmax((labels >= 1).sum(axis=(1, 2))))
     grey = render_8bit(hu[z], (-160, 240))
     plain = analyze(predictor, _png(grey), filename="slice.png")
-    framed = analyze(predictor, _png(_framed(grey, 2.0, 0)), filename="framed.png")
+    framed = analyze(predictor, _png(in_frame(grey, 2.0, 0)), filename="framed.png")
     truth = labels[z] >= 1
     d_plain = dice(plain.segmentation.liver[0], truth)
-    d_framed = dice(framed.segmentation.liver[0], _framed(truth, 2.0, False))
+    d_framed = dice(framed.segmentation.liver[0], in_frame(truth, 2.0, False))
     assert d_plain > 0.93 and d_framed > d_plain - 0.01, (d_plain, d_framed)
     notes = [w for w in framed.warnings if "read it cropped to the body" in w]
     assert notes and message_label(notes[0]) == "Note"
@@ -384,9 +375,9 @@ def test_a_volume_in_a_wide_field_of_view_is_segmented_as_in_its_own(predictor, 
     hu, labels = hu[keep], labels[keep]
     spacing = (3 * spacing[0], *spacing[1:])
     given = predictor.segment(Scan(hu, True, spacing, "nifti", "chaos"))
-    wide = predictor.segment(Scan(_framed(hu, 1.5, -1024.0), True, spacing, "nifti", "chaos wide"))
+    wide = predictor.segment(Scan(in_frame(hu, 1.5, -1024.0), True, spacing, "nifti", "chaos wide"))
     d_given = dice(given.liver, labels >= 1)
-    d_wide = dice(wide.liver, _framed(labels >= 1, 1.5, False))
+    d_wide = dice(wide.liver, in_frame(labels >= 1, 1.5, False))
     assert d_given > 0.93 and abs(d_wide - d_given) < 0.005, (d_given, d_wide)
     notes = [w for w in wide.warnings if "read it cropped to the body" in w]
     assert notes and "slices the body fills" in notes[0] and "wide field of view" in notes[0]

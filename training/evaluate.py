@@ -53,10 +53,9 @@ QUALITY = [("W400/L40 blur 1 px", (-160, 240), 1.0, 1.0), ("W400/L40 blur 2 px",
 # Field of view: the body filling less of the image than in the volume as given (a slim patient in a
 # wide reconstruction field, a screenshot's black margin, a viewer zoomed out): the volume centred
 # in a frame FIELD_OF_VIEW times as wide, air (-1024 HU) or black around it. (name, window or None
-# for the HU path, frame / image side)
+# for the HU path)
 FIELD_OF_VIEW = 1.5
-FIELD = [("HU path, field of view 1.5x", None, FIELD_OF_VIEW),
-         ("W400/L40, field of view 1.5x", (-160, 240), FIELD_OF_VIEW)]
+FIELD = [("HU path, field of view 1.5x", None), ("W400/L40, field of view 1.5x", (-160, 240))]
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float | None:
@@ -189,6 +188,12 @@ def _render_volume(pixels, window, gamma=1.0, jpeg=None, blur_px=0.0, shrink=1.0
     return out
 
 
+def _record(rows: dict, name: str, result: dict, case) -> None:
+    """An evaluate_volume result -> rows[name], its liver and tumor Dice (logged)."""
+    rows[name] = {"liver_dice": result["liver_dice"], "tumor_dice": result.get("tumor_dice")}
+    log.info("%s %s: %s", case.patient, name, rows[name])
+
+
 def window_grid(predictor: Predictor, pixels, labels, spacing, case) -> dict:
     rows = {}
     hu = evaluate_volume(predictor, pixels, labels, True, spacing, case.tumor_labeled, case.patient)
@@ -196,22 +201,19 @@ def window_grid(predictor: Predictor, pixels, labels, spacing, case) -> dict:
     rows["HU path"] = {"liver_dice": hu["liver_dice"], "tumor_dice": hu.get("tumor_dice")}
     grid = [(n, w, 1.0, None) for n, w in WINDOW_GRID] + VARIANTS
     for name, window, gamma, jpeg in grid:
-        r = evaluate_volume(predictor, _render_volume(pixels, window, gamma, jpeg), labels, False, spacing,
-                            case.tumor_labeled, case.patient, "jpeg" if jpeg else "png")
-        r.pop("_masks")
-        rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
-        log.info("%s %s: %s", case.patient, name, rows[name])
+        _record(rows, name, evaluate_volume(predictor, _render_volume(pixels, window, gamma, jpeg), labels, False,
+                                            spacing, case.tumor_labeled, case.patient, "jpeg" if jpeg else "png"), case)
     return rows
 
 
-def in_frame(volume: np.ndarray, side_factor: float, fill_value) -> np.ndarray:
-    """(Z, H, W) -> (Z, S, S), S = round(side_factor * max(H, W)): each slice centred in a frame of
-    ``fill_value`` (air, black, or background for labels)."""
-    z, h, w = volume.shape
+def in_frame(image: np.ndarray, side_factor: float, fill_value) -> np.ndarray:
+    """(..., H, W) -> (..., S, S), S = round(side_factor * max(H, W)): each slice centred in a frame
+    of ``fill_value`` (air, black, or background for labels)."""
+    h, w = image.shape[-2:]
     side = int(round(side_factor * max(h, w)))
     top, left = (side - h) // 2, (side - w) // 2
-    out = np.full((z, side, side), fill_value, volume.dtype)
-    out[:, top:top + h, left:left + w] = volume
+    out = np.full(image.shape[:-2] + (side, side), fill_value, image.dtype)
+    out[..., top:top + h, left:left + w] = image
     return out
 
 
@@ -220,19 +222,14 @@ def quality_probe(predictor: Predictor, pixels, labels, spacing, case) -> dict:
     on the volume in a wider field of view (FIELD), through the HU and the 8-bit path."""
     rows = {}
     for name, window, blur_px, shrink in QUALITY:
-        r = evaluate_volume(predictor, _render_volume(pixels, window, blur_px=blur_px, shrink=shrink), labels,
-                            False, spacing, case.tumor_labeled, case.patient)
-        r.pop("_masks")
-        rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
-        log.info("%s %s: %s", case.patient, name, rows[name])
-    for name, window, side_factor in FIELD:
-        framed = (in_frame(pixels, side_factor, -1024) if window is None else
-                  in_frame(_render_volume(pixels, window), side_factor, 0))
-        r = evaluate_volume(predictor, framed, in_frame(labels, side_factor, 0), window is None, spacing, case.tumor_labeled,
-                            case.patient)
-        r.pop("_masks")
-        rows[name] = {"liver_dice": r["liver_dice"], "tumor_dice": r.get("tumor_dice")}
-        log.info("%s %s: %s", case.patient, name, rows[name])
+        _record(rows, name, evaluate_volume(predictor, _render_volume(pixels, window, blur_px=blur_px, shrink=shrink),
+                                            labels, False, spacing, case.tumor_labeled, case.patient), case)
+    framed_labels = in_frame(labels, FIELD_OF_VIEW, 0)
+    for name, window in FIELD:
+        framed = (in_frame(pixels, FIELD_OF_VIEW, -1024) if window is None else
+                  in_frame(_render_volume(pixels, window), FIELD_OF_VIEW, 0))
+        _record(rows, name, evaluate_volume(predictor, framed, framed_labels, window is None, spacing,
+                                            case.tumor_labeled, case.patient), case)
     return rows
 
 
