@@ -211,7 +211,8 @@ def zoom_note(zooms: list[float], slices: int, is_hu: bool = False,
         return None
     where = "The body fills" if slices == 1 else f"On {len(big)} of the {slices} slices the body fills"
     why = "a slim patient in a wide field of view?" if is_hu else "a margin around it, or a viewer zoomed out"
-    return Note(f"{where} only part of the image ({why}): the model read it cropped to the body, up to "
+    up_to = "" if slices == 1 else "up to "
+    return Note(f"{where} only part of the image ({why}): the model read it cropped to the body, {up_to}"
                 f"{max(big):.1f} times enlarged, as it reads CT whose body fills the field of view. The masks "
                 "and measurements are of the image as given.")
 
