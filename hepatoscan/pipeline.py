@@ -21,6 +21,7 @@ from .followup import FollowUp, Study, compare_studies, study_of
 from .io import load_scan
 from .measure import Measurements, measure
 from .model_card import ModelCard
+from .montage import split_if_montage, split_labels
 from .orientation import reading_named
 from .overlay import slice_views
 from .predictor import Predictor, Segmentation
@@ -289,7 +290,8 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     ``earlier``, an earlier study of the same patient (or a list of them, oldest first: the first is
     the baseline, the others give the nadir): segmented first (with the same spacing where it has
     none, and read the same way) and compared, Result.follow_up (:func:`earlier_study`,
-    :func:`attach_follow_up`)."""
+    :func:`attach_follow_up`). A single 8-bit image that holds several slices side by side (a
+    montage) is split into them, each segmented and measured as a separate image (hepatoscan.montage)."""
     from .io.reference import read_reference
 
     t0 = time.perf_counter()
@@ -305,6 +307,9 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     if slice_spacing_mm:
         scan.with_slice_spacing(slice_spacing_mm)
     ref = read_reference(reference, scan, reference_values) if reference is not None else None
+    scan, montage = split_if_montage(scan)
+    if montage is not None and ref is not None:
+        ref = replace(ref, labels=split_labels(ref.labels, montage))
     seg = predictor.segment(scan, progress, reading)
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,

@@ -189,10 +189,10 @@ class Predictor:
             inverted.append(not scan.is_hu and looks_inverted(pixels[box[0]:box[1], box[2]:box[3]]))
             estimates.append(None if scan.is_hu else
                              estimate_display_window(self._panel(scan, k, box, inverted[k]), scan.jpeg))
-            if scan.is_volume and not scan.sizes_differ:
+            if scan.is_volume and not scan.images_separate:
                 thumbs.append(thumbnail(pixels))
         similarity = neighbour_similarity(thumbs)
-        if self.stack_window and scan.is_volume and not (scan.sizes_differ or separate_images(similarity)):
+        if self.stack_window and scan.is_volume and not (scan.images_separate or separate_images(similarity)):
             estimates = share_stack_window(estimates)
         return boxes, estimates, similarity, inverted
 
@@ -239,7 +239,7 @@ class Predictor:
         t_liver, t_tumor = self.card.thresholds["liver"], self.card.thresholds["tumor"]
         panels, estimates, similarity, inverted = self._read_windows(scan)
         boxes = self._body_boxes(scan, panels, estimates, inverted)
-        separate = scan.sizes_differ or separate_images(similarity)  # images of different sizes: the loader says so
+        separate = scan.images_separate or separate_images(similarity)  # images of different sizes, a montage's tiles
         checked = self._orientation_checked(z, separate)
         whole = [(0, ih, 0, iw) for ih, iw in map(scan.image_size, range(z))]  # each image's own extent
         cropped = [(y1 - y0, x1 - x0) for (y0, y1, x0, x1), extent in zip(panels, whole) if (y0, y1, x0, x1) != extent]
@@ -247,7 +247,8 @@ class Predictor:
         # the body found is what lies inside the fat, and an export that fills its frame reads zoomed.
         zooms = [zoom for zoom, est in zip(map(body_zoom, panels, boxes), estimates)
                  if zoom > 1.0 and (est is None or est.firm)]
-        grids = ([] if scan.is_hu or not (z == 1 or separate) else  # single images, not a series' slices
+        # single images, not a series' slices; a single image hepatoscan.montage has checked (and split) is not again
+        grids = ([] if scan.is_hu or not (z == 1 or separate) or "montage" in scan.metadata else
                  [montage_grid(self._panel(scan, k, panels[k], inverted[k]), estimates[k]) for k in range(z)])
         # Slices prepared and predicted together: their inputs, outputs and full-size maps are the
         # run's transient memory (8 at a time put a 512 x 512 series 10 MB higher, at no gain in speed).

@@ -63,7 +63,9 @@ class Scan:
     # modality, study_date, patient_* ... when known; slice_files (a stack of image files); image_sizes
     # ((H, W) of each image of a stack whose images differ in size: each lies at the top left of
     # pixels, black around it; Scan.image_size); lossy_jpeg (a DICOM display image stored as JPEG,
-    # read as one: Scan.jpeg); slice_sources (where each slice lies in a source that numbers its
+    # read as one: Scan.jpeg); montage (a single image split into the slices it holds:
+    # {"grid": [rows, cols], "tiles_yyxx": [[y0, y1, x0, x1], ...]}; None where a single image was
+    # checked and holds one slice: hepatoscan.montage); slice_sources (where each slice lies in a source that numbers its
     # slices otherwise than Z: Scan.slice_source)
     metadata: dict = field(default_factory=dict)
     warnings: list[str] = field(default_factory=list)
@@ -92,6 +94,13 @@ class Scan:
     def sizes_differ(self) -> bool:
         """Whether the images of this stack differ in size (separate images: Scan.image_size)."""
         return bool(self.metadata.get("image_sizes"))
+
+    @property
+    def images_separate(self) -> bool:
+        """Whether the loader knows this stack's images are separate, not one series' slices: they
+        differ in size, or are the tiles of a montage (hepatoscan.montage). Stacks of one size may
+        still be found separate by how little their neighbours look alike (the predictor's)."""
+        return self.sizes_differ or bool(self.metadata.get("montage"))
 
     def image_size(self, z: int) -> tuple[int, int]:
         """(H, W) of image ``z`` itself: pixels[z, :H, :W] (the rest is the canvas of a stack whose

@@ -7,6 +7,7 @@ import io
 import re
 import shutil
 import subprocess
+import zipfile
 
 import numpy as np
 import pytest
@@ -405,26 +406,50 @@ def test_ct_shown_inverted_is_read_inverted_back(predictor, data_dir):
     assert dice(boxed.segmentation.liver[0][100:-100], plain.segmentation.liver[0]) > 0.98
 
 
-def test_a_montage_of_slices_is_warned_of(predictor, data_dir, sample_pngs):
-    """Several CT slices laid side by side in one image (a viewer's key-image layout) are read as
-    one picture (2 x 2 CHAOS slices: liver Dice 0.50): the user is warned, with the grid; one
-    slice, the shipped samples and a slice beside a blank tile are no montage."""
+def test_a_montage_of_slices_is_split_into_them(predictor, data_dir, sample_pngs, tmp_path):
+    """Several CT slices laid side by side in one image (a viewer's key-image layout) were read as
+    one picture (2 x 2 CHAOS slices: liver Dice 0.50); each is now cut out and segmented as the
+    slice alone, measured as a separate image, compared tile by tile with a reference of the whole
+    image, and written as a label PNG per tile. One slice, the shipped samples and a slice beside a
+    blank tile are no montage; a montage inside a zip of separate images is warned of."""
+    from hepatoscan.pipeline import write_outputs
     from hepatoscan.preprocessing import montage_grid
 
     hu, labels, _ = _chaos(data_dir)
     zs = np.nonzero((labels >= 1).sum(axis=(1, 2)) > 3000)[0]
-    tiles = [render_8bit(hu[z], (-160, 240)).astype(np.uint8) for z in zs[::max(1, len(zs) // 6)][:6]]
+    zs = zs[::max(1, len(zs) // 6)][:6]
+    tiles = [render_8bit(hu[z], (-160, 240)).astype(np.uint8) for z in zs]
     assert montage_grid(np.block([[tiles[0], tiles[1]]])) == (1, 2)
     assert montage_grid(np.block([tiles[:3], tiles[3:6]])) == (2, 3)
     assert montage_grid(tiles[0]) is None
     assert montage_grid(np.block([[tiles[0], np.zeros_like(tiles[0])]])) is None
     for path, _ in sample_pngs:
         assert montage_grid(np.asarray(Image.open(path).convert("L"))) is None, path.name
-    four = analyze(predictor, _png(np.block([tiles[:2], tiles[2:4]])), filename="montage.png")
-    warned = [w for w in four.warnings if "side by side" in w]
-    assert warned and "4 CT slices side by side (2 x 2" in warned[0] and message_label(warned[0]) == "Warning"
+    reference = tmp_path / "montage_labels.png"
+    Image.fromarray(np.block([[labels[zs[0]], labels[zs[1]]], [labels[zs[2]], labels[zs[3]]]])).save(reference)
+    four = analyze(predictor, _png(np.block([tiles[:2], tiles[2:4]])), filename="montage.png", reference=reference)
+    seg = four.segmentation
+    assert seg.liver.shape == (4, *tiles[0].shape) and seg.separate_images and four.measurements.volume is None
+    for k in range(4):
+        alone = analyze(predictor, _png(tiles[k]), filename="slice.png").segmentation.liver[0]
+        assert dice(seg.liver[k], alone) > 0.99, k
+    pooled = dice(seg.liver, labels[zs[:4]] >= 1)
+    assert pooled > 0.85, pooled
+    assert four.agreement is not None and abs(four.agreement.liver.dice - pooled) < 1e-3
+    notes = [w for w in four.warnings if "side by side" in w]
+    assert notes and "4 CT slices side by side (2 x 2" in notes[0] and message_label(notes[0]) == "Note"
+    assert four.slice_name(1) == "Image 1 (montage_r1c2.png)"
+    masks = write_outputs(four, tmp_path / "out")["slice_masks"]
+    assert sorted(p.name for p in masks.iterdir()) == [f"montage_r{i}c{j}.png" for i in (1, 2) for j in (1, 2)]
+    assert np.array_equal(np.asarray(Image.open(masks / "montage_r2c1.png")) >= 1, seg.liver[2])
     one = analyze(predictor, _png(tiles[0]), filename="slice.png")
-    assert not [w for w in one.warnings if "side by side" in w]
+    assert one.scan.n_slices == 1 and not [w for w in one.warnings if "side by side" in w]
+    with zipfile.ZipFile(tmp_path / "images.zip", "w") as zf:
+        zf.writestr("a.png", _png(np.block([[tiles[0], tiles[1]]])))
+        zf.writestr("b.png", _png(tiles[4][::2, ::2]))
+    mixed = analyze(predictor, tmp_path / "images.zip")
+    warned = [w for w in mixed.warnings if "side by side" in w]
+    assert warned and "1 of the 2 images look like 2 CT slices" in warned[0] and message_label(warned[0]) == "Warning"
 
 
 def test_exports_whose_fat_is_black_are_cropped_without_a_note(predictor, data_dir):
