@@ -133,7 +133,7 @@ def _input_path(files, folder: Path) -> str:
     paths = [_file_path(f) for f in (files if isinstance(files, (list, tuple)) else [files]) if f]
     if not paths:
         raise gr.Error("No file uploaded. Choose a CT image (PNG/JPG), a DICOM file or all the files of a "
-                       "DICOM series, a .zip of a series or of one series' PNG/JPG slices, or a NIfTI volume, "
+                       "DICOM series, a .zip of a series or of one series' PNG/JPG slices, or a volume (NIfTI, NRRD, MetaImage), "
                        "then press Segment.")
     if len(paths) == 1:
         return paths[0]
@@ -388,7 +388,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
             with gr.Column(scale=2, min_width=300) as left_column:
                 upload = gr.File(label="CT image or study", file_count="multiple", type="filepath", elem_id="upload",
                                  height=260)  # a long series scrolls inside the box
-                gr.Markdown("PNG/JPG/WebP, DICOM, NIfTI, a multi-page TIFF, or a .zip of a DICOM series or of one "
+                gr.Markdown("PNG/JPG/WebP, DICOM, NIfTI, NRRD, MetaImage (.mha), a multi-page TIFF, or a .zip of a DICOM series or of one "
                             "series' PNG/JPG slices; or choose all the files of one series at once.",
                             elem_id="formats")
                 with gr.Row():

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import IMAGE_SUFFIXES, NIFTI_SUFFIXES
+from .config import IMAGE_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES
 from .errors import HepatoScanError
 from .followup import RESPONSES
 from .logs import configure as configure_logging
@@ -32,7 +32,7 @@ from .patient import PatientInfo, with_header
 
 log = logging.getLogger("hepatoscan")
 
-INPUT_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + (".zip", ".dcm")
+INPUT_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + ITK_SUFFIXES + (".zip", ".dcm")
 COMPARE_DOC = """Compare HepatoScan's masks with reference segmentations (an expert's), the LiTS way.
 
     hepatoscan compare IMAGE REFERENCE [IMAGE REFERENCE ...] --out DIR [--pdf] [--pixel-spacing MM]
@@ -458,7 +458,7 @@ def build_parser() -> argparse.ArgumentParser:
                                        "hepatoscan segment --help lists its options.")
     p.add_argument("--version", action="version", version=f"hepatoscan {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
-    s = sub.add_parser("segment", help="segment images, DICOM files/series/zips and NIfTI volumes",
+    s = sub.add_parser("segment", help="segment images, DICOM files/series/zips and NIfTI, NRRD and MetaImage volumes",
                        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     s.add_argument("inputs", nargs="+", help="files, folders (a DICOM series, or many images) or zips")
     _add_common(s)

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 # file picker take their suffixes from.
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes, by name (io also knows them by their header)
+# 3D Slicer's NRRD and ITK's MetaImage, single-file volumes (io also knows them by their header)
+ITK_SUFFIXES = (".nrrd", ".mha")
 
 
 @dataclass(frozen=True)

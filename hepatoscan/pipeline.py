@@ -33,6 +33,8 @@ if TYPE_CHECKING:  # fpdf2 is imported only when a PDF is made: ~20 MB less for 
 
 log = logging.getLogger(__name__)
 
+VOLUME_FORMATS = ("nifti", "nrrd", "metaimage")  # Scan.source_format of files that are volumes, even of one slice
+
 
 def _findings(has_liver: bool, liver: str, has_tumor: bool, tumor: str, where: str) -> str:
     """The result's first sentence: "Liver ...; tumor ...", "Liver ...; no tumor found." or, where
@@ -453,8 +455,8 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
         paths[key] = out_dir / fname
     (out_dir / "measurements.json").write_text(json.dumps(result.document(), indent=1, default=str))
     paths["measurements"] = out_dir / "measurements.json"
-    # A NIfTI input gets NIfTI masks even of one slice; separate images get masks/ only.
-    if (result.scan.is_volume or result.scan.source_format == "nifti") and not result.measurements.separate_images:
+    # A NIfTI (NRRD, MetaImage) input gets NIfTI masks even of one slice; separate images get masks/ only.
+    if (result.scan.is_volume or result.scan.source_format in VOLUME_FORMATS) and not result.measurements.separate_images:
         for key, mask in (("liver_nifti", seg.liver), ("tumor_nifti", seg.tumor)):
             path = out_dir / f"{key.split('_')[0]}_mask.nii.gz"
             nib.save(_to_nifti(mask, result.scan), str(path))

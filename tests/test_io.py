@@ -380,7 +380,7 @@ def test_an_archive_of_nifti_volumes(sample_volume):
     scan = load_scan(_zip({"case/ct.nii.gz": data, "case/README.txt": b"LiTS 117"}), "case.zip")
     assert np.array_equal(scan.pixels, load_scan(path).pixels) and scan.is_hu
     assert any("1 other file beside the volume was ignored" in w for w in scan.warnings)
-    with pytest.raises(InputError, match=r"2 NIfTI volumes \('a.nii.gz', 'b.nii.gz'\); one input is one study"):
+    with pytest.raises(InputError, match=r"2 volumes \('a.nii.gz', 'b.nii.gz'\); one input is one study"):
         load_scan(_zip({"a.nii.gz": data, "b.nii.gz": data}), "two.zip")
 
 

@@ -3,7 +3,8 @@
 Supported: PNG, JPEG, BMP, TIFF, WebP (8/16-bit, RGB(A), palette -> grey); one DICOM file (a
 multi-frame one, such as Enhanced CT, is a series); a DICOM series as a folder or a .zip; a stack
 of image slices (one series exported as PNG/JPEG/...) as a folder or a .zip, or as the pages of one
-multi-page TIFF (an ImageJ stack: its voxel size is read); NIfTI .nii / .nii.gz (3D).
+multi-page TIFF (an ImageJ stack: its voxel size is read); NIfTI .nii / .nii.gz (3D); NRRD
+(.nrrd, 3D Slicer's) and MetaImage (.mha, ITK's), single-file 3D volumes read as NIfTI is.
 """
 from __future__ import annotations
 
@@ -12,17 +13,19 @@ import io
 import logging
 import zipfile
 import zlib
+from functools import partial
 from pathlib import Path, PurePosixPath
 from typing import Callable
 
 import numpy as np
 
-from ..config import IMAGE_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
+from ..config import IMAGE_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..scan import Note, Scan
 from ..wording import agree, count
 from . import dicom
 from .image import read_image
+from .itk_formats import is_metaimage, is_nrrd, read_metaimage, read_nrrd
 from .nifti import GUESSED_AXES_ADVICE, oriented, read_nifti, slice_sources
 from .stack import is_image_name, read_image_stack
 from .tiff import imagej_spacing_mm, tiff_page_count, tiff_pages
@@ -34,7 +37,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz")
 
 def _stem(name: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name or "input"
-    for suffix in NIFTI_SUFFIXES + (".dcm", ".zip") + IMAGE_SUFFIXES:
+    for suffix in NIFTI_SUFFIXES + ITK_SUFFIXES + (".dcm", ".zip") + IMAGE_SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)] or "input"
     return base.rsplit(".", 1)[0] if "." in base[1:] else base
@@ -89,6 +92,12 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None =
         return _series_scan(_unzip(data, name, limits), name, limits, series)
     if _is_nifti(data, name):
         return _nifti_scan(data, name, limits)
+    if is_nrrd(data) or name.lower().endswith((".nrrd", ".nhdr")):
+        return _volume_scan(read_nrrd(data, name, partial(_check_volume_size, name=name, limits=limits)),
+                            name, "nrrd", limits)
+    if is_metaimage(data, name):
+        return _volume_scan(read_metaimage(data, name, partial(_check_volume_size, name=name, limits=limits)),
+                            name, "metaimage", limits)
     if dicom.is_dicom(data) or name.lower().endswith(".dcm"):
         if dicom.is_multiframe(data, name):  # an Enhanced CT series in one file (or a SEG): read as a series
             return _dicom_series_scan([(name, lambda: data)], name, limits, series)
@@ -172,7 +181,7 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
     images = [f for f in files if is_image_name(f[0])]
     if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):
         return _image_stack_scan(images, len(files) - len(images), name, limits)
-    volumes = [f for f in files if f[0].lower().endswith(NIFTI_SUFFIXES)]
+    volumes = [f for f in files if f[0].lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES)]
     if volumes and not images and not any(dicom.is_dicom(read()) for f, read in files if f not in volumes):
         return _nifti_in_archive(volumes, len(files) - len(volumes), name, limits)
     return _dicom_series_scan(files, name, limits, series)
@@ -181,11 +190,11 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
 
 def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: int, name: str,
                       limits: LoadLimits) -> Scan:
-    """A folder or .zip whose images are NIfTI volumes: the one volume, read as if given alone (the
-    other files ignored, with a warning); several are refused, as one input is one study."""
+    """A folder or .zip whose images are NIfTI (NRRD, MetaImage) volumes: the one volume, read as if
+    given alone (the other files ignored, with a warning); several are refused, as one input is one study."""
     if len(volumes) > 1:
         listed = ", ".join(f"'{PurePosixPath(f).name}'" for f, _ in volumes[:4]) + (", ..." if len(volumes) > 4 else "")
-        raise InputError(f"{name}: {count(len(volumes), 'NIfTI volume')} ({listed}); one input is one study. Give "
+        raise InputError(f"{name}: {count(len(volumes), 'volume')} ({listed}); one input is one study. Give "
                          "each volume on its own (the CLI takes several files, or a folder of them, at once).")
     entry, read = volumes[0]
     try:
@@ -324,6 +333,18 @@ def _open_nifti(data: bytes, name: str):
                      "Export the volume again as .nii or .nii.gz.")
 
 
+def _check_volume_size(shape: tuple[int, ...], itemsize: int, name: str, limits: LoadLimits) -> None:
+    """A volume's (I, J, K) voxel counts (K across slices) and bytes a voxel, before its voxels are
+    read -> InputTooLargeError where they pass the limits."""
+    n_vox = int(np.prod(shape[:3]))
+    if shape[2] > limits.max_slices or shape[0] * shape[1] > limits.max_pixels_per_slice:
+        raise InputTooLargeError(f"{name}: volume {tuple(shape[:3])} exceeds the limits "
+                                 f"({limits.max_slices} slices, {limits.max_pixels_per_slice:,} pixels a slice).")
+    if n_vox * itemsize > limits.max_bytes:
+        raise InputTooLargeError(f"{name}: unpacks to {n_vox * itemsize / 1e6:.0f} MB, "
+                                 f"over the limit of {limits.max_bytes / 1e6:.0f} MB.")
+
+
 def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
     img = _open_nifti(data, name)
     shape = img.shape
@@ -332,14 +353,15 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
                                      "3D CT volume. Save a single 3D volume and try again.")
     if len(shape) < 3:
         raise InputError(f"{name}: NIfTI of shape {tuple(shape)} is not a 3D volume.")
-    n_vox = int(np.prod(shape[:3]))
-    if shape[2] > limits.max_slices or shape[0] * shape[1] > limits.max_pixels_per_slice:
-        raise InputTooLargeError(f"{name}: volume {tuple(shape[:3])} exceeds the limits "
-                                 f"({limits.max_slices} slices, {limits.max_pixels_per_slice:,} pixels a slice).")
-    if n_vox * img.get_data_dtype().itemsize > limits.max_bytes:
-        raise InputTooLargeError(f"{name}: unpacks to {n_vox * img.get_data_dtype().itemsize / 1e6:.0f} MB, "
-                                 f"over the limit of {limits.max_bytes / 1e6:.0f} MB.")
-    img, unoriented = oriented(img)
+    _check_volume_size(shape, img.get_data_dtype().itemsize, name, limits)
+    return _volume_scan(img, name, "nifti", limits)
+
+
+def _volume_scan(img, name: str, fmt: str, limits: LoadLimits) -> Scan:
+    """A 3D nibabel image (a NIfTI, or a NRRD or MetaImage volume given its RAS affine) -> Scan,
+    shown the radiological way; ``fmt`` names the file's format."""
+    n_vox = int(np.prod(img.shape[:3]))
+    img, unoriented = oriented(img, fmt)
     try:
         pixels, spacing, geometry = read_nifti(img)
     except (EOFError, ValueError, OSError, TypeError, zlib.error) as e:
@@ -352,18 +374,22 @@ def _nifti_scan(data: bytes, name: str, limits: LoadLimits) -> Scan:
     except InputError as e:
         raise InputError(f"{name}: {e}") from e
     sources = slice_sources(img)
-    scan = Scan(pixels, is_hu, spacing, "nifti", _stem(name), {"slice_sources": sources} if sources else {},
-                warnings=warnings + (unoriented or _orientation_warning(img)), geometry=geometry)
+    scan = Scan(pixels, is_hu, spacing, fmt, _stem(name), {"slice_sources": sources} if sources else {},
+                warnings=warnings + (unoriented or _orientation_warning(img, fmt)), geometry=geometry)
     return _checked(scan, limits)
 
 
-def _orientation_warning(img) -> list[str]:
+def _orientation_warning(img, fmt: str = "nifti") -> list[str]:
     """A NIfTI whose qform and sform codes are both 0 states no orientation: nibabel then takes its
     axes as left-anterior-superior ones, which holds for some files and not others (LiTS 117 so
-    saved is shown upside down: liver 512 mL instead of 638)."""
+    saved is shown upside down: liver 512 mL instead of 638). A NRRD without a patient space (only
+    ``spacings``) is read the same way (itk_formats)."""
     header = img.header
     if int(header["qform_code"]) or int(header["sform_code"]):
         return []
+    if fmt == "nrrd":
+        return ["The NRRD states no patient space (no 'space' and 'space directions' fields), so its axes are "
+                "guessed. " + GUESSED_AXES_ADVICE]
     return ["The NIfTI states no orientation (qform and sform codes are 0), so its axes are guessed. "
             + GUESSED_AXES_ADVICE]
 

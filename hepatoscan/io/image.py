@@ -112,7 +112,7 @@ def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None
     except UnidentifiedImageError as e:
         raise UnsupportedFormatError(
             f"{name}: not a readable image. Give a {SUPPORTED} slice, a DICOM file, a .zip "
-            "of a DICOM series or of one series' PNG/JPEG slices, or a NIfTI volume (.nii, .nii.gz).") from e
+            "of a DICOM series or of one series' PNG/JPEG slices, or a volume: NIfTI (.nii, .nii.gz), NRRD (.nrrd) or MetaImage (.mha).") from e
     except (OSError, SyntaxError, ValueError) as e:
         raise InputError(f"{name}: the image is truncated or corrupt ({e}). Export it again.") from e
     img, turned = _upright(img)

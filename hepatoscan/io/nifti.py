@@ -52,17 +52,23 @@ def _compact(display: np.ndarray) -> np.ndarray:
 GUESSED_AXES_ADVICE = ("If the overlay shows the spine at the top, or the liver on the image's right, the masks "
                        "are poor: save the volume with its orientation (as it came from the DICOM) and try again, "
                        "or have it read upside-down or mirrored (the app's Read the image, the CLI's --read-as).")
-DEGENERATE_AFFINE_WARNING = (
-    "The NIfTI's orientation matrix (sform/qform) is degenerate: it maps the three voxel axes onto fewer "
-    "than three directions (a broken converter?), so the axes are guessed, as for a file that states "
-    "none. " + GUESSED_AXES_ADVICE)
+# Where each format keeps the orientation matrix, as the degenerate-matrix warning names it.
+ORIENTATION_MATRIX = {"nifti": "The NIfTI's orientation matrix (sform/qform) is",
+                      "nrrd": "The NRRD's space directions are", "metaimage": "The MetaImage's TransformMatrix is"}
 
 
-def oriented(img):
+def degenerate_affine_warning(fmt: str = "nifti") -> str:
+    return (f"{ORIENTATION_MATRIX[fmt]} degenerate: it maps the three voxel axes onto fewer than three "
+            "directions (a broken converter?), so the axes are guessed, as for a file that states none. "
+            + GUESSED_AXES_ADVICE)
+
+
+def oriented(img, fmt: str = "nifti"):
     """A nibabel image -> (an image whose affine gives an orientation, [warnings]). A degenerate
     affine (all zeros, or two voxel axes along one direction), which nibabel cannot reorient by,
     is replaced by the one it takes for a file that states none: the voxel sizes (pixdim; 1 mm
-    where absent), the first axis toward the patient's right. The voxels stay unread."""
+    where absent), the first axis toward the patient's right. The voxels stay unread. ``fmt``: the
+    file's format ("nifti", "nrrd", "metaimage"), which the warning names."""
     from .imports import nibabel
 
     nib = nibabel()
@@ -70,7 +76,7 @@ def oriented(img):
         return img, []
     zooms = [z if np.isfinite(z) and z > 0 else 1.0 for z in img.header.get_zooms()[:3]]
     affine = np.diag([-zooms[0], zooms[1], zooms[2], 1.0])
-    return type(img)(img.dataobj, affine, img.header), [DEGENERATE_AFFINE_WARNING]
+    return type(img)(img.dataobj, affine, img.header), [degenerate_affine_warning(fmt)]
 
 
 def read_nifti(img) -> tuple[np.ndarray, tuple[float, float, float], NiftiGeometry]:

@@ -1,6 +1,7 @@
 """A reference segmentation (an expert's masks) -> labels in a scan's own axes, for comparison.
 
-Read: a NIfTI label volume (for a NIfTI, DICOM or image-stack scan of the same grid), a label
+Read: a NIfTI label volume (or a NRRD or MetaImage one: 3D Slicer's labelmap .nrrd, .mha; for a
+NIfTI, NRRD, MetaImage, DICOM or image-stack scan of the same grid), a label
 image (PNG, TIFF, BMP; for one image), a folder or .zip of label images named after a stack's
 slices (``IM1.png`` or ``IM1_mask.png`` for ``IM1.png``), or a DICOM SEG of the DICOM series
 (io.reference_seg). Values: 0 background, 1 liver, 2 tumor
@@ -21,6 +22,7 @@ from ..errors import InputError, UnsupportedFormatError
 from ..scan import Note, Scan
 from .dicom import is_dicom
 from .image import _upright
+from .itk_formats import is_metaimage, is_nrrd, read_metaimage, read_nrrd
 from .nifti import NiftiGeometry, oriented, read_nifti
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_segmentation", "_gt")  # IM1.png <- IM1_mask.png
@@ -61,6 +63,9 @@ def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Refer
     data = _read_path(path, LoadLimits())
     if _is_nifti(data, name):
         labels, notes = _nifti_labels(data, name, scan)
+    elif is_nrrd(data) or is_metaimage(data, name):
+        read = read_nrrd if is_nrrd(data) else read_metaimage
+        labels, notes = _volume_labels(read(data, name, lambda shape, _: _check_voxels(shape, scan, name)), name, scan)
     elif is_dicom(data[:132]):
         from .reference_seg import seg_labels
 
@@ -168,6 +173,13 @@ def _check_shape(shape: tuple[int, ...], image_shape: tuple[int, ...], name: str
                          "Give the reference segmentation saved with this image, on its grid.")
 
 
+def _check_voxels(shape_ijk: tuple[int, int, int], scan: Scan, name: str) -> None:
+    """A reference volume's (I, J, K) size, before its voxels are decompressed -> InputError where
+    its axes, in any order, are not the image's (the exact order is checked once it is oriented)."""
+    if sorted(shape_ijk) != sorted(scan.pixels.shape):
+        _check_shape(tuple(shape_ijk)[::-1], scan.pixels.shape, name)
+
+
 def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[str]]:
     """NIfTI bytes -> ((Z, H, W) values in the display axes every NIfTI is read in, [notes])."""
     from . import _open_nifti
@@ -175,6 +187,12 @@ def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[
     img = _open_nifti(data, name)
     if len(img.shape) < 3 or (len(img.shape) > 3 and any(s > 1 for s in img.shape[3:])):
         raise InputError(f"{name}: a NIfTI of shape {tuple(img.shape)}; a reference is one 3D label volume.")
+    return _volume_labels(img, name, scan)
+
+
+def _volume_labels(img, name: str, scan: Scan) -> tuple[np.ndarray, list[str]]:
+    """A 3D nibabel image (a NIfTI, or a NRRD or MetaImage given its RAS affine) -> ((Z, H, W)
+    values in the display axes every volume is read in, [notes])."""
     from .imports import nibabel
 
     img, _ = oriented(img)  # read as the image's own degenerate header is (io.nifti.oriented)
@@ -184,7 +202,7 @@ def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[
     notes = []
     if isinstance(scan.geometry, NiftiGeometry) and values.shape == scan.pixels.shape and not np.allclose(
             geometry.affine, scan.geometry.affine, atol=0.05):
-        notes.append("The reference's NIfTI header places its voxels elsewhere than the image's (another affine); "
+        notes.append("The reference's header places its voxels elsewhere than the image's (another affine); "
                      "they were compared voxel by voxel. Check that it belongs to this image.")
     return np.asarray(values), notes
 

@@ -1,0 +1,216 @@
+"""NRRD (.nrrd, 3D Slicer's volume format) and MetaImage (.mha, ITK's and grand-challenge.org's)
+volumes -> a nibabel image with a RAS affine, read from then on exactly as a NIfTI is.
+
+Only single-file volumes are read (the header and its voxels in one file, as uploads come): a
+header that keeps its voxels in another file (.nhdr, .mhd) is refused with what to give instead.
+Both formats place voxels in LPS coordinates (NRRD says so in its ``space`` field) and store the
+first axis fastest.
+"""
+from __future__ import annotations
+
+import bz2
+import gzip
+import re
+import zlib
+from typing import Callable
+
+import numpy as np
+
+from ..errors import InputError, UnsupportedFormatError
+
+NRRD_MAGIC = b"NRRD000"
+# MetaImage headers open with one of these keys (ITK writes ObjectType first; others NDims).
+METAIMAGE_FIRST_KEYS = (b"ObjectType", b"NDims", b"Comment", b"ObjectSubType")
+MAX_HEADER_BYTES = 64 * 1024  # a header longer than this is no header
+
+# NRRD type names (its spec lists the C spellings) -> NumPy dtype kind and size.
+_NRRD_TYPES = {
+    **dict.fromkeys(("signed char", "int8", "int8_t"), "i1"),
+    **dict.fromkeys(("uchar", "unsigned char", "uint8", "uint8_t"), "u1"),
+    **dict.fromkeys(("short", "short int", "signed short", "signed short int", "int16", "int16_t"), "i2"),
+    **dict.fromkeys(("ushort", "unsigned short", "unsigned short int", "uint16", "uint16_t"), "u2"),
+    **dict.fromkeys(("int", "signed int", "int32", "int32_t"), "i4"),
+    **dict.fromkeys(("uint", "unsigned int", "uint32", "uint32_t"), "u4"),
+    **dict.fromkeys(("longlong", "long long", "long long int", "signed long long", "signed long long int",
+                     "int64", "int64_t"), "i8"),
+    **dict.fromkeys(("ulonglong", "unsigned long long", "unsigned long long int", "uint64", "uint64_t"), "u8"),
+    "float": "f4", "double": "f8",
+}
+_MET_TYPES = {"MET_CHAR": "i1", "MET_UCHAR": "u1", "MET_SHORT": "i2", "MET_USHORT": "u2", "MET_INT": "i4",
+              "MET_UINT": "u4", "MET_LONG": "i4", "MET_ULONG": "u4", "MET_LONG_LONG": "i8",
+              "MET_ULONG_LONG": "u8", "MET_FLOAT": "f4", "MET_DOUBLE": "f8"}
+# NRRD spaces -> the sign of each axis that turns them into RAS (None: no patient orientation).
+_NRRD_SPACES = {
+    "right-anterior-superior": (1, 1, 1), "ras": (1, 1, 1),
+    "left-anterior-superior": (-1, 1, 1), "las": (-1, 1, 1),
+    "left-posterior-superior": (-1, -1, 1), "lps": (-1, -1, 1),
+}
+LPS_TO_RAS = (-1, -1, 1)
+
+
+def is_nrrd(data: bytes) -> bool:
+    return data[:7] == NRRD_MAGIC
+
+
+def is_metaimage(data: bytes, name: str) -> bool:
+    """Whether ``data`` is a MetaImage: a .mha/.mhd name, or a header that opens as one."""
+    return name.lower().endswith((".mha", ".mhd")) or data.lstrip()[:14].startswith(METAIMAGE_FIRST_KEYS)
+
+
+def _nibabel_image(voxels_ijk: np.ndarray, affine_ras: np.ndarray | None, zooms: tuple[float, float, float]):
+    """(I, J, K) voxels and their RAS affine (None: unknown, sform and qform codes 0, as a NIfTI that
+    states none) -> nibabel.Nifti1Image."""
+    from .imports import nibabel
+
+    nib = nibabel()
+    img = nib.Nifti1Image(voxels_ijk, None if affine_ras is None else affine_ras)
+    if affine_ras is None:
+        img.header.set_zooms(zooms)
+        img.set_sform(None, code=0)
+        img.set_qform(None, code=0)
+    else:
+        img.set_sform(affine_ras, code=1)
+        img.set_qform(affine_ras, code=1)
+    return img
+
+
+def _affine(columns: np.ndarray, origin: np.ndarray, to_ras: tuple[int, int, int]) -> np.ndarray:
+    """(3, 3) axis vectors as columns (direction x spacing, mm) and the first voxel's centre, in a
+    space whose axes ``to_ras`` signs turn into RAS -> 4x4 RAS affine."""
+    affine = np.eye(4)
+    affine[:3, :3] = columns
+    affine[:3, 3] = origin
+    return np.diag([*to_ras, 1.0]) @ affine
+
+
+def _voxels(payload: bytes, dtype: np.dtype, sizes: list[int], name: str) -> np.ndarray:
+    """Decoded bytes -> (I, J, K) array of ``sizes`` (first axis fastest, as both formats store it)."""
+    n = int(np.prod(sizes))
+    if len(payload) < n * dtype.itemsize:
+        raise InputError(f"{name}: the voxel data are truncated ({len(payload):,} bytes for {n:,} voxels of "
+                         f"{dtype.itemsize} bytes). Save the volume again.")
+    flat = np.frombuffer(payload, dtype, count=n)
+    return flat.reshape(sizes[::-1]).transpose(2, 1, 0).astype(dtype.newbyteorder("="), copy=False)
+
+
+def _decompress(body: bytes, kind: str, name: str) -> bytes:
+    try:
+        if kind in ("gzip", "gz"):
+            return gzip.decompress(body) if body[:2] == b"\x1f\x8b" else zlib.decompress(body)
+        if kind in ("bzip2", "bz2"):
+            return bz2.decompress(body)
+        if kind == "zlib":
+            return zlib.decompress(body)
+    except (OSError, EOFError, ValueError, zlib.error) as e:
+        raise InputError(f"{name}: the compressed voxel data are corrupt or truncated ({e}). Save the volume "
+                         "again.") from e
+    return body
+
+
+def _volume_sizes(sizes: list[int], name: str) -> list[int]:
+    """A header's sizes -> the three of a 3D volume (trailing single sizes dropped), or an error."""
+    sizes = list(sizes)
+    while len(sizes) > 3 and sizes[-1] == 1:
+        sizes.pop()
+    if len(sizes) != 3 or min(sizes) < 1:
+        raise UnsupportedFormatError(f"{name}: a {len(sizes)}D volume {tuple(sizes)}; HepatoScan reads one 3D CT "
+                                     "volume. Save a single 3D volume (one time point, one channel) and try again.")
+    return sizes
+
+
+def _detached(name: str, what: str) -> UnsupportedFormatError:
+    return UnsupportedFormatError(
+        f"{name}: the header keeps its voxels in another file ({what}). Give a single-file volume instead: "
+        "save it as .nrrd or .mha (3D Slicer: Save, choose .nrrd; SimpleITK: WriteImage(image, 'ct.mha')), "
+        "or as NIfTI (.nii.gz).")
+
+
+def _numbers(text: str) -> list[float]:
+    return [float(v) for v in re.findall(r"[-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan", text, re.I)]
+
+
+SizeCheck = Callable[[tuple[int, int, int], int], None]  # (I, J, K) voxels, bytes a voxel -> raises if too large
+
+
+def read_nrrd(data: bytes, name: str, check: SizeCheck):
+    """Bytes of a .nrrd -> nibabel.Nifti1Image (RAS affine from ``space``, ``space directions`` and
+    ``space origin``; a file with only ``spacings`` states no orientation). ``check`` is given the
+    volume's size before its voxels are decompressed. InputError or UnsupportedFormatError saying
+    what to give instead."""
+    end = data.find(b"\n\n", 0, MAX_HEADER_BYTES)
+    crlf = data.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES)
+    if end < 0 and crlf < 0:
+        raise InputError(f"{name}: the NRRD header does not end (no blank line). The file is not a NRRD volume "
+                         "or is damaged: save it again.")
+    end, skip = (crlf, 4) if crlf >= 0 and (end < 0 or crlf < end) else (end, 2)
+    fields: dict[str, str] = {}
+    for line in data[:end].decode("latin-1").splitlines()[1:]:
+        if line.startswith("#") or ":=" in line or ": " not in line:
+            continue
+        key, value = line.split(": ", 1)
+        fields[key.strip().lower()] = value.strip()
+    if "data file" in fields or "datafile" in fields:
+        raise _detached(name, fields.get("data file") or fields["datafile"])
+    kind = _NRRD_TYPES.get(fields.get("type", "").lower())
+    if kind is None:
+        raise UnsupportedFormatError(f"{name}: NRRD voxel type '{fields.get('type')}' is not read; save the volume "
+                                     "with integer or float voxels (short, for CT).")
+    encoding = fields.get("encoding", "raw").lower()
+    if encoding not in ("raw", "gzip", "gz", "bzip2", "bz2"):
+        raise UnsupportedFormatError(f"{name}: NRRD encoding '{encoding}' is not read; save the volume with raw "
+                                     "or gzip encoding (3D Slicer's default).")
+    sizes = _volume_sizes([int(v) for v in fields.get("sizes", "").split()], name)
+    dtype = np.dtype(kind).newbyteorder(">" if fields.get("endian", "little").lower() == "big" else "<")
+    check(tuple(sizes), dtype.itemsize)
+    voxels = _voxels(_decompress(data[end + skip:], encoding, name), dtype, sizes, name)
+    space = fields.get("space", "").lower()
+    directions = [d for d in re.findall(r"\(([^)]*)\)|none", fields.get("space directions", ""))]
+    to_ras = _NRRD_SPACES.get(space)
+    if to_ras is None or len([d for d in directions if d]) != 3:
+        spacings = _numbers(fields.get("spacings", ""))[:3]
+        zooms = tuple(abs(s) if np.isfinite(s) and s else 1.0 for s in (spacings + [1.0] * 3)[:3])
+        return _nibabel_image(voxels, None, zooms)
+    columns = np.array([_numbers(d) for d in directions if d], np.float64).T
+    origin = np.array((_numbers(fields.get("space origin", "")) + [0.0] * 3)[:3])
+    return _nibabel_image(voxels, _affine(columns, origin, to_ras), (1.0, 1.0, 1.0))
+
+
+def read_metaimage(data: bytes, name: str, check: SizeCheck):
+    """Bytes of a .mha -> nibabel.Nifti1Image (RAS affine from ``TransformMatrix``, whose rows are
+    the axes' directions, ``ElementSpacing`` and ``Offset``, all in ITK's LPS space). ``check`` as
+    :func:`read_nrrd`."""
+    fields: dict[str, str] = {}
+    pos = 0
+    while True:
+        end = data.find(b"\n", pos, MAX_HEADER_BYTES)
+        if end < 0:
+            raise InputError(f"{name}: the MetaImage header does not end with ElementDataFile. The file is not a "
+                             "MetaImage volume or is damaged: save it again.")
+        line = data[pos:end].decode("latin-1").strip()
+        pos = end + 1
+        if "=" in line:
+            key, value = (s.strip() for s in line.split("=", 1))
+            fields[key.lower()] = value
+            if key.lower() == "elementdatafile":
+                break
+    where = fields["elementdatafile"]
+    if where.upper() != "LOCAL":
+        raise _detached(name, where)
+    kind = _MET_TYPES.get(fields.get("elementtype", "").upper())
+    if kind is None:
+        raise UnsupportedFormatError(f"{name}: MetaImage element type '{fields.get('elementtype')}' is not read; "
+                                     "save the volume with integer or float voxels (MET_SHORT, for CT).")
+    if int(_numbers(fields.get("elementnumberofchannels", "1"))[0]) != 1:
+        raise UnsupportedFormatError(f"{name}: a volume of several channels per voxel; HepatoScan reads one CT "
+                                     "value per voxel. Save a single-channel volume.")
+    sizes = _volume_sizes([int(v) for v in _numbers(fields.get("dimsize", ""))], name)
+    msb = fields.get("binarydatabyteordermsb", fields.get("elementbyteordermsb", "False")).lower() == "true"
+    dtype = np.dtype(kind).newbyteorder(">" if msb else "<")
+    check(tuple(sizes), dtype.itemsize)
+    body = _decompress(data[pos:], "zlib", name) if fields.get("compresseddata", "").lower() == "true" else data[pos:]
+    voxels = _voxels(body, dtype, sizes, name)
+    spacing = (_numbers(fields.get("elementspacing", fields.get("elementsize", ""))) + [1.0] * 3)[:3]
+    matrix = _numbers(fields.get("transformmatrix", fields.get("rotation", fields.get("orientation", ""))))
+    rows = np.array(matrix, np.float64).reshape(3, 3) if len(matrix) == 9 else np.eye(3)
+    origin = np.array((_numbers(fields.get("offset", fields.get("position", fields.get("origin", "")))) + [0.0] * 3)[:3])
+    return _nibabel_image(voxels, _affine(rows.T * np.array(spacing), origin, LPS_TO_RAS), (1.0, 1.0, 1.0))

@@ -1,0 +1,161 @@
+"""NRRD (3D Slicer) and MetaImage (ITK) volumes: read as the same CT saved as NIfTI is, voxel for
+voxel and in the same place, checked against SimpleITK, which writes them (an implementation of its
+own); single-file only, with errors that say what to give instead."""
+from __future__ import annotations
+
+import bz2
+import io
+import zipfile
+
+import numpy as np
+import pytest
+
+from conftest import SAMPLES
+from hepatoscan.config import LoadLimits
+from hepatoscan.errors import InputError, InputTooLargeError, UnsupportedFormatError
+from hepatoscan.io import load_scan
+
+sitk = pytest.importorskip("SimpleITK", reason="SimpleITK (full profile) writes the NRRD and MetaImage files")
+
+
+@pytest.fixture(scope="module")
+def ct(tmp_path_factory):
+    """The LiTS 117 sample given anisotropic voxels (0.8 x 0.7 x 2.5 mm), a far-off origin and axes
+    turned 12 degrees about the patient's long axis (an oblique reconstruction), and the same image
+    saved as NIfTI by SimpleITK: (image, path of its .nii.gz)."""
+    img = sitk.ReadImage(str(SAMPLES / "lits117_volume.nii.gz"))
+    img.SetSpacing((0.8, 0.7, 2.5))
+    img.SetOrigin((-120.5, 33.0, -410.25))
+    a = np.deg2rad(12)
+    img.SetDirection((np.cos(a), -np.sin(a), 0, np.sin(a), np.cos(a), 0, 0, 0, 1))
+    path = tmp_path_factory.mktemp("itk") / "ct.nii.gz"
+    sitk.WriteImage(img, str(path))
+    return img, path
+
+
+@pytest.mark.parametrize("orient", ["LPS", "RAS", "PIL", "SRA"])
+@pytest.mark.parametrize("ext,compressed", [(".nrrd", True), (".nrrd", False), (".mha", True), (".mha", False)])
+def test_a_volume_reads_as_its_nifti(ct, tmp_path, orient, ext, compressed):
+    """Every axis order and direction SimpleITK writes (the axes permuted and flipped into LPS, RAS,
+    PIL and SRA voxel order), raw and compressed: the same display voxels, spacing and RAS affine as
+    the NIfTI of the same image, and where the file stores its slices otherwise, their file index."""
+    img, nii = ct
+    path = tmp_path / f"ct{ext}"
+    sitk.WriteImage(sitk.DICOMOrient(img, orient), str(path), useCompression=compressed)
+    scan, reference = load_scan(path), load_scan(nii)
+    assert scan.source_format == ("nrrd" if ext == ".nrrd" else "metaimage") and scan.is_hu
+    assert np.array_equal(np.asarray(scan.pixels), np.asarray(reference.pixels))
+    assert np.allclose(scan.spacing_mm, reference.spacing_mm) and np.allclose(scan.spacing_mm, (2.5, 0.7, 0.8))
+    assert np.allclose(scan.geometry.affine, reference.geometry.affine, atol=1e-4)
+    assert scan.warnings == []
+    sources = scan.metadata.get("slice_sources")
+    assert (sources is None) == (orient in ("LPS", "RAS"))  # slices stored feet to head along the file's K
+
+
+def test_masks_of_a_nrrd_lie_where_those_of_its_nifti_do(predictor, ct, tmp_path):
+    """Segmented from a .nrrd, the masks are the NIfTI's and are written as NIfTI in the volume's
+    place (3D Slicer opens them over it); a reference given as a .nrrd labelmap, or as a .mha, is
+    compared as its NIfTI is."""
+    from hepatoscan.pipeline import analyze, write_outputs
+
+    img, nii = ct
+    labels = sitk.ReadImage(str(SAMPLES / "lits117_segmentation.nii.gz"))
+    labels.CopyInformation(img)
+    ref_nii, ref_nrrd, ref_mha = tmp_path / "seg.nii.gz", tmp_path / "seg.nrrd", tmp_path / "seg.mha"
+    for path in (ref_nii, ref_nrrd):
+        sitk.WriteImage(labels, str(path), useCompression=True)
+    sitk.WriteImage(sitk.DICOMOrient(labels, "PIL"), str(ref_mha), useCompression=True)
+    volume = tmp_path / "ct.nrrd"
+    sitk.WriteImage(sitk.DICOMOrient(img, "PIL"), str(volume), useCompression=True)
+    from_nrrd = analyze(predictor, volume, reference=ref_nrrd)
+    from_nifti = analyze(predictor, nii, reference=ref_nii)
+    assert np.array_equal(from_nrrd.segmentation.liver, from_nifti.segmentation.liver)
+    assert np.array_equal(from_nrrd.segmentation.tumor, from_nifti.segmentation.tumor)
+    assert from_nrrd.agreement.liver.dice == from_nifti.agreement.liver.dice > 0.9
+    assert analyze(predictor, volume, reference=ref_mha).agreement.liver.dice == from_nifti.agreement.liver.dice
+    written = sitk.ReadImage(str(write_outputs(from_nrrd, tmp_path / "out")["labels_nifti"]))
+    assert np.allclose(written.GetSpacing(), (0.8, 0.7, 2.5), atol=1e-4)
+    # the liver where the expert's lies (within two 2.5 mm slices: the model's top and bottom slices differ)
+    assert np.allclose(_centre_mm(written), _centre_mm(labels), atol=5.0)
+
+
+def _centre_mm(labels) -> np.ndarray:
+    """The liver's centre (label >= 1) in an image's physical (LPS) space, mm."""
+    zyx = np.argwhere(sitk.GetArrayViewFromImage(labels) >= 1).mean(axis=0)
+    return np.array(labels.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in zyx[::-1])))
+
+
+def _nrrd(fields: dict[str, str], payload: bytes) -> bytes:
+    head = "NRRD0004\n" + "".join(f"{k}: {v}\n" for k, v in fields.items()) + "\n"
+    return head.encode() + payload
+
+
+def test_nrrd_fields_written_by_hand(tmp_path):
+    """A NRRD in RAS space with big-endian voxels, one bzip2-compressed and one with only spacings
+    (no patient space: the axes are guessed, with a warning that says so) reads as the NIfTI of the
+    same voxels and affine; a zip holding the one .nrrd reads as the file."""
+    import nibabel as nib
+
+    rng = np.random.default_rng(0)
+    hu = rng.integers(-1000, 400, size=(40, 36, 12)).astype(np.int16)  # (I, J, K)
+    affine = np.array([[0.9, 0, 0, -20.0], [0, 0.9, 0, 15.0], [0, 0, 3.0, 100.0], [0, 0, 0, 1]])
+    nifti = nib.Nifti1Image(hu, affine)
+    buf = io.BytesIO(nib.Nifti1Image.to_bytes(nifti))
+    expected = load_scan(buf.getvalue(), "ct.nii")
+    fields = {"type": "short", "dimension": "3", "sizes": "40 36 12", "space": "right-anterior-superior",
+              "space directions": "(0.9,0,0) (0,0.9,0) (0,0,3)", "space origin": "(-20,15,100)"}
+    raw_big = hu.astype(">i2").tobytes(order="F")
+    for extra, payload in (({"endian": "big", "encoding": "raw"}, raw_big),
+                           ({"endian": "little", "encoding": "bzip2"}, bz2.compress(hu.astype("<i2").tobytes(order="F")))):
+        scan = load_scan(_nrrd({**fields, **extra}, payload), "ct.nrrd")
+        assert np.array_equal(np.asarray(scan.pixels), np.asarray(expected.pixels))
+        assert np.allclose(scan.geometry.affine, expected.geometry.affine) and scan.warnings == []
+    bare = {"type": "int16", "dimension": "3", "sizes": "40 36 12", "spacings": "0.9 0.9 3", "encoding": "raw"}
+    guessed = load_scan(_nrrd(bare, hu.tobytes(order="F")), "bare.nrrd")
+    assert np.allclose(guessed.spacing_mm, (3.0, 0.9, 0.9))
+    assert len(guessed.warnings) == 1 and "states no patient space" in guessed.warnings[0]
+    with zipfile.ZipFile(tmp_path / "ct.zip", "w") as zf:
+        zf.writestr("export/ct.nrrd", _nrrd({**fields, "endian": "big", "encoding": "raw"}, raw_big))
+    assert np.array_equal(np.asarray(load_scan(tmp_path / "ct.zip").pixels), np.asarray(expected.pixels))
+
+
+@pytest.mark.parametrize("data,name,error,words", [
+    (_nrrd({"type": "short", "dimension": "3", "sizes": "4 4 4", "encoding": "raw", "data file": "ct.raw"}, b""),
+     "ct.nhdr", UnsupportedFormatError, "keeps its voxels in another file (ct.raw)"),
+    (b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementType = MET_SHORT\nElementDataFile = ct.raw\n",
+     "ct.mhd", UnsupportedFormatError, "single-file volume"),
+    (_nrrd({"type": "short", "dimension": "4", "sizes": "3 4 4 4", "encoding": "raw"}, bytes(384)),
+     "vectors.nrrd", UnsupportedFormatError, "a 4D volume (3, 4, 4, 4)"),
+    (_nrrd({"type": "short", "dimension": "3", "sizes": "40 40 10", "encoding": "raw"}, bytes(100)),
+     "cut.nrrd", InputError, "truncated (100 bytes for 16,000 voxels"),
+    (_nrrd({"type": "short", "dimension": "3", "sizes": "40 40 10", "encoding": "gzip"}, b"not gzip at all"),
+     "bad.nrrd", InputError, "compressed voxel data are corrupt"),
+    (_nrrd({"type": "block", "dimension": "3", "sizes": "4 4 4", "encoding": "raw"}, bytes(64)),
+     "odd.nrrd", UnsupportedFormatError, "voxel type 'block'"),
+    (b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementNumberOfChannels = 3\nElementType = MET_UCHAR\n"
+     b"ElementDataFile = LOCAL\n" + bytes(192), "rgb.mha", UnsupportedFormatError, "several channels"),
+    (b"NRRD0004\ntype: short\n", "nohead.nrrd", InputError, "header does not end"),
+])
+def test_bad_volumes_say_what_to_give(data, name, error, words):
+    with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):
+        load_scan(data, name)
+
+
+def test_a_volume_over_the_limits_is_refused_before_it_is_decompressed():
+    """The header's size is checked before the voxels are inflated (a small file can unpack to GB)."""
+    import gzip
+
+    bomb = _nrrd({"type": "short", "dimension": "3", "sizes": "512 512 3000", "encoding": "gzip"},
+                 gzip.compress(bytes(1_000_000)))
+    with pytest.raises(InputTooLargeError, match="exceeds the limits"):
+        load_scan(bomb, "bomb.nrrd", LoadLimits())
+
+
+def test_a_degenerate_space_is_guessed_with_a_warning_that_names_the_field():
+    """Space directions that map two voxel axes onto one direction (a broken converter) are read as
+    a volume that states none, and the warning names the NRRD's field, not a NIfTI's."""
+    fields = {"type": "short", "dimension": "3", "sizes": "40 40 6", "space": "left-posterior-superior",
+              "space directions": "(0.8,0,0) (0.8,0,0) (0,0,2)", "encoding": "raw"}
+    scan = load_scan(_nrrd(fields, np.random.default_rng(1).integers(-1000, 300, 9600).astype("<i2").tobytes()), "broken.nrrd")
+    assert scan.pixels.shape == (6, 40, 40)
+    assert any(w.startswith("The NRRD's space directions are degenerate") for w in scan.warnings), scan.warnings
