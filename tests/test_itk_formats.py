@@ -159,3 +159,53 @@ def test_a_degenerate_space_is_guessed_with_a_warning_that_names_the_field():
     scan = load_scan(_nrrd(fields, np.random.default_rng(1).integers(-1000, 300, 9600).astype("<i2").tobytes()), "broken.nrrd")
     assert scan.pixels.shape == (6, 40, 40)
     assert any(w.startswith("The NRRD's space directions are degenerate") for w in scan.warnings), scan.warnings
+
+
+def _slicer(img, segments: list[tuple[str, int, int]]):
+    """SimpleITK image -> the same with 3D Slicer's segment fields (name, layer, label value)."""
+    for n, (name, layer, value) in enumerate(segments):
+        img.SetMetaData(f"Segment{n}_Name", name)
+        img.SetMetaData(f"Segment{n}_Layer", str(layer))
+        img.SetMetaData(f"Segment{n}_LabelValue", str(value))
+    return img
+
+
+def test_a_slicer_segmentation_is_read_by_its_segment_names(predictor, tmp_path):
+    """A 3D Slicer segmentation (.seg.nrrd) as the reference: saved cropped to its segments (here the
+    sample's 128^3 labels inside a CT padded around them), in one layer with other segments beside
+    liver and tumor or in two overlapping layers (liver with its tumor, tumor), it is compared as the
+    full-size NIfTI labels are; segments named otherwise are refused with their names, and read by
+    the label values given."""
+    from hepatoscan.pipeline import analyze
+
+    pad_lo, pad_hi = (16, 0, 4), (0, 8, 6)
+    ct = sitk.ConstantPad(sitk.ReadImage(str(SAMPLES / "lits117_volume.nii.gz")), pad_lo, pad_hi, -1000)
+    labels = sitk.ReadImage(str(SAMPLES / "lits117_segmentation.nii.gz"), sitk.sitkUInt8)
+    volume, full = tmp_path / "ct.nrrd", tmp_path / "labels.nii.gz"
+    sitk.WriteImage(ct, str(volume), useCompression=True)
+    sitk.WriteImage(sitk.ConstantPad(labels, pad_lo, pad_hi, 0), str(full), useCompression=True)
+    expected = analyze(predictor, volume, reference=full).agreement
+    assert expected.liver.dice > 0.9 and expected.tumor.dice > 0.5
+
+    one_layer = sitk.GetArrayFromImage(labels)
+    one_layer[:3][one_layer[:3] == 0] = 3  # a vessel's voxels, another segment
+    flat = sitk.GetImageFromArray(one_layer)
+    flat.CopyInformation(labels)
+    layered = sitk.Compose(sitk.Cast(labels >= 1, sitk.sitkUInt8), sitk.Cast(labels == 2, sitk.sitkUInt8))
+    cases = {"flat.seg.nrrd": _slicer(flat, [("Liver", 0, 1), ("Tumor 1", 0, 2), ("Portal vein", 0, 3)]),
+             "layers.seg.nrrd": _slicer(layered, [("liver", 0, 1), ("Liver tumor", 1, 1)])}
+    for name, seg in cases.items():
+        sitk.WriteImage(seg, str(tmp_path / name), useCompression=True)
+        result = analyze(predictor, volume, reference=tmp_path / name).agreement
+        assert (result.liver, result.tumor) == (expected.liver, expected.tumor), name
+        notes = " ".join(result.notes)
+        assert "3D Slicer segmentation" in notes and "placed where its header puts it" in notes, notes
+    assert "'Portal vein') as background" in " ".join(analyze(predictor, volume, reference=tmp_path / "flat.seg.nrrd").agreement.notes)
+
+    unnamed = sitk.GetImageFromArray(sitk.GetArrayFromImage(labels))
+    unnamed.CopyInformation(labels)
+    sitk.WriteImage(_slicer(unnamed, [("Segment_1", 0, 1), ("Segment_2", 0, 2)]), str(tmp_path / "unnamed.seg.nrrd"))
+    with pytest.raises(InputError, match=r"segments \('Segment_1' \(1\), 'Segment_2' \(2\)\) name no liver"):
+        analyze(predictor, volume, reference=tmp_path / "unnamed.seg.nrrd")
+    given = analyze(predictor, volume, reference=tmp_path / "unnamed.seg.nrrd", reference_values=(1, 2)).agreement
+    assert (given.liver, given.tumor) == (expected.liver, expected.tumor)

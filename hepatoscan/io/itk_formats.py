@@ -12,6 +12,7 @@ import bz2
 import gzip
 import re
 import zlib
+from dataclasses import dataclass
 from typing import Callable
 
 import numpy as np
@@ -84,13 +85,14 @@ def _affine(columns: np.ndarray, origin: np.ndarray, to_ras: tuple[int, int, int
 
 
 def _voxels(payload: bytes, dtype: np.dtype, sizes: list[int], name: str) -> np.ndarray:
-    """Decoded bytes -> (I, J, K) array of ``sizes`` (first axis fastest, as both formats store it)."""
+    """Decoded bytes -> array of ``sizes``, axes in the header's order ((I, J, K); first axis fastest,
+    as both formats store it)."""
     n = int(np.prod(sizes))
     if len(payload) < n * dtype.itemsize:
         raise InputError(f"{name}: the voxel data are truncated ({len(payload):,} bytes for {n:,} voxels of "
                          f"{dtype.itemsize} bytes). Save the volume again.")
     flat = np.frombuffer(payload, dtype, count=n)
-    return flat.reshape(sizes[::-1]).transpose(2, 1, 0).astype(dtype.newbyteorder("="), copy=False)
+    return flat.reshape(sizes[::-1]).transpose(*range(len(sizes) - 1, -1, -1)).astype(dtype.newbyteorder("="), copy=False)
 
 
 def _decompress(body: bytes, kind: str, name: str) -> bytes:
@@ -132,11 +134,9 @@ def _numbers(text: str) -> list[float]:
 SizeCheck = Callable[[tuple[int, int, int], int], None]  # (I, J, K) voxels, bytes a voxel -> raises if too large
 
 
-def read_nrrd(data: bytes, name: str, check: SizeCheck):
-    """Bytes of a .nrrd -> nibabel.Nifti1Image (RAS affine from ``space``, ``space directions`` and
-    ``space origin``; a file with only ``spacings`` states no orientation). ``check`` is given the
-    volume's size before its voxels are decompressed. InputError or UnsupportedFormatError saying
-    what to give instead."""
+def _nrrd_header(data: bytes, name: str) -> tuple[dict[str, str], dict[str, str], int]:
+    """A NRRD's header -> (its fields, lower-cased keys; its key/value pairs, ``key:=value``, as
+    3D Slicer writes a segmentation's segments; the offset of the voxel data)."""
     end = data.find(b"\n\n", 0, MAX_HEADER_BYTES)
     crlf = data.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES)
     if end < 0 and crlf < 0:
@@ -144,11 +144,24 @@ def read_nrrd(data: bytes, name: str, check: SizeCheck):
                          "or is damaged: save it again.")
     end, skip = (crlf, 4) if crlf >= 0 and (end < 0 or crlf < end) else (end, 2)
     fields: dict[str, str] = {}
+    pairs: dict[str, str] = {}
     for line in data[:end].decode("latin-1").splitlines()[1:]:
-        if line.startswith("#") or ":=" in line or ": " not in line:
+        if line.startswith("#"):
             continue
-        key, value = line.split(": ", 1)
-        fields[key.strip().lower()] = value.strip()
+        if ":=" in line:
+            key, value = line.split(":=", 1)
+            pairs[key.strip()] = value.strip()
+        elif ": " in line:
+            key, value = line.split(": ", 1)
+            fields[key.strip().lower()] = value.strip()
+    return fields, pairs, end + skip
+
+
+def _nrrd_voxels(data: bytes, name: str, check: SizeCheck, layered: bool):
+    """A NRRD -> ((I, J, K) voxels, or (I, J, K, L) where ``layered`` and a first, non-spatial axis
+    lists L layers (3D Slicer's segmentation of overlapping segments), their RAS affine or None
+    (no patient space), the voxel sizes where it is None, the key/value pairs)."""
+    fields, pairs, offset = _nrrd_header(data, name)
     if "data file" in fields or "datafile" in fields:
         raise _detached(name, fields.get("data file") or fields["datafile"])
     kind = _NRRD_TYPES.get(fields.get("type", "").lower())
@@ -159,20 +172,68 @@ def read_nrrd(data: bytes, name: str, check: SizeCheck):
     if encoding not in ("raw", "gzip", "gz", "bzip2", "bz2"):
         raise UnsupportedFormatError(f"{name}: NRRD encoding '{encoding}' is not read; save the volume with raw "
                                      "or gzip encoding (3D Slicer's default).")
-    sizes = _volume_sizes([int(v) for v in fields.get("sizes", "").split()], name)
+    sizes = [int(v) for v in fields.get("sizes", "").split()]
+    directions = re.findall(r"\(([^)]*)\)|none", fields.get("space directions", ""))
+    layers = 1
+    if layered and len(sizes) == 4 and len(directions) == 4 and not directions[0]:
+        layers, sizes, directions = sizes[0], sizes[1:], directions[1:]
+    sizes = _volume_sizes(sizes, name)
     dtype = np.dtype(kind).newbyteorder(">" if fields.get("endian", "little").lower() == "big" else "<")
-    check(tuple(sizes), dtype.itemsize)
-    voxels = _voxels(_decompress(data[end + skip:], encoding, name), dtype, sizes, name)
-    space = fields.get("space", "").lower()
-    directions = [d for d in re.findall(r"\(([^)]*)\)|none", fields.get("space directions", ""))]
-    to_ras = _NRRD_SPACES.get(space)
+    check(tuple(sizes), dtype.itemsize * layers)
+    voxels = _voxels(_decompress(data[offset:], encoding, name), dtype, [layers, *sizes] if layers > 1 else sizes, name)
+    if layers > 1:  # (L, I, J, K) as stored, the layer fastest -> (I, J, K, L)
+        voxels = np.moveaxis(voxels, 0, -1)
+    to_ras = _NRRD_SPACES.get(fields.get("space", "").lower())
     if to_ras is None or len([d for d in directions if d]) != 3:
-        spacings = _numbers(fields.get("spacings", ""))[:3]
+        spacings = _numbers(fields.get("spacings", ""))[-3:]
         zooms = tuple(abs(s) if np.isfinite(s) and s else 1.0 for s in (spacings + [1.0] * 3)[:3])
-        return _nibabel_image(voxels, None, zooms)
+        return voxels, None, zooms, pairs
     columns = np.array([_numbers(d) for d in directions if d], np.float64).T
     origin = np.array((_numbers(fields.get("space origin", "")) + [0.0] * 3)[:3])
-    return _nibabel_image(voxels, _affine(columns, origin, to_ras), (1.0, 1.0, 1.0))
+    return voxels, _affine(columns, origin, to_ras), (1.0, 1.0, 1.0), pairs
+
+
+def read_nrrd(data: bytes, name: str, check: SizeCheck):
+    """Bytes of a .nrrd -> nibabel.Nifti1Image (RAS affine from ``space``, ``space directions`` and
+    ``space origin``; a file with only ``spacings`` states no orientation). ``check`` is given the
+    volume's size before its voxels are decompressed. InputError or UnsupportedFormatError saying
+    what to give instead."""
+    voxels, affine, zooms, _ = _nrrd_voxels(data, name, check, layered=False)
+    return _nibabel_image(voxels, affine, zooms)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One segment of a 3D Slicer segmentation (.seg.nrrd): its name, and the value its voxels hold
+    in its layer."""
+
+    name: str
+    layer: int
+    value: int
+
+
+def slicer_segments(pairs: dict[str, str], layers: int) -> list[Segment]:
+    """A .seg.nrrd's key/value pairs -> its segments, in order (``SegmentN_Name``, ``_Layer``,
+    ``_LabelValue``; files of Slicer before 4.11 have neither of the last two: segment N is 1 in
+    layer N where there is a layer per segment, else value N + 1)."""
+    ids = sorted({int(m.group(1)) for k in pairs if (m := re.match(r"Segment(\d+)_", k))})
+    segments = []
+    for n in ids:
+        one_per_layer = layers > 1 and layers == len(ids)
+        layer = int(pairs.get(f"Segment{n}_Layer", n if one_per_layer else 0))
+        value = int(pairs.get(f"Segment{n}_LabelValue", 1 if one_per_layer else n + 1))
+        segments.append(Segment(pairs.get(f"Segment{n}_Name", f"Segment_{n + 1}"), layer, value))
+    return segments
+
+
+def read_slicer_segmentation(data: bytes, name: str, check: SizeCheck):
+    """Bytes of a NRRD, maybe a 3D Slicer segmentation (.seg.nrrd: segments in one or more layers,
+    as ``key:=value`` pairs) -> ((I, J, K) voxels or (I, J, K, L) layers, a nibabel.Nifti1Image
+    of layer 0 that carries the geometry, the segments: [] for a plain labelmap)."""
+    voxels, affine, zooms, pairs = _nrrd_voxels(data, name, check, layered=True)
+    layers = voxels.shape[3] if voxels.ndim == 4 else 1
+    first = voxels[..., 0] if voxels.ndim == 4 else voxels
+    return voxels, _nibabel_image(np.ascontiguousarray(first), affine, zooms), slicer_segments(pairs, layers)
 
 
 def read_metaimage(data: bytes, name: str, check: SizeCheck):

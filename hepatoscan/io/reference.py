@@ -22,7 +22,7 @@ from ..errors import InputError, UnsupportedFormatError
 from ..scan import Note, Scan
 from .dicom import is_dicom
 from .image import _upright
-from .itk_formats import is_metaimage, is_nrrd, read_metaimage, read_nrrd
+from .itk_formats import Segment, is_metaimage, is_nrrd, read_metaimage, read_slicer_segmentation
 from .nifti import NiftiGeometry, oriented, read_nifti
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_segmentation", "_gt")  # IM1.png <- IM1_mask.png
@@ -63,9 +63,20 @@ def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Refer
     data = _read_path(path, LoadLimits())
     if _is_nifti(data, name):
         labels, notes = _nifti_labels(data, name, scan)
-    elif is_nrrd(data) or is_metaimage(data, name):
-        read = read_nrrd if is_nrrd(data) else read_metaimage
-        labels, notes = _volume_labels(read(data, name, lambda shape, _: _check_voxels(shape, scan, name)), name, scan)
+    elif is_nrrd(data):
+        voxels, img, segments = read_slicer_segmentation(data, name, lambda shape, _: _check_voxels(shape, scan, name))
+        notes = []
+        if segments:  # a 3D Slicer segmentation: liver and tumor read from its segments' names
+            labels, notes = segment_labels(voxels, segments, name, given)
+            img, given = type(img)(labels, img.affine, img.header), None
+        elif voxels.ndim == 4:
+            raise InputError(f"{name}: a NRRD of {voxels.shape[3]} layers without segments; a reference is one 3D "
+                             f"label volume. {WHAT}")
+        labels, placed = _volume_labels(img, name, scan)
+        notes += placed
+    elif is_metaimage(data, name):
+        labels, notes = _volume_labels(read_metaimage(data, name, lambda shape, _: _check_voxels(shape, scan, name)),
+                                       name, scan)
     elif is_dicom(data[:132]):
         from .reference_seg import seg_labels
 
@@ -175,9 +186,52 @@ def _check_shape(shape: tuple[int, ...], image_shape: tuple[int, ...], name: str
 
 def _check_voxels(shape_ijk: tuple[int, int, int], scan: Scan, name: str) -> None:
     """A reference volume's (I, J, K) size, before its voxels are decompressed -> InputError where
-    its axes, in any order, are not the image's (the exact order is checked once it is oriented)."""
-    if sorted(shape_ijk) != sorted(scan.pixels.shape):
+    it holds more voxels than the image (a reference may cover part of it: :func:`_volume_labels`)."""
+    if np.prod(shape_ijk, dtype=np.int64) > np.prod(scan.pixels.shape, dtype=np.int64):
         _check_shape(tuple(shape_ijk)[::-1], scan.pixels.shape, name)
+
+
+# Words of a 3D Slicer segment's name that make it the liver's or a tumor's (lower case; a tumor's
+# first: "Liver tumor" is a tumor). Other segments (vessels, other organs) are background.
+TUMOR_WORDS = ("tumor", "tumour", "lesion", "metast", "hcc", "cancer", "carcinoma", "mass", "nodule")
+LIVER_WORDS = ("liver",)
+
+
+def _segment_role(segment: Segment, given: tuple[int, int | None] | None) -> str | None:
+    """"tumor", "liver" or None (background) for one segment: by the values the user gave, where
+    given, else by its name."""
+    if given is not None:
+        return "liver" if segment.value == given[0] else "tumor" if segment.value == given[1] else None
+    words = segment.name.lower()
+    return "tumor" if any(w in words for w in TUMOR_WORDS) else "liver" if any(w in words for w in LIVER_WORDS) else None
+
+
+def segment_labels(voxels: np.ndarray, segments: list[Segment], name: str,
+                   given: tuple[int, int | None] | None = None) -> tuple[np.ndarray, list[str]]:
+    """A 3D Slicer segmentation's (I, J, K) voxels, or (I, J, K, L) layers, and its segments ->
+    ((I, J, K) uint8 in {0, 1, 2}: 1 where a liver segment is, 2 where a tumor segment is, [a note
+    naming the segments read]). The segments are told apart by their names (TUMOR_WORDS,
+    LIVER_WORDS) or, where ``given``, by their label values. InputError where no liver is found."""
+    layer = (lambda k: voxels[..., k]) if voxels.ndim == 4 else (lambda k: voxels)
+    roles = {s: _segment_role(s, given) for s in segments}
+    if "liver" not in roles.values():
+        listed = ", ".join(f"'{s.name}' ({s.value})" for s in segments[:8]) + (", ..." if len(segments) > 8 else "")
+        raise InputError(f"{name}: a 3D Slicer segmentation whose segments ({listed}) name no liver. Name the liver's "
+                         "segment 'Liver' (and each tumor's 'Tumor') in Slicer's Segment Editor and save it again, or "
+                         "give the liver's label value (and the tumor's): the app's Label values, the CLI's "
+                         "--reference-labels.")
+    labels = np.zeros(voxels.shape[:3], np.uint8)
+    for role, value in (("liver", 1), ("tumor", 2)):  # tumor last: within the liver it is tumor
+        for s in (s for s, r in roles.items() if r == role):
+            labels[layer(s.layer) == s.value] = value
+    named = {r: ", ".join(f"'{s.name}'" for s, role in roles.items() if role == r) for r in ("liver", "tumor")}
+    others = [s for s, r in roles.items() if r is None]
+    text = (f"The reference is a 3D Slicer segmentation: {named['liver']} read as liver"
+            + (f", {named['tumor']} as tumor" if named["tumor"] else " (no tumor segment: tumor not compared)")
+            + (f"; {len(others)} other segment{'s' if len(others) > 1 else ''} ("
+               + ", ".join(f"'{s.name}'" for s in others[:4]) + ("..." if len(others) > 4 else "")
+               + ") as background." if others else "."))
+    return labels, [Note(text)]
 
 
 def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[str]]:
@@ -192,19 +246,58 @@ def _nifti_labels(data: bytes, name: str, scan: Scan) -> tuple[np.ndarray, list[
 
 def _volume_labels(img, name: str, scan: Scan) -> tuple[np.ndarray, list[str]]:
     """A 3D nibabel image (a NIfTI, or a NRRD or MetaImage given its RAS affine) -> ((Z, H, W)
-    values in the display axes every volume is read in, [notes])."""
+    values in the display axes every volume is read in, [notes]). A reference of another size that
+    lies on the image's voxel grid (the same axes and voxel size, shifted by whole voxels, as 3D
+    Slicer saves a segmentation cropped to its segments) is placed where its header says, with
+    background around it."""
     from .imports import nibabel
 
     img, _ = oriented(img)  # read as the image's own degenerate header is (io.nifti.oriented)
-    x, y, z = nibabel().as_closest_canonical(img).shape[:3]  # the header's, before any voxel is read
-    _check_shape((z, y, x), scan.pixels.shape, name)  # also bounds what is decompressed to the image's own size
+    canonical = nibabel().as_closest_canonical(img)  # the header's, before any voxel is read
+    x, y, z = canonical.shape[:3]
+    shift = None if (z, y, x) == scan.pixels.shape else _grid_shift(canonical.affine, (x, y, z), scan)
+    if shift is None:
+        _check_shape((z, y, x), scan.pixels.shape, name)  # also bounds what is decompressed to the image's own size
     values, _, geometry = read_nifti(img)
     notes = []
-    if isinstance(scan.geometry, NiftiGeometry) and values.shape == scan.pixels.shape and not np.allclose(
+    if shift is not None:
+        values = _placed(np.asarray(values), shift, scan.pixels.shape)
+        zs, ys, xs = scan.pixels.shape
+        notes.append(Note(f"The reference covers {x} x {y} x {z} of the image's {xs} x {ys} x {zs} voxels (saved cropped "
+                          "to its segments): it was placed where its header puts it, background around it."))
+    elif isinstance(scan.geometry, NiftiGeometry) and values.shape == scan.pixels.shape and not np.allclose(
             geometry.affine, scan.geometry.affine, atol=0.05):
         notes.append("The reference's header places its voxels elsewhere than the image's (another affine); "
                      "they were compared voxel by voxel. Check that it belongs to this image.")
     return np.asarray(values), notes
+
+
+def _grid_shift(affine: np.ndarray, shape_xyz: tuple[int, int, int], scan: Scan) -> tuple[int, int, int] | None:
+    """A reference's RAS-canonical affine and (X, Y, Z) size -> the whole-voxel shift (x, y, z)
+    of its first voxel in the image's RAS-canonical voxel grid, where it lies on that grid (the
+    same axes and voxel size, within 1%; a shift within 0.05 voxel of whole) and inside it; else None."""
+    if not isinstance(scan.geometry, NiftiGeometry):
+        return None
+    to_image = np.linalg.solve(scan.geometry.affine, affine)  # reference voxel -> image voxel
+    shift = to_image[:3, 3]
+    if not np.allclose(to_image[:3, :3], np.eye(3), atol=0.01) or not np.allclose(shift, np.round(shift), atol=0.05):
+        return None
+    shift = tuple(int(v) for v in np.round(shift))
+    z, y, x = scan.pixels.shape
+    inside = all(0 <= s and s + n <= size for s, n, size in zip(shift, shape_xyz, (x, y, z)))
+    return shift if inside else None
+
+
+def _placed(values_zyx: np.ndarray, shift_xyz: tuple[int, int, int], shape_zyx: tuple[int, int, int]) -> np.ndarray:
+    """(z, h, w) display-axes values of a reference that covers part of the image, its first
+    canonical voxel at ``shift_xyz`` of the image's -> (Z, H, W) values, 0 around it. Display rows
+    and columns run against the canonical y and x axes (io.nifti.to_display_axes)."""
+    out = np.zeros(shape_zyx, values_zyx.dtype)
+    z, h, w = values_zyx.shape
+    sx, sy, sz = shift_xyz
+    _, height, width = shape_zyx
+    out[sz:sz + z, height - sy - h:height - sy, width - sx - w:width - sx] = values_zyx
+    return out
 
 
 def _image_pages(data: bytes, name: str, shape_hw: tuple[int, int]) -> list[np.ndarray]:
