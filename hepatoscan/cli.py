@@ -4,8 +4,10 @@
     hepatoscan segment STUDY --earlier EARLIER_STUDY --out DIR [--pdf]   (a follow-up: change, RECIST 1.1)
 
 Writes DIR/<input stem>/{liver_mask.png, tumor_mask.png, overlay.png, panel.png,
-measurements.json[, report.pdf][, liver_mask.nii.gz, tumor_mask.nii.gz, labels.nii.gz][, segmentation.dcm]
-[, masks/]} and DIR/summary.csv: NIfTI masks (labels.nii.gz: 0 background, 1 liver, 2 tumor) for volumes
+measurements.json[, report.pdf][, liver_mask.nii.gz, tumor_mask.nii.gz, labels.nii.gz, segmentation.seg.nrrd]
+[, segmentation.dcm]
+[, masks/]} and DIR/summary.csv: NIfTI masks (labels.nii.gz: 0 background, 1 liver, 2 tumor; the same as a
+3D Slicer segmentation, segmentation.seg.nrrd) for volumes
 and NIfTI inputs; for an axial DICOM series also segmentation.dcm, a DICOM SEG (segments 1 liver, 2 liver
 tumor) that PACS viewers show over the study (needs highdicom: pip install hepatoscan[dicom]);
 masks/<file>.png (0/1/2) for a stack of images.

@@ -412,6 +412,17 @@ def _write_slice_masks(seg, slice_files: list[str], folder: Path) -> Path:
     return folder
 
 
+def _write_slicer_seg(labels, path: Path) -> Path:
+    """The labels (a NIfTI image in the input's geometry) as a 3D Slicer segmentation: segments
+    "Liver" (1) and "Liver tumor" (2) in the overlay's colours, ready to correct in the Segment Editor."""
+    from .io.itk_formats import write_slicer_segmentation
+    from .overlay import LIVER_RGB, TUMOR_RGB
+
+    write_slicer_segmentation(np.asanyarray(labels.dataobj), labels.affine, path,
+                              [("Liver", 1, LIVER_RGB), ("Liver tumor", 2, TUMOR_RGB)])
+    return path
+
+
 def _write_seg(result: Result, path: Path) -> Path | None:
     """The masks as a DICOM SEG beside the other outputs, for an axial DICOM series with highdicom
     installed; None (logged) otherwise, or when highdicom refuses the series' headers: the other
@@ -462,7 +473,9 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
             nib.save(_to_nifti(mask, result.scan), str(path))
             paths[key] = path
         paths["labels_nifti"] = out_dir / "labels.nii.gz"
-        nib.save(_to_nifti(label_volume(seg.liver, seg.tumor), result.scan), str(paths["labels_nifti"]))
+        labels = _to_nifti(label_volume(seg.liver, seg.tumor), result.scan)
+        nib.save(labels, str(paths["labels_nifti"]))
+        paths["slicer_seg"] = _write_slicer_seg(labels, out_dir / "segmentation.seg.nrrd")
     seg_path = _write_seg(result, out_dir / "segmentation.dcm")
     if seg_path is not None:
         paths["dicom_seg"] = seg_path
@@ -476,12 +489,12 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
 
 def write_archive(result: Result, zip_path: str | Path) -> Path:
     """What ``write_outputs`` writes without the PDF (masks: NIfTI in the input's geometry for a
-    volume, a label PNG per file for a stack of images, 0/255 PNGs of the shown slice; overlay,
+    volume, and a 3D Slicer segmentation of them, a label PNG per file for a stack of images, 0/255 PNGs of the shown slice; overlay,
     panel, measurements.json), zipped into one folder named after the input -> ``zip_path``."""
     zip_path = Path(zip_path)
     with tempfile.TemporaryDirectory(prefix="hepatoscan_outputs_") as tmp:
         write_outputs(result, tmp)
-        # Compressed files (.nii.gz, .png) are stored; JSON is deflated.
+        # Compressed files (.nii.gz, .png, .seg.nrrd) are stored; JSON is deflated.
         with zipfile.ZipFile(zip_path, "w") as archive:
             for path in sorted(Path(tmp).rglob("*")):
                 if path.is_file():

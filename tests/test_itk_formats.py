@@ -209,3 +209,24 @@ def test_a_slicer_segmentation_is_read_by_its_segment_names(predictor, tmp_path)
         analyze(predictor, volume, reference=tmp_path / "unnamed.seg.nrrd")
     given = analyze(predictor, volume, reference=tmp_path / "unnamed.seg.nrrd", reference_values=(1, 2)).agreement
     assert (given.liver, given.tumor) == (expected.liver, expected.tumor)
+
+
+def test_masks_are_written_as_a_slicer_segmentation_that_reads_back(predictor, ct, tmp_path):
+    """A volume's masks are also written as a 3D Slicer segmentation (segmentation.seg.nrrd):
+    SimpleITK reads it in the place and with the voxels of labels.nii.gz, its segments are named
+    'Liver' and 'Liver tumor', and given back as the reference it agrees with the masks exactly."""
+    from hepatoscan.pipeline import analyze, write_outputs
+
+    _, nii = ct
+    result = analyze(predictor, nii)
+    paths = write_outputs(result, tmp_path / "out")
+    seg, labels = sitk.ReadImage(str(paths["slicer_seg"])), sitk.ReadImage(str(paths["labels_nifti"]))
+    assert seg.GetSize() == labels.GetSize()
+    assert np.allclose(seg.GetOrigin(), labels.GetOrigin(), atol=1e-4)
+    assert np.allclose(seg.GetDirection(), labels.GetDirection(), atol=1e-6)
+    assert np.allclose(seg.GetSpacing(), labels.GetSpacing())
+    assert np.array_equal(sitk.GetArrayViewFromImage(seg), sitk.GetArrayViewFromImage(labels))
+    assert (seg.GetMetaData("Segment0_Name"), seg.GetMetaData("Segment1_Name")) == ("Liver", "Liver tumor")
+    again = analyze(predictor, nii, reference=paths["slicer_seg"]).agreement
+    assert again.liver.dice == 1.0 and again.tumor.dice == 1.0
+    assert "'Liver' read as liver, 'Liver tumor' as tumor" in " ".join(again.notes)
