@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from . import __version__
-from .config import IMAGE_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES
+from .config import IMAGE_SUFFIXES, ITK_HEADER_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES
 from .errors import HepatoScanError
 from .followup import RESPONSES
 from .logs import configure as configure_logging
@@ -34,7 +34,7 @@ from .patient import PatientInfo, with_header
 
 log = logging.getLogger("hepatoscan")
 
-INPUT_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + ITK_SUFFIXES + (".zip", ".dcm")
+INPUT_SUFFIXES = IMAGE_SUFFIXES + NIFTI_SUFFIXES + ITK_SUFFIXES + ITK_HEADER_SUFFIXES + (".zip", ".dcm")
 COMPARE_DOC = """Compare HepatoScan's masks with reference segmentations (an expert's), the LiTS way.
 
     hepatoscan compare IMAGE REFERENCE [IMAGE REFERENCE ...] --out DIR [--pdf] [--pixel-spacing MM]
@@ -42,7 +42,8 @@ COMPARE_DOC = """Compare HepatoScan's masks with reference segmentations (an exp
     hepatoscan compare --images imagesTr --references labelsTr --out DIR   # a dataset, paired by name
 
 Each IMAGE (any input of `segment`; a folder is one study) is segmented and compared with its
-REFERENCE: a NIfTI label volume for a volume (NIfTI, DICOM series, stack of slices), a DICOM SEG
+REFERENCE: a NIfTI, NRRD or MetaImage label volume for a volume (NIfTI, NRRD, MetaImage, DICOM
+series, stack of slices; a 3D Slicer .seg.nrrd is read by its segments' names), a DICOM SEG
 of a DICOM series, a label PNG for an image, or a folder or .zip of label PNGs named as a stack's
 slices. Labels: 0 background,
 1 liver, 2 tumor (a mask of 0 and one value: the liver alone; a multi-organ map, with

@@ -9,6 +9,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes, by name (io also knows them by their header)
 # 3D Slicer's NRRD and ITK's MetaImage, single-file volumes (io also knows them by their header)
 ITK_SUFFIXES = (".nrrd", ".mha")
+# Their headers that keep the voxels in another file (.raw): read with that file beside them
+ITK_HEADER_SUFFIXES = (".nhdr", ".mhd")
 
 
 @dataclass(frozen=True)

@@ -4,18 +4,22 @@
     images/volume-12.nii           labels/segmentation-12.nii     (LiTS)
     images/case7.png               labels/case7_mask.png
     images/patient3/ (DICOM)       labels/patient3.nii.gz
+    images/liver-orig001.mhd       labels/liver-seg001.mhd        (SLIVER07; their .raw beside them)
 
-A name's key is its stem in lower case, split at "-", "_", "." and spaces, without the words that
-say what a file is (volume, image, ct, segmentation, label, mask, gt, ...) and without nnU-Net's
-channel suffix (0000); an image and a reference with one key are a pair.
+A name's key is its stem in lower case, split at "-", "_", "." and spaces and where letters meet
+digits ("orig001": "orig", "001"), without the words that say what a file is (volume, image, ct,
+orig, segmentation, label, mask, gt, ...) and without nnU-Net's channel suffix (0000); an image and
+a reference with one key are a pair. The voxel files of detached headers (.raw) are no entries.
 """
 from __future__ import annotations
 
 import re
 from pathlib import Path
 
-ROLE_WORDS = {"volume", "vol", "image", "images", "img", "ct", "scan", "segmentation", "segmentations", "seg",
-              "label", "labels", "mask", "masks", "gt", "groundtruth", "reference", "ref", "0000"}
+ROLE_WORDS = {"volume", "vol", "image", "images", "img", "ct", "scan", "orig", "original", "segmentation",
+              "segmentations", "seg", "label", "labels", "mask", "masks", "gt", "groundtruth", "reference", "ref",
+              "0000"}
+DATA_FILE_SUFFIXES = (".raw", ".zraw", ".raw.gz")  # a .mhd's or .nhdr's voxels: read with their header
 
 
 def name_key(name: str) -> str:
@@ -23,14 +27,16 @@ def name_key(name: str) -> str:
     "liver_012_0000.nii.gz" and "liver_012.nii.gz" -> "liver_012". The stem is the loader's (io._stem)."""
     from .io import _stem
 
-    words = [w for w in re.split(r"[-_. ]+", _stem(name).lower()) if w]
+    words = [w for w in re.split(r"[-_. ]+|(?<=[a-z])(?=\d)|(?<=\d)(?=[a-z])", _stem(name).lower()) if w]
     kept = [w for w in words if w not in ROLE_WORDS]
     return "_".join(kept or words)
 
 
 def _entries(folder: Path) -> list[Path]:
-    """The inputs a folder holds: its files (not hidden) and its subfolders (a DICOM series each)."""
-    return sorted(p for p in folder.iterdir() if not p.name.startswith("."))
+    """The inputs a folder holds: its files (not hidden, not a header's voxel file) and its subfolders
+    (a DICOM series each)."""
+    return sorted(p for p in folder.iterdir()
+                  if not p.name.startswith(".") and not p.name.lower().endswith(DATA_FILE_SUFFIXES))
 
 
 def pair_by_name(images: Path, references: Path) -> tuple[list[tuple[Path, Path]], list[Path], list[str]]:

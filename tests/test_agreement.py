@@ -424,6 +424,7 @@ def test_a_dicom_seg_of_the_series_is_read_on_its_slices(predictor, tmp_path):
     ("case7.png", "case7_mask.png"),
     ("Patient3", "patient3_seg.nii.gz"),  # a DICOM series' folder and a NIfTI
     ("IM0001.png", "IM0001.png"),
+    ("liver-orig001.mhd", "liver-seg001.mhd"),  # SLIVER07
 ])
 def test_dataset_names_pair(image, reference):
     from hepatoscan.pairing import name_key

@@ -230,3 +230,54 @@ def test_masks_are_written_as_a_slicer_segmentation_that_reads_back(predictor, c
     again = analyze(predictor, nii, reference=paths["slicer_seg"]).agreement
     assert again.liver.dice == 1.0 and again.tumor.dice == 1.0
     assert "'Liver' read as liver, 'Liver tumor' as tumor" in " ".join(again.notes)
+
+
+@pytest.mark.parametrize("header,compressed,data_suffix", [(".mhd", False, ".raw"), (".mhd", True, ".zraw"),
+                                                           (".nhdr", False, ".raw"), (".nhdr", True, ".raw.gz")])
+def test_a_header_with_its_voxels_beside_it(ct, tmp_path, header, compressed, data_suffix):
+    """A .mhd or .nhdr header with its voxels in a file beside it (SLIVER07's liver CTs are .mhd +
+    .raw) reads as the NIfTI does: by its path, as a folder, and zipped; given alone (one upload),
+    it says to give both."""
+    img, nii = ct
+    folder = tmp_path / "case"
+    folder.mkdir()
+    sitk.WriteImage(img, str(folder / f"ct{header}"), useCompression=compressed)
+    assert sorted(p.name for p in folder.iterdir()) == sorted([f"ct{header}", f"ct{data_suffix}"])
+    expected = np.asarray(load_scan(nii).pixels)
+    by_path, as_folder = load_scan(folder / f"ct{header}"), load_scan(folder)
+    for scan in (by_path, as_folder):
+        assert np.array_equal(np.asarray(scan.pixels), expected) and scan.warnings == []
+        assert scan.name == "ct"
+    with zipfile.ZipFile(tmp_path / "case.zip", "w") as zf:
+        for p in folder.iterdir():
+            zf.write(p, f"export/{p.name}")
+    zipped = load_scan(tmp_path / "case.zip")
+    assert np.array_equal(np.asarray(zipped.pixels), expected) and zipped.warnings == []
+    with pytest.raises(UnsupportedFormatError, match="Give both files together"):
+        load_scan((folder / f"ct{header}").read_bytes(), f"ct{header}")
+    (folder / f"ct{data_suffix}").unlink()
+    with pytest.raises(InputError, match=f"its voxels are in ct{data_suffix.replace('.', '[.]')}, which is not beside it"):
+        load_scan(folder / f"ct{header}")
+
+
+def test_a_sliver07_style_dataset_is_compared_pair_by_pair(ct, tmp_path):
+    """`hepatoscan compare --images --references` on a dataset laid out as SLIVER07's (liver-orig001.mhd
+    + .raw, liver-seg001.mhd + .raw, 0/1 liver masks): the .raw files are no entries, the pair is
+    found by name and compared."""
+    import csv
+
+    from test_agreement import run_compare
+
+    img, _ = ct
+    images, labels = tmp_path / "images", tmp_path / "labels"
+    images.mkdir()
+    labels.mkdir()
+    sitk.WriteImage(img, str(images / "liver-orig001.mhd"))
+    liver = sitk.Cast(sitk.ReadImage(str(SAMPLES / "lits117_segmentation.nii.gz")) >= 1, sitk.sitkUInt8)
+    liver.CopyInformation(img)
+    sitk.WriteImage(liver, str(labels / "liver-seg001.mhd"))
+    r = run_compare("--images", images, "--references", labels, "--out", tmp_path / "out")
+    assert r.returncode == 0, r.stderr
+    rows = list(csv.DictReader((tmp_path / "out" / "agreement.csv").open()))
+    assert rows[0]["input"].endswith("liver-orig001.mhd") and rows[0]["reference"].endswith("liver-seg001.mhd")
+    assert float(rows[0]["liver_dice"]) > 0.9 and len(rows) == 3

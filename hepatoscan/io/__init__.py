@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import IMAGE_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
+from ..config import IMAGE_SUFFIXES, ITK_HEADER_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..scan import Note, Scan
 from ..wording import agree, count
@@ -37,7 +37,7 @@ ARCHIVE_SUFFIXES = (".zip", ".tar", ".gz", ".tgz", ".7z", ".rar", ".bz2", ".xz")
 
 def _stem(name: str) -> str:
     base = PurePosixPath(name.replace("\\", "/")).name or "input"
-    for suffix in NIFTI_SUFFIXES + ITK_SUFFIXES + (".dcm", ".zip") + IMAGE_SUFFIXES:
+    for suffix in NIFTI_SUFFIXES + ITK_SUFFIXES + ITK_HEADER_SUFFIXES + (".dcm", ".zip") + IMAGE_SUFFIXES:
         if base.lower().endswith(suffix):
             return base[: -len(suffix)] or "input"
     return base.rsplit(".", 1)[0] if "." in base[1:] else base
@@ -79,10 +79,24 @@ def load_scan(source: str | Path | bytes, filename: str | None = None,
         if total > limits.max_bytes:
             raise InputTooLargeError(f"{path.name}: {total / 1e6:.0f} MB, over the limit of {limits.max_bytes / 1e6:.0f} MB.")
         return _series_scan([(str(p.relative_to(path)), _file_reader(p)) for p in files], path.name, limits, series)
-    return _from_bytes(_read_path(path, limits), filename or path.name, limits, series)
+    return _from_bytes(_read_path(path, limits), filename or path.name, limits, series, _beside(path, limits))
 
 
-def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None = None) -> Scan:
+def _beside(path: Path, limits: LoadLimits) -> Callable[[str], bytes]:
+    """The data file a detached header (.mhd, .nhdr) names, read from the header's folder."""
+    def read(name: str) -> bytes:
+        found = path.parent / name
+        if not found.is_file():
+            raise InputError(f"{path.name}: its voxels are in {name}, which is not beside it in {path.parent}. "
+                             "Keep the two files together.")
+        return _read_path(found, limits)
+    return read
+
+
+def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None = None,
+                data_file: Callable[[str], bytes] | None = None) -> Scan:
+    """One file's bytes -> Scan; ``data_file``: where a detached volume header (.mhd, .nhdr) finds the
+    file its voxels are in (None: none can be had, as for one uploaded file)."""
     if not data:
         raise InputError(f"{name}: the file is empty (0 bytes). Export or copy it again.")
     if len(data) > limits.max_bytes:
@@ -93,11 +107,11 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None =
     if _is_nifti(data, name):
         return _nifti_scan(data, name, limits)
     if is_nrrd(data) or name.lower().endswith((".nrrd", ".nhdr")):
-        return _volume_scan(read_nrrd(data, name, partial(_check_volume_size, name=name, limits=limits)),
+        return _volume_scan(read_nrrd(data, name, partial(_check_volume_size, name=name, limits=limits), data_file),
                             name, "nrrd", limits)
     if is_metaimage(data, name):
-        return _volume_scan(read_metaimage(data, name, partial(_check_volume_size, name=name, limits=limits)),
-                            name, "metaimage", limits)
+        return _volume_scan(read_metaimage(data, name, partial(_check_volume_size, name=name, limits=limits),
+                                           data_file), name, "metaimage", limits)
     if dicom.is_dicom(data) or name.lower().endswith(".dcm"):
         if dicom.is_multiframe(data, name):  # an Enhanced CT series in one file (or a SEG): read as a series
             return _dicom_series_scan([(name, lambda: data)], name, limits, series)
@@ -157,7 +171,7 @@ def _unzip(data: bytes, name: str, limits: LoadLimits) -> list[tuple[str, Callab
         base = PurePosixPath(entry).name
         if base.startswith(".") or entry.startswith("__MACOSX/"):
             continue
-        if base.lower().endswith(ARCHIVE_SUFFIXES) and not base.lower().endswith(".nii.gz"):
+        if base.lower().endswith(ARCHIVE_SUFFIXES) and not base.lower().endswith((".nii.gz", ".raw.gz")):
             raise UnsupportedFormatError(f"{name}: the archive contains another archive ('{entry}'). "
                                          "Nested archives are not read: unpack it and zip the files themselves "
                                          "(DICOM or image slices).")
@@ -181,15 +195,32 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
     images = [f for f in files if is_image_name(f[0])]
     if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):
         return _image_stack_scan(images, len(files) - len(images), name, limits)
-    volumes = [f for f in files if f[0].lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES)]
-    if volumes and not images and not any(dicom.is_dicom(read()) for f, read in files if f not in volumes):
-        return _nifti_in_archive(volumes, len(files) - len(volumes), name, limits)
+    volumes = [f for f in files if f[0].lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES + ITK_HEADER_SUFFIXES)]
+    named = {f for f, _ in volumes}
+    if volumes and not images and not any(dicom.is_dicom(read()) for f, read in files if f not in named):
+        return _nifti_in_archive(volumes, len(files) - len(volumes), name, limits, files)
     return _dicom_series_scan(files, name, limits, series)
 
 
 
+def _entry_beside(header: str, files: list[tuple[str, Callable[[], bytes]]], served: set[str]) -> Callable[[str], bytes]:
+    """The data file a detached header (an entry of a zip or folder) names, from the entries beside
+    it; the entries read are added to ``served``."""
+    readers = dict(files)
+    folder = PurePosixPath(header).parent
+
+    def read(name: str) -> bytes:
+        entry = (folder / name).as_posix()
+        if entry not in readers:
+            raise InputError(f"{PurePosixPath(header).name}: its voxels are in {name}, which is not beside it. "
+                             "Zip (or choose) the two files together.")
+        served.add(entry)
+        return readers[entry]()
+    return read
+
+
 def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: int, name: str,
-                      limits: LoadLimits) -> Scan:
+                      limits: LoadLimits, files: list[tuple[str, Callable[[], bytes]]] = ()) -> Scan:
     """A folder or .zip whose images are NIfTI (NRRD, MetaImage) volumes: the one volume, read as if
     given alone (the other files ignored, with a warning); several are refused, as one input is one study."""
     if len(volumes) > 1:
@@ -197,10 +228,12 @@ def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: i
         raise InputError(f"{name}: {count(len(volumes), 'volume')} ({listed}); one input is one study. Give "
                          "each volume on its own (the CLI takes several files, or a folder of them, at once).")
     entry, read = volumes[0]
+    served: set[str] = set()
     try:
-        scan = _from_bytes(read(), entry, limits, None)
+        scan = _from_bytes(read(), entry, limits, None, _entry_beside(entry, files, served))
     except InputError as e:  # say which archive or folder the volume came from
         raise type(e)(f"{name}: {e}") from e
+    n_other -= len(served)
     if n_other:
         scan.warnings.append(f"{count(n_other, 'other file')} beside the volume {agree(n_other, 'was', 'were')} "
                              "ignored.")

@@ -1,8 +1,9 @@
 """NRRD (.nrrd, 3D Slicer's volume format) and MetaImage (.mha, ITK's and grand-challenge.org's)
 volumes -> a nibabel image with a RAS affine, read from then on exactly as a NIfTI is.
 
-Only single-file volumes are read (the header and its voxels in one file, as uploads come): a
-header that keeps its voxels in another file (.nhdr, .mhd) is refused with what to give instead.
+A header that keeps its voxels in another file (.mhd + .raw, as SLIVER07 ships its liver CTs; .nhdr
++ .raw) is read where that file can be had (``data_file``: given together, in a folder or a zip),
+and refused with what to give otherwise.
 Both formats place voxels in LPS coordinates (NRRD says so in its ``space`` field) and store the
 first axis fastest.
 """
@@ -120,11 +121,24 @@ def _volume_sizes(sizes: list[int], name: str) -> list[int]:
     return sizes
 
 
+DataFile = Callable[[str], bytes]  # the name a header gives its voxels' file -> its bytes (InputError if absent)
+
+
 def _detached(name: str, what: str) -> UnsupportedFormatError:
     return UnsupportedFormatError(
-        f"{name}: the header keeps its voxels in another file ({what}). Give a single-file volume instead: "
-        "save it as .nrrd or .mha (3D Slicer: Save, choose .nrrd; SimpleITK: WriteImage(image, 'ct.mha')), "
-        "or as NIfTI (.nii.gz).")
+        f"{name}: the header keeps its voxels in another file ({what}). Give both files together (the app: choose "
+        "both at once; or a .zip or folder holding both), or a single-file volume: .nrrd, .mha (SimpleITK: "
+        "WriteImage(image, 'ct.mha')) or NIfTI (.nii.gz).")
+
+
+def _data_file_bytes(name: str, what: str, data_file: DataFile | None) -> bytes:
+    """The bytes of the file a header names for its voxels, or the error that says what to give."""
+    if data_file is None:
+        raise _detached(name, what)
+    if what.upper().startswith("LIST") or "%" in what:
+        raise UnsupportedFormatError(f"{name}: the header spreads its voxels over several files ({what}); "
+                                     "save the volume as one file (.nrrd, .mha or .nii.gz).")
+    return data_file(what)
 
 
 def _numbers(text: str) -> list[float]:
@@ -140,8 +154,11 @@ def _nrrd_header(data: bytes, name: str) -> tuple[dict[str, str], dict[str, str]
     end = data.find(b"\n\n", 0, MAX_HEADER_BYTES)
     crlf = data.find(b"\r\n\r\n", 0, MAX_HEADER_BYTES)
     if end < 0 and crlf < 0:
-        raise InputError(f"{name}: the NRRD header does not end (no blank line). The file is not a NRRD volume "
-                         "or is damaged: save it again.")
+        if len(data) < MAX_HEADER_BYTES and re.search(rb"^data ?file:", data, re.I | re.M):
+            end, crlf = len(data), -1  # a detached header (.nhdr) may end with the file itself
+        else:
+            raise InputError(f"{name}: the NRRD header does not end (no blank line). The file is not a NRRD volume "
+                             "or is damaged: save it again.")
     end, skip = (crlf, 4) if crlf >= 0 and (end < 0 or crlf < end) else (end, 2)
     fields: dict[str, str] = {}
     pairs: dict[str, str] = {}
@@ -157,13 +174,14 @@ def _nrrd_header(data: bytes, name: str) -> tuple[dict[str, str], dict[str, str]
     return fields, pairs, end + skip
 
 
-def _nrrd_voxels(data: bytes, name: str, check: SizeCheck, layered: bool):
+def _nrrd_voxels(data: bytes, name: str, check: SizeCheck, layered: bool, data_file: DataFile | None = None):
     """A NRRD -> ((I, J, K) voxels, or (I, J, K, L) where ``layered`` and a first, non-spatial axis
     lists L layers (3D Slicer's segmentation of overlapping segments), their RAS affine or None
     (no patient space), the voxel sizes where it is None, the key/value pairs)."""
     fields, pairs, offset = _nrrd_header(data, name)
-    if "data file" in fields or "datafile" in fields:
-        raise _detached(name, fields.get("data file") or fields["datafile"])
+    detached = fields.get("data file") or fields.get("datafile")
+    if detached and data_file is None:
+        raise _detached(name, detached)
     kind = _NRRD_TYPES.get(fields.get("type", "").lower())
     if kind is None:
         raise UnsupportedFormatError(f"{name}: NRRD voxel type '{fields.get('type')}' is not read; save the volume "
@@ -180,7 +198,8 @@ def _nrrd_voxels(data: bytes, name: str, check: SizeCheck, layered: bool):
     sizes = _volume_sizes(sizes, name)
     dtype = np.dtype(kind).newbyteorder(">" if fields.get("endian", "little").lower() == "big" else "<")
     check(tuple(sizes), dtype.itemsize * layers)
-    voxels = _voxels(_decompress(data[offset:], encoding, name), dtype, [layers, *sizes] if layers > 1 else sizes, name)
+    body = _data_file_bytes(name, detached, data_file) if detached else data[offset:]
+    voxels = _voxels(_decompress(body, encoding, name), dtype, [layers, *sizes] if layers > 1 else sizes, name)
     if layers > 1:  # (L, I, J, K) as stored, the layer fastest -> (I, J, K, L)
         voxels = np.moveaxis(voxels, 0, -1)
     to_ras = _NRRD_SPACES.get(fields.get("space", "").lower())
@@ -193,12 +212,12 @@ def _nrrd_voxels(data: bytes, name: str, check: SizeCheck, layered: bool):
     return voxels, _affine(columns, origin, to_ras), (1.0, 1.0, 1.0), pairs
 
 
-def read_nrrd(data: bytes, name: str, check: SizeCheck):
+def read_nrrd(data: bytes, name: str, check: SizeCheck, data_file: DataFile | None = None):
     """Bytes of a .nrrd -> nibabel.Nifti1Image (RAS affine from ``space``, ``space directions`` and
     ``space origin``; a file with only ``spacings`` states no orientation). ``check`` is given the
     volume's size before its voxels are decompressed. InputError or UnsupportedFormatError saying
-    what to give instead."""
-    voxels, affine, zooms, _ = _nrrd_voxels(data, name, check, layered=False)
+    what to give instead. ``data_file``: where a detached header's voxels are read from."""
+    voxels, affine, zooms, _ = _nrrd_voxels(data, name, check, layered=False, data_file=data_file)
     return _nibabel_image(voxels, affine, zooms)
 
 
@@ -226,20 +245,20 @@ def slicer_segments(pairs: dict[str, str], layers: int) -> list[Segment]:
     return segments
 
 
-def read_slicer_segmentation(data: bytes, name: str, check: SizeCheck):
+def read_slicer_segmentation(data: bytes, name: str, check: SizeCheck, data_file: DataFile | None = None):
     """Bytes of a NRRD, maybe a 3D Slicer segmentation (.seg.nrrd: segments in one or more layers,
     as ``key:=value`` pairs) -> ((I, J, K) voxels or (I, J, K, L) layers, a nibabel.Nifti1Image
     of layer 0 that carries the geometry, the segments: [] for a plain labelmap)."""
-    voxels, affine, zooms, pairs = _nrrd_voxels(data, name, check, layered=True)
+    voxels, affine, zooms, pairs = _nrrd_voxels(data, name, check, layered=True, data_file=data_file)
     layers = voxels.shape[3] if voxels.ndim == 4 else 1
     first = voxels[..., 0] if voxels.ndim == 4 else voxels
     return voxels, _nibabel_image(np.ascontiguousarray(first), affine, zooms), slicer_segments(pairs, layers)
 
 
-def read_metaimage(data: bytes, name: str, check: SizeCheck):
+def read_metaimage(data: bytes, name: str, check: SizeCheck, data_file: DataFile | None = None):
     """Bytes of a .mha -> nibabel.Nifti1Image (RAS affine from ``TransformMatrix``, whose rows are
     the axes' directions, ``ElementSpacing`` and ``Offset``, all in ITK's LPS space). ``check`` as
-    :func:`read_nrrd`."""
+    :func:`read_nrrd`, ``data_file`` too."""
     fields: dict[str, str] = {}
     pos = 0
     while True:
@@ -255,7 +274,8 @@ def read_metaimage(data: bytes, name: str, check: SizeCheck):
             if key.lower() == "elementdatafile":
                 break
     where = fields["elementdatafile"]
-    if where.upper() != "LOCAL":
+    local = where.upper() == "LOCAL"
+    if not local and data_file is None:
         raise _detached(name, where)
     kind = _MET_TYPES.get(fields.get("elementtype", "").upper())
     if kind is None:
@@ -268,7 +288,8 @@ def read_metaimage(data: bytes, name: str, check: SizeCheck):
     msb = fields.get("binarydatabyteordermsb", fields.get("elementbyteordermsb", "False")).lower() == "true"
     dtype = np.dtype(kind).newbyteorder(">" if msb else "<")
     check(tuple(sizes), dtype.itemsize)
-    body = _decompress(data[pos:], "zlib", name) if fields.get("compresseddata", "").lower() == "true" else data[pos:]
+    body = data[pos:] if local else _data_file_bytes(name, where, data_file)
+    body = _decompress(body, "zlib", name) if fields.get("compresseddata", "").lower() == "true" else body
     voxels = _voxels(body, dtype, sizes, name)
     spacing = (_numbers(fields.get("elementspacing", fields.get("elementsize", ""))) + [1.0] * 3)[:3]
     matrix = _numbers(fields.get("transformmatrix", fields.get("rotation", fields.get("orientation", ""))))

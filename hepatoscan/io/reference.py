@@ -58,13 +58,15 @@ def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Refer
     name = path.name
     if path.is_dir() or name.lower().endswith(".zip"):
         return _slice_masks(path, scan, given)
-    from . import _is_nifti, _read_path
+    from . import _beside, _is_nifti, _read_path
 
     data = _read_path(path, LoadLimits())
+    beside = _beside(path, LoadLimits())  # a detached header's voxels (.mhd + .raw)
     if _is_nifti(data, name):
         labels, notes = _nifti_labels(data, name, scan)
-    elif is_nrrd(data):
-        voxels, img, segments = read_slicer_segmentation(data, name, lambda shape, _: _check_voxels(shape, scan, name))
+    elif is_nrrd(data) or name.lower().endswith(".nhdr"):
+        voxels, img, segments = read_slicer_segmentation(data, name, lambda shape, _: _check_voxels(shape, scan, name),
+                                                         beside)
         notes = []
         if segments:  # a 3D Slicer segmentation: liver and tumor read from its segments' names
             labels, notes = segment_labels(voxels, segments, name, given)
@@ -75,8 +77,8 @@ def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Refer
         labels, placed = _volume_labels(img, name, scan)
         notes += placed
     elif is_metaimage(data, name):
-        labels, notes = _volume_labels(read_metaimage(data, name, lambda shape, _: _check_voxels(shape, scan, name)),
-                                       name, scan)
+        labels, notes = _volume_labels(read_metaimage(data, name, lambda shape, _: _check_voxels(shape, scan, name),
+                                                      beside), name, scan)
     elif is_dicom(data[:132]):
         from .reference_seg import seg_labels
 
