@@ -87,8 +87,8 @@ def _beside(path: Path, limits: LoadLimits) -> Callable[[str], bytes]:
     def read(name: str) -> bytes:
         found = path.parent / name
         if not found.is_file():
-            raise InputError(f"{path.name}: its voxels are in {name}, which is not beside it in {path.parent}. "
-                             "Keep the two files together.")
+            raise InputError(f"{path.name}: its voxels are in {name}, which is not beside it. Give both files "
+                             "together: in one folder (CLI), chosen at once (app), or in one .zip.")
         return _read_path(found, limits)
     return read
 
@@ -213,7 +213,7 @@ def _entry_beside(header: str, files: list[tuple[str, Callable[[], bytes]]], ser
         entry = (folder / name).as_posix()
         if entry not in readers:
             raise InputError(f"{PurePosixPath(header).name}: its voxels are in {name}, which is not beside it. "
-                             "Zip (or choose) the two files together.")
+                             "Give both files together: in one folder (CLI), chosen at once (app), or in one .zip.")
         served.add(entry)
         return readers[entry]()
     return read
