@@ -11,6 +11,7 @@ NIFTI_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes, by name (io also knows th
 ITK_SUFFIXES = (".nrrd", ".mha")
 # Their headers that keep the voxels in another file (.raw): read with that file beside them
 ITK_HEADER_SUFFIXES = (".nhdr", ".mhd")
+DATA_FILE_SUFFIXES = (".raw", ".zraw", ".raw.gz")  # such a header's voxels: read with it, never alone
 
 
 @dataclass(frozen=True)

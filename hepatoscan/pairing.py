@@ -16,10 +16,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+from .config import DATA_FILE_SUFFIXES
+
 ROLE_WORDS = {"volume", "vol", "image", "images", "img", "ct", "scan", "orig", "original", "segmentation",
               "segmentations", "seg", "label", "labels", "mask", "masks", "gt", "groundtruth", "reference", "ref",
               "0000"}
-DATA_FILE_SUFFIXES = (".raw", ".zraw", ".raw.gz")  # a .mhd's or .nhdr's voxels: read with their header
 
 
 def name_key(name: str) -> str:

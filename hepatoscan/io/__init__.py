@@ -19,7 +19,7 @@ from typing import Callable
 
 import numpy as np
 
-from ..config import IMAGE_SUFFIXES, ITK_HEADER_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
+from ..config import DATA_FILE_SUFFIXES, IMAGE_SUFFIXES, ITK_HEADER_SUFFIXES, ITK_SUFFIXES, NIFTI_SUFFIXES, LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..scan import Note, Scan
 from ..wording import agree, count
@@ -196,8 +196,9 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
     if len(images) > 1 and not any(dicom.is_dicom(read()) for f, read in files if not is_image_name(f)):
         return _image_stack_scan(images, len(files) - len(images), name, limits)
     volumes = [f for f in files if f[0].lower().endswith(NIFTI_SUFFIXES + ITK_SUFFIXES + ITK_HEADER_SUFFIXES)]
-    named = {f for f, _ in volumes}
-    if volumes and not images and not any(dicom.is_dicom(read()) for f, read in files if f not in named):
+    named = {f for f, _ in volumes}  # nor a header's voxel file (read with it), which may be hundreds of MB
+    if volumes and not images and not any(dicom.is_dicom(read()) for f, read in files
+                                          if f not in named and not f.lower().endswith(DATA_FILE_SUFFIXES)):
         return _nifti_in_archive(volumes, len(files) - len(volumes), name, limits, files)
     return _dicom_series_scan(files, name, limits, series)
 
