@@ -281,3 +281,17 @@ def test_a_sliver07_style_dataset_is_compared_pair_by_pair(ct, tmp_path):
     rows = list(csv.DictReader((tmp_path / "out" / "agreement.csv").open()))
     assert rows[0]["input"].endswith("liver-orig001.mhd") and rows[0]["reference"].endswith("liver-seg001.mhd")
     assert float(rows[0]["liver_dice"]) > 0.9 and len(rows) == 3
+
+
+@pytest.mark.parametrize("ext", [".nrrd", ".mha"])
+def test_a_2d_slice_reads_as_that_slice_of_its_volume(ct, tmp_path, ext):
+    """One axial slice saved as a 2D NRRD or MetaImage (as SimpleITK or 3D Slicer save a slice)
+    reads as a one-slice volume holding that slice of the volume, in HU, with its pixel spacing."""
+    img, nii = ct
+    k = 80
+    sitk.WriteImage(img[:, :, k], str(tmp_path / f"slice{ext}"))
+    scan = load_scan(tmp_path / f"slice{ext}")
+    volume = load_scan(nii)
+    assert scan.pixels.shape == (1, *volume.pixels.shape[1:]) and scan.is_hu
+    assert np.array_equal(np.asarray(scan.pixels[0]), np.asarray(volume.pixels[k]))
+    assert np.allclose(scan.spacing_mm[1:], volume.spacing_mm[1:])

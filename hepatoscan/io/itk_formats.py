@@ -111,10 +111,13 @@ def _decompress(body: bytes, kind: str, name: str) -> bytes:
 
 
 def _volume_sizes(sizes: list[int], name: str) -> list[int]:
-    """A header's sizes -> the three of a 3D volume (trailing single sizes dropped), or an error."""
+    """A header's sizes -> the three of a 3D volume (trailing single sizes dropped; a 2D image, one
+    slice, gains a third of 1), or an error."""
     sizes = list(sizes)
     while len(sizes) > 3 and sizes[-1] == 1:
         sizes.pop()
+    if len(sizes) == 2:
+        sizes.append(1)
     if len(sizes) != 3 or min(sizes) < 1:
         raise UnsupportedFormatError(f"{name}: a {len(sizes)}D volume {tuple(sizes)}; HepatoScan reads one 3D CT "
                                      "volume. Save a single 3D volume (one time point, one channel) and try again.")
@@ -203,11 +206,19 @@ def _nrrd_voxels(data: bytes, name: str, check: SizeCheck, layered: bool, data_f
     if layers > 1:  # (L, I, J, K) as stored, the layer fastest -> (I, J, K, L)
         voxels = np.moveaxis(voxels, 0, -1)
     to_ras = _NRRD_SPACES.get(fields.get("space", "").lower())
-    if to_ras is None or len([d for d in directions if d]) != 3:
+    if to_ras is None and "space" not in fields and "space dimension" in fields:
+        to_ras = LPS_TO_RAS  # no named space: ITK, which writes 2D images so, reads it as its own (LPS)
+    vectors = [_numbers(d) for d in directions if d]
+    if len(vectors) == 2 and all(len(v) == 2 for v in vectors):  # a 2D image in a 2D space: the x-y plane
+        vectors = [[*vectors[0], 0.0], [*vectors[1], 0.0]]
+    if len(vectors) == 2 and all(len(v) == 3 for v in vectors):  # one slice in 3D space: 1 mm along its normal
+        normal = np.cross(vectors[0], vectors[1])
+        vectors.append(list(normal / (np.linalg.norm(normal) or 1.0)))
+    if to_ras is None or len(vectors) != 3 or any(len(v) != 3 for v in vectors):
         spacings = _numbers(fields.get("spacings", ""))[-3:]
         zooms = tuple(abs(s) if np.isfinite(s) and s else 1.0 for s in (spacings + [1.0] * 3)[:3])
         return voxels, None, zooms, pairs
-    columns = np.array([_numbers(d) for d in directions if d], np.float64).T
+    columns = np.array(vectors, np.float64).T
     origin = np.array((_numbers(fields.get("space origin", "")) + [0.0] * 3)[:3])
     return voxels, _affine(columns, origin, to_ras), (1.0, 1.0, 1.0), pairs
 
@@ -293,7 +304,10 @@ def read_metaimage(data: bytes, name: str, check: SizeCheck, data_file: DataFile
     voxels = _voxels(body, dtype, sizes, name)
     spacing = (_numbers(fields.get("elementspacing", fields.get("elementsize", ""))) + [1.0] * 3)[:3]
     matrix = _numbers(fields.get("transformmatrix", fields.get("rotation", fields.get("orientation", ""))))
-    rows = np.array(matrix, np.float64).reshape(3, 3) if len(matrix) == 9 else np.eye(3)
+    rows = np.eye(3)
+    if len(matrix) in (4, 9):  # a 2D image's 2 x 2 directions stay in the patient's x-y plane
+        n = int(round(len(matrix) ** 0.5))
+        rows[:n, :n] = np.reshape(matrix, (n, n))
     origin = np.array((_numbers(fields.get("offset", fields.get("position", fields.get("origin", "")))) + [0.0] * 3)[:3])
     return _nibabel_image(voxels, _affine(rows.T * np.array(spacing), origin, LPS_TO_RAS), (1.0, 1.0, 1.0))
 
