@@ -476,6 +476,7 @@ def write_outputs(result: Result, out_dir: str | Path, pdf: bool = False,
         labels = _to_nifti(label_volume(seg.liver, seg.tumor), result.scan)
         nib.save(labels, str(paths["labels_nifti"]))
         paths["slicer_seg"] = _write_slicer_seg(labels, out_dir / "segmentation.seg.nrrd")
+        labels = None  # its 0/1/2 volume (39 MB at 512 x 512 x 150) is not kept while the PDF is made
     seg_path = _write_seg(result, out_dir / "segmentation.dcm")
     if seg_path is not None:
         paths["dicom_seg"] = seg_path
