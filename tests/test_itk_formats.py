@@ -295,3 +295,16 @@ def test_a_2d_slice_reads_as_that_slice_of_its_volume(ct, tmp_path, ext):
     assert scan.pixels.shape == (1, *volume.pixels.shape[1:]) and scan.is_hu
     assert np.array_equal(np.asarray(scan.pixels[0]), np.asarray(volume.pixels[k]))
     assert np.allclose(scan.spacing_mm[1:], volume.spacing_mm[1:])
+
+
+@pytest.mark.parametrize("where", ["/etc/hostname", "../secret.raw", "..\\secret.raw", "C:/data/ct.raw"])
+def test_a_header_cannot_name_a_file_outside_its_folder(tmp_path, where):
+    """A header uploaded to the app is read from the server's disk: one naming a file elsewhere (an
+    absolute path, "..", a drive) is refused, so no other file of the server is read as voxels."""
+    (tmp_path / "secret.raw").write_bytes(bytes(2 * 64 * 64 * 4))
+    folder = tmp_path / "upload"
+    folder.mkdir()
+    (folder / "ct.mhd").write_text("ObjectType = Image\nNDims = 3\nDimSize = 64 64 4\nElementType = MET_SHORT\n"
+                                   f"ElementDataFile = {where}\n")
+    with pytest.raises(InputError, match="outside the header's folder, which is not read"):
+        load_scan(folder / "ct.mhd")

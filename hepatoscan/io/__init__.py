@@ -4,7 +4,8 @@ Supported: PNG, JPEG, BMP, TIFF, WebP (8/16-bit, RGB(A), palette -> grey); one D
 multi-frame one, such as Enhanced CT, is a series); a DICOM series as a folder or a .zip; a stack
 of image slices (one series exported as PNG/JPEG/...) as a folder or a .zip, or as the pages of one
 multi-page TIFF (an ImageJ stack: its voxel size is read); NIfTI .nii / .nii.gz (3D); NRRD
-(.nrrd, 3D Slicer's) and MetaImage (.mha, ITK's), single-file 3D volumes read as NIfTI is.
+(.nrrd, 3D Slicer's) and MetaImage (.mha, ITK's) volumes or 2D slices, read as NIfTI is (a .mhd or
+.nhdr header with its voxel file beside it).
 """
 from __future__ import annotations
 
@@ -83,14 +84,29 @@ def load_scan(source: str | Path | bytes, filename: str | None = None,
 
 
 def _beside(path: Path, limits: LoadLimits) -> Callable[[str], bytes]:
-    """The data file a detached header (.mhd, .nhdr) names, read from the header's folder."""
+    """The data file a detached header (.mhd, .nhdr) names, read from the header's folder (and only
+    from there: a header cannot make the server read another of its files)."""
     def read(name: str) -> bytes:
-        found = path.parent / name
+        found = path.parent / _data_file_name(path.name, name)
         if not found.is_file():
-            raise InputError(f"{path.name}: its voxels are in {name}, which is not beside it. Give both files "
-                             "together: in one folder (CLI), chosen at once (app), or in one .zip.")
+            raise _missing_data_file(path.name, name)
         return _read_path(found, limits)
     return read
+
+
+def _data_file_name(header: str, name: str) -> str:
+    """The relative path a header gives its voxel file, or InputError where it points outside the
+    header's folder (absolute, "..", a drive), which is refused."""
+    parts = PurePosixPath(name.replace("\\", "/")).parts
+    if not parts or name.startswith(("/", "\\")) or ".." in parts or ":" in name:
+        raise InputError(f"{header}: its voxel file is named '{name}', outside the header's folder, which is not "
+                         "read. Save the volume as one file (.nrrd, .mha or .nii.gz), or with its voxel file beside it.")
+    return "/".join(parts)
+
+
+def _missing_data_file(header: str, name: str) -> InputError:
+    return InputError(f"{header}: its voxels are in {name}, which is not beside it. Give both files together: in "
+                      "one folder (CLI), chosen at once (app), or in one .zip.")
 
 
 def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None = None,
@@ -199,7 +215,7 @@ def _series_scan(files: list[tuple[str, Callable[[], bytes]]], name: str, limits
     named = {f for f, _ in volumes}  # nor a header's voxel file (read with it), which may be hundreds of MB
     if volumes and not images and not any(dicom.is_dicom(read()) for f, read in files
                                           if f not in named and not f.lower().endswith(DATA_FILE_SUFFIXES)):
-        return _nifti_in_archive(volumes, len(files) - len(volumes), name, limits, files)
+        return _volume_in_archive(volumes, len(files) - len(volumes), name, limits, files)
     return _dicom_series_scan(files, name, limits, series)
 
 
@@ -211,17 +227,16 @@ def _entry_beside(header: str, files: list[tuple[str, Callable[[], bytes]]], ser
     folder = PurePosixPath(header).parent
 
     def read(name: str) -> bytes:
-        entry = (folder / name).as_posix()
+        entry = (folder / _data_file_name(PurePosixPath(header).name, name)).as_posix()
         if entry not in readers:
-            raise InputError(f"{PurePosixPath(header).name}: its voxels are in {name}, which is not beside it. "
-                             "Give both files together: in one folder (CLI), chosen at once (app), or in one .zip.")
+            raise _missing_data_file(PurePosixPath(header).name, name)
         served.add(entry)
         return readers[entry]()
     return read
 
 
-def _nifti_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: int, name: str,
-                      limits: LoadLimits, files: list[tuple[str, Callable[[], bytes]]] = ()) -> Scan:
+def _volume_in_archive(volumes: list[tuple[str, Callable[[], bytes]]], n_other: int, name: str,
+                       limits: LoadLimits, files: list[tuple[str, Callable[[], bytes]]]) -> Scan:
     """A folder or .zip whose images are NIfTI (NRRD, MetaImage) volumes: the one volume, read as if
     given alone (the other files ignored, with a warning); several are refused, as one input is one study."""
     if len(volumes) > 1:
