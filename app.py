@@ -420,8 +420,9 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
                     reference_labels = gr.Textbox(label="Label values (multi-organ maps)", max_lines=1,
                                                   elem_id="reference_labels", placeholder="e.g. 6, or 1, 2; blank: automatic",
                                                   info="The liver's value (or SEG segment number), and the tumor's after a comma")
-                    gr.Markdown("An expert's label mask of the same image: NIfTI for a volume, a DICOM SEG for a "
-                                "DICOM series, PNG for an image, a .zip of PNGs named as a stack's slices. 0 background, "
+                    gr.Markdown("An expert's label mask of the same image: NIfTI, NRRD or MetaImage for a volume (a "
+                                "3D Slicer .seg.nrrd is read by its segments' names), a DICOM SEG for a DICOM series, PNG "
+                                "for an image, a .zip of PNGs named as a stack's slices. 0 background, "
                                 "1 liver, 2 tumor (or 0 and one value for the liver alone). Gives Dice, border "
                                 "distances and lesions found, in the result and the PDF.", elem_id="reference_help")
                 with gr.Accordion("Compare with an earlier study (follow-up, optional)", open=False):

@@ -308,3 +308,36 @@ def test_a_header_cannot_name_a_file_outside_its_folder(tmp_path, where):
                                    f"ElementDataFile = {where}\n")
     with pytest.raises(InputError, match="outside the header's folder, which is not read"):
         load_scan(folder / "ct.mhd")
+
+
+def test_a_cropped_slicer_segmentation_of_a_dicom_series_is_placed(predictor, tmp_path):
+    """A Slicer segmentation made on a DICOM series and saved cropped to its segments is placed on
+    the series' slices by its coordinates (SimpleITK reads the series' geometry independently), and
+    compares as the full-size labels do; the series is feet first and stores the patient's right first."""
+    from test_dicom_seg import _feet_first_series
+
+    from hepatoscan.io.nifti import read_nifti
+    from hepatoscan.pipeline import analyze
+
+    import nibabel as nib
+
+    hu = np.asarray(load_scan(SAMPLES / "lits117_volume.nii.gz").pixels)[40:90]
+    labels = np.rint(read_nifti(nib.load(str(SAMPLES / "lits117_segmentation.nii.gz")))[0]).astype(np.uint8)[40:90]
+    series = tmp_path / "series"
+    series.mkdir()
+    _feet_first_series(series, hu)
+    reader = sitk.ImageSeriesReader()
+    reader.SetFileNames(reader.GetGDCMSeriesFileNames(str(series)))
+    geometry = sitk.DICOMOrient(reader.Execute(), "LPS")  # voxels in the display's order: x left, y back, z up
+    full = sitk.GetImageFromArray(labels)
+    full.CopyInformation(geometry)
+    zs, ys, xs = (np.nonzero(labels.any(axis=a))[0] for a in ((1, 2), (0, 2), (0, 1)))
+    lo = [int(xs[0]), int(ys[0]), int(zs[0])]
+    cropped = sitk.RegionOfInterest(full, [int(xs[-1]) + 1 - lo[0], int(ys[-1]) + 1 - lo[1], int(zs[-1]) + 1 - lo[2]], lo)
+    assert cropped.GetSize() != full.GetSize()
+    sitk.WriteImage(_slicer(cropped, [("Liver", 0, 1), ("Tumor", 0, 2)]), str(tmp_path / "seg.seg.nrrd"))
+    sitk.WriteImage(full, str(tmp_path / "full.nrrd"))
+    placed = analyze(predictor, series, reference=tmp_path / "seg.seg.nrrd").agreement
+    whole = analyze(predictor, series, reference=tmp_path / "full.nrrd").agreement
+    assert (placed.liver, placed.tumor) == (whole.liver, whole.tumor) and whole.liver.dice > 0.9
+    assert "placed where its header puts it" in " ".join(placed.notes)

@@ -276,11 +276,13 @@ def _volume_labels(img, name: str, scan: Scan) -> tuple[np.ndarray, list[str]]:
 
 def _grid_shift(affine: np.ndarray, shape_xyz: tuple[int, int, int], scan: Scan) -> tuple[int, int, int] | None:
     """A reference's RAS-canonical affine and (X, Y, Z) size -> the whole-voxel shift (x, y, z)
-    of its first voxel in the image's RAS-canonical voxel grid, where it lies on that grid (the
-    same axes and voxel size, within 1%; a shift within 0.05 voxel of whole) and inside it; else None."""
-    if not isinstance(scan.geometry, NiftiGeometry):
+    of its first voxel in the image's RAS-canonical voxel grid (:func:`_canonical_affine`), where it
+    lies on that grid (the same axes and voxel size, within 1%; a shift within 0.05 voxel of whole)
+    and inside it; else None."""
+    image_affine = _canonical_affine(scan)
+    if image_affine is None:
         return None
-    to_image = np.linalg.solve(scan.geometry.affine, affine)  # reference voxel -> image voxel
+    to_image = np.linalg.solve(image_affine, affine)  # reference voxel -> image voxel
     shift = to_image[:3, 3]
     if not np.allclose(to_image[:3, :3], np.eye(3), atol=0.01) or not np.allclose(shift, np.round(shift), atol=0.05):
         return None
@@ -288,6 +290,22 @@ def _grid_shift(affine: np.ndarray, shape_xyz: tuple[int, int, int], scan: Scan)
     z, y, x = scan.pixels.shape
     inside = all(0 <= s and s + n <= size for s, n, size in zip(shift, shape_xyz, (x, y, z)))
     return shift if inside else None
+
+
+def _canonical_affine(scan: Scan) -> np.ndarray | None:
+    """The 4x4 RAS affine of a scan's voxels in RAS-canonical order (io.nifti.from_display_axes of
+    its display axes): a NIfTI's (NRRD's, MetaImage's) own; for a DICOM series, from the LPS position
+    of display voxel (0, 0, 0) and the spacing, its rows toward the back and columns toward the
+    patient's left (as the masks' NIfTI is written, pipeline._to_nifti); None where unknown."""
+    if isinstance(scan.geometry, NiftiGeometry):
+        return scan.geometry.affine
+    origin = scan.geometry.get("origin_mm") if isinstance(scan.geometry, dict) else None
+    if origin is None or scan.spacing_mm is None or not all(scan.spacing_mm):
+        return None
+    (sz, sy, sx), (_, h, w) = scan.spacing_mm, scan.pixels.shape
+    affine = np.diag([sx, sy, sz, 1.0])  # canonical x = w - 1 - column, y = h - 1 - row, z = slice
+    affine[:3, 3] = [-origin[0] - (w - 1) * sx, -origin[1] - (h - 1) * sy, origin[2]]
+    return affine
 
 
 def _placed(values_zyx: np.ndarray, shift_xyz: tuple[int, int, int], shape_zyx: tuple[int, int, int]) -> np.ndarray:
