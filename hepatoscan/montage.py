@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocessing import content_box, estimate_display_window, looks_inverted, montage_grid, to_grayscale
+from .preprocessing import body_floor, content_box, estimate_display_window, looks_inverted, montage_grid, to_grayscale
 from .scan import Note, Scan
 
 log = logging.getLogger(__name__)
@@ -45,21 +45,55 @@ class Montage:
         return [f"{stem}_r{i + 1}c{j + 1}.png" for i in range(rows) for j in range(cols)]
 
 
+# A text strip across the top or bottom of a montage (a print layout's patient line): at most this
+# share of the image's height, and of each of its rows, above the body's floor; air below or above it.
+STRIP_MAX_HEIGHT = 0.1
+STRIP_MAX_ROW_FILL = 0.3
+
+
+def _text_strip(rows_filled: np.ndarray) -> list[int]:
+    """(H,) share of each row that is body, from the image's edge inward -> where a text strip at
+    that edge may end, most likely first: its lettering centred in its bar (as much air after it as
+    before it), halfway through the air after it, right after it; [] where there is no such strip.
+    Where the bar ends is not seen (bar and tile are both black), so each is tried."""
+    limit = int(STRIP_MAX_HEIGHT * len(rows_filled))
+    start = int(np.argmax(rows_filled > 0)) if rows_filled.any() else limit
+    end = start
+    while end < limit and rows_filled[end] > 0:
+        if rows_filled[end] > STRIP_MAX_ROW_FILL:
+            return []
+        end += 1
+    if not start < end < limit or rows_filled[end] > 0:
+        return []
+    air = int(np.argmax(rows_filled[end:] > 0)) if rows_filled[end:].any() else 0
+    return list(dict.fromkeys(c for c in (end + min(start, air), end + air // 2, end) if c < len(rows_filled)))
+
+
 def find_montage(scan: Scan) -> Montage | None:
     """The montage a single 8-bit image holds (preprocessing.montage_grid, read inside a viewer's
-    surround and, where the image is shown inverted, inverted back, as the predictor reads it), or
-    None: one slice, HU input, or a stack (a series' slices are no montage; a stack of separate
-    images is warned of by the predictor instead)."""
+    surround and, where the image is shown inverted, inverted back, as the predictor reads it; where
+    a text strip runs across its top or bottom, also without it), or None: one slice, HU input, or
+    a stack (a series' slices are no montage; a stack of separate images is warned of by the
+    predictor instead)."""
     if scan.is_hu or scan.n_slices != 1:
         return None
     grey = to_grayscale(scan.pixels[0])
     h, w = grey.shape
-    panel = content_box(grey) or (0, h, 0, w)
-    pixels = grey[panel[0]:panel[1], panel[2]:panel[3]]
+    y0, y1, x0, x1 = content_box(grey) or (0, h, 0, w)
+    pixels = grey[y0:y1, x0:x1]
     if looks_inverted(pixels):
         pixels = 255.0 - pixels
-    grid = montage_grid(pixels, estimate_display_window(pixels, scan.jpeg))
-    return None if grid is None else Montage(grid, panel)
+    estimate = estimate_display_window(pixels, scan.jpeg)
+    grid = montage_grid(pixels, estimate)
+    if grid is not None:
+        return Montage(grid, (y0, y1, x0, x1))
+    rows_filled = (pixels > body_floor(False, estimate)).mean(axis=1)
+    tops, bottoms = _text_strip(rows_filled) or [0], _text_strip(rows_filled[::-1]) or [0]
+    for cut_top, cut_bottom in ((t, b) for t in tops for b in bottoms if t or b):
+        grid = montage_grid(pixels[cut_top:len(pixels) - cut_bottom], estimate)
+        if grid is not None:
+            return Montage(grid, (y0 + cut_top, y1 - cut_bottom, x0, x1))
+    return None
 
 
 def montage_note(montage: Montage, names: list[str]) -> Note:
