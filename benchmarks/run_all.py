@@ -221,19 +221,6 @@ def _follow_up_s(nifti: Path) -> dict:
     return {"segment_512x512x150_s": round(alone, 2), "follow_up_512x512x150_s": round(time.perf_counter() - t, 2)}
 
 
-def _write_nrrd(hu_zyx: np.ndarray, path: Path) -> None:
-    """(Z, H, W) HU -> a gzip NRRD as 3D Slicer saves one (LPS space, 0.7 x 0.7 x 1.5 mm), the same
-    voxels in the same place as the .nii.gz peak_rss_mb writes (its affine diag(-0.7, -0.7, 1.5) in RAS)."""
-    import gzip
-
-    voxels = np.ascontiguousarray(hu_zyx.astype("<i2"))  # C order of (Z, H, W): W fastest, NRRD's first axis
-    header = ("NRRD0004\ntype: short\ndimension: 3\nspace: left-posterior-superior\n"
-              f"sizes: {hu_zyx.shape[2]} {hu_zyx.shape[1]} {hu_zyx.shape[0]}\n"
-              "space directions: (0.7,0,0) (0,0.7,0) (0,0,1.5)\nspace origin: (0,0,0)\nkinds: domain domain domain\n"
-              "endian: little\nencoding: gzip\n\n")
-    path.write_bytes(header.encode() + gzip.compress(voxels.tobytes(), compresslevel=1))
-
-
 def peak_rss_mb() -> dict:
     """Peak RSS of one process segmenting a 512 x 512 x 150 volume (the LiTS sample, upsampled):
     as .nii.gz, as a gzip .nrrd, as a DICOM series folder, as zips of 8-bit and of 16-bit (HU + 1024) PNG slices, and
@@ -241,7 +228,7 @@ def peak_rss_mb() -> dict:
     import nibabel as nib
 
     from hepatoscan.io import load_scan
-
+    from hepatoscan.io.itk_formats import write_nrrd
     from hepatoscan.io.reference import read_reference
 
     scan = load_scan(VOLUME)
@@ -261,8 +248,8 @@ def peak_rss_mb() -> dict:
         nib.save(nib.Nifti1Image(upsampled(labels).transpose(2, 1, 0), affine), str(reference))
         series.mkdir()
         _write_dicom_series(big, series)
-        nrrd = tmp / "big.nrrd"
-        _write_nrrd(big, nrrd)
+        nrrd = tmp / "big.nrrd"  # the same voxels in the same place, as 3D Slicer saves a volume
+        write_nrrd(big.astype(np.int16).transpose(2, 1, 0), affine, nrrd)
         stack = tmp / "pngs.zip"
         write_stack(big, stack, range(len(big)), (-160.0, 240.0), folder="")
         stack_hu = tmp / "pngs16.zip"

@@ -9,7 +9,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocessing import body_floor, content_box, estimate_display_window, looks_inverted, montage_grid, to_grayscale
+from .preprocessing import body_floor, montage_grid, read_panel, to_grayscale
 from .scan import Note, Scan
 
 log = logging.getLogger(__name__)
@@ -38,6 +38,11 @@ class Montage:
         th, tw = self.tile_shape
         return [(y0 + i * th, y0 + (i + 1) * th, x0 + j * tw, x0 + (j + 1) * tw)
                 for i in range(rows) for j in range(cols)]
+
+    def cut(self, image: np.ndarray) -> np.ndarray:
+        """(1, H, W) array of the montage's image (its pixels, or a reference's labels) -> (N, h, w),
+        its tiles row by row."""
+        return np.stack([image[0, y0:y1, x0:x1] for y0, y1, x0, x1 in self.tiles()])
 
     def tile_names(self, stem: str) -> list[str]:
         """A name for each tile, row by row, as its label PNG is written: "<stem>_r1c2.png"."""
@@ -77,13 +82,7 @@ def find_montage(scan: Scan) -> Montage | None:
     predictor instead)."""
     if scan.is_hu or scan.n_slices != 1:
         return None
-    grey = to_grayscale(scan.pixels[0])
-    h, w = grey.shape
-    y0, y1, x0, x1 = content_box(grey) or (0, h, 0, w)
-    pixels = grey[y0:y1, x0:x1]
-    if looks_inverted(pixels):
-        pixels = 255.0 - pixels
-    estimate = estimate_display_window(pixels, scan.jpeg)
+    (y0, y1, x0, x1), _, pixels, estimate = read_panel(to_grayscale(scan.pixels[0]), scan.jpeg)
     grid = montage_grid(pixels, estimate)
     if grid is not None:
         return Montage(grid, (y0, y1, x0, x1))
@@ -112,18 +111,12 @@ def split_montage(scan: Scan, montage: Montage) -> Scan:
     float32 grey levels in [0, 255], separate images (Scan.images_separate) named by row and column
     (``slice_files``), with the image's spacing, metadata and warnings and a note that says so."""
     names = montage.tile_names(scan.name)
-    pixels = np.stack([scan.pixels[0, y0:y1, x0:x1] for y0, y1, x0, x1 in montage.tiles()]).astype(np.float32)
+    pixels = montage.cut(scan.pixels).astype(np.float32)
     metadata = {**scan.metadata, "slice_files": names,
                 "montage": {"grid": list(montage.grid), "tiles_yyxx": [list(t) for t in montage.tiles()]}}
     log.info("%s: a %d x %d montage, split into %d images", scan.name, *montage.grid, len(names))
     return Scan(pixels, False, scan.spacing_mm, scan.source_format, scan.name, metadata,
                 [*scan.warnings, montage_note(montage, names)])
-
-
-def split_labels(labels: np.ndarray, montage: Montage) -> np.ndarray:
-    """(1, H, W) labels of the montage's image (a reference segmentation) -> (N, h, w), tile by
-    tile as :func:`split_montage` cuts the image."""
-    return np.stack([labels[0, y0:y1, x0:x1] for y0, y1, x0, x1 in montage.tiles()])
 
 
 def split_if_montage(scan: Scan) -> tuple[Scan, Montage | None]:

@@ -21,7 +21,7 @@ from .followup import FollowUp, Study, compare_studies, study_of
 from .io import load_scan
 from .measure import Measurements, measure
 from .model_card import ModelCard
-from .montage import split_if_montage, split_labels
+from .montage import split_if_montage
 from .orientation import reading_named
 from .overlay import slice_views
 from .predictor import Predictor, Segmentation
@@ -311,7 +311,7 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     ref = read_reference(reference, scan, reference_values) if reference is not None else None
     scan, montage = split_if_montage(scan)
     if montage is not None and ref is not None:
-        ref = replace(ref, labels=split_labels(ref.labels, montage))
+        ref = replace(ref, labels=montage.cut(ref.labels))
     seg = predictor.segment(scan, progress, reading)
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,
@@ -365,7 +365,7 @@ def _to_nifti(mask_zyx: np.ndarray, scan):
     """(Z, H, W) uint8 mask -> NIfTI image in the input's geometry. The voxels are passed to
     nibabel as a view (no full-size copy); it writes them slab by slab."""
     from .io.imports import nibabel
-    from .io.nifti import from_display_axes
+    from .io.nifti import display_affine, from_display_axes
 
     nib = nibabel()
     mask = np.asarray(mask_zyx, np.uint8)  # no copy when already uint8
@@ -375,12 +375,8 @@ def _to_nifti(mask_zyx: np.ndarray, scan):
         img.set_data_dtype(np.uint8)
         return img
     # Display axes stored as (x, y, z): i -> patient left, j -> posterior, k -> head (LPS).
-    sz, sy, sx = (s or 1.0 for s in (scan.spacing_mm or (1.0, 1.0, 1.0)))
-    affine = np.diag([-sx, -sy, sz, 1.0])
     origin = (scan.geometry or {}).get("origin_mm") if isinstance(scan.geometry, dict) else None
-    if origin:
-        affine[:3, 3] = [-origin[0], -origin[1], origin[2]]
-    img = nib.Nifti1Image(mask.transpose(2, 1, 0), affine)
+    img = nib.Nifti1Image(mask.transpose(2, 1, 0), display_affine(scan.spacing_mm, origin))
     img.set_data_dtype(np.uint8)
     return img
 

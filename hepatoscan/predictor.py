@@ -17,9 +17,8 @@ from .config import PostprocessConfig, QualityConfig
 from .errors import ModelError
 from .model_card import ModelCard, find_card
 from .postprocess import clean_masks, clean_separate_slices, flat_lesions_note
-from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, body_box, content_box,
-                            estimate_display_window, looks_inverted, montage_grid, pad_to_square, prepare_slice, resize_image,
-                            share_stack_window, to_grayscale)
+from .preprocessing import (STACK_OUTLIER_RATIO, WindowEstimate, below_window, body_box, montage_grid, pad_to_square,
+                            prepare_slice, read_panel, resize_image, share_stack_window, to_grayscale)
 from .orientation import (MIRROR_INDEX, READINGS, Reading, best_reading, big_liver, liver_evidence, mirror_symmetric,
                           orientation_images_warnings, orientation_warning, read_as_note, symmetric_images_warning,
                           symmetric_warning)
@@ -184,11 +183,11 @@ class Predictor:
         for k in range(scan.n_slices):
             h, w = scan.image_size(k)  # images of different sizes: each alone, not its canvas
             pixels = to_grayscale(scan.pixels[k][:h, :w])
-            box = (content_box(pixels) if not scan.is_hu else None) or (0, h, 0, w)
+            box, shown_inverted, _, estimate = ((0, h, 0, w), False, None, None) if scan.is_hu else read_panel(
+                pixels, scan.jpeg)
             boxes.append(box)
-            inverted.append(not scan.is_hu and looks_inverted(pixels[box[0]:box[1], box[2]:box[3]]))
-            estimates.append(None if scan.is_hu else
-                             estimate_display_window(self._panel(scan, k, box, inverted[k]), scan.jpeg))
+            inverted.append(shown_inverted)
+            estimates.append(estimate)
             if scan.is_volume and not scan.images_separate:
                 thumbs.append(thumbnail(pixels))
         similarity = neighbour_similarity(thumbs)

@@ -551,6 +551,22 @@ def looks_inverted(gray: np.ndarray) -> bool:
     return float(np.median(g[h // 4:3 * h // 4, w // 4:3 * w // 4])) < INVERTED_CENTRE_MAX_GREY
 
 
+def read_panel(gray: np.ndarray, jpeg: bool = False) -> tuple[tuple[int, int, int, int], bool, np.ndarray, WindowEstimate]:
+    """How an 8-bit image is read before anything else: (H, W) grey levels in [0, 255] -> (the
+    (y0, y1, x0, x1) box inside a viewer's surround (:func:`content_box`; the whole image where
+    there is none), whether it looks shown inverted (:func:`looks_inverted`), its (h, w) float grey
+    levels, inverted back where so, and their display window (:func:`estimate_display_window`)).
+    The predictor and the montage check read an image this one way."""
+    g = np.asarray(gray)
+    h, w = g.shape
+    box = content_box(g) or (0, h, 0, w)
+    panel = np.asarray(g[box[0]:box[1], box[2]:box[3]], np.float32)
+    inverted = looks_inverted(panel)
+    if inverted:
+        panel = 255.0 - panel
+    return box, inverted, panel, estimate_display_window(panel, jpeg)
+
+
 MONTAGE_MAX_TILES = 4  # rows and columns tried: up to 4 x 4 slices in one image
 MONTAGE_MIN_TILE_PX = 48  # a tile's shorter side at least this
 MONTAGE_MASK_PX = 32  # each tile's body compared at 32 x 32

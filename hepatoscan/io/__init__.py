@@ -122,7 +122,7 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None =
         return _series_scan(_unzip(data, name, limits), name, limits, series)
     if _is_nifti(data, name):
         return _nifti_scan(data, name, limits)
-    if is_nrrd(data) or name.lower().endswith((".nrrd", ".nhdr")):
+    if is_nrrd(data, name):
         return _volume_scan(read_nrrd(data, name, partial(_check_volume_size, name=name, limits=limits), data_file),
                             name, "nrrd", limits)
     if is_metaimage(data, name):

@@ -33,6 +33,18 @@ def from_display_axes(data_zyx: np.ndarray) -> np.ndarray:
     return np.asarray(data_zyx)[:, ::-1, ::-1].transpose(2, 1, 0)
 
 
+def display_affine(spacing_mm, origin_mm=None) -> np.ndarray:
+    """The 4x4 RAS affine of a volume's display axes stored as (x, y, z) (a (Z, H, W) array
+    transposed: i -> patient left, j -> posterior, k -> head, LPS), from its (z, y, x) spacing in mm
+    (1 mm where unknown) and the LPS position of display voxel (0, 0, 0) (a DICOM series'
+    ``origin_mm``; 0 where unknown). Where a volume has no NIfTI geometry, its masks are written so."""
+    sz, sy, sx = (s or 1.0 for s in (spacing_mm or (1.0, 1.0, 1.0)))
+    affine = np.diag([-sx, -sy, sz, 1.0])
+    if origin_mm:
+        affine[:3, 3] = [-origin_mm[0], -origin_mm[1], origin_mm[2]]
+    return affine
+
+
 def _compact(display: np.ndarray) -> np.ndarray:
     """Float voxels -> int16 (rounded to 1 HU) when they fit, slice by slice: half the memory of
     float32 and far below what the model resolves (its window is 400 HU over 256 levels)."""

@@ -23,7 +23,7 @@ from ..scan import Note, Scan
 from .dicom import is_dicom
 from .image import _upright
 from .itk_formats import Segment, is_metaimage, is_nrrd, read_metaimage, read_slicer_segmentation
-from .nifti import NiftiGeometry, oriented, read_nifti
+from .nifti import NiftiGeometry, display_affine, oriented, read_nifti
 
 MASK_SUFFIXES = ("", "_mask", "_masks", "_label", "_labels", "_seg", "_segmentation", "_gt")  # IM1.png <- IM1_mask.png
 WHAT = ("A reference segmentation is a label mask at the image's own size: 0 background, 1 liver, 2 tumor "
@@ -64,7 +64,7 @@ def _read(path: Path, scan: Scan, given: tuple[int, int | None] | None) -> Refer
     beside = _beside(path, LoadLimits())  # a detached header's voxels (.mhd + .raw)
     if _is_nifti(data, name):
         labels, notes = _nifti_labels(data, name, scan)
-    elif is_nrrd(data) or name.lower().endswith(".nhdr"):
+    elif is_nrrd(data, name):
         voxels, img, segments = read_slicer_segmentation(data, name, lambda shape, _: _check_voxels(shape, scan, name),
                                                          beside)
         notes = []
@@ -294,18 +294,17 @@ def _grid_shift(affine: np.ndarray, shape_xyz: tuple[int, int, int], scan: Scan)
 
 def _canonical_affine(scan: Scan) -> np.ndarray | None:
     """The 4x4 RAS affine of a scan's voxels in RAS-canonical order (io.nifti.from_display_axes of
-    its display axes): a NIfTI's (NRRD's, MetaImage's) own; for a DICOM series, from the LPS position
-    of display voxel (0, 0, 0) and the spacing, its rows toward the back and columns toward the
-    patient's left (as the masks' NIfTI is written, pipeline._to_nifti); None where unknown."""
+    its display axes): a NIfTI's (NRRD's, MetaImage's) own; for a DICOM series, that of its display
+    axes (io.nifti.display_affine, as its masks' NIfTI is written) with rows and columns reversed;
+    None where its origin or spacing is unknown."""
     if isinstance(scan.geometry, NiftiGeometry):
         return scan.geometry.affine
     origin = scan.geometry.get("origin_mm") if isinstance(scan.geometry, dict) else None
     if origin is None or scan.spacing_mm is None or not all(scan.spacing_mm):
         return None
-    (sz, sy, sx), (_, h, w) = scan.spacing_mm, scan.pixels.shape
-    affine = np.diag([sx, sy, sz, 1.0])  # canonical x = w - 1 - column, y = h - 1 - row, z = slice
-    affine[:3, 3] = [-origin[0] - (w - 1) * sx, -origin[1] - (h - 1) * sy, origin[2]]
-    return affine
+    _, h, w = scan.pixels.shape
+    reverse = np.array([[-1.0, 0, 0, w - 1], [0, -1.0, 0, h - 1], [0, 0, 1.0, 0], [0, 0, 0, 1.0]])
+    return display_affine(scan.spacing_mm, origin) @ reverse  # canonical (x, y, z) = stored (w-1-x, h-1-y, z)
 
 
 def _placed(values_zyx: np.ndarray, shift_xyz: tuple[int, int, int], shape_zyx: tuple[int, int, int]) -> np.ndarray:
