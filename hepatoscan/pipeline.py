@@ -292,8 +292,9 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     ``earlier``, an earlier study of the same patient (or a list of them, oldest first: the first is
     the baseline, the others give the nadir): segmented first (with the same spacing where it has
     none, and read the same way) and compared, Result.follow_up (:func:`earlier_study`,
-    :func:`attach_follow_up`). A single 8-bit image that holds several slices side by side (a
-    montage) is split into them, each segmented and measured as a separate image (hepatoscan.montage)."""
+    :func:`attach_follow_up`). An 8-bit image that holds several slices side by side (a montage),
+    alone or among others, is split into them, each segmented and measured as a separate image
+    (hepatoscan.montage)."""
     from .io.reference import read_reference
 
     t0 = time.perf_counter()
@@ -309,9 +310,9 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     if slice_spacing_mm:
         scan.with_slice_spacing(slice_spacing_mm)
     ref = read_reference(reference, scan, reference_values) if reference is not None else None
-    scan, montage = split_if_montage(scan)
-    if montage is not None and ref is not None:
-        ref = replace(ref, labels=montage.cut(ref.labels))
+    scan, split = split_if_montage(scan)
+    if split is not None and ref is not None:
+        ref = replace(ref, labels=split.apply(ref.labels))
     seg = predictor.segment(scan, progress, reading)
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,

@@ -180,8 +180,9 @@ def body_zoom(panel: tuple[int, int, int, int], box: tuple[int, int, int, int]) 
 def montage_warning(grids: list[tuple[int, int] | None], slices: int) -> str | None:
     """Per image, the grid of slices laid side by side in it (preprocessing.montage_grid; None for one
     slice) -> a warning for the user, or None when no image is a montage. A single image that is one
-    is split by hepatoscan.montage before the model runs (pipeline.analyze); this warns of montages
-    among separate images (a zip of them) and of a single one segmented without that step."""
+    is split by hepatoscan.montage before the model runs (pipeline.analyze), as are montages among
+    other images; this warns of those its sample of a long stack missed (montage.find_montages) and
+    of images segmented without that step."""
     found = [g for g in grids if g]
     if not found:
         return None
