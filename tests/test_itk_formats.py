@@ -135,6 +135,10 @@ def test_nrrd_fields_written_by_hand(tmp_path):
     (b"ObjectType = Image\nNDims = 3\nDimSize = 4 4 4\nElementNumberOfChannels = 3\nElementType = MET_UCHAR\n"
      b"ElementDataFile = LOCAL\n" + bytes(192), "rgb.mha", UnsupportedFormatError, "several channels"),
     (b"NRRD0004\ntype: short\n", "nohead.nrrd", InputError, "header does not end"),
+    (b"ObjectType = Image\nNDims = 3\nDimSize = -10 10 10\nElementType = MET_SHORT\nElementDataFile = LOCAL\n"
+     + bytes(10), "negative.mha", InputError, "sizes as -10 10 10: every size must be 1 or more"),
+    (_nrrd({"type": "short", "dimension": "3", "sizes": "0 4 4", "encoding": "raw"}, b""),
+     "empty.nrrd", InputError, "sizes as 0 4 4"),
 ])
 def test_bad_volumes_say_what_to_give(data, name, error, words):
     with pytest.raises(error, match=words.replace("(", r"\(").replace(")", r"\)")):

@@ -119,7 +119,10 @@ def _volume_sizes(sizes: list[int], name: str) -> list[int]:
         sizes.pop()
     if len(sizes) == 2:
         sizes.append(1)
-    if len(sizes) != 3 or min(sizes) < 1:
+    if sizes and min(sizes) < 1:
+        raise InputError(f"{name}: the header gives the volume's sizes as {' '.join(map(str, sizes))}: every size must "
+                         "be 1 or more. The file is damaged or was written wrongly; save the volume again.")
+    if len(sizes) != 3:
         raise UnsupportedFormatError(f"{name}: a {len(sizes)}D volume {tuple(sizes)}; HepatoScan reads one 3D CT "
                                      "volume. Save a single 3D volume (one time point, one channel) and try again.")
     return sizes
