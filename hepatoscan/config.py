@@ -75,6 +75,17 @@ class QualityConfig:
     # so. Colour photos measured 0.66 to 0.97 (5 of the 6 at hand), but the app's own overlays of the
     # four sample slices 0.18 to 0.62 (as much as their liver fills), so the warning names both.
     mostly_colour_fraction: float = 0.5
+    # Thin coloured marks (a viewer's measurement lines, ROI outlines, arrows, coloured lettering) are
+    # filled in from the grey around them (hepatoscan.marks), not warned of: at most this share of
+    # the image coloured, and at most marks_max_core_share of it farther than marks_core_px from any
+    # grey pixel. Measured on lines, circles, lettering and arrowheads drawn 1 to 4 px wide over 28
+    # CHAOS and IRCAD slices (every 8th liver slice): 0.009 to 0.017 of their colour is such core as
+    # PNG, 0.05 to 0.16 as JPEG (q50 to q75: its colour is smeared at half resolution); the app's own
+    # overlays of a slice and its panel, 0.49 to 0.86 (filled areas are nearly all core).
+    marks_max_fraction: float = 0.05
+    marks_core_px: int = 3
+    marks_max_core_share: float = 0.3
+    marks_pad_px: int = 1  # each mark widened so before filling: the rim a JPEG's chroma blur leaves
     # A page, a chart or a drawing, not CT: at least page_white_fraction of the segmented
     # region white (white_grey and above) and under page_max_dark_fraction dark (page_dark_grey and
     # below, which JPEG's spread black reaches). CT keeps air or fat dark in every soft-tissue

@@ -15,7 +15,8 @@ white plateau, the same white as vessels, kidneys and bone, and the model leaves
 out. The share of the body's (non-black) pixels that are white is read off the 8-bit image itself.
 
 Colour: a screenshot with coloured overlays or a colour map is read as grey; the share of its
-coloured pixels is read off the file's RGB before that.
+coloured pixels is read off the file's RGB before that (thin coloured marks, a viewer's annotations,
+are filled in instead: hepatoscan.marks).
 
 Not CT: a page, a chart or a drawing is mostly white with almost nothing black, which a
 CT image in a soft-tissue window never is (air and fat stay dark; a lung window, which clips soft

@@ -17,7 +17,7 @@ from PIL import Image
 
 from conftest import ROOT, SAMPLES
 from hepatoscan.agreement import Overlap, compare, dice, lesion_detection, overlap
-from hepatoscan.errors import InputError, UnsupportedFormatError
+from hepatoscan.errors import InputError
 from hepatoscan.io import load_scan
 from hepatoscan.io.reference import label_values, parse_label_values, read_reference
 

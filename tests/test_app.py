@@ -367,8 +367,6 @@ def test_a_failed_pdf_keeps_the_result(handlers, monkeypatch):
 
 def test_handler_zip_of_png_slices_is_one_study(handlers, sample_volume):
     """The sample zip: slices 32 to 95 of LiTS 117 exported at W350/L50 as PNGs, one series."""
-    import numpy as np
-
     from conftest import dice
 
     out = handlers.segment_ui(str(SAMPLES / "lits117_w350_slices.zip"), 0, 0, *[""] * 7, progress=None)

@@ -870,6 +870,21 @@ def test_colour_images_are_read_as_grey_with_a_warning(predictor):
     assert 5 <= int(warnings[0].split("%")[0]) <= 60
     result = analyze(predictor, _png_bytes(Image.fromarray(overlay)), filename="screenshot.png")
     assert warnings[0] in result.warnings and warnings[0] in result.describe()
+    # Thin coloured marks (a measurement line and its lettering) are filled in instead, alike in a
+    # PNG and in a screenshot saved as DICOM (hepatoscan.marks; tests/test_marks.py).
+    from PIL import ImageDraw
+
+    from hepatoscan.marks import MARKS_NOTE
+    marked = grey.copy()
+    ImageDraw.Draw(marked).line([(30, 60), (100, 70)], fill=(255, 255, 0), width=2)
+    ImageDraw.Draw(marked).text((30, 75), "41 mm", fill=(255, 255, 0))
+    as_png = load_scan(_png_bytes(marked), "marked.png")
+    as_dicom = load_scan(_secondary_capture_bytes(np.asarray(marked)), "marked.dcm")
+    assert MARKS_NOTE in as_png.warnings and MARKS_NOTE in as_dicom.warnings
+    assert np.abs(as_png.pixels - as_dicom.pixels).max() <= 1  # Pillow rounds its luma, the DICOM reader does not
+    truth, as_grey = np.asarray(grey.convert("L"), np.float32), np.asarray(marked.convert("L"), np.float32)
+    drawn = truth != as_grey
+    assert np.abs(as_png.pixels[0] - truth)[drawn].mean() < 0.5 * np.abs(as_grey - truth)[drawn].mean()
 
 
 def _secondary_capture_bytes(pixels: np.ndarray, modality: str = "CT") -> bytes:

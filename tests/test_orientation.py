@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import SAMPLES, dice
+from conftest import dice
 from hepatoscan.config import QualityConfig
 from hepatoscan.errors import InputError
 from hepatoscan.orientation import (ASKABLE, READINGS, UPSIDE_DOWN, best_reading, big_liver, evidence_ratio,

@@ -62,12 +62,6 @@ def test_softness_warning_names_the_value_and_what_to_do():
     assert softness_warning(0.7, QualityConfig(soft_blur_effect=0.75)) is None
 
 
-def _png(img: Image.Image) -> bytes:
-    buf = io.BytesIO()
-    img.save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def test_sharp_samples_and_volume_get_no_warning(predictor, sample_pngs):
     for path, _ in sample_pngs:
         r = analyze(predictor, path)

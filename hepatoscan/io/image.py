@@ -12,7 +12,7 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from ..config import LoadLimits
 from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
-from ..quality import colour_fraction, colour_warning
+from ..marks import read_colour
 from ..scan import Note
 
 FORMATS = {"PNG": "png", "JPEG": "jpeg", "BMP": "bmp", "TIFF": "tiff", "MPO": "jpeg", "WEBP": "webp"}
@@ -124,7 +124,9 @@ def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None
         raise InputError(f"{name}: an 8-bit image among images that hold CT numbers (16-bit or float). "
                          "A stack must hold one series' slices exported one way; export them all alike.")
     grey, rgb = _to_grey(img, name)
-    warning = colour_warning(colour_fraction(rgb)) if rgb is not None else None
+    if rgb is None:
+        return ImageFile(grey, fmt, turned)
+    grey, warning = read_colour(grey, rgb)
     return ImageFile(grey, fmt, turned + ([warning] if warning else []))
 
 

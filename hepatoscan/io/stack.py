@@ -14,7 +14,7 @@ from typing import Callable
 import numpy as np
 
 from ..config import IMAGE_SUFFIXES, LoadLimits
-from ..errors import HepatoScanError, InputError, InputTooLargeError
+from ..errors import HepatoScanError, InputTooLargeError
 from .image import read_image
 from .nifti import INT16_RANGE
 
