@@ -86,6 +86,24 @@ class QualityConfig:
     marks_core_px: int = 3
     marks_max_core_share: float = 0.3
     marks_pad_px: int = 1  # each mark widened so before filling: the rim a JPEG's chroma blur leaves
+    # Lettering around the body (hepatoscan.marks.lettering): glyphs are bright (lettering_min_grey
+    # or more) and small (within lettering_max_side of the image's shorter side: 31 px of 512); an
+    # area above lettering_floor_grey (the body's 8-bit floor, above JPEG's ringing) is lettering
+    # where all but lettering_other_share of it is glyphs and their rims (lettering_rim_px:
+    # antialiasing; in a JPEG lettering_jpeg_rim_px: its ringing, which joins glyphs into words and
+    # lines and reached past 3 px around 16 px lettering at q50 to q85), it spans at most lettering_max_block of the image either way,
+    # and it lies farther than lettering_body_gap_px from everything else and is not enclosed by it;
+    # with fewer than lettering_min_specks glyphs in all, none is (stray bits of a table or a cable).
+    lettering_min_grey: int = 160
+    lettering_max_side: float = 0.06
+    lettering_max_flatness: float = 4.0  # glyphs no wider than this times their height (a table's bits are flat)
+    lettering_floor_grey: int = 12
+    lettering_rim_px: int = 3
+    lettering_jpeg_rim_px: int = 6
+    lettering_other_share: float = 0.1
+    lettering_max_block: float = 0.4
+    lettering_body_gap_px: int = 24
+    lettering_min_specks: int = 5
     # A page, a chart or a drawing, not CT: at least page_white_fraction of the segmented
     # region white (white_grey and above) and under page_max_dark_fraction dark (page_dark_grey and
     # below, which JPEG's spread black reaches). CT keeps air or fat dark in every soft-tissue

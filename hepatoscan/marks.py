@@ -8,16 +8,25 @@ held-out CHAOS slices: liver Dice 0.938 -> 0.914; filled in, 0.937). Thin marks 
 the CT under them, so each is filled from its edges inward with the mean of the grey pixels
 around it. Thick or wide colour (a filled overlay,
 such as HepatoScan's own, or a colour map) hides the CT itself: it is left, and the user is warned
-(quality.colour_warning). Grey or white marks cannot be told from the CT and stay.
+(quality.colour_warning).
+
+Lettering: grey or white marks cannot be told from the CT by colour, but a viewer's lettering (the
+patient's name, the window, the slice position in the corners) lies in the air around the body, in
+small bright specks no CT structure makes there: each glyph is a component of its own, no larger
+than a letter, outside the body's outline. Read as is, it moves the display-window estimate (the
+histogram gains its bright and antialiased pixels) and the model reads it: 4 blocks of 22 px
+white lettering in the corners of IRCAD p01 slices cost liver Dice 0.960 -> 0.944, blacked out
+0.960. Such specks are set to the grey around them (:func:`clear_lettering`). Marks over the body
+itself stay.
 """
 from __future__ import annotations
 
 import numpy as np
 
 from .config import QualityConfig
-from .morphology import dilate
+from .morphology import Components, dilate, fill_holes_2d
 from .quality import colour_fraction, colour_warning
-from .scan import Note
+from .scan import Note, Scan
 
 
 def coloured(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> np.ndarray:
@@ -101,3 +110,84 @@ def read_colour(grey: np.ndarray, rgb: np.ndarray, cfg: QualityConfig = QualityC
     the colour warning (quality.colour_warning) where the colour is more than thin marks, else None)."""
     grey, filled = remove_marks(grey, rgb, cfg)
     return grey, MARKS_NOTE if filled else colour_warning(colour_fraction(rgb, cfg), cfg)
+
+
+LETTERING_NOTE = Note("Small bright marks in the air around the body (a viewer's lettering: name, window, slice "
+                      "position; or bits of the table) were set to the grey around them before segmenting, so "
+                      "that they do not sway the window estimate or the model.")
+
+
+def lettering(grey: np.ndarray, jpeg: bool = False, cfg: QualityConfig = QualityConfig()) -> np.ndarray:
+    """(H, W) grey levels of an 8-bit image -> (H, W) bool: the lettering around the body.
+
+    Glyphs: connected areas of ``cfg.lettering_min_grey`` or more no more than
+    ``cfg.lettering_max_side`` of the image's shorter side (and 16 px) high and wide, and no more
+    than ``cfg.lettering_max_flatness`` times as wide as high. Lettering: a
+    connected area above ``cfg.lettering_floor_grey`` (a glyph, or a word or lines that antialiasing
+    or a JPEG's ringing joins) that is glyphs and their rims (``cfg.lettering_rim_px``;
+    ``cfg.lettering_jpeg_rim_px`` where ``jpeg``: its ringing reaches farther) all but
+    ``cfg.lettering_other_share`` of it, no more than ``cfg.lettering_max_block`` of the image
+    either way (a table's line is longer; an arm is mostly not its bone), lying outside the body:
+    farther than ``cfg.lettering_body_gap_px`` from everything else above the floor (the table's
+    edge included: lettering near it stays) and not enclosed by it (the body's fragments, a narrow window's organs apart in black fat and its dotted skin,
+    joined across such gaps and filled; a speck in bowel gas or the lungs lies inside, and stays);
+    with at least ``cfg.lettering_min_specks`` glyphs in all (fewer are stray bits of the table or a
+    cable)."""
+    g = np.asarray(grey, np.float32)
+    h, w = g.shape
+    none = np.zeros((h, w), bool)
+    cores = Components.of(g >= cfg.lettering_min_grey)
+    if cores.n < cfg.lettering_min_specks:
+        return none
+    sides = cores.bounds()[:, :, 1] - cores.bounds()[:, :, 0] + 1
+    glyph = (sides <= max(16, int(cfg.lettering_max_side * min(h, w)))).all(axis=1)
+    glyph &= sides[:, 1] <= cfg.lettering_max_flatness * sides[:, 0]  # a flat bit of a table's line is no glyph
+    glyph[0] = False
+    if np.count_nonzero(glyph) < cfg.lettering_min_specks:
+        return none
+    core_labels = cores.labels()
+    rims = dilate(glyph[core_labels], cfg.lettering_jpeg_rim_px if jpeg else cfg.lettering_rim_px)
+    areas = Components.of(g > cfg.lettering_floor_grey)
+    labels = areas.labels().ravel()
+    total = areas.sizes()
+    other = np.bincount(labels, weights=~rims.ravel(), minlength=areas.n + 1)
+    extent = areas.bounds()[:, :, 1] - areas.bounds()[:, :, 0] + 1
+    block = (other <= cfg.lettering_other_share * total) & (extent <= cfg.lettering_max_block * np.array([h, w])).all(axis=1)
+    block[0] = False
+    blocks = block[labels].reshape(h, w)
+    body = (labels > 0).reshape(h, w) & ~blocks  # everything else, dim fragments of skin and fat included
+    if not body.any() or not blocks.any():
+        return none
+    step = max(1, max(h, w) // 128)  # the body's outline needs no more than 128 cells across
+    hh, ww = -(-h // step), -(-w // step)
+    cells = np.pad(body, ((0, hh * step - h), (0, ww * step - w))).reshape(hh, step, ww, step).any(axis=(1, 3))
+    around = fill_holes_2d(dilate(cells, -(-cfg.lettering_body_gap_px // step)))
+    cy, cx = np.rint(areas.centroids()).astype(np.int64).T
+    block &= ~around[cy // step, cx // step]
+    found = block[labels].reshape(h, w)
+    n_glyphs = np.count_nonzero(np.bincount(core_labels[found & glyph[core_labels]], minlength=cores.n + 1)[1:])
+    return found if n_glyphs >= cfg.lettering_min_specks else none
+
+
+def clear_lettering(scan: Scan, cfg: QualityConfig = QualityConfig()) -> Scan:
+    """An 8-bit scan -> the same scan with the lettering around each image's body (:func:`lettering`)
+    set to the median grey of the pixels just around it, with a note; HU scans, and images without
+    lettering, unchanged."""
+    if scan.is_hu:
+        return scan
+    cleared = 0
+    for k in range(scan.n_slices):
+        hk, wk = scan.image_size(k)
+        image = scan.pixels[k, :hk, :wk]
+        specks = lettering(image, scan.jpeg, cfg)
+        if not specks.any():
+            continue
+        ring = dilate(specks, 1) & ~specks
+        if not scan.pixels.flags.writeable:
+            scan.pixels = scan.pixels.copy()
+            image = scan.pixels[k, :hk, :wk]
+        image[specks] = np.median(image[ring]) if ring.any() else 0
+        cleared += 1
+    if cleared:
+        scan.warnings.append(LETTERING_NOTE)
+    return scan

@@ -21,6 +21,7 @@ from .followup import FollowUp, Study, compare_studies, study_of
 from .io import load_scan
 from .measure import Measurements, measure
 from .model_card import ModelCard
+from .marks import clear_lettering
 from .montage import split_if_montage
 from .orientation import reading_named
 from .overlay import slice_views
@@ -294,7 +295,8 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     none, and read the same way) and compared, Result.follow_up (:func:`earlier_study`,
     :func:`attach_follow_up`). An 8-bit image that holds several slices side by side (a montage),
     alone or among others, is split into them, each segmented and measured as a separate image
-    (hepatoscan.montage)."""
+    (hepatoscan.montage); a viewer's lettering around the body of 8-bit images is cleared first
+    (marks.clear_lettering)."""
     from .io.reference import read_reference
 
     t0 = time.perf_counter()
@@ -313,6 +315,7 @@ def analyze(predictor: Predictor, source, filename: str | None = None,
     scan, split = split_if_montage(scan)
     if split is not None and ref is not None:
         ref = replace(ref, labels=split.apply(ref.labels))
+    scan = clear_lettering(scan)
     seg = predictor.segment(scan, progress, reading)
     m = measure(seg)
     agreement = None if ref is None else compare(seg.liver, seg.tumor, ref.labels, scan.spacing_mm, ref.name,
