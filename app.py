@@ -388,7 +388,7 @@ def build_app(handlers: HepatoScanApp) -> gr.Blocks:
             with gr.Column(scale=2, min_width=300) as left_column:
                 upload = gr.File(label="CT image or study", file_count="multiple", type="filepath", elem_id="upload",
                                  height=260)  # a long series scrolls inside the box
-                gr.Markdown("PNG/JPG/WebP, DICOM, NIfTI, NRRD, MetaImage (.mha), a multi-page TIFF, or a .zip of a DICOM series or of one "
+                gr.Markdown("PNG/JPG/WebP/GIF, DICOM, NIfTI, NRRD, MetaImage (.mha), a multi-page TIFF or a cine loop (animated GIF), or a .zip of a DICOM series or of one "
                             "series' PNG/JPG slices; or choose all the files of one series at once.",
                             elem_id="formats")
                 with gr.Row():

@@ -5,7 +5,7 @@ from dataclasses import dataclass
 
 # Image files read as slices (io.image, io.stack): the one list the loader, the CLI and the app's
 # file picker take their suffixes from.
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 NIFTI_SUFFIXES = (".nii", ".nii.gz")  # NIfTI volumes, by name (io also knows them by their header)
 # 3D Slicer's NRRD and ITK's MetaImage, single-file volumes (io also knows them by their header)
 ITK_SUFFIXES = (".nrrd", ".mha")

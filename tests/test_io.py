@@ -401,8 +401,7 @@ BAD_INPUTS = {
     "empty file": (b"", "empty.png", InputError, "empty"),
     "text file": (b"hello, this is not an image", "notes.txt", UnsupportedFormatError, "not a readable image"),
     "truncated png": (_png_bytes(Image.fromarray(_ct_like()))[:200], "cut.png", InputError, "truncated or corrupt"),
-    "gif": (_png_bytes(Image.fromarray(_ct_like()), "GIF"), "anim.gif", UnsupportedFormatError, "not supported"),
-    "animated webp": (None, "anim.webp", UnsupportedFormatError, "2 frames"),
+    "animation among images": (None, "shared.zip", UnsupportedFormatError, "an animation of 2 frames among other images"),
     "decompression bomb": (None, "bomb.png", InputTooLargeError, "decompression bomb"),
     "tiny image": (_png_bytes(Image.new("L", (20, 20), 3)), "tiny.png", InputError, "at least 32"),
     "blank image": (_png_bytes(Image.new("L", (64, 64), 0)), "blank.png", InputError, "blank"),
@@ -425,11 +424,11 @@ BAD_INPUTS = {
 
 
 def _materialise(kind: str, data):
-    if kind == "animated webp":
+    if kind == "animation among images":
         frames = [Image.fromarray(_ct_like()), Image.fromarray(255 - _ct_like())]
         buf = io.BytesIO()
         frames[0].save(buf, format="WEBP", save_all=True, append_images=frames[1:])
-        return buf.getvalue()
+        return _zip({"anim.webp": buf.getvalue(), "slice.png": _png_bytes(frames[0])})
     if kind == "decompression bomb":
         return _bomb_png()
     if kind == "dicom with truncated pixels":

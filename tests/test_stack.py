@@ -459,3 +459,37 @@ def test_imagej_spacing_is_read_only_where_its_unit_is_a_length_plausible_for_ct
     ct = [np.pad(np.full((60, 60), v, np.uint8), 20) for v in (120, 140)]  # a microscope's stack: far too fine for CT
     scan = load_scan(_tiff_pages(ct, "ImageJ=1.54f\nunit=micron\nspacing=1\n", (0.3, 0.3)), "cells.tif")
     assert scan.spacing_mm is None and [w for w in scan.warnings if "not plausible for CT" in w]
+
+
+def test_an_animation_reads_as_one_series_of_display_slices(predictor, sample_volume):
+    """A scroll through a series saved as an animated GIF (a viewer's cine loop, shared in a message),
+    animated WebP or animated PNG: its frames are read as one series' slices in frame order, with a
+    note, and segment as the same slices in a zip of PNGs do (GIF and PNG keep every grey level; a
+    lossy WebP is read as a JPEG is). A still GIF is one image; an animation among other images is
+    refused (tests/test_io.py)."""
+    from hepatoscan.pipeline import analyze
+
+    _, hu, labels = sample_volume
+    frames = list(_renders(hu, (-125.0, 225.0)))[20:60]
+    images = [Image.fromarray(f) for f in frames]
+    zipped = load_scan(_zip({f"IM{k:03d}.png": _png(f) for k, f in enumerate(frames)}), "series.zip")
+    expected = predictor.segment(zipped)
+    for fmt, name, source in (("GIF", "scroll.gif", "gif-stack"), ("PNG", "scroll.png", "png-stack"),
+                              ("WEBP", "scroll.webp", "webp-lossy-stack")):
+        buf = io.BytesIO()
+        images[0].save(buf, format=fmt, save_all=True, append_images=images[1:], duration=50, loop=0,
+                       **({"quality": 90} if fmt == "WEBP" else {}))
+        result = analyze(predictor, buf.getvalue(), filename=name)
+        scan = result.scan
+        assert scan.n_slices == len(frames) and scan.source_format == source and scan.spacing_mm is None, fmt
+        assert scan.metadata["slice_files"][:2] == ["scroll_f0001.png", "scroll_f0002.png"]
+        assert [w for w in result.warnings if f"{len(frames)} frames" in w and "forth and back" in w]
+        if fmt != "WEBP":
+            assert np.array_equal(scan.pixels, zipped.pixels), fmt
+            assert np.array_equal(result.segmentation.liver, expected.liver), fmt
+        assert dice(result.segmentation.liver, labels[20:60] >= 1) > 0.9, fmt
+    buf = io.BytesIO()
+    images[20].save(buf, format="GIF")
+    still = analyze(predictor, buf.getvalue(), filename="slice.gif")
+    assert still.scan.n_slices == 1 and still.scan.source_format == "gif"
+    assert np.array_equal(still.scan.pixels[0], zipped.pixels[20])

@@ -1,6 +1,7 @@
 """``load_scan``: any supported input -> :class:`hepatoscan.scan.Scan`, with clear errors.
 
-Supported: PNG, JPEG, BMP, TIFF, WebP (8/16-bit, RGB(A), palette -> grey); one DICOM file (a
+Supported: PNG, JPEG, BMP, TIFF, WebP, GIF (8/16-bit, RGB(A), palette -> grey); an animated GIF,
+WebP or PNG (a cine loop) as the series of its frames; one DICOM file (a
 multi-frame one, such as Enhanced CT, is a series); a DICOM series as a folder or a .zip; a stack
 of image slices (one series exported as PNG/JPEG/...) as a folder or a .zip, or as the pages of one
 multi-page TIFF (an ImageJ stack: its voxel size is read); NIfTI .nii / .nii.gz (3D); NRRD
@@ -29,6 +30,7 @@ from .image import read_image
 from .itk_formats import is_metaimage, is_nrrd, read_metaimage, read_nrrd
 from .nifti import GUESSED_AXES_ADVICE, oriented, read_nifti, slice_sources
 from .stack import is_image_name, read_image_stack
+from .animation import animation_frames, animation_kind, frame_count
 from .tiff import imagej_spacing_mm, tiff_page_count, tiff_pages
 
 log = logging.getLogger(__name__)
@@ -139,6 +141,9 @@ def _from_bytes(data: bytes, name: str, limits: LoadLimits, series: str | None =
     n_pages = tiff_page_count(data)
     if n_pages > 1:
         return _tiff_pages_scan(data, name, limits, n_pages)
+    n_frames = frame_count(data)
+    if n_frames > 1:
+        return _animation_scan(data, name, limits, n_frames)
     image = read_image(data, name, limits)
     return _checked(Scan(image.pixels[None].astype(np.float32), image.hu_offset is not None, None, image.format,
                          _stem(name), warnings=image.warnings), limits)
@@ -315,6 +320,22 @@ def _tiff_pages_scan(data: bytes, name: str, limits: LoadLimits, n_pages: int) -
         spacing = None  # one voxel size for pages of different sizes: not a series
     return _checked(Scan(d["pixels"], d["is_hu"], spacing, d["format"], _stem(name), _stack_metadata(d),
                          warnings=warnings + _sizes_note(d)), limits)
+
+
+def _animation_scan(data: bytes, name: str, limits: LoadLimits, n_frames: int) -> Scan:
+    """An animated GIF, WebP or PNG -> one Scan of its frames, read as one series' slices (io.stack:
+    one window for the series), in frame order, with no spacing and a note that says so."""
+    if n_frames > limits.max_slices:
+        raise InputTooLargeError(f"{name}: {n_frames} frames, over the limit of {limits.max_slices} slices. "
+                                 "Give one series at a time.")
+    kind, fmt = animation_kind(data)
+    d = read_image_stack(animation_frames(data, _stem(name)), name, limits)
+    log.info("%s: %d frames of an animated %s read as one stack, in frame order", name, n_frames, kind)
+    note = Note(f"An animated {kind} of {n_frames} frames (a cine loop or a scroll through a series): its frames "
+                "were read as one series' slices, in frame order. If the animation plays the series forth and "
+                "back, slices repeat: give the slice spacing only for a one-way scroll, or export the slices.")
+    return _checked(Scan(d["pixels"], d["is_hu"], None, f"{fmt}-stack", _stem(name), _stack_metadata(d),
+                         warnings=[note, *d["warnings"], *_sizes_note(d)]), limits)
 
 
 class _ChunkedGzip(io.RawIOBase):

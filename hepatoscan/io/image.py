@@ -15,7 +15,7 @@ from ..errors import InputError, InputTooLargeError, UnsupportedFormatError
 from ..marks import read_colour
 from ..scan import Note
 
-FORMATS = {"PNG": "png", "JPEG": "jpeg", "BMP": "bmp", "TIFF": "tiff", "MPO": "jpeg", "WEBP": "webp"}
+FORMATS = {"PNG": "png", "JPEG": "jpeg", "BMP": "bmp", "TIFF": "tiff", "MPO": "jpeg", "WEBP": "webp", "GIF": "gif"}
 # Lossy WebP spreads black as JPEG does, and is read alike (Scan.jpeg). LiTS 117 exported at W350/L50
 # as WebP q75, liver / tumor Dice: read as lossless 0.926 / 0.645, as JPEG 0.932 / 0.670 (PNG 0.931 /
 # 0.671); IRCAD p01 +0.002; CHAOS 0.947 -> 0.945; the same at W1000/L0 and W2000/L0 either way.
@@ -24,7 +24,7 @@ EXIF_ORIENTATION = 0x0112  # 1 upright; 2 to 8 mirrored and/or turned, as a came
 ORIENTATION_WORDS = {2: "mirrored left-right", 3: "turned 180 degrees", 4: "flipped upside down",
                      5: "mirrored and turned 90 degrees", 6: "turned 90 degrees clockwise",
                      7: "mirrored and turned 90 degrees", 8: "turned 90 degrees counter-clockwise"}
-SUPPORTED = "PNG, JPEG, BMP, TIFF or WebP"
+SUPPORTED = "PNG, JPEG, BMP, TIFF, WebP or GIF"
 WIDE_MODES = ("I;16", "I;16B", "I;16L", "I;16S", "I", "F")  # 16-bit, 32-bit integer and float images
 
 # 16-bit and float image files may hold CT numbers, not display grey levels: research pipelines
@@ -102,10 +102,10 @@ def read_image(data: bytes, name: str, limits: LoadLimits, hu_offset: int | None
                 raise UnsupportedFormatError(
                     f"{name}: a multi-page TIFF ({img.n_frames} pages) among other images. Give it on its "
                     "own: its pages are read as one series.")
-            if getattr(img, "n_frames", 1) > 1:
+            if getattr(img, "n_frames", 1) > 1:  # given alone, io.animation reads it as a series
                 raise UnsupportedFormatError(
-                    f"{name}: the file holds {img.n_frames} frames (an animation, or a multi-picture file). "
-                    "Export one slice per file, or give the study as DICOM or NIfTI.")
+                    f"{name}: an animation of {img.n_frames} frames among other images. Give it on its own: "
+                    "its frames are read as one series.")
             img.load()
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise InputTooLargeError(f"{name}: refused as a possible decompression bomb ({e}).") from e
