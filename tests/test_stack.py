@@ -465,8 +465,8 @@ def test_an_animation_reads_as_one_series_of_display_slices(predictor, sample_vo
     """A scroll through a series saved as an animated GIF (a viewer's cine loop, shared in a message),
     animated WebP or animated PNG: its frames are read as one series' slices in frame order, with a
     note, and segment as the same slices in a zip of PNGs do (GIF and PNG keep every grey level; a
-    lossy WebP is read as a JPEG is). A still GIF is one image; an animation among other images is
-    refused (tests/test_io.py)."""
+    lossy WebP is read as a JPEG is). One played forth and back keeps its first half. A still GIF is
+    one image; an animation among other images is refused (tests/test_io.py)."""
     from hepatoscan.pipeline import analyze
 
     _, hu, labels = sample_volume
@@ -483,11 +483,15 @@ def test_an_animation_reads_as_one_series_of_display_slices(predictor, sample_vo
         scan = result.scan
         assert scan.n_slices == len(frames) and scan.source_format == source and scan.spacing_mm is None, fmt
         assert scan.metadata["slice_files"][:2] == ["scroll_f0001.png", "scroll_f0002.png"]
-        assert [w for w in result.warnings if f"{len(frames)} frames" in w and "forth and back" in w]
+        assert [w for w in result.warnings if f"{len(frames)} frames" in w and "in frame order" in w]
         if fmt != "WEBP":
             assert np.array_equal(scan.pixels, zipped.pixels), fmt
             assert np.array_equal(result.segmentation.liver, expected.liver), fmt
         assert dice(result.segmentation.liver, labels[20:60] >= 1) > 0.9, fmt
+    buf = io.BytesIO()  # played forth and back: the first half is the series
+    images[0].save(buf, format="GIF", save_all=True, append_images=images[1:] + images[-2::-1], duration=50)
+    looped = load_scan(buf.getvalue(), "loop.gif")
+    assert np.array_equal(looped.pixels, zipped.pixels) and [w for w in looped.warnings if "forth and back" in w]
     buf = io.BytesIO()
     images[20].save(buf, format="GIF")
     still = analyze(predictor, buf.getvalue(), filename="slice.gif")

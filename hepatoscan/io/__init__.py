@@ -324,18 +324,43 @@ def _tiff_pages_scan(data: bytes, name: str, limits: LoadLimits, n_pages: int) -
 
 def _animation_scan(data: bytes, name: str, limits: LoadLimits, n_frames: int) -> Scan:
     """An animated GIF, WebP or PNG -> one Scan of its frames, read as one series' slices (io.stack:
-    one window for the series), in frame order, with no spacing and a note that says so."""
+    one window for the series), in frame order, with no spacing and a note that says so. An
+    animation that plays the series forth and back (its second half the first reversed) keeps the
+    first half."""
     if n_frames > limits.max_slices:
         raise InputTooLargeError(f"{name}: {n_frames} frames, over the limit of {limits.max_slices} slices. "
                                  "Give one series at a time.")
     kind, fmt = animation_kind(data)
     d = read_image_stack(animation_frames(data, _stem(name)), name, limits)
     log.info("%s: %d frames of an animated %s read as one stack, in frame order", name, n_frames, kind)
-    note = Note(f"An animated {kind} of {n_frames} frames (a cine loop or a scroll through a series): its frames "
-                "were read as one series' slices, in frame order. If the animation plays the series forth and "
-                "back, slices repeat: give the slice spacing only for a one-way scroll, or export the slices.")
+    kept = _one_way(d["pixels"])
+    if kept < n_frames:
+        d["pixels"], d["files"] = d["pixels"][:kept], d["files"][:kept]
+        d["image_sizes"] = d["image_sizes"][:kept] if d["image_sizes"] else None
+        note = Note(f"An animated {kind} of {n_frames} frames (a cine loop) that plays the series forth and back: "
+                    f"its first {kept} frames were read as one series' slices, in frame order, the rest being "
+                    "the same slices again.")
+    else:
+        note = Note(f"An animated {kind} of {n_frames} frames (a cine loop or a scroll through a series): its "
+                    "frames were read as one series' slices, in frame order.")
     return _checked(Scan(d["pixels"], d["is_hu"], None, f"{fmt}-stack", _stem(name), _stack_metadata(d),
                          warnings=[note, *d["warnings"], *_sizes_note(d)]), limits)
+
+
+ONE_WAY_MAX_GREY_DIFF = 2.0  # mean |difference| of frames taken for the same slice (a lossy WebP's recoding)
+
+
+def _one_way(frames: np.ndarray) -> int:
+    """(N, H, W) frames of an animation -> how many to keep: the first half (and its turning frame)
+    where the rest is the first half reversed (a forth-and-back loop), else all N."""
+    n = len(frames)
+    half = n // 2
+    if n < 3 or half < 1:
+        return n
+    for i in range(half):
+        if np.abs(frames[i].astype(np.float32) - frames[n - 1 - i]).mean() > ONE_WAY_MAX_GREY_DIFF:
+            return n
+    return n - half
 
 
 class _ChunkedGzip(io.RawIOBase):
