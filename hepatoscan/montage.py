@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .preprocessing import body_floor, montage_grid, read_panel, to_grayscale
+from .preprocessing import body_floor, montage_grid, read_panel, to_grayscale, viewport_grid
+from .quality import viewport_warning
 from .scan import Note, Scan
 from .wording import agree
 
@@ -213,11 +214,17 @@ def split_if_montage(scan: Scan) -> tuple[Scan, Split | None]:
     """``scan`` with every montage among its 8-bit images cut into its slices (:func:`find_montages`,
     :func:`plan_split`, :func:`split_scan`), with the :class:`Split` (for a reference's labels);
     else ``scan`` and None. An 8-bit scan whose every image was checked and found to hold one slice
-    is marked so (``metadata["montage"] = None``): the predictor does not look again."""
+    is marked so (``metadata["montage"] = None``): the predictor does not look again. A single image
+    that holds a viewer's layout of unlike views (preprocessing.viewport_grid) gets a warning."""
     montages, checked_all = find_montages(scan)
     if montages:
         split = plan_split(scan, montages)
         return split_scan(scan, split), split
     if not scan.is_hu and checked_all:
         scan.metadata["montage"] = None
+    if not scan.is_hu and scan.n_slices == 1:
+        _, _, pixels, estimate = read_panel(to_grayscale(scan.pixels[0]), scan.jpeg)
+        grid = viewport_grid(pixels, estimate)
+        if grid is not None:
+            scan.warnings.append(viewport_warning(grid))
     return scan, None

@@ -584,6 +584,30 @@ def _tile_body(body: np.ndarray) -> np.ndarray:
     return body[np.ix_(rows, cols)]
 
 
+def _tile_grids(gray: np.ndarray, estimate: WindowEstimate | None):
+    """Every grid of up to MONTAGE_MAX_TILES x MONTAGE_MAX_TILES equal tiles of an 8-bit image (at
+    least MONTAGE_MIN_TILE_PX a side, neither side over twice the other) whose every tile holds a
+    body (MONTAGE_MIN_BODY of it; the body: above :func:`body_floor`), fewest tiles first ->
+    (rows, columns, each tile's (h, w) bool body)."""
+    g = np.asarray(gray, np.float32)
+    body = g > body_floor(False, estimate or estimate_display_window(g))
+    h, w = g.shape
+    for rows in range(1, MONTAGE_MAX_TILES + 1):
+        for cols in range(1, MONTAGE_MAX_TILES + 1):
+            th, tw = h // rows, w // cols
+            if rows * cols < 2 or min(th, tw) < MONTAGE_MIN_TILE_PX or not 0.5 <= th / tw <= 2.0:
+                continue
+            tiles = [body[i * th:(i + 1) * th, j * tw:(j + 1) * tw] for i in range(rows) for j in range(cols)]
+            if min(_tile_body(t).mean() for t in tiles) >= MONTAGE_MIN_BODY:
+                yield rows, cols, tiles
+
+
+def _overlap(tiles: list[np.ndarray]) -> float:
+    """Tiles' bodies -> their mean pairwise intersection over union, each sampled on MONTAGE_MASK_PX."""
+    bodies = [_tile_body(t) for t in tiles]
+    return float(np.mean([(a & b).sum() / max(1, (a | b).sum()) for a, b in combinations(bodies, 2)]))
+
+
 def montage_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> tuple[int, int] | None:
     """(rows, columns) of CT slices laid side by side in one 8-bit image (a viewer's montage or
     key-image layout), or None where it looks like one slice.
@@ -600,27 +624,41 @@ def montage_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> tu
     2 x 2, 2 x 3 and 3 x 3 montages of CHAOS and IRCAD liver slices are found with their grid
     (overlap 0.81 to 0.95); LiTS 117's cube fills its frame, so its montages are not.
     """
-    g = np.asarray(gray, np.float32)
-    body = g > body_floor(False, estimate or estimate_display_window(g))
-    h, w = g.shape
     best = None
-    for rows in range(1, MONTAGE_MAX_TILES + 1):
-        for cols in range(1, MONTAGE_MAX_TILES + 1):
-            th, tw = h // rows, w // cols
-            if rows * cols < 2 or min(th, tw) < MONTAGE_MIN_TILE_PX or not 0.5 <= th / tw <= 2.0:
-                continue
-            if best is not None and rows * cols <= best[0] * best[1]:
-                continue
-            bodies = [_tile_body(body[i * th:(i + 1) * th, j * tw:(j + 1) * tw])
-                      for i in range(rows) for j in range(cols)]
-            if min(b.mean() for b in bodies) < MONTAGE_MIN_BODY:
-                continue
-            border = max(np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]]).mean() for b in bodies)
-            if border > MONTAGE_MAX_BORDER_BODY:
-                continue
-            overlap = np.mean([(a & b).sum() / max(1, (a | b).sum()) for a, b in combinations(bodies, 2)])
-            if overlap >= MONTAGE_MIN_OVERLAP:
-                best = (rows, cols)
+    for rows, cols, tiles in _tile_grids(gray, estimate):
+        if best is not None and rows * cols <= best[0] * best[1]:
+            continue
+        bodies = [_tile_body(t) for t in tiles]
+        border = max(np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]]).mean() for b in bodies)
+        if border <= MONTAGE_MAX_BORDER_BODY and _overlap(tiles) >= MONTAGE_MIN_OVERLAP:
+            best = (rows, cols)
+    return best
+
+
+VIEWPORT_SIDE_INSET_PX = 4  # a viewport's sides are read this far in (past the lines between viewports)
+VIEWPORT_MAX_SIDE_BODY = 0.1  # share of any viewport side that may be body: each view lies clear of its frame
+
+
+def viewport_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> tuple[int, int] | None:
+    """(rows, columns) of a viewer's layout of viewports that show different views (axial, coronal,
+    sagittal, or unlike slices) in one 8-bit image, or None. A grid as :func:`montage_grid` tries
+    whose every tile holds a body lying clear of the tile's sides (at most VIEWPORT_MAX_SIDE_BODY of
+    each side, read VIEWPORT_SIDE_INSET_PX in) but whose bodies are not alike (below
+    MONTAGE_MIN_OVERLAP: else it is a montage). One slice cut into tiles is cut through its body,
+    whose cut sides then hold body. Of several grids, the one with the most tiles. Measured: a 2 x 2
+    axial, coronal, sagittal and axial layout of CHAOS is found (overlap 0.52, sides at most 0.02);
+    none of the 639 real 8-bit slices, nor of the four HU volumes rendered at W150/L30, W400/L40 and
+    W2000/L0 (every 4th slice)."""
+    m = VIEWPORT_SIDE_INSET_PX
+    best = None
+    for rows, cols, tiles in _tile_grids(gray, estimate):
+        if best is not None and rows * cols <= best[0] * best[1]:
+            continue
+        if min(min(t.shape) for t in tiles) <= 2 * m:
+            continue
+        sides = max(max(t[m].mean(), t[-1 - m].mean(), t[:, m].mean(), t[:, -1 - m].mean()) for t in tiles)
+        if sides <= VIEWPORT_MAX_SIDE_BODY and _overlap(tiles) < MONTAGE_MIN_OVERLAP:
+            best = (rows, cols)
     return best
 
 

@@ -194,6 +194,15 @@ def montage_warning(grids: list[tuple[int, int] | None], slices: int) -> str | N
             "of its own (several at once in a .zip, measured image by image).")
 
 
+def viewport_warning(grid: tuple[int, int]) -> str:
+    """A viewer's layout of unlike views in one image (preprocessing.viewport_grid) -> a warning."""
+    rows, cols = grid
+    return (f"The image looks like a viewer's layout of {rows * cols} viewports ({rows} x {cols}) showing different "
+            "views (axial, coronal or sagittal planes, or unlike slices). The model reads one axial CT slice at a "
+            "time, so this result is unreliable: crop or export the axial viewport alone and segment it. (Several "
+            "axial slices of one patient side by side are split and read one by one.)")
+
+
 def inverted_note(inverted: int, slices: int) -> Note | None:
     """How many of ``slices`` were read inverted back (preprocessing.looks_inverted) -> a note for the
     user, or None when none was."""

@@ -481,6 +481,42 @@ def test_a_montage_of_slices_is_split_into_them(predictor, data_dir, sample_pngs
     assert np.asarray(Image.open(masks / "page2.png")).shape == (h, w)
 
 
+def test_a_viewer_layout_of_unlike_views_is_warned_of(predictor, data_dir):
+    """A viewer's 2 x 2 layout (axial, coronal, sagittal and another axial view of CHAOS, grey lines
+    between the viewports) is no montage, since its views are unlike; it was read as one picture
+    with no word. Now the user is told to crop the axial viewport. A 1 x 2 layout (axial beside
+    coronal) is found too; no real 8-bit slice, nor a slice cut in two, is taken for one."""
+    from hepatoscan.preprocessing import montage_grid, viewport_grid
+
+    hu, labels, spacing = _chaos(data_dir)
+    z = int(np.argmax((labels >= 1).sum(axis=(1, 2))))
+    y, x = int(np.argmax((labels >= 1).sum(axis=(0, 2)))), int(np.argmax((labels >= 1).sum(axis=(0, 1))))
+    axial = render_8bit(hu[z], (-160, 240)).astype(np.uint8)
+    stretch = spacing[0] / spacing[1]
+
+    def framed(plane: np.ndarray) -> np.ndarray:  # a coronal or sagittal view, letterboxed in a square viewport
+        view = np.asarray(Image.fromarray(render_8bit(plane[::-1], (-160, 240)).astype(np.uint8)).resize(
+            (512, int(plane.shape[0] * stretch))))
+        out = np.zeros((512, 512), np.uint8)
+        top = (512 - view.shape[0]) // 2
+        out[top:top + view.shape[0]] = view
+        return out
+
+    layout = np.block([[axial, framed(hu[:, y, :])], [framed(hu[:, :, x]), render_8bit(hu[z - 10], (-160, 240)).astype(np.uint8)]])
+    layout[510:514, :] = 90
+    layout[:, 510:514] = 90
+    assert montage_grid(layout.astype(np.float32)) is None and viewport_grid(layout.astype(np.float32)) == (2, 2)
+    result = analyze(predictor, _png(layout), filename="layout.png")
+    warned = [w for w in result.warnings if "viewer's layout of 4 viewports (2 x 2)" in w]
+    assert warned and "crop or export the axial viewport" in warned[0] and message_label(warned[0]) == "Warning"
+    assert viewport_grid(np.block([[axial, framed(hu[:, y, :])]]).astype(np.float32)) == (1, 2)
+    assert viewport_grid(axial.astype(np.float32)) is None
+    plain = analyze(predictor, _png(axial), filename="axial.png")
+    assert not [w for w in plain.warnings if "viewports" in w]
+    for path in sorted((data_dir / "slices").glob("*/images/*.png")):
+        assert viewport_grid(np.asarray(Image.open(path).convert("L"), np.float32)) is None, path.name
+
+
 def test_a_long_stack_is_checked_for_montages_by_a_sample(data_dir):
     """A stack of up to 32 images of one size is checked image by image; a longer one (a series'
     slices) by its first, middle and last image, and image by image only where one of them holds a
