@@ -169,25 +169,45 @@ def lettering(grey: np.ndarray, jpeg: bool = False, cfg: QualityConfig = Quality
     return found if n_glyphs >= cfg.lettering_min_specks else none
 
 
+# A long stack of one size (a series' slices) is first looked at in a few slices: a viewer prints its
+# lettering on every slice of a series alike, so where these hold none the rest are not read
+# (~6 ms a 512 x 512 slice saved on a clean series).
+LETTERING_SAMPLE_ABOVE = 32
+LETTERING_SAMPLED = 3
+
+
+def _clear(scan: Scan, k: int, cfg: QualityConfig) -> bool:
+    """Set the lettering of image k of an 8-bit scan to the median grey just around it -> whether it held any."""
+    hk, wk = scan.image_size(k)
+    specks = lettering(scan.pixels[k, :hk, :wk], scan.jpeg, cfg)
+    if not specks.any():
+        return False
+    if not scan.pixels.flags.writeable:
+        scan.pixels = scan.pixels.copy()
+    image = scan.pixels[k, :hk, :wk]
+    ring = dilate(specks, 1) & ~specks
+    image[specks] = np.median(image[ring]) if ring.any() else 0
+    return True
+
+
 def clear_lettering(scan: Scan, cfg: QualityConfig = QualityConfig()) -> Scan:
     """An 8-bit scan -> the same scan with the lettering around each image's body (:func:`lettering`)
     set to the median grey of the pixels just around it, with a note; HU scans, and images without
-    lettering, unchanged."""
+    lettering, unchanged. A stack of more than LETTERING_SAMPLE_ABOVE images of one size is read
+    whole only where one of LETTERING_SAMPLED of its slices (first, middle, last) holds lettering."""
     if scan.is_hu:
         return scan
-    cleared = 0
-    for k in range(scan.n_slices):
-        hk, wk = scan.image_size(k)
-        image = scan.pixels[k, :hk, :wk]
-        specks = lettering(image, scan.jpeg, cfg)
-        if not specks.any():
-            continue
-        ring = dilate(specks, 1) & ~specks
-        if not scan.pixels.flags.writeable:
-            scan.pixels = scan.pixels.copy()
-            image = scan.pixels[k, :hk, :wk]
-        image[specks] = np.median(image[ring]) if ring.any() else 0
-        cleared += 1
+    n = scan.n_slices
+    order = list(range(n))
+    if n > LETTERING_SAMPLE_ABOVE and not scan.sizes_differ:
+        sample = sorted({int(k) for k in np.linspace(0, n - 1, LETTERING_SAMPLED).round()})
+        if not any([_clear(scan, k, cfg) for k in sample]):
+            return scan
+        order = [k for k in order if k not in sample]
+        cleared = True
+    else:
+        cleared = False
+    cleared = any([_clear(scan, k, cfg) for k in order]) or cleared
     if cleared:
         scan.warnings.append(LETTERING_NOTE)
     return scan

@@ -195,3 +195,27 @@ def test_screenshots_with_lettering_segment_as_the_plain_slice(predictor, data_d
         if found.any():
             touched[path.name] = np.nonzero(found)[0].min() / found.shape[0]
     assert len(touched) <= 6 and all(top > 0.7 for top in touched.values()), touched  # bits of the table
+
+
+def test_a_long_series_is_cleared_where_a_sample_of_its_slices_holds_lettering(data_dir):
+    """A viewer prints its lettering on every slice of a series: a stack of over 32 slices is read
+    whole where its first, middle or last slice holds lettering, and left unread (no note) where
+    none does, however a slice between them looks."""
+    import nibabel as nib
+
+    from hepatoscan.io.nifti import read_nifti
+    from hepatoscan.marks import LETTERING_NOTE, clear_lettering, lettering
+    from hepatoscan.scan import Scan
+
+    folder = data_dir / "volumes" / "chaos_ct_set3"
+    hu = read_nifti(nib.load(str(folder / "volume.nii.gz")))[0]
+    slices = [render_8bit(np.asarray(hu[z], np.float32), (-160, 240)).astype(np.uint8) for z in range(20, 60)]
+    lettered = Scan(np.stack([_corner_lettering(s, 16) for s in slices]), False, None, "png-stack", "series")
+    cleared = clear_lettering(lettered)
+    assert LETTERING_NOTE in cleared.warnings and not any(lettering(p).any() for p in cleared.pixels)
+    one = np.stack(slices)
+    one[7] = _corner_lettering(slices[7], 16)
+    missed = clear_lettering(Scan(one.copy(), False, None, "png-stack", "series"))
+    assert LETTERING_NOTE not in missed.warnings and np.array_equal(missed.pixels, one)
+    short = clear_lettering(Scan(one[:30].copy(), False, None, "png-stack", "series"))  # 32 or fewer: every slice
+    assert LETTERING_NOTE in short.warnings and not lettering(short.pixels[7]).any()
