@@ -6,9 +6,8 @@ Read as grey, a yellow measurement line across the liver is a bright stripe the 
 vessel's or the liver's edge (2 px lines, 60 px circles and coloured lettering over the liver of
 held-out CHAOS slices: liver Dice 0.938 -> 0.914; filled in, 0.937). Thin marks hide little of
 the CT under them, so each is filled from its edges inward with the mean of the grey pixels
-around it. Thick or wide colour (a filled overlay,
-such as HepatoScan's own, or a colour map) hides the CT itself: it is left, and the user is warned
-(quality.colour_warning).
+around it. Thick or wide colour (a filled overlay, such as HepatoScan's own, or a colour map)
+hides the CT itself: it is left, and the user is warned (quality.colour_warning).
 
 Lettering: grey or white marks cannot be told from the CT by colour, but a viewer's lettering (the
 patient's name, the window, the slice position in the corners) lies in the air around the body, in
@@ -25,17 +24,8 @@ import numpy as np
 
 from .config import QualityConfig
 from .morphology import Components, dilate, fill_holes_2d
-from .quality import colour_fraction, colour_warning
+from .quality import coloured, colour_warning
 from .scan import Note, Scan
-
-
-def coloured(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> np.ndarray:
-    """(H, W, 3) uint8 -> (H, W) bool: pixels whose R, G and B differ by more than
-    ``cfg.colour_chroma`` grey levels (quality.colour_fraction counts the same pixels)."""
-    a = np.asarray(rgb)
-    r, g, b = a[..., 0], a[..., 1], a[..., 2]
-    chroma = np.maximum(np.maximum(r, g), b).astype(np.int16) - np.minimum(np.minimum(r, g), b)
-    return chroma > cfg.colour_chroma
 
 
 def are_thin(marks: np.ndarray, cfg: QualityConfig = QualityConfig()) -> bool:
@@ -87,17 +77,6 @@ def fill_in(grey: np.ndarray, marks: np.ndarray) -> np.ndarray:
     return out
 
 
-def remove_marks(grey: np.ndarray, rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple[np.ndarray, float]:
-    """(H, W) float32 grey levels of a colour image and its (H, W, 3) uint8 RGB -> (the grey image
-    with its thin coloured marks filled in, the share of the image filled: 0.0 where there are
-    none, or where the colour is not thin marks and is left as it is)."""
-    marks = coloured(rgb, cfg)
-    if not are_thin(marks, cfg):
-        return grey, 0.0
-    marks = dilate(marks, cfg.marks_pad_px)  # the rim a JPEG's chroma blur leaves
-    return fill_in(grey, marks), float(np.count_nonzero(marks)) / marks.size
-
-
 MARKS_NOTE = Note("Coloured marks drawn over the image (a viewer's measurement lines, outlines, arrows or lettering) "
                   "were filled in from the grey around them before segmenting, so that the model does not read "
                   "them as anatomy; the masks under them are the model's guess from that fill. Grey or white marks "
@@ -105,11 +84,23 @@ MARKS_NOTE = Note("Coloured marks drawn over the image (a viewer's measurement l
 
 
 def read_colour(grey: np.ndarray, rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> tuple[np.ndarray, str | None]:
-    """(H, W) float32 grey levels of a colour image and its (H, W, 3) uint8 RGB -> (the grey image,
-    its thin coloured marks filled in; what the user is told: MARKS_NOTE where marks were filled,
-    the colour warning (quality.colour_warning) where the colour is more than thin marks, else None)."""
-    grey, filled = remove_marks(grey, rgb, cfg)
-    return grey, MARKS_NOTE if filled else colour_warning(colour_fraction(rgb, cfg), cfg)
+    """(H, W) float32 grey levels of a colour image and its (H, W, 3) uint8 RGB -> (the grey image
+    with its thin coloured marks filled in, each widened by ``cfg.marks_pad_px`` first for the rim a
+    JPEG's chroma blur leaves; what the user is told: :func:`colour_message`)."""
+    marks = coloured(rgb, cfg)
+    if are_thin(marks, cfg):
+        grey = fill_in(grey, dilate(marks, cfg.marks_pad_px))
+    return grey, _message(marks, cfg)
+
+
+def colour_message(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> str | None:
+    """(H, W, 3) uint8 RGB of a colour image -> MARKS_NOTE where its colour is thin marks (filled in
+    by :func:`read_colour`), the colour warning (quality.colour_warning) where it is more, else None."""
+    return _message(coloured(rgb, cfg), cfg)
+
+
+def _message(marks: np.ndarray, cfg: QualityConfig) -> str | None:
+    return MARKS_NOTE if are_thin(marks, cfg) else colour_warning(float(marks.mean()) if marks.size else 0.0, cfg)
 
 
 LETTERING_NOTE = Note("Small bright marks in the air around the body (a viewer's lettering: name, window, slice "
@@ -122,24 +113,25 @@ def lettering(grey: np.ndarray, jpeg: bool = False, cfg: QualityConfig = Quality
 
     Glyphs: connected areas of ``cfg.lettering_min_grey`` or more no more than
     ``cfg.lettering_max_side`` of the image's shorter side (and 16 px) high and wide, and no more
-    than ``cfg.lettering_max_flatness`` times as wide as high. Lettering: a
-    connected area above ``cfg.lettering_floor_grey`` (a glyph, or a word or lines that antialiasing
-    or a JPEG's ringing joins) that is glyphs and their rims (``cfg.lettering_rim_px``;
-    ``cfg.lettering_jpeg_rim_px`` where ``jpeg``: its ringing reaches farther) all but
-    ``cfg.lettering_other_share`` of it, no more than ``cfg.lettering_max_block`` of the image
-    either way (a table's line is longer; an arm is mostly not its bone), lying outside the body:
-    farther than ``cfg.lettering_body_gap_px`` from everything else above the floor (the table's
-    edge included: lettering near it stays) and not enclosed by it (the body's fragments, a narrow window's organs apart in black fat and its dotted skin,
-    joined across such gaps and filled; a speck in bowel gas or the lungs lies inside, and stays);
-    with at least ``cfg.lettering_min_specks`` glyphs in all (fewer are stray bits of the table or a
-    cable)."""
+    than ``cfg.lettering_max_flatness`` times as wide as high. Lettering: a connected area above
+    ``cfg.lettering_floor_grey`` (a glyph, or a word or lines that antialiasing or a JPEG's ringing
+    joins) that is glyphs and their rims (``cfg.lettering_rim_px``; ``cfg.lettering_jpeg_rim_px``
+    where ``jpeg``: its ringing reaches farther) all but ``cfg.lettering_other_share`` of it, no
+    more than ``cfg.lettering_max_block`` of the image either way (a table's line is longer; an arm
+    is mostly not its bone), lying outside the body: farther than ``cfg.lettering_body_gap_px``
+    from everything else above the floor (the table's edge included: lettering near it stays) and
+    not enclosed by it (the body's fragments, a narrow window's organs apart in black fat and its
+    dotted skin, joined across such gaps and filled; a speck in bowel gas or the lungs lies
+    inside, and stays); with at least ``cfg.lettering_min_specks`` glyphs in all (fewer are stray
+    bits of the table or a cable)."""
     g = np.asarray(grey, np.float32)
     h, w = g.shape
     none = np.zeros((h, w), bool)
     cores = Components.of(g >= cfg.lettering_min_grey)
     if cores.n < cfg.lettering_min_specks:
         return none
-    sides = cores.bounds()[:, :, 1] - cores.bounds()[:, :, 0] + 1
+    bounds = cores.bounds()
+    sides = bounds[:, :, 1] - bounds[:, :, 0] + 1
     glyph = (sides <= max(16, int(cfg.lettering_max_side * min(h, w)))).all(axis=1)
     glyph &= sides[:, 1] <= cfg.lettering_max_flatness * sides[:, 0]  # a flat bit of a table's line is no glyph
     glyph[0] = False
@@ -151,7 +143,8 @@ def lettering(grey: np.ndarray, jpeg: bool = False, cfg: QualityConfig = Quality
     labels = areas.labels().ravel()
     total = areas.sizes()
     other = np.bincount(labels, weights=~rims.ravel(), minlength=areas.n + 1)
-    extent = areas.bounds()[:, :, 1] - areas.bounds()[:, :, 0] + 1
+    bounds = areas.bounds()
+    extent = bounds[:, :, 1] - bounds[:, :, 0] + 1
     block = (other <= cfg.lettering_other_share * total) & (extent <= cfg.lettering_max_block * np.array([h, w])).all(axis=1)
     block[0] = False
     blocks = block[labels].reshape(h, w)
@@ -167,13 +160,6 @@ def lettering(grey: np.ndarray, jpeg: bool = False, cfg: QualityConfig = Quality
     found = block[labels].reshape(h, w)
     n_glyphs = np.count_nonzero(np.bincount(core_labels[found & glyph[core_labels]], minlength=cores.n + 1)[1:])
     return found if n_glyphs >= cfg.lettering_min_specks else none
-
-
-# A long stack of one size (a series' slices) is first looked at in a few slices: a viewer prints its
-# lettering on every slice of a series alike, so where these hold none the rest are not read
-# (~6 ms a 512 x 512 slice saved on a clean series).
-LETTERING_SAMPLE_ABOVE = 32
-LETTERING_SAMPLED = 3
 
 
 def _clear(scan: Scan, k: int, cfg: QualityConfig) -> bool:
@@ -193,21 +179,15 @@ def _clear(scan: Scan, k: int, cfg: QualityConfig) -> bool:
 def clear_lettering(scan: Scan, cfg: QualityConfig = QualityConfig()) -> Scan:
     """An 8-bit scan -> the same scan with the lettering around each image's body (:func:`lettering`)
     set to the median grey of the pixels just around it, with a note; HU scans, and images without
-    lettering, unchanged. A stack of more than LETTERING_SAMPLE_ABOVE images of one size is read
-    whole only where one of LETTERING_SAMPLED of its slices (first, middle, last) holds lettering."""
+    lettering, unchanged. A long series is read whole only where its sample (Scan.series_sample:
+    a viewer prints its lettering on every slice alike) holds lettering."""
     if scan.is_hu:
         return scan
-    n = scan.n_slices
-    order = list(range(n))
-    if n > LETTERING_SAMPLE_ABOVE and not scan.sizes_differ:
-        sample = sorted({int(k) for k in np.linspace(0, n - 1, LETTERING_SAMPLED).round()})
-        if not any([_clear(scan, k, cfg) for k in sample]):
-            return scan
-        order = [k for k in order if k not in sample]
-        cleared = True
-    else:
-        cleared = False
-    cleared = any([_clear(scan, k, cfg) for k in order]) or cleared
-    if cleared:
+    sample = scan.series_sample()
+    first = [_clear(scan, k, cfg) for k in sample or []]
+    if sample and not any(first):
+        return scan
+    rest = [_clear(scan, k, cfg) for k in range(scan.n_slices) if k not in (sample or [])]
+    if any(first) or any(rest):
         scan.warnings.append(LETTERING_NOTE)
     return scan

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 
 import numpy as np
 
@@ -66,15 +67,6 @@ def _text_strip(rows_filled: np.ndarray) -> list[int]:
     return list(dict.fromkeys(c for c in (end + min(start, air), end + air // 2, end) if c < len(rows_filled)))
 
 
-# Which images of a stack of 8-bit images are checked: every one up to this many images, or where
-# they differ in size (separate images, which the predictor would check one by one anyway); in a
-# longer stack of one size (a series' slices, exported or printed), the first, middle and last: a
-# series exported as montage pages holds them throughout, and a montage the sample misses among
-# separate images is still warned of by the predictor (quality.montage_warning). ~4 ms an image.
-CHECK_ALL_UP_TO = 32
-SAMPLED = 3
-
-
 def montage_in(image: np.ndarray, jpeg: bool) -> Montage | None:
     """(H, W) grey levels of one 8-bit image -> the montage it holds (preprocessing.montage_grid,
     read inside a viewer's surround and, where the image is shown inverted, inverted back, as the
@@ -100,18 +92,20 @@ def _image(scan: Scan, k: int) -> np.ndarray:
 
 def find_montages(scan: Scan) -> tuple[dict[int, Montage], bool]:
     """The montages the images of an 8-bit scan hold -> ({image index: Montage}, whether every image
-    was checked). HU input holds none (a volume's slices). Which images are checked:
-    CHECK_ALL_UP_TO; where the sample holds a montage, every image is."""
+    was checked). HU input holds none (a volume's slices). A long series is checked by its sample
+    (Scan.series_sample: a series exported as montage pages holds them throughout), and image by
+    image where the sample holds a montage; a montage the sample misses among separate images is
+    still warned of by the predictor (quality.montage_warning)."""
     if scan.is_hu:
         return {}, True
-    n = scan.n_slices
-    check_all = n <= CHECK_ALL_UP_TO or scan.sizes_differ
-    checked = range(n) if check_all else sorted({int(k) for k in np.linspace(0, n - 1, SAMPLED).round()})
-    found = {k: m for k in checked if (m := montage_in(_image(scan, k), scan.jpeg)) is not None}
-    if found and not check_all:
-        found = {k: m for k in range(n) if (m := found.get(k) or montage_in(_image(scan, k), scan.jpeg)) is not None}
-        check_all = True
-    return found, check_all
+    sample = scan.series_sample()
+    found = {k: m for k in (sample or range(scan.n_slices)) if (m := montage_in(_image(scan, k), scan.jpeg)) is not None}
+    if sample and not found:
+        return {}, False
+    if sample:
+        found |= {k: m for k in range(scan.n_slices)
+                  if k not in found and (m := montage_in(_image(scan, k), scan.jpeg)) is not None}
+    return found, True
 
 
 @dataclass(frozen=True)
@@ -150,8 +144,7 @@ def _file_names(scan: Scan) -> list[str]:
 
 def tile_name(name: str, row: int, col: int) -> str:
     """A montage tile's file name: "sub/a.jpg", row 1, column 2 -> "sub/a_r1c2.png" (its label PNG's)."""
-    stem, _, _ = name.rpartition(".") if "." in name.rsplit("/", 1)[-1] else (name, "", "")
-    return f"{stem}_r{row + 1}c{col + 1}.png"
+    return f"{PurePosixPath(name).with_suffix('')}_r{row + 1}c{col + 1}.png"
 
 
 def plan_split(scan: Scan, montages: dict[int, Montage]) -> Split:

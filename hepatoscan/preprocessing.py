@@ -588,7 +588,7 @@ def _tile_grids(gray: np.ndarray, estimate: WindowEstimate | None):
     """Every grid of up to MONTAGE_MAX_TILES x MONTAGE_MAX_TILES equal tiles of an 8-bit image (at
     least MONTAGE_MIN_TILE_PX a side, neither side over twice the other) whose every tile holds a
     body (MONTAGE_MIN_BODY of it; the body: above :func:`body_floor`), fewest tiles first ->
-    (rows, columns, each tile's (h, w) bool body)."""
+    (rows, columns, each tile's (h, w) bool body, each tile's body sampled by :func:`_tile_body`)."""
     g = np.asarray(gray, np.float32)
     body = g > body_floor(False, estimate or estimate_display_window(g))
     h, w = g.shape
@@ -598,13 +598,13 @@ def _tile_grids(gray: np.ndarray, estimate: WindowEstimate | None):
             if rows * cols < 2 or min(th, tw) < MONTAGE_MIN_TILE_PX or not 0.5 <= th / tw <= 2.0:
                 continue
             tiles = [body[i * th:(i + 1) * th, j * tw:(j + 1) * tw] for i in range(rows) for j in range(cols)]
-            if min(_tile_body(t).mean() for t in tiles) >= MONTAGE_MIN_BODY:
-                yield rows, cols, tiles
+            sampled = [_tile_body(t) for t in tiles]
+            if min(b.mean() for b in sampled) >= MONTAGE_MIN_BODY:
+                yield rows, cols, tiles, sampled
 
 
-def _overlap(tiles: list[np.ndarray]) -> float:
-    """Tiles' bodies -> their mean pairwise intersection over union, each sampled on MONTAGE_MASK_PX."""
-    bodies = [_tile_body(t) for t in tiles]
+def _overlap(bodies: list[np.ndarray]) -> float:
+    """Tiles' bodies sampled by :func:`_tile_body` -> their mean pairwise intersection over union."""
     return float(np.mean([(a & b).sum() / max(1, (a | b).sum()) for a, b in combinations(bodies, 2)]))
 
 
@@ -625,12 +625,11 @@ def montage_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> tu
     (overlap 0.81 to 0.95); LiTS 117's cube fills its frame, so its montages are not.
     """
     best = None
-    for rows, cols, tiles in _tile_grids(gray, estimate):
+    for rows, cols, _, bodies in _tile_grids(gray, estimate):
         if best is not None and rows * cols <= best[0] * best[1]:
             continue
-        bodies = [_tile_body(t) for t in tiles]
         border = max(np.concatenate([b[0], b[-1], b[:, 0], b[:, -1]]).mean() for b in bodies)
-        if border <= MONTAGE_MAX_BORDER_BODY and _overlap(tiles) >= MONTAGE_MIN_OVERLAP:
+        if border <= MONTAGE_MAX_BORDER_BODY and _overlap(bodies) >= MONTAGE_MIN_OVERLAP:
             best = (rows, cols)
     return best
 
@@ -651,13 +650,13 @@ def viewport_grid(gray: np.ndarray, estimate: WindowEstimate | None = None) -> t
     W2000/L0 (every 4th slice)."""
     m = VIEWPORT_SIDE_INSET_PX
     best = None
-    for rows, cols, tiles in _tile_grids(gray, estimate):
+    for rows, cols, tiles, bodies in _tile_grids(gray, estimate):
         if best is not None and rows * cols <= best[0] * best[1]:
             continue
         if min(min(t.shape) for t in tiles) <= 2 * m:
             continue
         sides = max(max(t[m].mean(), t[-1 - m].mean(), t[:, m].mean(), t[:, -1 - m].mean()) for t in tiles)
-        if sides <= VIEWPORT_MAX_SIDE_BODY and _overlap(tiles) < MONTAGE_MIN_OVERLAP:
+        if sides <= VIEWPORT_MAX_SIDE_BODY and _overlap(bodies) < MONTAGE_MIN_OVERLAP:
             best = (rows, cols)
     return best
 

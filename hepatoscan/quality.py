@@ -96,12 +96,19 @@ def clipping_warning(fraction: float | None, cfg: QualityConfig = QualityConfig(
             "DICOM/NIfTI, if you can.")
 
 
-def colour_fraction(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> float:
-    """rgb: (H, W, 3) uint8 -> share in [0, 1] of the pixels whose R, G and B differ by more than
-    ``cfg.colour_chroma`` grey levels (0 for a grey image)."""
+def coloured(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> np.ndarray:
+    """(H, W, 3) uint8 -> (H, W) bool: pixels whose R, G and B differ by more than
+    ``cfg.colour_chroma`` grey levels (none in a grey image)."""
     a = np.asarray(rgb)
-    chroma = a.max(axis=-1).astype(np.int16) - a.min(axis=-1)
-    return float(np.count_nonzero(chroma > cfg.colour_chroma)) / chroma.size if chroma.size else 0.0
+    r, g, b = a[..., 0], a[..., 1], a[..., 2]
+    chroma = np.maximum(np.maximum(r, g), b).astype(np.int16) - np.minimum(np.minimum(r, g), b)
+    return chroma > cfg.colour_chroma
+
+
+def colour_fraction(rgb: np.ndarray, cfg: QualityConfig = QualityConfig()) -> float:
+    """rgb: (H, W, 3) uint8 -> share in [0, 1] of its :func:`coloured` pixels (0 for a grey image)."""
+    marks = coloured(rgb, cfg)
+    return float(np.count_nonzero(marks)) / marks.size if marks.size else 0.0
 
 
 def colour_warning(fraction: float, cfg: QualityConfig = QualityConfig()) -> str | None:

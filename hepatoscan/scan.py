@@ -41,6 +41,12 @@ def message_label(message: str) -> str:
     return "Note" if isinstance(message, Note) else "Warning"
 
 
+# Looking at a long series (montage pages, a viewer's lettering: ~4 to 6 ms a 512 x 512 slice) starts
+# with a few slices, since an export treats every slice alike: Scan.series_sample.
+SERIES_SAMPLE_ABOVE = 32
+SERIES_SAMPLED = 3
+
+
 @dataclass
 class Scan:
     """One loaded input.
@@ -101,6 +107,16 @@ class Scan:
         differ in size, or are the tiles of a montage (hepatoscan.montage). Stacks of one size may
         still be found separate by how little their neighbours look alike (the predictor's)."""
         return self.sizes_differ or bool(self.metadata.get("montage"))
+
+    def series_sample(self) -> list[int] | None:
+        """Where to look first for what an export puts on every slice of a series alike (montage
+        pages, a viewer's lettering): in a stack of over SERIES_SAMPLE_ABOVE images of one size, its
+        first, middle and last slice (SERIES_SAMPLED); None where every image is to be looked at
+        (fewer images, or images that differ in size: separate images, each its own)."""
+        n = self.n_slices
+        if n <= SERIES_SAMPLE_ABOVE or self.sizes_differ:
+            return None
+        return sorted({int(k) for k in np.linspace(0, n - 1, SERIES_SAMPLED).round()})
 
     def image_size(self, z: int) -> tuple[int, int]:
         """(H, W) of image ``z`` itself: pixels[z, :H, :W] (the rest is the canvas of a stack whose

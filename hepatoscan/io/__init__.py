@@ -355,7 +355,7 @@ def _one_way(frames: np.ndarray) -> int:
     where the rest is the first half reversed (a forth-and-back loop), else all N."""
     n = len(frames)
     half = n // 2
-    if n < 3 or half < 1:
+    if n < 3:
         return n
     for i in range(half):
         if np.abs(frames[i].astype(np.float32) - frames[n - 1 - i]).mean() > ONE_WAY_MAX_GREY_DIFF:

@@ -20,7 +20,7 @@ import numpy as np
 
 from ..config import LoadLimits
 from ..errors import InputError, UnsupportedFormatError
-from ..marks import read_colour
+from ..marks import colour_message, read_colour
 from ..wording import agree, count
 from .dicom_frames import frame_count, split_frames
 from .dicom_geometry import axial_display_origin, on_patient_axes, plane, reslice_to_axial, slice_axes
@@ -139,7 +139,7 @@ def _pixels_hu(ds, name: str) -> np.ndarray:
                                      "please report this file to the HepatoScan team.")
     arr = _decode(ds, name)
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
-        arr = _colour_to_grey(arr)[0]
+        arr = _colour_to_grey(arr)
     if arr.ndim != 2:
         raise UnsupportedFormatError(f"{name}: DICOM pixel array has shape {arr.shape}; expected one 2D slice.")
     slope = float(getattr(ds, "RescaleSlope", 1.0) or 1.0)
@@ -253,20 +253,21 @@ def _display_levels(pixels: np.ndarray, ds) -> np.ndarray:
     return a
 
 
-def _colour_to_grey(rgb: np.ndarray) -> tuple[np.ndarray, str | None]:
-    """(H, W, 3 or 4) colour pixels of a DICOM screenshot -> ((H, W) float32 grey, thin coloured
-    marks filled in; what the user is told), as for PNG/JPG screenshots (marks.read_colour)."""
+def _colour_to_grey(rgb: np.ndarray) -> np.ndarray:
+    """(H, W, 3 or 4) colour pixels of a DICOM screenshot -> (H, W) float32 grey, its thin coloured
+    marks filled in where it is 8-bit, as for PNG/JPG screenshots (marks.read_colour)."""
     rgb = np.asarray(rgb)[..., :3]
     grey = rgb.astype(np.float32) @ np.array([0.299, 0.587, 0.114], np.float32)
-    return read_colour(grey, rgb.astype(np.uint8)) if rgb.dtype == np.uint8 else (grey, None)
+    return read_colour(grey, rgb)[0] if rgb.dtype == np.uint8 else grey
 
 
 def _colour_warnings(ds) -> list[str]:
-    """A colour DICOM (read as grey) -> what the user is told of its colour, as for PNG/JPG screenshots."""
+    """A colour DICOM (read as grey) -> what the user is told of its colour, as for PNG/JPG
+    screenshots (marks.colour_message)."""
     if int(getattr(ds, "SamplesPerPixel", 1) or 1) < 3:
         return []
     rgb = np.asarray(ds.pixel_array)
-    warning = _colour_to_grey(rgb)[1] if rgb.ndim == 3 else None
+    warning = colour_message(rgb[..., :3]) if rgb.ndim == 3 else None
     return [warning] if warning else []
 
 
